@@ -1,0 +1,1 @@
+"""DockerFailover: active/passive Docker container failover between two hosts (HTTP heartbeats)."""

@@ -1,0 +1,1 @@
+"""failover_agent: the VOLTTRON failover agent (and its witness), built on failover_core."""

@@ -1,0 +1,59 @@
+"""failover_core: the sans-I/O heart of the toolkit.
+
+It reads no clock, opens no socket and runs no process. Drivers feed it facts and a monotonic
+``now``; it answers with decisions and their reasons. Where to look:
+
+- ``liveness``    PeerLiveness: is a peer up at ``now`` (deadline = last heartbeat + timeout)
+- ``tables``      the documented behaviour tables of the VOLTTRON failover agent, as data
+- ``decide``      decide(role, facts, now) -> Decision(action, code, reason): guards, then the table
+- ``transitions`` Transition records and StateMachine, the one choke point for state changes
+- ``hooks``       the notify-hook interface and the in-order, exactly-once delivery queue
+- ``heartbeat_auth`` HMAC signing and replay rejection for heartbeats
+- ``config``      validate a mapping into a typed (pydantic) model with an error naming file/key/value
+- ``clock``       the Clock protocol drivers implement and FakeClock for tests
+- ``shell``       the only I/O in this package: the shared CLI ``--check`` convention and the
+                  subprocess notify-hook runner, used by the drivers
+"""
+
+from failover_core.clock import Clock, FakeClock
+from failover_core.config import ConfigError, StrictModel, parse_config_text, validate_config
+from failover_core.decide import Decision, Facts, Policy, decide
+from failover_core.errors import FailoverCoreError, LocalUsageError, RemoteInputError
+from failover_core.heartbeat_auth import HeartbeatSigner, ReplayWindow
+from failover_core.hooks import HookQueue, HookResult, HookRunner
+from failover_core.liveness import Liveness, PeerLiveness
+from failover_core.shell.clock import MonotonicClock
+from failover_core.shell.config_file import load_config_file
+from failover_core.tables import Action, Role, Verdict
+from failover_core.transitions import IllegalTransition, StateMachine, Transition
+
+__all__ = [
+    "Action",
+    "Clock",
+    "ConfigError",
+    "Decision",
+    "Facts",
+    "FailoverCoreError",
+    "FakeClock",
+    "HeartbeatSigner",
+    "HookQueue",
+    "HookResult",
+    "HookRunner",
+    "IllegalTransition",
+    "Liveness",
+    "LocalUsageError",
+    "MonotonicClock",
+    "PeerLiveness",
+    "Policy",
+    "RemoteInputError",
+    "ReplayWindow",
+    "Role",
+    "StateMachine",
+    "StrictModel",
+    "Transition",
+    "Verdict",
+    "decide",
+    "load_config_file",
+    "parse_config_text",
+    "validate_config",
+]

@@ -1,0 +1,95 @@
+"""Config validation, one way for the whole project: pydantic models, one error type.
+
+``validate_config(Model, mapping, source=path)`` returns a frozen, typed object or raises
+ConfigError whose message names the file, the key (dotted path), the bad value and what is
+allowed, e.g.::
+
+    config/primary.json: key 'heartbeat_period': value 'ten' is not allowed: Input should be a valid number
+
+``parse_config_text(text, source=...)`` parses JSON or TOML, turning syntax errors into ConfigError
+with the line (reading the file is ``failover_core.shell.config_file.load_config_file``).
+Models subclass StrictModel: unknown keys are errors, not ignored.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from failover_core.errors import FailoverCoreError
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class ConfigError(FailoverCoreError):
+    """The operator's configuration is wrong. ``problems`` lists (key, value, allowed) triples."""
+
+    def __init__(self, source: str, problems: list[tuple[str, object, str]]) -> None:
+        self.source = source
+        self.problems = problems
+        lines = []
+        for key, value, allowed in problems:
+            where = f"key {key!r}" if key else "top level"
+            shown = "(missing)" if value is _MISSING else repr(value)
+            lines.append(f"{source}: {where}: value {shown} is not allowed: {allowed}")
+        super().__init__("\n".join(lines))
+
+
+_MISSING = type("Missing", (), {"__repr__": lambda self: "(missing)"})()
+
+
+class StrictModel(BaseModel):
+    """Base for config models: unknown keys are errors, objects are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+def _key_path(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def validate_config(model: type[M], data: object, *, source: str) -> M:
+    """Validate ``data`` (a mapping from JSON/TOML/etc.) into ``model`` or raise ConfigError."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        problems: list[tuple[str, object, str]] = []
+        for err in e.errors(include_url=False):
+            loc = tuple(p for p in err.get("loc", ()) if not (isinstance(p, str) and p.startswith("function-")))
+            value = _MISSING if err.get("type") == "missing" else err.get("input")
+            msg = err.get("msg", "invalid")
+            if err.get("type") == "extra_forbidden":
+                allowed = sorted(model.model_fields)
+                msg = f"unknown key (allowed keys: {', '.join(allowed)})"
+            problems.append((_key_path(loc), value, msg))
+        raise ConfigError(source, problems) from None
+
+
+def parse_config_text(text: str, *, source: str, fmt: str | None = None) -> Any:
+    """Parse JSON or TOML text. ``fmt`` is 'json' or 'toml'; None sniffs (JSON if it starts with { or [)."""
+    if fmt is None:
+        fmt = "json" if text.lstrip().startswith(("{", "[")) else "toml"
+    try:
+        if fmt == "json":
+            return json.loads(text)
+        if fmt == "toml":
+            return tomllib.loads(text)
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"{source}:{e.lineno}", [("", text.splitlines()[e.lineno - 1][:80] if text else "",
+                                                    f"not valid JSON: {e.msg} (column {e.colno})")]) from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(source, [("", "", f"not valid TOML: {e}")]) from None
+    raise ConfigError(source, [("", fmt, "format must be 'json' or 'toml'")])
+
+
+def as_mapping(data: object, *, source: str) -> Mapping[str, Any]:
+    if not isinstance(data, Mapping):
+        raise ConfigError(source, [("", type(data).__name__, "the top level must be an object/table")])
+    return data

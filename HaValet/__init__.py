@@ -1,0 +1,1 @@
+"""HaValet: a process valet: test/start/stop commands, priorities, stand-by hosts."""

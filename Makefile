@@ -1,0 +1,39 @@
+# The two commands a newcomer needs: `make demo` and `make test` (both set the machine up first).
+FT_PREFIX ?= /opt/failover-toolkit
+FT_VOLTTRON_USER ?= volttron
+VENV := $(FT_PREFIX)/venv
+PY := $(VENV)/bin/python
+SYSTEM ?= core
+PYTEST_ARGS ?=
+export FT_PREFIX FT_VOLTTRON_USER
+export FT_PLATFORM_VENV := $(FT_PREFIX)/platform-venv
+
+# demo module per system: make demo SYSTEM=core|agent|vrrp|docker|valet
+DEMO_core := failover_core.demo
+DEMO_agent := failover_agent.demo
+DEMO_vrrp := VrrpFailover.demo
+DEMO_docker := DockerFailover.demo
+DEMO_valet := HaValet.demo
+
+.PHONY: setup demo test lint bench clean-venv
+
+setup:
+	@bash scripts/bootstrap.sh
+
+demo: setup
+	$(PY) -m $(DEMO_$(SYSTEM))
+
+test: setup
+	$(PY) -m ruff check .
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: setup
+	$(PY) -m ruff check .
+
+# make bench BENCH=vrrp (runs bench/vrrp.py)
+BENCH ?= failoveragent
+bench: setup
+	$(PY) bench/$(BENCH).py
+
+clean-venv:
+	rm -rf $(VENV) $(FT_PREFIX)/platform-venv

@@ -1,0 +1,39 @@
+"""Packaging for the failover toolkit: one distribution, five packages, four console scripts.
+
+failover_core lives with the canonical VOLTTRON agent (FailoverAgent/failover_core) and is
+installed as a top-level package so the sibling systems import it.
+"""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="failover-toolkit",
+    version="0.1.0",
+    description="High-availability toolkit: VOLTTRON failover agent, Docker, VRRP and process failover",
+    python_requires=">=3.10,<3.13",
+    packages=[
+        *find_packages("FailoverAgent", include=["failover_core*", "failover_agent*"]),
+        *find_packages(include=["DockerFailover*", "VrrpFailover*", "HaValet*"]),
+    ],
+    package_dir={
+        "failover_core": "FailoverAgent/failover_core",
+        "failover_agent": "FailoverAgent/failover_agent",
+    },
+    install_requires=[
+        "pydantic>=2.5,<3",
+        "aiohttp>=3.9,<4",
+        "docker>=7,<8",
+        "pyroute2>=0.7",
+    ],
+    extras_require={
+        "volttron": ["volttron==11.0.0rc3", "poetry>=2,<3"],
+        "test": ["pytest>=8", "pytest-timeout>=2.3", "hypothesis>=6.100", "ruff>=0.6"],
+    },
+    entry_points={
+        "console_scripts": [
+            "docker-failover=DockerFailover.cli:main",
+            "vrrp-failover=VrrpFailover.cli:main",
+            "ha-valet=HaValet.cli:main",
+        ],
+    },
+)

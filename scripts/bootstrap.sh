@@ -39,12 +39,12 @@ VENV=$FT_PREFIX/venv
 if [ "$(cat "$VENV/.ft-stamp" 2>/dev/null)" != "$stamp_in" ]; then
   log "building $VENV"
   [ -x "$VENV/bin/python" ] || $PY -m venv "$VENV"
-  "$VENV/bin/pip" install -q --disable-pip-version-check 'pip<25' 'setuptools>=68' wheel
-  "$VENV/bin/pip" install -q --disable-pip-version-check -e "$REPO[test,volttron]"
+  "$VENV/bin/pip" install -qq --disable-pip-version-check 'pip<25' 'setuptools>=68' wheel
+  "$VENV/bin/pip" install -qq --disable-pip-version-check -e "$REPO[test,volttron]"
   echo "$stamp_in" > "$VENV/.ft-stamp"
 elif ! "$VENV/bin/python" -c "import failover_core, os, sys; sys.exit(0 if os.path.realpath(failover_core.__file__).startswith(os.path.realpath('$REPO')) else 1)" 2>/dev/null; then
   log "pointing $VENV at this checkout ($REPO)"
-  "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps -e "$REPO"
+  "$VENV/bin/pip" install -qq --disable-pip-version-check --no-deps -e "$REPO"
 fi
 
 # 4. the platform venv: VOLTTRON only, readable and writable by the platform user
@@ -55,7 +55,7 @@ if [ "$(cat "$PVENV/.ft-stamp" 2>/dev/null)" != "$pstamp_in" ]; then
   mkdir -p "$PVENV"; chown "$FT_VOLTTRON_USER:" "$PVENV"
   runuser -u "$FT_VOLTTRON_USER" -- $PY -m venv "$PVENV"
   runuser -u "$FT_VOLTTRON_USER" -- env HOME="$(getent passwd "$FT_VOLTTRON_USER" | cut -d: -f6)" \
-    "$PVENV/bin/pip" install -q --disable-pip-version-check 'pip<25' "$VOLTTRON_PIN" 'poetry>=2,<3' 'pydantic>=2'
+    "$PVENV/bin/pip" install -qq --disable-pip-version-check 'pip<25' "$VOLTTRON_PIN" 'poetry>=2,<3' 'pydantic>=2'
   echo "$pstamp_in" > "$PVENV/.ft-stamp"
 fi
 log "ready: venv=$VENV platform-venv=$PVENV user=$FT_VOLTTRON_USER"

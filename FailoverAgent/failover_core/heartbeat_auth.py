@@ -68,7 +68,7 @@ class HeartbeatSigner:
                 raise RemoteInputError("bad_mac", "a MAC was sent but no secret is configured here")
             return
         expected = hmac.new(self._secret, data, hashlib.sha256).hexdigest()
-        if not hmac.compare_digest(expected, mac):
+        if not hmac.compare_digest(expected.encode(), mac.encode("utf-8", "surrogatepass")):
             raise RemoteInputError("bad_mac", "signature does not match the shared secret")
 
 

@@ -119,3 +119,18 @@ TABLES: dict[Role, dict] = {
     Role.SIMPLE_PRIMARY: SIMPLE_PRIMARY_TABLE,
     Role.SIMPLE_SECONDARY: SIMPLE_SECONDARY_TABLE,
 }
+
+
+def render_markdown() -> str:
+    """The tables as Markdown, generated from the data above (docs/core.md embeds this; a test
+    checks the docs still match)."""
+    lines = ["| role | peer | witness | action | code | reason |", "|---|---|---|---|---|---|"]
+    for role, table in TABLES.items():
+        for key, cell in table.items():
+            peer = key[0].value if len(key) >= 1 else "any"
+            witness = key[1].value if len(key) == 2 else "(not used)"
+            lines.append(f"| {role.value} | {peer} | {witness} | {cell.action.value} | `{cell.code}` | {cell.reason} |")
+    for verdict, cell in VERIFY_TABLE.items():
+        lines.append(f"| secondary, after verify | down | up, says {verdict.value} | {cell.action.value} "
+                     f"| `{cell.code}` | {cell.reason} |")
+    return "\n".join(lines)

@@ -59,3 +59,13 @@ def test_tables_cover_every_combination_and_codes_are_unique():
     assert len(codes) == len(set(codes))
     assert len(TABLES[Role.PRIMARY]) == 4 and len(TABLES[Role.SECONDARY]) == 4
     assert len(TABLES[Role.SIMPLE_SECONDARY]) == 2 and len(TABLES[Role.SIMPLE_PRIMARY]) == 1
+
+
+def test_docs_show_the_tables_as_the_code_has_them():
+    from pathlib import Path
+
+    from failover_core.tables import render_markdown
+
+    doc = (Path(__file__).parents[2] / "docs" / "core.md").read_text()
+    embedded = doc.split("<!-- tables:begin -->\n", 1)[1].split("\n<!-- tables:end -->", 1)[0]
+    assert embedded == render_markdown(), "docs/core.md is stale: regenerate with python scripts/render_tables.py"

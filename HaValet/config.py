@@ -172,7 +172,7 @@ class RawSection:
     entries: dict[str, tuple[str, int]] = field(default_factory=dict)  # key -> (raw value, line)
 
 
-def parse_sections(text: str, source: str) -> list[RawSection]:
+def parse_sections(text: str, source: str) -> tuple[list[RawSection], list[tuple[str, object, str]]]:
     """Split cfg text into sections of ``key -> (raw value, line)``; syntax errors carry the line."""
     sections: list[RawSection] = []
     problems: list[tuple[str, object, str]] = []
@@ -209,9 +209,7 @@ def parse_sections(text: str, source: str) -> list[RawSection]:
                              f"duplicate key (first set on line {current.entries[canonical][1]})"))
             continue
         current.entries[canonical] = (value.strip(), lineno)
-    if problems:
-        raise ValetConfigError(source, problems)
-    return sections
+    return sections, problems
 
 
 def _plain_value(raw: str) -> str:
@@ -437,7 +435,9 @@ def parse_config(text: str, source: str = "<config>", fmt: str | None = None) ->
             raise ValetConfigError(source, [(source, None, f"not valid TOML: {e}")]) from None
         sections, reserved, problems = _toml_sections(data, source)
     else:
-        sections, reserved, problems = _cfg_sections(parse_sections(text, source), source)
+        raw, syntax_problems = parse_sections(text, source)
+        sections, reserved, problems = _cfg_sections(raw, source)
+        problems = syntax_problems + problems
     if not sections and not problems:
         problems.append((source, None, "no process section found (expected ':Name' or '[Name]' sections)"))
     return build_config(sections, reserved, source, problems)

@@ -15,12 +15,13 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from HaValet.netns_lab import NetnsLab
 
 PY = sys.executable
 
@@ -131,59 +132,11 @@ def run_valet(tmp_path: Path) -> Iterator[Callable[..., ValetProcess]]:
             v.stop()
 
 
-def _ip(*args: str) -> None:
-    subprocess.run(["ip", *args], check=True, capture_output=True, timeout=20)
-
-
-class NetnsHosts:
-    """Hosts A (10.99.0.1), B (10.99.0.2) and a client C (10.99.0.100) on a bridge inside C.
-
-    A host's namespace is named ``<prefix><address>`` so a cfg can reach it as
-    ``ip netns exec @NSP@%s ...`` % (host); the client is ``<prefix>client``.
-    """
-
-    def __init__(self) -> None:
-        self.prefix = f"hv{uuid.uuid4().hex[:6]}-"
-        self.addresses = ["10.99.0.1", "10.99.0.2"]
-        self.client = self.prefix + "client"
-        self.created: list[str] = []
-
-    def ns(self, address: str) -> str:
-        return self.prefix + address
-
-    def setup(self) -> None:
-        for name in [self.client, *(self.ns(a) for a in self.addresses)]:
-            _ip("netns", "add", name)
-            self.created.append(name)
-            _ip("-n", name, "link", "set", "lo", "up")
-        _ip("-n", self.client, "link", "add", "br0", "type", "bridge")
-        _ip("-n", self.client, "addr", "add", "10.99.0.100/24", "dev", "br0")
-        _ip("-n", self.client, "link", "set", "br0", "up")
-        for i, address in enumerate(self.addresses):
-            ns = self.ns(address)
-            port = f"p{i}"
-            _ip("-n", ns, "link", "add", "eth0", "type", "veth", "peer", "name", port, "netns", self.client)
-            _ip("-n", ns, "addr", "add", f"{address}/24", "dev", "eth0")
-            _ip("-n", ns, "link", "set", "eth0", "up")
-            _ip("-n", self.client, "link", "set", port, "master", "br0", "up")
-
-    def break_host(self, address: str) -> None:
-        _ip("-n", self.ns(address), "addr", "del", f"{address}/24", "dev", "eth0")
-
-    def repair_host(self, address: str) -> None:
-        _ip("-n", self.ns(address), "addr", "add", f"{address}/24", "dev", "eth0")
-
-    def teardown(self) -> None:
-        for name in reversed(self.created):
-            subprocess.run(["ip", "netns", "del", name], capture_output=True, timeout=20)
-        self.created.clear()
-
-
 @pytest.fixture
-def netns_hosts(state_dir: Path) -> Iterator[NetnsHosts]:
+def netns_hosts(state_dir: Path) -> Iterator[NetnsLab]:
     if os.geteuid() != 0 or shutil.which("ip") is None:
         pytest.fail("the stand-by host tests need root and iproute2 (run scripts/bootstrap.sh as root)")
-    hosts = NetnsHosts()
+    hosts = NetnsLab(2)
     try:
         hosts.setup()
         yield hosts

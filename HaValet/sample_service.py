@@ -135,7 +135,7 @@ def probe(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="sample_service", description=__doc__.splitlines()[0])
     p.add_argument("action", choices=["serve", "start", "stop", "probe"])
-    p.add_argument("--state-dir", default="/tmp")
+    p.add_argument("--state-dir", "--dir", default="/tmp")
     p.add_argument("--name", default="sample")
     p.add_argument("--bind", default="127.0.0.1")
     p.add_argument("--port", type=int, default=0)

@@ -46,7 +46,8 @@ class _Process:
 class Valet:
     def __init__(self, config: ValetConfig, *, status_path: str | Path | None = None,
                  notify: NotifyDispatcher | None = None, clock: MonotonicClock | None = None,
-                 on_transition: Callable[[Transition], None] | None = None) -> None:
+                 on_transition: Callable[[Transition], None] | None = None,
+                 on_note: Callable[[str, str, str], None] | None = None) -> None:
         self.config = config
         self.clock = clock or MonotonicClock()
         path = status_path or config.settings.status_file
@@ -56,6 +57,7 @@ class Valet:
                                                            timeout=config.settings.timing.command_timeout))
         self.notify = notify
         self.on_transition = on_transition
+        self.on_note = on_note  # (process, code, reason) for decisions without a state change
         self.processes: dict[str, _Process] = {}
         self.commands_run = 0
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -129,6 +131,8 @@ class Valet:
         for code, reason in step.notes:
             level = logging.DEBUG if code == "STALE_RESULT" else logging.INFO
             log.log(level, "%s: %s [%s]", name, reason, code)
+            if self.on_note is not None and code != "STALE_RESULT":
+                self.on_note(name, code, reason)
         if p.sup.state in SETTLED:
             p.settled.set()
         for action in step.actions:

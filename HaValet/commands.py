@@ -55,12 +55,14 @@ def _argv(command: str) -> list[str]:
 
 
 class _CommandProtocol(asyncio.SubprocessProtocol):
-    """Keeps the tail of the output; learns of the exit itself (not of the pipe closing)."""
+    """Keeps the tail of the output; learns of the exit itself and of the pipe closing, separately."""
 
-    def __init__(self, exited: asyncio.Future[None]) -> None:
-        self.exited = exited
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.exited: asyncio.Future[None] = loop.create_future()
+        self.pipe_closed: asyncio.Future[None] = loop.create_future()
         self.buf = bytearray()
         self.collecting = True
+        self.timed_out = False
         self.transport: asyncio.SubprocessTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -75,9 +77,19 @@ class _CommandProtocol(asyncio.SubprocessProtocol):
             if len(self.buf) > OUTPUT_KEEP:
                 del self.buf[:-OUTPUT_KEEP]
 
+    def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
+        if not self.pipe_closed.done():
+            self.pipe_closed.set_result(None)
+
     def process_exited(self) -> None:
         if not self.exited.done():
             self.exited.set_result(None)
+
+    def kill_group(self) -> None:
+        """Timeout (a loop timer, no extra task): SIGKILL the command's whole process group."""
+        if not self.exited.done() and self.transport is not None:
+            self.timed_out = True
+            _kill_group(self.transport.get_pid())
 
 
 async def run_command(command: str, *, timeout: float, env: dict[str, str] | None = None) -> CommandResult:
@@ -88,33 +100,30 @@ async def run_command(command: str, *, timeout: float, env: dict[str, str] | Non
     """
     start = time.monotonic()
     loop = asyncio.get_running_loop()
-    exited: asyncio.Future[None] = loop.create_future()
     try:
         transport, protocol = await loop.subprocess_exec(
-            lambda: _CommandProtocol(exited), *_argv(command), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            lambda: _CommandProtocol(loop), *_argv(command), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT, start_new_session=True, env=env)
     except (OSError, ValueError) as e:
         return CommandResult(None, f"cannot run: {e}", "", time.monotonic() - start)
-    pid = transport.get_pid()
-    timed_out = False
+    timer = loop.call_later(timeout, protocol.kill_group)
     try:
-        await asyncio.wait_for(asyncio.shield(exited), timeout)
-    except TimeoutError:
-        timed_out = True
-        _kill_group(pid)
-        await exited
+        await protocol.exited
+        if not protocol.pipe_closed.done() and not protocol.timed_out:
+            # usually the pipe closes with the exit; give the last output a moment, no more
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(protocol.pipe_closed), EXIT_DRAIN_GRACE)
     except asyncio.CancelledError:
-        _kill_group(pid)
+        _kill_group(transport.get_pid())
         raise
-    if not _pipe_closed(transport):
-        # give the last output a moment, then stop keeping it (the pipe stays drained)
-        await asyncio.sleep(EXIT_DRAIN_GRACE) if not timed_out else None
+    finally:
+        timer.cancel()
     protocol.collecting = False
-    if not _pipe_closed(transport):
+    if not protocol.pipe_closed.done():
         _lingering.add(protocol)  # a daemon kept the pipe: go on draining it while the valet runs
     output = bytes(protocol.buf).decode(errors="replace").strip()
     duration = time.monotonic() - start
-    if timed_out:
+    if protocol.timed_out:
         return CommandResult(None, f"timed out after {timeout:g}s (process group killed)", output, duration)
     rc = transport.get_returncode()
     assert rc is not None
@@ -131,11 +140,6 @@ def close_lingering() -> int:
             n += 1
     _lingering.clear()
     return n
-
-
-def _pipe_closed(transport: asyncio.SubprocessTransport) -> bool:
-    pipe = transport.get_pipe_transport(1)
-    return pipe is None or pipe.is_closing()
 
 
 def _kill_group(pid: int) -> None:

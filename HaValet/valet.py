@@ -110,13 +110,19 @@ class Valet:
             log.info("ha-valet: stopped (monitored processes are left as they are)")
 
     async def _process_loop(self, p: _Process) -> None:
+        loop = asyncio.get_running_loop()
         while True:
             self._apply(p, p.sup.tick(self.clock.now()))
             deadline = p.sup.next_deadline()
             p.wake.clear()
-            timeout = None if deadline is None else max(deadline - self.clock.now(), 0.001)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(p.wake.wait(), timeout)
+            # a plain loop timer sets the same event a command result sets (cheaper than wait_for's task)
+            timer = None if deadline is None else loop.call_later(max(deadline - self.clock.now(), 0.001),
+                                                                  p.wake.set)
+            try:
+                await p.wake.wait()
+            finally:
+                if timer is not None:
+                    timer.cancel()
 
     # ------------------------------------------------------------------ effects
     def _apply(self, p: _Process, step: Step) -> None:

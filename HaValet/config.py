@@ -236,7 +236,7 @@ class _Section:
     name: str
     where: str
     values: dict[str, Any]
-    lines: dict[str, int]
+    key_where: dict[str, str]
     templates: dict[str, Any]  # key -> CommandTemplate (cfg form) or str (TOML form)
 
 
@@ -248,6 +248,8 @@ def _cfg_sections(raw: list[RawSection], source: str) -> tuple[list[_Section], d
     for rs in raw:
         if rs.name.lower() in RESERVED_SECTIONS:
             reserved.setdefault(rs.name.lower(), {}).update({k: _plain_value(v) for k, (v, _) in rs.entries.items()})
+            reserved.setdefault(f"{rs.name.lower()}:where", {}).update(
+                {k: f"{source}:{ln}: [{rs.name}] {k}" for k, (_, ln) in rs.entries.items()})
             continue
         values: dict[str, Any] = {}
         templates: dict[str, Any] = {}
@@ -258,6 +260,7 @@ def _cfg_sections(raw: list[RawSection], source: str) -> tuple[list[_Section], d
                 problems.append((where, value, "unknown key (allowed: " + ", ".join(sorted(PROCESS_KEYS))
                                  + "; aliases: " + ", ".join(sorted(KEY_ALIASES)) + ")"))
             elif key in COMMAND_KEYS:
+                templates[key] = None  # present (even if wrong): not also reported as missing
                 if value[:1] not in ("'", '"', "("):
                     problems.append((where, value, "a command must be a quoted string, optionally "
                                                    "followed by % (key, ...)"))
@@ -269,7 +272,8 @@ def _cfg_sections(raw: list[RawSection], source: str) -> tuple[list[_Section], d
             else:
                 values[key] = _plain_value(value)
         sections.append(_Section(rs.name, f"{source}:{rs.line}: [{rs.name}]", values,
-                                 {k: ln for k, (_, ln) in rs.entries.items()}, templates))
+                                 {k: f"{source}:{ln}: [{rs.name}] {k}" for k, (_, ln) in rs.entries.items()},
+                                 templates))
     return sections, reserved, problems
 
 
@@ -300,7 +304,7 @@ def _toml_sections(data: Mapping[str, Any], source: str) -> tuple[list[_Section]
                     templates[key] = value
             else:
                 values[key] = value
-        sections.append(_Section(str(name), where, values, {}, templates))
+        sections.append(_Section(str(name), where, values, {k: f"{where} {k}" for k in values}, templates))
     return sections, reserved, problems
 
 
@@ -321,14 +325,18 @@ def _fill_placeholders(command: str, placeholders: Mapping[str, str], missing: s
     return _PLACEHOLDER_RE.sub(sub, command)
 
 
-def _validate(model: type[StrictModel], data: Mapping[str, Any], where: str) -> Any:
+def _validate(model: type[StrictModel], data: Mapping[str, Any], where: str,
+              key_where: Mapping[str, str] | None = None) -> Any:
+    """Validate or raise; ``key_where`` maps a key to its ``file:line: [section] key`` text when known."""
     try:
         return model.model_validate(data)
     except ValidationError as e:
         problems = []
         for err in e.errors(include_url=False):
-            key = ".".join(str(p) for p in err.get("loc", ()))
-            problems.append((f"{where} {key}".rstrip(), err.get("input") if err.get("type") != "missing" else None,
+            loc = [str(p) for p in err.get("loc", ())]
+            known = [key_where[p] for p in reversed(loc) if key_where and p in key_where]
+            place = known[0] if known else f"{where} {'.'.join(loc)}".rstrip()
+            problems.append((place, err.get("input") if err.get("type") != "missing" else None,
                              err.get("msg", "invalid")))
         raise ValetConfigError(where, problems) from None
 
@@ -340,7 +348,8 @@ def build_config(sections: list[_Section], reserved: Mapping[str, Mapping[str, A
     timing_data = {k: valet_section.pop(k) for k in list(valet_section) if k in TIMING_KEYS}
     settings: ValetSettings | None = None
     try:
-        settings = _validate(ValetSettings, {**valet_section, "timing": timing_data}, f"{source}: [valet]")
+        settings = _validate(ValetSettings, {**valet_section, "timing": timing_data}, f"{source}: [valet]",
+                             reserved.get("valet:where", {}))
     except ValetConfigError as e:
         problems.extend(e.problems)
     placeholders = {str(k): str(v) for k, v in reserved.get("placeholders", {}).items()}
@@ -374,12 +383,13 @@ def build_config(sections: list[_Section], reserved: Mapping[str, Mapping[str, A
 
 def _build_process(pname: str, unit: list[_Section], settings: ValetSettings, placeholders: Mapping[str, str],
                    missing: set[str], source: str) -> ProcessSpec:
-    ranked: list[tuple[tuple[int, int, int], dict[str, Any], str]] = []  # (sort key, instance data, where)
+    ranked: list[tuple[tuple[int, int, int], dict[str, Any], _Section]] = []  # (sort key, instance data, section)
     seen: set[str] = set()
     first = unit[0]
     timing_over = {k: v for s in unit for k, v in s.values.items() if k in TIMING_KEYS}
-    timing = _validate(Timing, {**settings.timing.model_dump(), **timing_over}, first.where)
-    order = min(_validate(_Order, {"order": s.values.get("order", 0)}, s.where).order for s in unit)
+    timing = _validate(Timing, {**settings.timing.model_dump(), **timing_over}, first.where,
+                       {k: v for s in unit for k, v in s.key_where.items()})
+    order = min(_validate(_Order, {"order": s.values.get("order", 0)}, s.where, s.key_where).order for s in unit)
     position = 0
 
     def add(s: _Section, host: str, standby_only: bool) -> None:
@@ -393,7 +403,7 @@ def _build_process(pname: str, unit: list[_Section], settings: ValetSettings, pl
         data = {"host": host, "user": s.values["user"], "port": _opt_str(s.values.get("port")),
                 "protocol": _opt_str(s.values.get("protocol")), "priority": s.values.get("priority", 1),
                 **cmds, "standby_only": standby_only}
-        ranked.append(((int(standby_only), 0, position), data, s.where))
+        ranked.append(((int(standby_only), 0, position), data, s))
 
     for s in unit:
         host = str(s.values["host"]).strip()
@@ -407,8 +417,8 @@ def _build_process(pname: str, unit: list[_Section], settings: ValetSettings, pl
                 seen.add(h)
                 add(s, h, True)
     instances = []
-    for _, data, where in ranked:
-        instances.append(_validate(InstanceSpec, data, where))
+    for _, data, s in ranked:
+        instances.append(_validate(InstanceSpec, data, s.where, s.key_where))
     # preference: own hosts before stand-by-only hosts, then configured priority (lower wins), then file order
     keyed = sorted(zip(ranked, instances, strict=True),
                    key=lambda ri: (ri[0][0][0], ri[1].priority, ri[0][0][2]))

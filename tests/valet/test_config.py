@@ -184,7 +184,7 @@ def test_unknown_key_duplicate_key_and_bad_values():
     msg = _error(DOCUMENTED.replace("priority = 1", "priority = 0"))
     assert "priority" in msg and "greater than or equal to 1" in msg
     msg = _error("[valet]\ninterval = soon\n" + DOCUMENTED)
-    assert "[valet] timing.interval" in msg and "'soon'" in msg
+    assert "bad.cfg:2: [valet] interval: Input should be a valid number" in msg and "'soon'" in msg
 
 
 def test_key_before_section_and_empty_file():
@@ -219,3 +219,22 @@ def test_random_unicode_raises_only_config_error(text):
 def test_random_toml_raises_only_config_error(text):
     with contextlib.suppress(ConfigError):
         parse_config(text, "fuzz.toml", "toml")
+
+
+def test_value_errors_point_at_the_line_of_the_key():
+    msg = _error("[valet]\nmax_failures = 0\ninterval = 1 # comment\n" + DOCUMENTED)
+    assert "bad.cfg:2: [valet] max_failures: Input should be greater than or equal to 1 (value '0')" in msg
+    assert "bad.cfg:3: [valet] interval: Input should be a valid number" in msg  # no inline comments
+    msg = _error(DOCUMENTED.replace("priority = 1", "priority = 0"))
+    assert "bad.cfg:3: [Ostro] priority: Input should be greater than or equal to 1" in msg
+
+
+def test_example_configs_in_the_repo_are_valid():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2] / "config"
+    cfg = load_config(root / "ha_valet.cfg")
+    assert [p.name for p in cfg.processes] == ["ValetApi", "Ostro"]  # start-up order 4, then 5
+    assert cfg.warnings == ()
+    toml = load_config(root / "ha_valet.toml")
+    assert toml.processes[0].hosts == ("web1", "web2", "web3")

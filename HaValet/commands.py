@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import re
 import shlex
@@ -50,8 +51,10 @@ def needs_shell(command: str) -> bool:
     return not words or words[0] in _SHELL_WORDS
 
 
-def _argv(command: str) -> list[str]:
-    return ["/bin/sh", "-c", command] if needs_shell(command) else shlex.split(command)
+@functools.lru_cache(maxsize=4096)
+def _argv(command: str) -> tuple[str, ...]:
+    """Commands repeat every interval: split each once."""
+    return ("/bin/sh", "-c", command) if needs_shell(command) else tuple(shlex.split(command))
 
 
 class _CommandProtocol(asyncio.SubprocessProtocol):

@@ -147,6 +147,24 @@ class Valet:
             task.add_done_callback(self._tasks.discard)
 
     async def _execute(self, p: _Process, action: RunTest | RunStart | RunStop) -> None:
+        try:
+            await self._execute_unguarded(p, action)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # a bug or an OS surprise must not leave the supervisor waiting forever
+            log.exception("%s: %s on %s failed inside the valet", p.spec.name, type(action).__name__, action.host)
+            now = self.clock.now()
+            detail = f"valet error: {e}"
+            if isinstance(action, RunTest):
+                step = p.sup.on_test(action.host, None, tag=action.tag, now=now)
+            elif isinstance(action, RunStart):
+                step = p.sup.on_start(action.host, None, tag=action.tag, now=now, detail=detail)
+            else:
+                step = p.sup.on_stop(action.host, None, now=now, detail=detail)
+            self._apply(p, step)
+            p.wake.set()
+
+    async def _execute_unguarded(self, p: _Process, action: RunTest | RunStart | RunStop) -> None:
         inst = p.spec.instance(action.host)
         timing = p.spec.timing
         env = p.env[action.host]

@@ -198,10 +198,13 @@ class ProcessSupervisor:
                     a.poll_tag = self._tag("verify")
                     step.actions.append(RunTest(host=a.host, tag=a.poll_tag))
             return step
-        if self._round_tag is None and now >= self._round_due():
+        due = self._round_due()
+        if self._round_tag is None and now >= due:
             self._round_tag = self._tag("round")
             self._round_results = {}
-            self._next_round_at = now + self.timing.interval
+            # deadlines, not sleeps: a late wake-up does not push every later round back
+            late = now - due
+            self._next_round_at = (due if late < self.timing.interval else now) + self.timing.interval
             step.actions += [RunTest(host=h, tag=self._round_tag) for h in self.hosts]
         return step
 

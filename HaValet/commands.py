@@ -103,26 +103,34 @@ async def run_command(command: str, *, timeout: float, env: dict[str, str] | Non
     """
     start = time.monotonic()
     loop = asyncio.get_running_loop()
+    spawn = asyncio.ensure_future(loop.subprocess_exec(
+        lambda: _CommandProtocol(loop), *_argv(command), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, start_new_session=True, env=env))
     try:
-        transport, protocol = await loop.subprocess_exec(
-            lambda: _CommandProtocol(loop), *_argv(command), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, start_new_session=True, env=env)
+        transport, protocol = await asyncio.shield(spawn)  # a cancelled spawn would leave an unreaped child
     except (OSError, ValueError) as e:
         return CommandResult(None, f"cannot run: {e}", "", time.monotonic() - start)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            transport, protocol = await spawn
+            await _abort(transport, protocol)
+        raise
     timer = loop.call_later(timeout, protocol.kill_group)
     try:
-        await protocol.exited
+        await asyncio.shield(protocol.exited)  # shielded: a cancel must not cancel the exit future itself
         if not protocol.pipe_closed.done() and not protocol.timed_out:
             # usually the pipe closes with the exit; give the last output a moment, no more
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(protocol.pipe_closed), EXIT_DRAIN_GRACE)
-    except asyncio.CancelledError:
-        _kill_group(transport.get_pid())
+    except asyncio.CancelledError:  # the valet is shutting down: end the command, reap it, release it
+        await _abort(transport, protocol)
         raise
     finally:
         timer.cancel()
     protocol.collecting = False
-    if not protocol.pipe_closed.done():
+    if protocol.pipe_closed.done():
+        transport.close()  # exited and pipe closed: nothing left to watch
+    else:
         _lingering.add(protocol)  # a daemon kept the pipe: go on draining it while the valet runs
     output = bytes(protocol.buf).decode(errors="replace").strip()
     duration = time.monotonic() - start
@@ -143,6 +151,14 @@ def close_lingering() -> int:
             n += 1
     _lingering.clear()
     return n
+
+
+async def _abort(transport: asyncio.SubprocessTransport, protocol: _CommandProtocol) -> None:
+    """Kill the command's process group, wait (briefly) until it is reaped, release the transport."""
+    _kill_group(transport.get_pid())
+    with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+        await asyncio.wait_for(asyncio.shield(protocol.exited), 2.0)
+    transport.close()
 
 
 def _kill_group(pid: int) -> None:

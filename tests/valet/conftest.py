@@ -64,7 +64,7 @@ class ValetProcess:
         self._log = self.log_path.open("wb")
         self.proc = subprocess.Popen([PY, "-m", "HaValet", "-c", str(cfg), "--status-file", str(self.status_path),
                                       *extra_args], stdout=self._log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL)
+                                     stdin=subprocess.DEVNULL, env={**os.environ, "PYTHONWARNINGS": "always"})
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")

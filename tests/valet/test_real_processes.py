@@ -198,3 +198,27 @@ def test_startup_follows_order_and_cannot_run_counts_as_down(tmp_path, run_valet
     text = valet.log()
     assert "test on nowhere: did not run to completion (cannot run: [Errno 2]" in text
     assert "start on nowhere failed (cannot run: [Errno 2]" in text
+
+
+def test_sigterm_mid_command_exits_cleanly_and_ends_the_command(tmp_path, run_valet):
+    pid_file = tmp_path / "test-pid"
+    cfg = textwrap.dedent(f"""\
+        [valet]
+        interval = 0.2
+        command_timeout = 30
+        [Slow]
+        host = localhost
+        user = nobody
+        start_command = "true"
+        stop_command = "true"
+        test_command = "echo $$ > {pid_file}; exec sleep 30"
+        """)
+    valet = run_valet(cfg)
+    pid = wait_until(lambda: pid_file.exists() and pid_file.read_text().strip(), 15, "the test running",
+                     valet.diagnostics)
+    assert pid_alive(int(pid))
+    assert valet.stop() == 0
+    assert not pid_alive(int(pid))  # the in-flight test was killed and reaped before the valet exited
+    log = valet.log()
+    assert "ha-valet: stopped" in log
+    assert "Warning" not in log and "Exception ignored" not in log and "Traceback" not in log, log

@@ -61,6 +61,7 @@ class _CommandProtocol(asyncio.SubprocessProtocol):
     """Keeps the tail of the output; learns of the exit itself and of the pipe closing, separately."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
         self.exited: asyncio.Future[None] = loop.create_future()
         self.pipe_closed: asyncio.Future[None] = loop.create_future()
         self.buf = bytearray()
@@ -72,7 +73,10 @@ class _CommandProtocol(asyncio.SubprocessProtocol):
         self.transport = transport  # type: ignore[assignment]
 
     def connection_lost(self, exc: Exception | None) -> None:
-        _lingering.discard(self)
+        if self in _lingering:  # the daemon finally closed the pipe: release the transport
+            _lingering.discard(self)
+            if self.transport is not None:
+                self.transport.close()
 
     def pipe_data_received(self, fd: int, data: bytes) -> None:
         if self.collecting:  # after the command returned, a daemon's output is read and dropped
@@ -118,8 +122,8 @@ async def run_command(command: str, *, timeout: float, env: dict[str, str] | Non
     timer = loop.call_later(timeout, protocol.kill_group)
     try:
         await asyncio.shield(protocol.exited)  # shielded: a cancel must not cancel the exit future itself
-        if not protocol.pipe_closed.done() and not protocol.timed_out:
-            # usually the pipe closes with the exit; give the last output a moment, no more
+        if not protocol.pipe_closed.done():
+            # usually the pipe closes with the exit (or the group kill); give the last output a moment
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(protocol.pipe_closed), EXIT_DRAIN_GRACE)
     except asyncio.CancelledError:  # the valet is shutting down: end the command, reap it, release it
@@ -146,7 +150,7 @@ def close_lingering() -> int:
     """At shutdown: close pipes that daemons left open (before the loop closes). Returns how many."""
     n = 0
     for protocol in list(_lingering):
-        if protocol.transport is not None:
+        if protocol.transport is not None and not protocol.loop.is_closed():
             protocol.transport.close()
             n += 1
     _lingering.clear()

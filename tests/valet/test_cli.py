@@ -7,7 +7,8 @@ import subprocess
 import textwrap
 
 from HaValet.cli import main
-from tests.valet.conftest import PY
+
+from .helpers import PY
 
 CFG = textwrap.dedent("""\
     :Web

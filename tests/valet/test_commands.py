@@ -10,13 +10,19 @@ import time
 import pytest
 
 from HaValet.commands import close_lingering, needs_shell, run_command
-from tests.valet.conftest import pid_alive, wait_until
+
+from .helpers import pid_alive, wait_until
 
 pytestmark = pytest.mark.integration
 
 
 def run(command: str, timeout: float = 5.0):
-    return asyncio.run(run_command(command, timeout=timeout))
+    async def one():
+        try:
+            return await run_command(command, timeout=timeout)
+        finally:
+            close_lingering()  # as the valet does before its loop ends
+    return asyncio.run(one())
 
 
 def test_exit_status_and_output():

@@ -9,7 +9,7 @@ import textwrap
 
 import pytest
 
-from tests.valet.conftest import PY, wait_until
+from .helpers import PY, wait_until
 
 pytestmark = pytest.mark.integration
 

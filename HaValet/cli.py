@@ -43,10 +43,10 @@ def _load(args: argparse.Namespace) -> ValetConfig:
 
 
 def _render_check(config: ValetConfig) -> str:
-    text = render_effective(config)
-    if config.warnings:
-        text += "\n" + "\n".join(f"warning: {w}" for w in config.warnings)
-    return text
+    """The effective config as JSON (stdout); warnings go to stderr so stdout stays JSON."""
+    for w in config.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    return render_effective(config)
 
 
 async def _run(config: ValetConfig, status_file: str | None) -> None:

@@ -15,7 +15,8 @@ failover_core.transitions.StateMachine: log, notify) and notes (code, one-line r
 Rules (one place): a *round* tests every host at once; when all results are in, failover_core
 ``elect`` decides. One up: ACTIVE there. Several up: CONFLICT, keep the lowest runtime priority
 (ties: configured order) and stop the rest. None up: start on the best host; if its start fails
-(non-zero, timeout, or no test shows it up within ``start_grace``) try the next host at once; when
+(non-zero, timeout, or no test shows it up within ``start_grace``) stop it there (best effort: a late
+riser must not become a second active) and try the next host at once; when
 every host failed, BACKOFF (initial, doubling, capped) then a fresh round. Each failure (a start that
 failed, or an active instance found down) is remembered; ``max_failures`` within ``failure_window``
 -> FATAL (gave up, alert), and rounds continue so the process is picked up when it comes back.
@@ -350,9 +351,15 @@ class ProcessSupervisor:
 
     def _attempt_failed(self, now: float, why: str) -> Step:
         assert self._attempt is not None
+        host = self._attempt.host
         step = Step(notes=[("START_FAILED", why)])
-        self._tried.append(self._attempt.host)
+        self._tried.append(host)
         self._attempt = None
+        # a start that failed or timed out may still bring its instance up later: stop it (best effort)
+        # before another host is tried, so a late riser cannot make a second active instance
+        if host not in self._stopping:
+            self._stopping.add(host)
+            step.actions.append(RunStop(host=host))
         if self._fail(now):
             self._give_up(step, now, why)
             return step

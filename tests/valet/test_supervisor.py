@@ -79,8 +79,9 @@ def test_round_waits_for_every_host_and_ignores_stale_results():
 def test_failed_start_moves_to_next_standby_host_at_once():
     h = Harness(hosts=("a", "b", "c"))
     (start_a,) = h.round({"a": 0, "b": 0, "c": 0})
-    (start_b,) = h.take(h.sup.on_start("a", 1, tag=start_a.tag, now=h.clock.now(), detail="exit 1"))
-    assert start_b.host == "b"
+    stop_a, start_b = h.take(h.sup.on_start("a", 1, tag=start_a.tag, now=h.clock.now(), detail="exit 1"))
+    assert stop_a == RunStop(host="a")  # a late riser on a must not become a second active instance
+    assert isinstance(start_b, RunStart) and start_b.host == "b"
     assert ("TRYING_NEXT_HOST", "start on a failed (exit 1); starting on b") in h.notes
     (verify,) = h.take(h.sup.on_start("b", 0, tag=start_b.tag, now=h.clock.now()))
     h.take(h.sup.on_test("b", 1, tag=verify.tag, now=h.clock.now()))
@@ -98,12 +99,13 @@ def test_start_that_never_tests_up_fails_after_grace_then_next_host():
         assert h.sup.next_deadline() <= t0 + 3.0
         h.clock.set(h.sup.next_deadline())
         actions = h.tick()
-        if actions and isinstance(actions[0], RunStart):
+        if actions and isinstance(actions[-1], RunStart):
+            assert actions[0] == RunStop(host="a")
             break
         (poll,) = actions
         polls += 1
         h.take(h.sup.on_test("a", 0, tag=poll.tag, now=h.clock.now()))
-    assert actions[0].host == "b" and h.clock.now() == pytest.approx(t0 + 3.0)
+    assert actions[-1].host == "b" and h.clock.now() == pytest.approx(t0 + 3.0)
     assert polls == 11  # every start_poll (0.25 s) within the 3 s grace
     assert any(c == "TRYING_NEXT_HOST" for c, _ in h.notes)
 
@@ -138,7 +140,8 @@ def test_gives_up_after_max_failures_in_window_keeps_testing_and_recovers():
     timing = TIMING.model_copy(update={"max_failures": 3, "backoff_initial": 0.5})
     h = Harness(hosts=("a", "b"), timing=timing)
     start = h.round({"a": 0, "b": 0})[0]
-    start = h.take(h.sup.on_start("a", 1, tag=start.tag, now=h.clock.now()))[0]  # failure 1 -> b
+    start = h.take(h.sup.on_start("a", 1, tag=start.tag, now=h.clock.now()))[-1]  # failure 1 -> b
+    assert start == RunStart(host="b", tag=start.tag)
     h.take(h.sup.on_start("b", 1, tag=start.tag, now=h.clock.now()))  # failure 2 -> backoff
     assert h.sup.state is ProcState.BACKOFF
     h.clock.advance(0.5)

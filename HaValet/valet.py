@@ -26,7 +26,7 @@ from failover_core.shell.clock import MonotonicClock
 from failover_core.shell.notify import NotifyDispatcher, SubprocessHookRunner
 from failover_core.transitions import Transition
 
-from HaValet.commands import CommandResult, close_lingering, run_command, use_pidfd_child_watcher
+from HaValet.commands import CommandResult, close_lingering, run_command
 from HaValet.config import ProcessSpec, ValetConfig
 from HaValet.supervisor import ProcessSupervisor, ProcState, RunStart, RunStop, RunTest, Step, describe_rc
 
@@ -65,9 +65,7 @@ class Valet:
 
     # ------------------------------------------------------------------ main
     async def run(self, stop: asyncio.Event) -> None:
-        watcher = use_pidfd_child_watcher()
-        log.info("ha-valet: watching %d process(es) from %s (child watcher: %s)", len(self.config.processes),
-                 self.config.source, watcher)
+        log.info("ha-valet: watching %d process(es) from %s", len(self.config.processes), self.config.source)
         for w in self.config.warnings:
             log.warning("config: %s", w)
         loops: list[asyncio.Task[None]] = []

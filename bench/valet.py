@@ -28,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from HaValet.commands import run_command, use_pidfd_child_watcher
+from HaValet.commands import run_command
 
 INTERVAL = 1.0
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -72,7 +72,6 @@ def wait_all_active(d: Path, n: int, timeout: float) -> float:
 
 
 async def reference_start_time(flag: Path, k: int = 30) -> float:
-    use_pidfd_child_watcher()
     times = []
     for _ in range(k):
         r = await run_command(f"touch {flag}", timeout=5)

@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import json
 import logging
+import resource
 import signal
 import sys
 from pathlib import Path
@@ -57,6 +58,17 @@ async def _run(config: ValetConfig, status_file: str | None) -> None:
     await Valet(config, status_path=status_file).run(stop)
 
 
+def _raise_fd_limit(wanted: int = 65536) -> None:
+    """Each command in flight holds two fds (pidfd, output pipe): lift the soft limit toward the hard one."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError) as e:
+            logging.getLogger("HaValet").warning("cannot raise the open-files limit from %d: %s", soft, e)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.check:
@@ -76,5 +88,6 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _raise_fd_limit()
     asyncio.run(_run(config, status_file))
     return 0

@@ -152,7 +152,14 @@ async def run_command(command: str, *, timeout: float, env: dict[str, str] | Non
         pid, out_fd = _spawn(_argv(command), env)
     except (OSError, ValueError) as e:
         return CommandResult(None, f"cannot run: {e}", "", time.monotonic() - start)
-    cmd = _Command(loop, pid, out_fd)
+    try:
+        cmd = _Command(loop, pid, out_fd)
+    except OSError as e:  # no pidfd (out of fds, old kernel): do not leave the child behind
+        _kill_group(pid)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, 0)
+        os.close(out_fd)
+        return CommandResult(None, f"cannot watch the command: {e}", "", time.monotonic() - start)
     timer = loop.call_later(timeout, cmd.kill_group, True)
     try:
         rc = await asyncio.shield(cmd.exited)  # shielded: a cancel must not cancel the exit future itself

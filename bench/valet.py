@@ -119,9 +119,10 @@ def bench_size(n: int, samples: int, cpu_window: float) -> dict:
             valet.terminate()
             valet.wait(20)
             log.close()
+        load = os.getloadavg()[0]
         median, p95, worst = statistics.median(latencies), pct(latencies, 0.95), max(latencies)
         bound = INTERVAL + start_ref
-        return {"n": n, "ready_s": ready, "cpu_valet_pct": cpu_own, "cpu_commands_pct": cpu_kids,
+        return {"n": n, "load1": load, "ready_s": ready, "cpu_valet_pct": cpu_own, "cpu_commands_pct": cpu_kids,
                 "cpu_total_pct": cpu_own + cpu_kids, "start_ref_ms": start_ref * 1000, "samples": len(latencies),
                 "median_ms": median * 1000, "p95_ms": p95 * 1000, "max_ms": worst * 1000, "bound_ms": bound * 1000,
                 "p95_minus_bound_ms": (p95 - bound) * 1000, "max_minus_bound_ms": (worst - bound) * 1000}
@@ -141,11 +142,13 @@ def main() -> int:
         print(json.dumps({k: round(v, 2) if isinstance(v, float) else v for k, v in r.items()}), flush=True)
     print()
     print(f"{'procs':>5} {'cpu valet%':>10} {'cpu cmds%':>9} {'cpu total%':>10} {'start ms':>8} "
-          f"{'median ms':>9} {'p95 ms':>7} {'max ms':>7} {'bound ms':>8} {'p95-bound':>9} {'max-bound':>9}")
+          f"{'median ms':>9} {'p95 ms':>7} {'max ms':>7} {'bound ms':>8} {'p95-bound':>9} {'max-bound':>9} "
+          f"{'load1':>5}")
     for r in rows:
         print(f"{r['n']:>5} {r['cpu_valet_pct']:>10.1f} {r['cpu_commands_pct']:>9.1f} {r['cpu_total_pct']:>10.1f} "
               f"{r['start_ref_ms']:>8.1f} {r['median_ms']:>9.0f} {r['p95_ms']:>7.0f} {r['max_ms']:>7.0f} "
-              f"{r['bound_ms']:>8.0f} {r['p95_minus_bound_ms']:>+9.0f} {r['max_minus_bound_ms']:>+9.0f}")
+              f"{r['bound_ms']:>8.0f} {r['p95_minus_bound_ms']:>+9.0f} {r['max_minus_bound_ms']:>+9.0f} "
+              f"{r['load1']:>5.1f}")
     print("bound = interval + start time (reference: the same start command spawned the same way, this run);"
           " goal at 100: within bound + 50 ms, valet CPU < 10% of one core")
     return 0

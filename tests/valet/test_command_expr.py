@@ -1,7 +1,7 @@
 """The safe command-expression language: what is accepted, what is refused, nothing is evaluated."""
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from HaValet.command_expr import CommandTemplate, ExprError, parse_command_expr
@@ -58,6 +58,7 @@ def test_nothing_is_executed(tmp_path):
     assert not marker.exists()
 
 
+@settings(max_examples=300, deadline=None)
 @given(st.text(max_size=200))
 def test_random_text_raises_only_expr_error(text):
     try:

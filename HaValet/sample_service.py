@@ -107,12 +107,18 @@ def stop(args: argparse.Namespace) -> int:
         return 0
     deadline = time.monotonic() + args.wait
     while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+        if not _running(pid):
             return 0
         time.sleep(0.01)
     return 1
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (the service is re-parented; its new parent may reap it late)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
 
 
 def probe(args: argparse.Namespace) -> int:

@@ -200,8 +200,15 @@ def test_only_one_process():
         cfg.only("Nope")
 
 
-@settings(max_examples=300, deadline=None)
-@given(st.text(alphabet=st.sampled_from(list("[]:=#;%\"'() \n\tabchostuserst_,0123@\\")), max_size=300))
+CFG_TOKENS = st.sampled_from([
+    *"[]:=#;%\"'() \n\tabchostuserst_,0123@\\", "host = a\n", "user = u\n", "start_command = ", 'stop = "x"\n',
+    'test = "%s" % (host)\n', "[S]\n", ":T\n", "stand_by_list = b,c\n", "priority = 2\n", "[valet]\n",
+    "interval = 0\n", "[placeholders]\n", "X = y\n", "@X@",
+])
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(CFG_TOKENS, max_size=60).map("".join))
 def test_random_text_raises_only_config_error(text):
     with contextlib.suppress(ConfigError):
         parse_config(text, "fuzz.cfg")

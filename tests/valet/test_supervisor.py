@@ -217,3 +217,9 @@ def test_transitions_have_increasing_seq_and_codes():
         ("UNKNOWN", "ACTIVE", "FOUND_UP"), ("ACTIVE", "STARTING", "STARTING"), ("STARTING", "ACTIVE", "STARTED")]
     snap = h.sup.snapshot(h.clock.now())
     assert snap["state"] == "active" and snap["active_host"] == "a" and snap["last_transition_code"] == "STARTED"
+
+
+def test_restarted_valet_keeps_a_running_standby_and_starts_nothing():
+    h = Harness()
+    assert h.round({"a": 0, "b": 2}) == []  # the config prefers a, but b is what runs: keep it
+    assert h.sup.state is ProcState.ACTIVE and h.sup.active_host == "b" and h.codes() == ["FOUND_UP"]

@@ -1,23 +1,93 @@
-"""Command line of HaValet (placeholder until its issue lands: parses --help, says not implemented)."""
+"""Command line of HaValet: ``ha-valet -c ha_valet.cfg [-p NAME] [-t] [--status] [--status-file F]``.
+
+- ``-t/--check``: validate the config, print the effective configuration (every command as it will
+  run on every host, placeholders filled) and the warnings; exit 0, or 2 on a bad config.
+- ``--status``: print the status file written by a running valet (process, state, active host,
+  last transition); exit 1 when there is none.
+- otherwise run until SIGTERM/SIGINT. A bad config exits 2 before anything runs.
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import json
+import logging
+import resource
+import signal
 import sys
+from pathlib import Path
 
-from failover_core.shell.cli import add_check_argument
+from failover_core.shell.cli import add_check_argument, load_or_exit, render_effective, run_check
 
-DESCRIPTION = "a process valet: test/start/stop commands, priorities, stand-by hosts"
+from HaValet.config import ValetConfig, load_config
+from HaValet.valet import Valet, render_status
+
+DESCRIPTION = "a process valet: test/start/stop commands, priorities, stand-by hosts (ha_valet.cfg compatible)"
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ha-valet", description=DESCRIPTION)
-    p.add_argument("-c", "--config", help="configuration file")
+    p.add_argument("-c", "--config", required=True, help="ha_valet.cfg (or .toml) file")
+    p.add_argument("-p", "--process", metavar="NAME", help="watch only this logical process")
+    p.add_argument("--status", action="store_true", help="print the status written by a running valet and exit")
+    p.add_argument("--status-file", help="where to write (or read, with --status) the status JSON "
+                                         "(default: status_file from [valet])")
+    p.add_argument("-v", "--verbose", action="store_true", help="log every test result too")
     add_check_argument(p)
     return p
 
 
+def _load(args: argparse.Namespace) -> ValetConfig:
+    config = load_config(args.config)
+    return config.only(args.process) if args.process else config
+
+
+def _render_check(config: ValetConfig) -> str:
+    """The effective config as JSON (stdout); warnings go to stderr so stdout stays JSON."""
+    for w in config.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    return render_effective(config)
+
+
+async def _run(config: ValetConfig, status_file: str | None) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await Valet(config, status_path=status_file).run(stop)
+
+
+def _raise_fd_limit(wanted: int = 65536) -> None:
+    """Each command in flight holds two fds (pidfd, output pipe): lift the soft limit toward the hard one."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError) as e:
+            logging.getLogger("HaValet").warning("cannot raise the open-files limit from %d: %s", soft, e)
+
+
 def main(argv: list[str] | None = None) -> int:
-    build_parser().parse_args(argv)
-    print("ha-valet: not implemented yet", file=sys.stderr)
-    return 1
+    args = build_parser().parse_args(argv)
+    if args.check:
+        return run_check(lambda: _load(args), _render_check)
+    config = load_or_exit(lambda: _load(args))
+    status_file = args.status_file or config.settings.status_file
+    if args.status:
+        if not status_file:
+            print("ha-valet: no status file (set status_file in [valet] or pass --status-file)", file=sys.stderr)
+            return 1
+        try:
+            data = json.loads(Path(status_file).read_text())
+        except (OSError, ValueError) as e:
+            print(f"ha-valet: cannot read status file {status_file}: {e}", file=sys.stderr)
+            return 1
+        print(render_status(data))
+        return 0
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _raise_fd_limit()
+    asyncio.run(_run(config, status_file))
+    return 0

@@ -1,0 +1,462 @@
+"""HaValet configuration: the documented ``ha_valet.cfg`` format, read verbatim, or a TOML form.
+
+cfg form (the original tool's format)::
+
+    :Ostro                      # or [Ostro]
+        host = valet1
+        stand_by_list = valet2  # also spelled standy_by_list or stand_by
+        user = m04060
+        priority = 1
+        start_command = "ssh %s@%s 'cd @DIR@ ; ./daemon.py start'" % (user, host)
+        ...
+
+- ``#`` and ``;`` start comment lines; indentation is ignored; ``key = value`` splits at the first ``=``.
+- Command keys (``start_command``/``start``, ``stop_command``/``stop``, ``test_command``/``test``) must be a
+  quoted string, optionally ``% (key, ...)`` naming keys of the same section (HaValet.command_expr);
+  other values are plain text (quotes around them are removed).
+- Commands are rendered once per host: ``host`` is bound to the host the command is for, so one
+  section serves its own host and every stand-by host (the original re-evaluated the expression
+  with ``host`` rebound the same way).
+- ``[valet]`` holds settings of the valet itself (intervals, timeouts, restart limits, notify,
+  status_file); ``[placeholders]`` maps ``NAME = value`` to fill ``@NAME@`` in commands. Placeholders
+  that are not filled stay as written (``--check`` lists them as warnings).
+- Sections with the same name are one logical process when any of them has a stand-by list (the
+  README's "Host A / Host B" example); otherwise they are independent processes named ``Name@host``.
+
+TOML form (``.toml``): the same sections as tables and the same keys; command values are used as
+written (no ``%`` language), and every command gets HAVALET_HOST, HAVALET_USER, HAVALET_PORT,
+HAVALET_PROTOCOL and HAVALET_PROCESS in its environment to reach stand-by hosts.
+
+Everything is validated once, here, into frozen pydantic models; errors name file, line, key and value.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from failover_core.config import ConfigError, StrictModel
+from pydantic import Field, ValidationError, model_validator
+
+from HaValet.command_expr import ExprError, parse_command_expr
+
+COMMAND_KEYS = ("start_command", "stop_command", "test_command")
+KEY_ALIASES = {
+    "start": "start_command",
+    "stop": "stop_command",
+    "test": "test_command",
+    "standy_by_list": "stand_by_list",
+    "stand_by": "stand_by_list",
+}
+REQUIRED_KEYS = ("host", "user", *COMMAND_KEYS)
+TIMING_KEYS = ("interval", "command_timeout", "start_timeout", "stop_timeout", "start_grace", "start_poll",
+               "backoff_initial", "backoff_max", "max_failures", "failure_window")
+PROCESS_KEYS = frozenset({"host", "user", "port", "protocol", "order", "priority", "stand_by_list",
+                          *COMMAND_KEYS, *TIMING_KEYS})
+RESERVED_SECTIONS = ("valet", "placeholders")
+_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*\Z")
+_SECTION_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.@-]*\Z")
+_PLACEHOLDER_RE = re.compile(r"@([A-Za-z_][A-Za-z0-9_]*)@")
+
+
+class ValetConfigError(ConfigError):
+    """A ConfigError whose lines read ``file:line: [section] key: problem (value ...)``."""
+
+    def __init__(self, source: str, problems: list[tuple[str, object, str]]) -> None:
+        super().__init__(source, problems)
+        lines = []
+        for where, value, problem in problems:
+            shown = "" if value is None else f" (value {str(value)[:120]!r})"
+            lines.append(f"{where}: {problem}{shown}")
+        self.args = ("\n".join(lines),)
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class Timing(StrictModel):
+    """How often and how patiently one process is watched and restarted."""
+
+    interval: float = Field(5.0, gt=0, le=3600, description="seconds between test rounds")
+    command_timeout: float = Field(10.0, gt=0, le=3600, description="timeout of a test (and notify) command")
+    start_timeout: float = Field(30.0, gt=0, le=3600)
+    stop_timeout: float = Field(30.0, gt=0, le=3600)
+    start_grace: float = Field(10.0, ge=0, le=3600,
+                               description="after a start returned 0, how long the test may stay down")
+    start_poll: float = Field(0.2, gt=0, le=60, description="test period while waiting for a start to show")
+    backoff_initial: float = Field(1.0, ge=0, le=3600, description="first delay after every host failed")
+    backoff_max: float = Field(30.0, ge=0, le=86400, description="delays double up to this")
+    max_failures: int = Field(5, ge=1, le=1000, description="give up after this many failures ...")
+    failure_window: float = Field(300.0, gt=0, le=86400, description="... within this many seconds")
+
+
+class ValetSettings(StrictModel):
+    """The ``[valet]`` section: defaults for every process plus notify and status output."""
+
+    timing: Timing = Timing()
+    notify: str | None = None
+    status_file: str | None = None
+
+
+class InstanceSpec(StrictModel):
+    """One host a logical process may run on, with its commands rendered for that host."""
+
+    host: str = Field(min_length=1)
+    user: str
+    port: str | None = None
+    protocol: str | None = None
+    priority: int = Field(1, ge=1, description="configured priority: lower wins")
+    start_command: str = Field(min_length=1)
+    stop_command: str = Field(min_length=1)
+    test_command: str = Field(min_length=1)
+    standby_only: bool = Field(False, description="came from a stand_by_list, not from a section's own host")
+
+    def environment(self, process: str) -> dict[str, str]:
+        return {"HAVALET_PROCESS": process, "HAVALET_HOST": self.host, "HAVALET_USER": self.user,
+                "HAVALET_PORT": self.port or "", "HAVALET_PROTOCOL": self.protocol or ""}
+
+
+class ProcessSpec(StrictModel):
+    """One logical process: its instances in preference order (best first)."""
+
+    name: str
+    order: int = 0
+    instances: tuple[InstanceSpec, ...]
+    timing: Timing
+
+    @model_validator(mode="after")
+    def _distinct_hosts(self) -> ProcessSpec:
+        hosts = [i.host for i in self.instances]
+        if not hosts:
+            raise ValueError("a process needs at least one host")
+        if len(set(hosts)) != len(hosts):
+            raise ValueError(f"host listed twice: {hosts}")
+        return self
+
+    @property
+    def hosts(self) -> tuple[str, ...]:
+        return tuple(i.host for i in self.instances)
+
+    def instance(self, host: str) -> InstanceSpec:
+        for i in self.instances:
+            if i.host == host:
+                return i
+        raise KeyError(host)
+
+
+class ValetConfig(StrictModel):
+    source: str
+    settings: ValetSettings
+    processes: tuple[ProcessSpec, ...]
+    warnings: tuple[str, ...] = ()
+
+    def only(self, name: str) -> ValetConfig:
+        """The config limited to one logical process (``-p NAME``)."""
+        chosen = tuple(p for p in self.processes if p.name == name or p.name.split("@", 1)[0] == name)
+        if not chosen:
+            raise ValetConfigError(self.source, [(self.source, name, "no such process (known: "
+                                                  + ", ".join(p.name for p in self.processes) + ")")])
+        return self.model_copy(update={"processes": chosen})
+
+
+# ---------------------------------------------------------------- reading the cfg text
+
+@dataclass
+class RawSection:
+    name: str
+    line: int
+    entries: dict[str, tuple[str, int]] = field(default_factory=dict)  # key -> (raw value, line)
+
+
+def parse_sections(text: str, source: str) -> tuple[list[RawSection], list[tuple[str, object, str]]]:
+    """Split cfg text into sections of ``key -> (raw value, line)``; syntax errors carry the line."""
+    sections: list[RawSection] = []
+    problems: list[tuple[str, object, str]] = []
+    current: RawSection | None = None
+    for lineno, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        where = f"{source}:{lineno}"
+        if not line or line.startswith(("#", ";")):
+            continue
+        header = None
+        if line.startswith(":"):
+            header = line[1:].strip()
+        elif line.startswith("[") and line.endswith("]"):
+            header = line[1:-1].strip()
+        if header is not None:
+            if not _SECTION_RE.match(header):
+                problems.append((where, header, "bad section name (letters, digits, _ . @ - only)"))
+                current = None
+                continue
+            current = RawSection(header, lineno)
+            sections.append(current)
+            continue
+        key, sep, value = line.partition("=")
+        key = key.strip()
+        if not sep or not _KEY_RE.match(key):
+            problems.append((where, line, "expected 'key = value', ':Section' or '[Section]'"))
+            continue
+        if current is None:
+            problems.append((where, line, "'key = value' before any section header"))
+            continue
+        canonical = KEY_ALIASES.get(key, key)
+        if canonical in current.entries:
+            problems.append((f"{where}: [{current.name}] {key}", None,
+                             f"duplicate key (first set on line {current.entries[canonical][1]})"))
+            continue
+        current.entries[canonical] = (value.strip(), lineno)
+    return sections, problems
+
+
+def _plain_value(raw: str) -> str:
+    """Non-command values: text as written, quotes removed when the value is one quoted literal."""
+    if raw[:1] in ("'", '"'):
+        try:
+            t = parse_command_expr(raw)
+        except ExprError:
+            return raw
+        if not t.uses_percent:
+            return t.fmt
+    return raw
+
+
+def _split_hosts(value: str | list[Any]) -> list[str]:
+    items = value if isinstance(value, list) else str(value).split(",")
+    return [str(h).strip() for h in items if str(h).strip()]
+
+
+@dataclass
+class _Section:
+    """A section after value parsing: plain values plus, per command key, a renderer for a host."""
+
+    name: str
+    where: str
+    values: dict[str, Any]
+    key_where: dict[str, str]
+    templates: dict[str, Any]  # key -> CommandTemplate (cfg form) or str (TOML form)
+
+
+def _cfg_sections(raw: list[RawSection], source: str) -> tuple[list[_Section], dict[str, dict[str, Any]],
+                                                                list[tuple[str, object, str]]]:
+    sections: list[_Section] = []
+    reserved: dict[str, dict[str, Any]] = {}
+    problems: list[tuple[str, object, str]] = []
+    for rs in raw:
+        if rs.name.lower() in RESERVED_SECTIONS:
+            reserved.setdefault(rs.name.lower(), {}).update({k: _plain_value(v) for k, (v, _) in rs.entries.items()})
+            reserved.setdefault(f"{rs.name.lower()}:where", {}).update(
+                {k: f"{source}:{ln}: [{rs.name}] {k}" for k, (_, ln) in rs.entries.items()})
+            continue
+        values: dict[str, Any] = {}
+        templates: dict[str, Any] = {}
+        names = frozenset(k for k in rs.entries if k not in COMMAND_KEYS) | {"host"}
+        for key, (value, lineno) in rs.entries.items():
+            where = f"{source}:{lineno}: [{rs.name}] {key}"
+            if key not in PROCESS_KEYS:
+                problems.append((where, value, "unknown key (allowed: " + ", ".join(sorted(PROCESS_KEYS))
+                                 + "; aliases: " + ", ".join(sorted(KEY_ALIASES)) + ")"))
+            elif key in COMMAND_KEYS:
+                templates[key] = None  # present (even if wrong): not also reported as missing
+                if value[:1] not in ("'", '"', "("):
+                    problems.append((where, value, "a command must be a quoted string, optionally "
+                                                   "followed by % (key, ...)"))
+                    continue
+                try:
+                    templates[key] = parse_command_expr(value, names)
+                except ExprError as e:
+                    problems.append((where, value, str(e)))
+            else:
+                values[key] = _plain_value(value)
+        sections.append(_Section(rs.name, f"{source}:{rs.line}: [{rs.name}]", values,
+                                 {k: f"{source}:{ln}: [{rs.name}] {k}" for k, (_, ln) in rs.entries.items()},
+                                 templates))
+    return sections, reserved, problems
+
+
+def _toml_sections(data: Mapping[str, Any], source: str) -> tuple[list[_Section], dict[str, dict[str, Any]],
+                                                                  list[tuple[str, object, str]]]:
+    sections: list[_Section] = []
+    reserved: dict[str, dict[str, Any]] = {}
+    problems: list[tuple[str, object, str]] = []
+    for name, table in data.items():
+        where = f"{source}: [{name}]"
+        if not isinstance(table, Mapping):
+            problems.append((where, table, "every top-level entry must be a table ([Name])"))
+            continue
+        if name.lower() in RESERVED_SECTIONS:
+            reserved.setdefault(name.lower(), {}).update(table)
+            continue
+        values: dict[str, Any] = {}
+        templates: dict[str, Any] = {}
+        for key0, value in table.items():
+            key = KEY_ALIASES.get(key0, key0)
+            if key not in PROCESS_KEYS:
+                problems.append((f"{where} {key0}", value, "unknown key (allowed: " + ", ".join(sorted(PROCESS_KEYS))
+                                 + ")"))
+            elif key in COMMAND_KEYS:
+                if not isinstance(value, str) or not value.strip():
+                    problems.append((f"{where} {key0}", value, "a command must be a non-empty string"))
+                else:
+                    templates[key] = value
+            else:
+                values[key] = value
+        sections.append(_Section(str(name), where, values, {k: f"{where} {k}" for k in values}, templates))
+    return sections, reserved, problems
+
+
+def _render(template: Any, values: Mapping[str, Any], host: str) -> str:
+    if isinstance(template, str):
+        return template
+    bound = {k: str(v) if not isinstance(v, list) else ",".join(map(str, v)) for k, v in values.items()}
+    bound["host"] = host
+    return template.render(bound)
+
+
+def _fill_placeholders(command: str, placeholders: Mapping[str, str], missing: set[str]) -> str:
+    def sub(m: re.Match[str]) -> str:
+        if m.group(1) in placeholders:
+            return str(placeholders[m.group(1)])
+        missing.add(m.group(1))
+        return m.group(0)
+    return _PLACEHOLDER_RE.sub(sub, command)
+
+
+def _validate(model: type[StrictModel], data: Mapping[str, Any], where: str,
+              key_where: Mapping[str, str] | None = None) -> Any:
+    """Validate or raise; ``key_where`` maps a key to its ``file:line: [section] key`` text when known."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        problems = []
+        for err in e.errors(include_url=False):
+            loc = [str(p) for p in err.get("loc", ())]
+            known = [key_where[p] for p in reversed(loc) if key_where and p in key_where]
+            place = known[0] if known else f"{where} {'.'.join(loc)}".rstrip()
+            problems.append((place, err.get("input") if err.get("type") != "missing" else None,
+                             err.get("msg", "invalid")))
+        raise ValetConfigError(where, problems) from None
+
+
+def build_config(sections: list[_Section], reserved: Mapping[str, Mapping[str, Any]], source: str,
+                 problems: list[tuple[str, object, str]]) -> ValetConfig:
+    """Turn parsed sections into validated ProcessSpecs (instances in preference order)."""
+    valet_section = dict(reserved.get("valet", {}))
+    timing_data = {k: valet_section.pop(k) for k in list(valet_section) if k in TIMING_KEYS}
+    settings: ValetSettings | None = None
+    try:
+        settings = _validate(ValetSettings, {**valet_section, "timing": timing_data}, f"{source}: [valet]",
+                             reserved.get("valet:where", {}))
+    except ValetConfigError as e:
+        problems.extend(e.problems)
+    placeholders = {str(k): str(v) for k, v in reserved.get("placeholders", {}).items()}
+    missing_placeholders: set[str] = set()
+
+    for s in sections:
+        for key in REQUIRED_KEYS:
+            if key not in s.values and key not in s.templates:
+                problems.append((s.where, None, f"missing required key '{key}'"
+                                 + (" (also accepted: " + ", ".join(a for a, c in KEY_ALIASES.items() if c == key)
+                                    + ")" if key in KEY_ALIASES.values() else "")))
+    if problems or settings is None:
+        raise ValetConfigError(source, problems)
+
+    groups: dict[str, list[_Section]] = {}
+    for s in sections:
+        groups.setdefault(s.name, []).append(s)
+
+    processes: list[ProcessSpec] = []
+    for name, group in groups.items():
+        merged = len(group) == 1 or any(_split_hosts(s.values.get("stand_by_list", "")) for s in group)
+        units = [group] if merged else [[s] for s in group]
+        for unit in units:
+            pname = name if merged else f"{name}@{unit[0].values['host']}"
+            processes.append(_build_process(pname, unit, settings, placeholders, missing_placeholders, source))
+    warnings = tuple(f"placeholder @{p}@ is not filled (add it to [placeholders]); left as written"
+                     for p in sorted(missing_placeholders))
+    processes.sort(key=lambda p: p.order)  # stable: file order within one order
+    return ValetConfig(source=source, settings=settings, processes=tuple(processes), warnings=warnings)
+
+
+def _build_process(pname: str, unit: list[_Section], settings: ValetSettings, placeholders: Mapping[str, str],
+                   missing: set[str], source: str) -> ProcessSpec:
+    ranked: list[tuple[tuple[int, int, int], dict[str, Any], _Section]] = []  # (sort key, instance data, section)
+    seen: set[str] = set()
+    first = unit[0]
+    timing_over = {k: v for s in unit for k, v in s.values.items() if k in TIMING_KEYS}
+    timing = _validate(Timing, {**settings.timing.model_dump(), **timing_over}, first.where,
+                       {k: v for s in unit for k, v in s.key_where.items()})
+    order = min(_validate(_Order, {"order": s.values.get("order", 0)}, s.where, s.key_where).order for s in unit)
+    position = 0
+
+    def add(s: _Section, host: str, standby_only: bool) -> None:
+        nonlocal position
+        position += 1
+        try:
+            cmds = {k: _fill_placeholders(_render(s.templates[k], s.values, host), placeholders, missing)
+                    for k in COMMAND_KEYS}
+        except ExprError as e:
+            raise ValetConfigError(source, [(s.where, None, f"command for host {host}: {e}")]) from None
+        data = {"host": host, "user": s.values["user"], "port": _opt_str(s.values.get("port")),
+                "protocol": _opt_str(s.values.get("protocol")), "priority": s.values.get("priority", 1),
+                **cmds, "standby_only": standby_only}
+        ranked.append(((int(standby_only), 0, position), data, s))
+
+    for s in unit:
+        host = str(s.values["host"]).strip()
+        if host in seen:
+            raise ValetConfigError(source, [(s.where, host, "this host already has a section for this process")])
+        seen.add(host)
+        add(s, host, False)
+    for s in unit:
+        for h in _split_hosts(s.values.get("stand_by_list", "")):
+            if h not in seen:
+                seen.add(h)
+                add(s, h, True)
+    instances = []
+    for _, data, s in ranked:
+        instances.append(_validate(InstanceSpec, data, s.where, s.key_where))
+    # preference: own hosts before stand-by-only hosts, then configured priority (lower wins), then file order
+    keyed = sorted(zip(ranked, instances, strict=True),
+                   key=lambda ri: (ri[0][0][0], ri[1].priority, ri[0][0][2]))
+    return _validate(ProcessSpec, {"name": pname, "order": order, "instances": [i for _, i in keyed],
+                                   "timing": timing}, first.where)
+
+
+class _Order(StrictModel):
+    order: int = 0
+
+
+def _opt_str(v: Any) -> str | None:
+    return None if v is None else str(v)
+
+
+# ---------------------------------------------------------------- entry points
+
+def parse_config(text: str, source: str = "<config>", fmt: str | None = None) -> ValetConfig:
+    """Parse cfg (default) or TOML (``fmt='toml'``) text into a ValetConfig, or raise ValetConfigError."""
+    if fmt == "toml":
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as e:
+            raise ValetConfigError(source, [(source, None, f"not valid TOML: {e}")]) from None
+        sections, reserved, problems = _toml_sections(data, source)
+    else:
+        raw, syntax_problems = parse_sections(text, source)
+        sections, reserved, problems = _cfg_sections(raw, source)
+        problems = syntax_problems + problems
+    if not sections and not problems:
+        problems.append((source, None, "no process section found (expected ':Name' or '[Name]' sections)"))
+    return build_config(sections, reserved, source, problems)
+
+
+def load_config(path: str | Path) -> ValetConfig:
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ValetConfigError(str(p), [(str(p), None, f"cannot read the file: {e}")]) from None
+    return parse_config(text, str(p), "toml" if p.suffix == ".toml" else None)

@@ -1,0 +1,242 @@
+"""The HaValet driver: one asyncio loop, one coroutine per logical process, every command concurrent.
+
+It owns every process, clock and file; HaValet.supervisor decides. For each process it calls
+``tick(now)`` at the supervisor's next deadline (monotonic clock), runs the returned commands as
+concurrent tasks, feeds their results back, logs every transition (and note) with its reason code,
+hands transitions to the notify dispatcher and keeps the status file current. Processes start in
+``order`` (ascending): a level begins once every process of the lower levels has settled (is active,
+in backoff or has given up). First rounds of one level are spread over min(interval, 1 s) so 500
+processes do not spawn 500 commands in the same millisecond.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from failover_core.shell.clock import MonotonicClock
+from failover_core.shell.notify import NotifyDispatcher, SubprocessHookRunner
+from failover_core.transitions import Transition
+
+from HaValet.commands import CommandResult, close_lingering, run_command
+from HaValet.config import ProcessSpec, ValetConfig
+from HaValet.supervisor import ProcessSupervisor, ProcState, RunStart, RunStop, RunTest, Step, describe_rc
+
+log = logging.getLogger("HaValet")
+SETTLED = (ProcState.ACTIVE, ProcState.CONFLICT, ProcState.BACKOFF, ProcState.FATAL)
+
+
+@dataclass
+class _Process:
+    spec: ProcessSpec
+    sup: ProcessSupervisor
+    env: dict[str, dict[str, str]]
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    settled: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class Valet:
+    def __init__(self, config: ValetConfig, *, status_path: str | Path | None = None,
+                 notify: NotifyDispatcher | None = None, clock: MonotonicClock | None = None,
+                 on_transition: Callable[[Transition], None] | None = None,
+                 on_note: Callable[[str, str, str], None] | None = None) -> None:
+        self.config = config
+        self.clock = clock or MonotonicClock()
+        path = status_path or config.settings.status_file
+        self.status_path = Path(path) if path else None
+        if notify is None and config.settings.notify:
+            notify = NotifyDispatcher(SubprocessHookRunner(config.settings.notify,
+                                                           timeout=config.settings.timing.command_timeout))
+        self.notify = notify
+        self.on_transition = on_transition
+        self.on_note = on_note  # (process, code, reason) for decisions without a state change
+        self.processes: dict[str, _Process] = {}
+        self.commands_run = 0
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._status_dirty = asyncio.Event()
+
+    # ------------------------------------------------------------------ main
+    async def run(self, stop: asyncio.Event) -> None:
+        log.info("ha-valet: watching %d process(es) from %s", len(self.config.processes), self.config.source)
+        for w in self.config.warnings:
+            log.warning("config: %s", w)
+        loops: list[asyncio.Task[None]] = []
+        writer = asyncio.create_task(self._status_writer())
+        try:
+            levels = sorted({p.order for p in self.config.processes})
+            for level in levels:
+                specs = [p for p in self.config.processes if p.order == level]
+                now = self.clock.now()
+                for i, spec in enumerate(specs):
+                    spread = min(spec.timing.interval, 1.0) * i / len(specs)
+                    sup = ProcessSupervisor(spec.name, spec.hosts, spec.timing, now=now, first_round_at=now + spread)
+                    env = {inst.host: {**os.environ, **inst.environment(spec.name)} for inst in spec.instances}
+                    proc = _Process(spec, sup, env)
+                    self.processes[spec.name] = proc
+                    loops.append(asyncio.create_task(self._process_loop(proc), name=f"valet:{spec.name}"))
+                if level != levels[-1]:
+                    log.info("start-up order %d: waiting for %s to settle", level, ", ".join(s.name for s in specs))
+                    waiters = [asyncio.ensure_future(self.processes[s.name].settled.wait()) for s in specs]
+                    stopper = asyncio.ensure_future(stop.wait())
+                    await asyncio.wait([stopper, asyncio.gather(*waiters)], return_when=asyncio.FIRST_COMPLETED)
+                    stopper.cancel()
+                    for w in waiters:
+                        w.cancel()
+                    if stop.is_set():
+                        break
+            await stop.wait()
+        finally:
+            for t in loops:
+                t.cancel()
+            for t in list(self._tasks):
+                t.cancel()
+            await asyncio.gather(*loops, *self._tasks, return_exceptions=True)
+            writer.cancel()
+            await asyncio.gather(writer, return_exceptions=True)
+            self.write_status()
+            close_lingering()
+            if self.notify is not None:
+                await asyncio.to_thread(self.notify.close, 5.0)
+            log.info("ha-valet: stopped (monitored processes are left as they are)")
+
+    async def _process_loop(self, p: _Process) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            self._apply(p, p.sup.tick(self.clock.now()))
+            deadline = p.sup.next_deadline()
+            p.wake.clear()
+            # a plain loop timer sets the same event a command result sets (cheaper than wait_for's task)
+            timer = None if deadline is None else loop.call_later(max(deadline - self.clock.now(), 0.001),
+                                                                  p.wake.set)
+            try:
+                await p.wake.wait()
+            finally:
+                if timer is not None:
+                    timer.cancel()
+
+    # ------------------------------------------------------------------ effects
+    def _apply(self, p: _Process, step: Step) -> None:
+        name = p.spec.name
+        for t in step.transitions:
+            log.info("%s", t)
+            if self.notify is not None:
+                self.notify.submit(t)
+            if self.on_transition is not None:
+                self.on_transition(t)
+            self._status_dirty.set()
+        for code, reason in step.notes:
+            level = logging.DEBUG if code == "STALE_RESULT" else logging.INFO
+            log.log(level, "%s: %s [%s]", name, reason, code)
+            if self.on_note is not None and code != "STALE_RESULT":
+                self.on_note(name, code, reason)
+        if p.sup.state in SETTLED:
+            p.settled.set()
+        for action in step.actions:
+            task = asyncio.create_task(self._execute(p, action))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _execute(self, p: _Process, action: RunTest | RunStart | RunStop) -> None:
+        try:
+            await self._execute_unguarded(p, action)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # a bug or an OS surprise must not leave the supervisor waiting forever
+            log.exception("%s: %s on %s failed inside the valet", p.spec.name, type(action).__name__, action.host)
+            now = self.clock.now()
+            detail = f"valet error: {e}"
+            if isinstance(action, RunTest):
+                step = p.sup.on_test(action.host, None, tag=action.tag, now=now)
+            elif isinstance(action, RunStart):
+                step = p.sup.on_start(action.host, None, tag=action.tag, now=now, detail=detail)
+            else:
+                step = p.sup.on_stop(action.host, None, now=now, detail=detail)
+            self._apply(p, step)
+            p.wake.set()
+
+    async def _execute_unguarded(self, p: _Process, action: RunTest | RunStart | RunStop) -> None:
+        inst = p.spec.instance(action.host)
+        timing = p.spec.timing
+        env = p.env[action.host]
+        self.commands_run += 1
+        if isinstance(action, RunTest):
+            r = await run_command(inst.test_command, timeout=timing.command_timeout, env=env)
+            self._log_result(p, "test", action.host, r, describe_rc(r.rc), logging.DEBUG)
+            step = p.sup.on_test(action.host, r.rc, tag=action.tag, now=self.clock.now())
+        elif isinstance(action, RunStart):
+            log.info("%s: starting on %s: %s", p.spec.name, action.host, inst.start_command)
+            r = await run_command(inst.start_command, timeout=timing.start_timeout, env=env)
+            self._log_result(p, "start", action.host, r, r.detail, logging.INFO)
+            step = p.sup.on_start(action.host, r.rc, tag=action.tag, now=self.clock.now(), detail=r.detail)
+        else:
+            log.info("%s: stopping on %s: %s", p.spec.name, action.host, inst.stop_command)
+            r = await run_command(inst.stop_command, timeout=timing.stop_timeout, env=env)
+            self._log_result(p, "stop", action.host, r, r.detail, logging.INFO)
+            step = p.sup.on_stop(action.host, r.rc, now=self.clock.now(), detail=r.detail)
+        self._apply(p, step)
+        p.wake.set()
+
+    @staticmethod
+    def _log_result(p: _Process, kind: str, host: str, r: CommandResult, what: str, level: int) -> None:
+        if r.rc is None:
+            level = logging.WARNING
+        if log.isEnabledFor(level):
+            out = f"; output: {r.output[-500:]}" if r.output else ""
+            log.log(level, "%s: %s on %s: %s (%s, %.3fs)%s", p.spec.name, kind, host, what, r.detail, r.duration, out)
+
+    # ------------------------------------------------------------------ status
+    def status(self) -> dict[str, Any]:
+        mono, wall = self.clock.now(), time.time()
+        procs = []
+        for p in self.processes.values():
+            snap = p.sup.snapshot(mono)
+            at = snap.pop("last_transition_at")
+            snap["last_transition_time"] = (
+                time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(wall - (mono - at))) if isinstance(at, float) else None)
+            bu = snap.pop("backoff_until")
+            snap["backoff_left"] = round(bu - mono, 3) if isinstance(bu, float) and bu > mono else None
+            procs.append(snap)
+        return {"valet_pid": os.getpid(), "config": self.config.source,
+                "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(wall)), "processes": procs}
+
+    def write_status(self) -> None:
+        if self.status_path is None:
+            return
+        tmp = self.status_path.with_name(self.status_path.name + ".tmp")
+        try:
+            tmp.write_text(json.dumps(self.status(), indent=2) + "\n")
+            tmp.replace(self.status_path)
+        except OSError as e:
+            log.warning("cannot write status file %s: %s", self.status_path, e)
+
+    async def _status_writer(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._status_dirty.wait(), 2.0)
+            self._status_dirty.clear()
+            self.write_status()
+            await asyncio.sleep(0.1)
+
+
+def render_status(data: dict[str, Any]) -> str:
+    """The ``--status`` table: one line per process."""
+    rows = [("PROCESS", "STATE", "ACTIVE ON", "LAST TRANSITION")]
+    for p in data.get("processes", []):
+        active = p.get("active_host") or (f"(starting on {p['starting_on']})" if p.get("starting_on") else "-")
+        last = p.get("last_transition") or "-"
+        if p.get("last_transition_time"):
+            last = f"{p['last_transition_time']} {last}"
+        rows.append((str(p.get("process")), str(p.get("state")), str(active), last))
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    lines = [f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:<{widths[2]}}  {r[3]}" for r in rows]
+    lines.append(f"(status of ha-valet pid {data.get('valet_pid')} at {data.get('updated')}, "
+                 f"config {data.get('config')})")
+    return "\n".join(lines)

@@ -1,0 +1,247 @@
+"""ha_valet.cfg parsing: the documented formats verbatim, the TOML form, and errors with lines."""
+
+import contextlib
+import textwrap
+
+import pytest
+from failover_core.config import ConfigError
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from HaValet.config import ValetConfigError, load_config, parse_config
+
+# The example of the issue brief (ONAP/Ostro valet, [Name] spelling).
+DOCUMENTED = textwrap.dedent("""\
+    [Ostro]
+    order = 5
+    priority = 1
+    host = valet1
+    stand_by_list = valet2
+    user = m04060
+    port = 22
+    protocol = ssh
+    start_command = "ssh %s@%s 'cd @OSTRO_SERVER_DIR@ ; sudo -u m04060 python ./ostro_daemon.py start'" % (user, host)
+    stop_command = "ssh %s@%s 'cd @OSTRO_SERVER_DIR@ ; sudo -u m04060 python ./ostro_daemon.py stop'" % (user, host)
+    test_command = "ssh %s@%s 'exit $(@OSTRO_SERVER_DIR@/ostro_daemon.py status ; echo $?)'" % (user, host)
+    """)
+
+# The README spelling: ':Name' headers, indented keys, a section per host with its own priority.
+README_STYLE = textwrap.dedent("""\
+    #Host A:
+    :Ostro
+        host = Host_A
+        stand_by = Host_A,Host_B
+        user = stack
+        port = 8091
+        protocol = http
+        priority = 1
+        start_command="ssh %s@%s 'cd @DIR@ ; ./d.py start'" % (user, host)
+        stop_command="ssh %s@%s 'cd @DIR@ ; ./d.py stop'" % (user, host)
+        test_command="ssh %s@%s 'exit $(@DIR@/d.py status ; echo $?)'" % (user, host)
+
+    :Allegro
+        host = Host_A
+        user = stack
+        port = 8090
+        protocol = http
+        start_command="sudo python @WSGI@/wsgi.py &"
+        stop_command="sudo pkill -f wsgi"
+        test_command="netstat -nap  | grep %s | grep LISTEN | wc -l | exit $(awk \\'{print $1}\\')" % (port)
+
+    #Host B:
+    :Ostro
+        host = Host_B
+        standy_by_list = Host_A,Host_B
+        user = stack
+        port = 8091
+        protocol = http
+        priority = 2
+        start_command="ssh %s@%s 'cd @DIR@ ; ./d.py start'" % (user, host)
+        stop_command="ssh %s@%s 'cd @DIR@ ; ./d.py stop'" % (user, host)
+        test_command="ssh %s@%s 'exit $(@DIR@/d.py status ; echo $?)'" % (user, host)
+
+    :Allegro
+        host = Host_B
+        user = stack
+        port = 8090
+        protocol = http
+        start_command="sudo python @WSGI@/wsgi.py &"
+        stop_command="sudo pkill -f wsgi"
+        test_command="netstat -nap  | grep %s | grep LISTEN | wc -l | exit $(awk \\'{print $1}\\')" % (port)
+    """)
+
+
+def test_documented_example_renders_commands_for_each_host():
+    cfg = parse_config(DOCUMENTED, "ha_valet.cfg")
+    (p,) = cfg.processes
+    assert p.name == "Ostro" and p.order == 5 and p.hosts == ("valet1", "valet2")
+    own, standby = p.instances
+    assert own.start_command == ("ssh m04060@valet1 'cd @OSTRO_SERVER_DIR@ ; "
+                                 "sudo -u m04060 python ./ostro_daemon.py start'")
+    assert standby.stop_command == ("ssh m04060@valet2 'cd @OSTRO_SERVER_DIR@ ; "
+                                    "sudo -u m04060 python ./ostro_daemon.py stop'")
+    assert standby.test_command == "ssh m04060@valet2 'exit $(@OSTRO_SERVER_DIR@/ostro_daemon.py status ; echo $?)'"
+    assert (own.port, own.protocol, own.priority, standby.standby_only) == ("22", "ssh", 1, True)
+    assert cfg.warnings == ("placeholder @OSTRO_SERVER_DIR@ is not filled (add it to [placeholders]); "
+                            "left as written",)
+
+
+def test_placeholders_section_fills_them():
+    cfg = parse_config(DOCUMENTED + "\n[placeholders]\nOSTRO_SERVER_DIR = /opt/ostro\n", "x.cfg")
+    assert cfg.processes[0].instances[1].start_command.startswith("ssh m04060@valet2 'cd /opt/ostro ;")
+    assert cfg.warnings == ()
+
+
+def test_readme_style_merges_hosts_by_priority_and_keeps_local_processes_apart():
+    cfg = parse_config(README_STYLE, "r.cfg")
+    by_name = {p.name: p for p in cfg.processes}
+    assert set(by_name) == {"Ostro", "Allegro@Host_A", "Allegro@Host_B"}
+    assert by_name["Ostro"].hosts == ("Host_A", "Host_B")
+    assert [i.priority for i in by_name["Ostro"].instances] == [1, 2]
+    assert by_name["Allegro@Host_B"].instances[0].test_command == (
+        "netstat -nap  | grep 8090 | grep LISTEN | wc -l | exit $(awk '{print $1}')")
+
+
+def test_upstream_short_keys_and_valet_section():
+    text = textwrap.dedent("""\
+        [valet]
+        interval = 0.5
+        max_failures = 3
+        notify = /usr/local/bin/page-me
+        [ValetApi]
+        order=4
+        host=valet1
+        stand_by_list=valet2
+        user=m04060
+        interval = 2
+        start="ssh -o ConnectTimeout=1 %s@%s 'sudo service apache2 restart'" % (user, host)
+        stop="ssh -o ConnectTimeout=1 %s@%s 'sudo apachectl stop'" % (user, host)
+        test="exit $(wget -T 1 -t 1 -qO- http://%s:8090/v1 | grep CURRENT | wc -l)" % (host)
+        """)
+    cfg = parse_config(text, "u.cfg")
+    (p,) = cfg.processes
+    assert p.instances[1].test_command == "exit $(wget -T 1 -t 1 -qO- http://valet2:8090/v1 | grep CURRENT | wc -l)"
+    assert p.timing.interval == 2.0 and p.timing.max_failures == 3
+    assert cfg.settings.notify == "/usr/local/bin/page-me" and cfg.settings.timing.interval == 0.5
+
+
+def test_toml_form_same_keys(tmp_path):
+    f = tmp_path / "valet.toml"
+    f.write_text(textwrap.dedent("""\
+        [valet]
+        interval = 1.5
+        [Web]
+        host = "a"
+        stand_by_list = ["b", "c"]
+        user = "web"
+        port = 8080
+        priority = 2
+        start_command = "ssh $HAVALET_USER@$HAVALET_HOST start"
+        stop_command = "ssh $HAVALET_USER@$HAVALET_HOST stop"
+        test_command = "ssh $HAVALET_USER@$HAVALET_HOST test"
+        """))
+    cfg = load_config(f)
+    (p,) = cfg.processes
+    assert p.hosts == ("a", "b", "c") and p.timing.interval == 1.5
+    assert p.instances[2].environment("Web")["HAVALET_HOST"] == "c"
+    assert p.instances[0].port == "8080"
+
+
+def _error(text: str) -> str:
+    with pytest.raises(ValetConfigError) as e:
+        parse_config(text, "bad.cfg")
+    assert isinstance(e.value, ConfigError)
+    return str(e.value)
+
+
+def test_malformed_line_names_file_and_line():
+    msg = _error(DOCUMENTED.replace("user = m04060\n", "user m04060\n"))
+    assert "bad.cfg:6: expected 'key = value'" in msg
+
+
+def test_unknown_expression_names_line_and_key():
+    msg = _error(DOCUMENTED.replace('% (user, host)\nstop', '% (user, host) + "x"\nstop'))
+    assert "bad.cfg:9: [Ostro] start_command: only a string literal" in msg
+
+
+def test_unquoted_command_is_refused():
+    msg = _error(DOCUMENTED.replace('stop_command = "ssh', "stop_command = ssh").replace(
+        "stop'\" % (user, host)", "stop'"))
+    assert "bad.cfg:10: [Ostro] stop_command: a command must be a quoted string" in msg
+
+
+def test_missing_required_key_names_section_line():
+    msg = _error(DOCUMENTED.replace("user = m04060\n", ""))
+    assert "bad.cfg:1: [Ostro]: missing required key 'user'" in msg
+    # and the expressions that used it are reported too
+    assert "unknown key name(s) user" in msg
+
+
+def test_unknown_key_duplicate_key_and_bad_values():
+    msg = _error(DOCUMENTED + "colour = red\npriority = 2\n")
+    assert "bad.cfg:12: [Ostro] colour: unknown key" in msg
+    assert "bad.cfg:13: [Ostro] priority: duplicate key (first set on line 3)" in msg
+    msg = _error(DOCUMENTED.replace("priority = 1", "priority = 0"))
+    assert "priority" in msg and "greater than or equal to 1" in msg
+    msg = _error("[valet]\ninterval = soon\n" + DOCUMENTED)
+    assert "bad.cfg:2: [valet] interval: Input should be a valid number" in msg and "'soon'" in msg
+
+
+def test_key_before_section_and_empty_file():
+    assert "bad.cfg:1: 'key = value' before any section header" in _error("host = a\n")
+    assert "no process section found" in _error("# nothing\n")
+
+
+def test_only_one_process():
+    cfg = parse_config(README_STYLE, "r.cfg")
+    assert [p.name for p in cfg.only("Allegro").processes] == ["Allegro@Host_A", "Allegro@Host_B"]
+    assert [p.name for p in cfg.only("Ostro").processes] == ["Ostro"]
+    with pytest.raises(ValetConfigError, match="no such process"):
+        cfg.only("Nope")
+
+
+CFG_TOKENS = st.sampled_from([
+    *"[]:=#;%\"'() \n\tabchostuserst_,0123@\\", "host = a\n", "user = u\n", "start_command = ", 'stop = "x"\n',
+    'test = "%s" % (host)\n', "[S]\n", ":T\n", "stand_by_list = b,c\n", "priority = 2\n", "[valet]\n",
+    "interval = 0\n", "[placeholders]\n", "X = y\n", "@X@",
+])
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(CFG_TOKENS, max_size=60).map("".join))
+def test_random_text_raises_only_config_error(text):
+    with contextlib.suppress(ConfigError):
+        parse_config(text, "fuzz.cfg")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=300))
+def test_random_unicode_raises_only_config_error(text):
+    with contextlib.suppress(ConfigError):
+        parse_config(text, "fuzz.cfg")
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.text(max_size=200))
+def test_random_toml_raises_only_config_error(text):
+    with contextlib.suppress(ConfigError):
+        parse_config(text, "fuzz.toml", "toml")
+
+
+def test_value_errors_point_at_the_line_of_the_key():
+    msg = _error("[valet]\nmax_failures = 0\ninterval = 1 # comment\n" + DOCUMENTED)
+    assert "bad.cfg:2: [valet] max_failures: Input should be greater than or equal to 1 (value '0')" in msg
+    assert "bad.cfg:3: [valet] interval: Input should be a valid number" in msg  # no inline comments
+    msg = _error(DOCUMENTED.replace("priority = 1", "priority = 0"))
+    assert "bad.cfg:3: [Ostro] priority: Input should be greater than or equal to 1" in msg
+
+
+def test_example_configs_in_the_repo_are_valid():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2] / "config"
+    cfg = load_config(root / "ha_valet.cfg")
+    assert [p.name for p in cfg.processes] == ["ValetApi", "Ostro"]  # start-up order 4, then 5
+    assert cfg.warnings == ()
+    toml = load_config(root / "ha_valet.toml")
+    assert toml.processes[0].hosts == ("web1", "web2", "web3")

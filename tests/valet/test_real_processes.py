@@ -1,0 +1,225 @@
+"""HaValet against real processes: a small HTTP service under a real valet process."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from .helpers import PY, pid_alive, wait_until
+
+pytestmark = pytest.mark.integration
+
+
+def service_cfg(state: Path, hosts: tuple[str, ...] = ("a",), extra: str = "", timing: str = "") -> str:
+    standby = f"stand_by_list = {','.join(hosts[1:])}\n" if len(hosts) > 1 else ""
+    return textwrap.dedent(f"""\
+        [valet]
+        interval = 0.5
+        command_timeout = 3
+        start_grace = 5
+        backoff_initial = 0.2
+        {timing}
+        [placeholders]
+        PY = {PY}
+        STATE = {state}
+
+        :Web
+            host = {hosts[0]}
+            {standby}
+            user = {os.environ.get("USER", "root")}
+            protocol = http
+            start_command = "@PY@ -m HaValet.sample_service start --state-dir @STATE@ --name %s" % (host)
+            stop_command = "@PY@ -m HaValet.sample_service stop --state-dir @STATE@ --name %s" % (host)
+            test_command = "@PY@ -m HaValet.sample_service probe --state-dir @STATE@ --name %s" % (host)
+        """) + extra
+
+
+def service_pid(state: Path, name: str) -> int | None:
+    try:
+        return int((state / f"{name}.pid").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def probe(state: Path, name: str) -> int:
+    return subprocess.run([PY, "-m", "HaValet.sample_service", "probe", "--state-dir", str(state), "--name", name],
+                          timeout=10).returncode
+
+
+def test_killed_service_is_restarted_within_interval_plus_start_time(state_dir, run_valet):
+    valet = run_valet(service_cfg(state_dir))
+    valet.wait_state("Web", "active", timeout=20, host="a")
+    first = service_pid(state_dir, "a")
+    assert first and probe(state_dir, "a") == 1
+    os.kill(first, signal.SIGKILL)
+    killed_at = time.monotonic()
+    wait_until(lambda: (p := service_pid(state_dir, "a")) and p != first and probe(state_dir, "a") == 1,
+               timeout=20, what="a new service process", on_fail=valet.diagnostics)
+    took = time.monotonic() - killed_at
+    wait_until(lambda: valet.log().count("Web: STARTING -> ACTIVE") == 2, 10, "the restart logged", valet.diagnostics)
+    start_times = [float(t) for t in re.findall(r"start on a: exit 0 \(exit 0, ([0-9.]+)s\)", valet.log())]
+    assert len(start_times) == 2, valet.diagnostics()
+    # one interval to notice + the start itself + test/poll latency; generous slack for a loaded 2-core CI box
+    assert took < 0.5 + max(start_times) + 2.0, f"restart took {took:.2f}s\n{valet.diagnostics()}"
+    assert "Web: ACTIVE -> STARTING (no instance up (a: exit 0: down)" in valet.log()
+    assert "Warning" not in valet.log(), valet.diagnostics()
+
+
+def test_test_exit_codes_drive_priority(state_dir, run_valet):
+    # both instances already run; b answers priority 1, a (preferred by config) answers 3: a must go
+    for name in ("a", "b"):
+        subprocess.run([PY, "-m", "HaValet.sample_service", "start", "--state-dir", str(state_dir), "--name", name],
+                       check=True, timeout=20)
+    (state_dir / "a.priority").write_text("3\n")
+    valet = run_valet(service_cfg(state_dir, hosts=("a", "b")))
+    valet.wait_state("Web", "active", timeout=20, host="b")
+    assert probe(state_dir, "a") == 0 and probe(state_dir, "b") == 1
+    log = valet.log()
+    assert "Web: UNKNOWN -> CONFLICT (2 instances up: b (priority 1), a (priority 3); keeping b, stopping a)" in log
+    assert "[CONFLICT_RESOLVED]" in log
+    # now b reports a worse priority and a comes back with a better one: b is stopped instead
+    (state_dir / "b.priority").write_text("9\n")
+    (state_dir / "a.priority").write_text("2\n")
+    subprocess.run([PY, "-m", "HaValet.sample_service", "start", "--state-dir", str(state_dir), "--name", "a"],
+                   check=True, timeout=20)
+    valet.wait_state("Web", "active", timeout=20, host="a")
+    wait_until(lambda: probe(state_dir, "b") == 0, 10, "b stopped", valet.diagnostics)
+
+
+def test_hanging_test_command_is_timed_out_and_counted_as_down(tmp_path, run_valet):
+    pids = tmp_path / "test-pids"
+    starts = tmp_path / "starts"
+    cfg = textwrap.dedent(f"""\
+        [valet]
+        interval = 0.5
+        command_timeout = 0.5
+        start_grace = 0.3
+        max_failures = 2
+        backoff_initial = 0.1
+        [Hang]
+        host = localhost
+        user = nobody
+        start_command = "echo start >> {starts}"
+        stop_command = "true"
+        test_command = "echo $$ >> {pids}; exec sleep 30"
+        """)
+    t0 = time.monotonic()
+    valet = run_valet(cfg)
+    wait_until(starts.exists, 15, "a start after the hanging test", valet.diagnostics)
+    # first round (up to 1 interval spread) + the 0.5 s timeout + spawn slack
+    assert time.monotonic() - t0 < 0.5 + 0.5 + 5.0
+    valet.wait_state("Hang", "fatal", timeout=20)
+    assert "test on localhost: did not run to completion (timed out after 0.5s (process group killed)" in valet.log()
+    recorded = [int(p) for p in pids.read_text().split()]
+    assert len(recorded) >= 2
+    # every timed-out test was killed with its process group (the last one may still be within its timeout)
+    wait_until(lambda: not any(pid_alive(p) for p in recorded), 5, "timed-out tests killed", valet.diagnostics)
+    assert not any(pid_alive(p) for p in recorded)
+
+
+def test_restart_limit_gives_up_alerts_and_recovers_by_itself(tmp_path, run_valet):
+    up = tmp_path / "up"
+    starts = tmp_path / "starts"
+    notify_log = tmp_path / "notify.log"
+    hook = tmp_path / "notify.sh"
+    hook.write_text(f'#!/bin/sh\necho "$1 $2 $3 $FAILOVER_CODE" >> {notify_log}\n')
+    hook.chmod(0o755)
+    cfg = textwrap.dedent(f"""\
+        [valet]
+        interval = 0.3
+        max_failures = 3
+        failure_window = 60
+        backoff_initial = 0.1
+        notify = {hook}
+        [Flaky]
+        host = h1
+        stand_by_list = h2
+        user = nobody
+        start_command = "echo %s >> {starts}; exit 1" % (host)
+        stop_command = "true"
+        test_command = "test ! -e {up}.%s" % (host)
+        """)
+    valet = run_valet(cfg)
+    valet.wait_state("Flaky", "fatal", timeout=20)
+    wait_until(lambda: notify_log.exists() and "FATAL GAVE_UP" in notify_log.read_text(), 10, "the alert",
+               valet.diagnostics)
+    assert starts.read_text().split() == ["h1", "h2", "h1"]  # h1, next host h2, backoff, h1: 3rd failure
+    assert "gave up: start on h1 failed (exit 1)" in valet.log()
+    # keeps testing but does not start any more
+    rounds_before = valet.log().count("Flaky")
+    time.sleep(1.0)  # several intervals: asserting that nothing happens needs a duration
+    assert starts.read_text().split() == ["h1", "h2", "h1"]
+    assert valet.process("Flaky")["state"] == "fatal" and valet.log().count("Flaky") == rounds_before
+    up.with_name("up.h1").touch()  # the process comes back by itself (test exits 1 = up, priority 1)
+    valet.wait_state("Flaky", "active", timeout=10, host="h1")
+    wait_until(lambda: "Flaky FATAL ACTIVE RECOVERED" in notify_log.read_text(), 10, "recovery notice",
+               valet.diagnostics)
+    lines = notify_log.read_text().splitlines()
+    assert lines == ["Flaky UNKNOWN STARTING STARTING", "Flaky STARTING BACKOFF ALL_HOSTS_FAILED",
+                     "Flaky BACKOFF STARTING STARTING", "Flaky STARTING FATAL GAVE_UP",
+                     "Flaky FATAL ACTIVE RECOVERED"]
+
+
+def test_startup_follows_order_and_cannot_run_counts_as_down(tmp_path, run_valet):
+    log = tmp_path / "starts"
+    flags = tmp_path / "flags"
+    flags.mkdir()
+    sections = []
+    for name, order in (("Second", 2), ("First", 1), ("Third", 3)):
+        sections.append(textwrap.dedent(f"""\
+            [{name}]
+            order = {order}
+            host = {name}
+            user = nobody
+            start_command = "sleep 0.3; echo %s >> {log}; touch {flags}/%s" % (host, host)
+            stop_command = "rm -f {flags}/%s" % (host)
+            test_command = "test ! -e {flags}/%s" % (host)
+            """))
+    sections.append(textwrap.dedent("""\
+        [Missing]
+        host = nowhere
+        user = nobody
+        max_failures = 1
+        start_command = "/nonexistent/start-it"
+        stop_command = "true"
+        test_command = "/nonexistent/test-it"
+        """))
+    valet = run_valet("[valet]\ninterval = 0.5\n" + "\n".join(sections))
+    for name in ("First", "Second", "Third"):
+        valet.wait_state(name, "active", timeout=20)
+    assert log.read_text().split() == ["First", "Second", "Third"]
+    valet.wait_state("Missing", "fatal", timeout=20)
+    text = valet.log()
+    assert "test on nowhere: did not run to completion (cannot run: [Errno 2]" in text
+    assert "start on nowhere failed (cannot run: [Errno 2]" in text
+
+
+def test_sigterm_mid_command_exits_cleanly_and_ends_the_command(tmp_path, run_valet):
+    pid_file = tmp_path / "test-pid"
+    cfg = textwrap.dedent(f"""\
+        [valet]
+        interval = 0.2
+        command_timeout = 30
+        [Slow]
+        host = localhost
+        user = nobody
+        start_command = "true"
+        stop_command = "true"
+        test_command = "echo $$ > {pid_file}; exec sleep 30"
+        """)
+    valet = run_valet(cfg)
+    pid = wait_until(lambda: pid_file.exists() and pid_file.read_text().strip(), 15, "the test running",
+                     valet.diagnostics)
+    assert pid_alive(int(pid))
+    assert valet.stop() == 0
+    assert not pid_alive(int(pid))  # the in-flight test was killed and reaped before the valet exited
+    log = valet.log()
+    assert "ha-valet: stopped" in log
+    assert "Warning" not in log and "Exception ignored" not in log and "Traceback" not in log, log

@@ -19,7 +19,6 @@ import sys
 from pathlib import Path
 
 from failover_core.shell.cli import add_check_argument, load_or_exit, render_effective, run_check
-
 from HaValet.config import ValetConfig, load_config
 from HaValet.valet import Valet, render_status
 

@@ -39,9 +39,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from failover_core.config import ConfigError, StrictModel
 from pydantic import Field, ValidationError, model_validator
 
+from failover_core.config import ConfigError, StrictModel
 from HaValet.command_expr import ExprError, parse_command_expr
 
 COMMAND_KEYS = ("start_command", "stop_command", "test_command")

@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 
 from failover_core.transitions import Transition
-
 from HaValet.config import parse_config
 from HaValet.netns_lab import NetnsLab
 from HaValet.supervisor import ProcState

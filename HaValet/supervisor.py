@@ -32,7 +32,6 @@ from dataclasses import dataclass, field
 
 from failover_core.election import Candidate, elect
 from failover_core.transitions import StateMachine, Transition
-
 from HaValet.config import Timing
 
 MAX_RUNTIME_PRIORITY = 125

@@ -25,7 +25,6 @@ from typing import Any
 from failover_core.shell.clock import MonotonicClock
 from failover_core.shell.notify import NotifyDispatcher, SubprocessHookRunner
 from failover_core.transitions import Transition
-
 from HaValet.commands import CommandResult, close_lingering, run_command
 from HaValet.config import ProcessSpec, ValetConfig
 from HaValet.supervisor import ProcessSupervisor, ProcState, RunStart, RunStop, RunTest, Step, describe_rc

@@ -4,10 +4,10 @@ import contextlib
 import textwrap
 
 import pytest
-from failover_core.config import ConfigError
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from failover_core.config import ConfigError
 from HaValet.config import ValetConfigError, load_config, parse_config
 
 # The example of the issue brief (ONAP/Ostro valet, [Name] spelling).

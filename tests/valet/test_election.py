@@ -1,6 +1,7 @@
 """failover_core.election: one active instance from runtime priorities and configured order."""
 
 import pytest
+
 from failover_core.election import Candidate, elect
 from failover_core.errors import LocalUsageError
 

@@ -4,8 +4,8 @@ Driven with failover_core.clock.FakeClock; every reason code that a decision pro
 """
 
 import pytest
-from failover_core.clock import FakeClock
 
+from failover_core.clock import FakeClock
 from HaValet.config import Timing
 from HaValet.supervisor import ProcessSupervisor, ProcState, RunStart, RunStop, RunTest, runtime_priority
 

@@ -1,11 +1,15 @@
 """Container health as the pair logic sees it: observations in, "has it failed?" out. No I/O.
 
-The Docker driver turns ``docker inspect`` into a ContainerObservation. A container is UP when it
-runs and its HEALTHCHECK (if any) is not unhealthy and not still starting; DOWN when it is missing,
-not running, or unhealthy. ContainerWatch gives a down container a grace before it counts as
-FAILED: ``restart_grace_period`` when Docker's own restart policy will bring it back (or is doing
-so), the start-up grace after we started it ourselves, and none otherwise (an unhealthy container
-or one with restart policy "no" fails at once).
+The Docker driver turns ``docker inspect`` into a ContainerObservation. A container is DOWN when it
+is missing, not running, or unhealthy per its HEALTHCHECK; STARTING while running with its first
+health check still pending; UP otherwise. STARTING is neutral: a healthy container going through it
+is not down (Docker marks it unhealthy if it never passes), but a container that was down, or that we
+started, is back only when UP, so a crash loop whose every restart runs for a moment still fails.
+
+ContainerWatch gives a down container a grace before it counts as FAILED: ``restart_grace_period``
+when Docker's own restart policy will bring it back (or is doing so), none otherwise (an unhealthy
+container, or one with restart policy "no", fails at once). A container we started has
+``startup_grace_period`` to pass its first health check.
 """
 
 from __future__ import annotations
@@ -46,10 +50,12 @@ class ContainerObservation:
     @property
     def docker_will_restart(self) -> bool:
         """Will Docker's restart policy bring this (down) container back by itself?"""
-        if not self.exists or (self.health == "unhealthy" and self.running):
-            return False  # Docker never restarts a running-but-unhealthy container
+        if not self.exists:
+            return False
         if self.restarting:
-            return True
+            return True  # Docker reports Running=true, Restarting=true while it waits to restart
+        if self.running:
+            return False  # running but unhealthy: Docker never restarts that by itself
         if self.restart_policy in ("always", "unless-stopped"):
             return True
         if self.restart_policy == "on-failure":
@@ -78,17 +84,20 @@ class ContainerWatch:
     def observe(self, obs: ContainerObservation, now: float, restart_grace: float) -> None:
         self.last = obs
         state = obs.health_state
-        if state is Health.UP:
+        if state is Health.UP or (state is Health.STARTING and self.down_since is None
+                                  and self.start_deadline is None):
+            # running and not unhealthy ("starting" is not down: Docker turns it unhealthy if it never passes)
             self.down_since = None
             self.start_deadline = None
             return
-        if self.start_deadline is not None:
-            return  # we started it; the start deadline decides
+        if state is Health.STARTING:
+            return  # neutral: a down spell (or our start) ends only when its health check passes
+        self.start_deadline = None  # it died (or turned unhealthy) while starting: the rules below decide
         if self.down_since is None:
             self.down_since = now
             self.grace = 0.0
-        if state is Health.STARTING or obs.docker_will_restart:
-            # Docker restarted it (or will): give it the restart grace, counted from when it went down
+        if obs.docker_will_restart:
+            # Docker will restart it (or is doing so): the restart grace, counted from when it went down
             self.grace = max(self.grace, restart_grace)
 
     def started_by_us(self, now: float, startup_grace: float) -> None:
@@ -112,7 +121,8 @@ class ContainerWatch:
 
     @property
     def up(self) -> bool:
-        return self.last is not None and self.last.health_state is Health.UP
+        """Not down (running, and healthy or its first health check pending)."""
+        return self.last is not None and self.last.health_state is not Health.DOWN
 
     @property
     def running(self) -> bool:

@@ -211,6 +211,12 @@ class PairSettings:
         return max(self.heartbeat_timeout, self.restart_grace_period, self.startup_grace_period)
 
 
+def _replace_peer(hb: PeerHeartbeat | None, sender: str, role: Role, term: int) -> PeerHeartbeat:
+    """What a hand-over tells us about the peer's role (before its next heartbeat says so)."""
+    return PeerHeartbeat(sender=sender, term=term, role=role, eligible=hb.eligible if hb else True,
+                         containers_up=role is Role.ACTIVE and (hb.containers_up if hb else False))
+
+
 @dataclass(slots=True)
 class _PeerView:
     heartbeat: PeerHeartbeat | None = None
@@ -321,6 +327,9 @@ class PairNode:
             if self.docker_ok is False:
                 out.append(Alert(code=Code.DOCKER_BACK, message="Docker daemon answers again"))
             self.docker_ok = True
+            if self.ops_pending:
+                # inspected before our start/stop finished: stale; the driver inspects again afterwards
+                return self._finish(out, now)
             for obs in event.observations:
                 w = self.watches.get(obs.name)
                 if w is not None:
@@ -340,6 +349,9 @@ class PairNode:
             self._on_stopped(event, now, out)
         elif isinstance(event, HandOverAnswered):
             self._on_answer(event, now, out)
+        return self._finish(out, now)
+
+    def _finish(self, out: list[Action], now: float) -> list[Action]:
         out.extend(self.tick(now))
         return out
 
@@ -393,6 +405,9 @@ class PairNode:
         if self.role is not Role.HANDING_OVER:
             return
         if ev.accepted:
+            # a signed answer from the peer: it is alive and now active in the new term
+            self.liveness.heard(now)
+            self.peer.heartbeat = _replace_peer(self.peer.heartbeat, self.settings.peer, Role.ACTIVE, self.term)
             self._change(Role.PASSIVE, Code.HANDED_OVER, f"{self.settings.peer} took over in term {self.term}",
                          now, out)
         else:
@@ -411,6 +426,8 @@ class PairNode:
         if term < self.term:
             return HandOverAnswer(accepted=False, term=self.term,
                                   detail=f"stale request: term {term} < our term {self.term}"), out
+        self.liveness.heard(now)
+        self.peer.heartbeat = _replace_peer(self.peer.heartbeat, sender, Role.PASSIVE, term)
         self._become_active(Code.HANDOVER_ACCEPTED, f"{sender} handed over: {reason}"[:300], now, out,
                             new_term=max(term, self.term) + 1)
         out.extend(self.tick(now))
@@ -468,7 +485,8 @@ class PairNode:
             self.peer.lost_alerted = True
             out.append(Alert(code=Code.PEER_LOST, message=f"{self.settings.peer} is silent and our Docker daemon does "
                                                           "not answer: cannot take over"))
-        if now >= self.next_heartbeat_at:
+        # no heartbeat before our Docker daemon answered or failed once: "eligible" must mean something
+        if now >= self.next_heartbeat_at and self.docker_ok is not None:
             self.next_heartbeat_at = now + self.settings.heartbeat_interval
             out.append(SendHeartbeat(fields=self.heartbeat_fields()))
         return out

@@ -1,0 +1,81 @@
+"""Fixtures of the DockerFailover tests: one two-host lab (two namespaces, two real dockerd) per session,
+and per test a fresh pair of agents with fresh containers and term files."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from DockerFailover.two_host_lab import TwoHostLab, wait_until
+
+os.environ.setdefault("FT_PREFIX", "/opt/failover-toolkit")
+
+# the lab's agent timings (see TwoHostLab.write_config): tests bound waits generously around them
+HB_INTERVAL = 0.2
+HB_TIMEOUT = 1.0
+RESTART_GRACE = 3.0
+MARGIN = 4.0  # a loaded 2-core machine runs other suites at the same time
+
+
+@pytest.fixture(scope="session")
+def lab() -> Iterator[TwoHostLab]:
+    lab = TwoHostLab()
+    with lab:
+        yield lab
+
+
+@dataclass
+class Pair:
+    lab: TwoHostLab
+    config: Path
+
+    def start(self, key: str) -> None:
+        self.lab.start_agent(key, self.config)
+
+    def roles(self) -> tuple[str | None, str | None]:
+        return self.lab.role("a"), self.lab.role("b")
+
+    def logs(self) -> str:
+        return f"--- agent a ---\n{self.lab.agent_log_text('a')}\n--- agent b ---\n{self.lab.agent_log_text('b')}"
+
+
+def _fresh(lab: TwoHostLab, tmp_path: Path, restart_policy: str = "no", **config: object) -> Pair:
+    for h in lab.hosts.values():
+        if h.dockerd is None or h.dockerd.poll() is not None:
+            lab.restart_dockerd(h.key)
+        shutil.rmtree(h.dir / "state", ignore_errors=True)
+        for log in h.dir.glob("agent-*.log"):
+            log.unlink()
+        lab.heal_link(h.key)
+    lab.create_web(restart_policy=restart_policy)
+    return Pair(lab, lab.write_config(tmp_path / "config.py", **config))
+
+
+@pytest.fixture
+def make_pair(lab: TwoHostLab, tmp_path: Path) -> Iterator:
+    """make_pair(restart_policy=..., **config) -> a Pair with both agents running, A active and serving."""
+    made: list[Pair] = []
+
+    def make(restart_policy: str = "no", wait_active: bool = True, **config: object) -> Pair:
+        p = _fresh(lab, tmp_path, restart_policy, **config)
+        made.append(p)
+        p.start("a")
+        p.start("b")
+        if wait_active:
+            try:
+                wait_until(lambda: p.roles() == ("active", "passive") and lab.web_answers("a"), 20,
+                           what="server1 active and serving, server2 passive")
+            except TimeoutError:
+                raise AssertionError(p.logs()) from None
+        return p
+
+    yield make
+    for key in ("a", "b"):
+        lab.stop_agent(key, signal.SIGKILL)
+        lab.heal_link(key)

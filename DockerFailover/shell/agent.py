@@ -163,12 +163,14 @@ class Agent:
     def _docker_op(self, op: Any, result_event: type[ContainersStarted] | type[ContainersStopped]) -> None:
         async def run() -> None:
             loop = asyncio.get_running_loop()
+            t0 = self.clock.now()
             try:
                 ok, detail = await loop.run_in_executor(self.docker_worker, op)
             except DockerUnavailable as e:
                 ok, detail = False, f"Docker daemon unreachable: {e}"
             except Exception as e:  # an unexpected SDK error is a failed operation
                 ok, detail = False, f"{type(e).__name__}: {e}"
+            _log.info("%s: %s in %.3fs", result_event.__name__, detail, self.clock.now() - t0)
             self.feed(result_event(ok=ok, detail=detail))
             await self._inspect(self.cfg.containers)
         self._spawn(run())

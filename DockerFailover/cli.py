@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import os
 import sys
@@ -20,6 +21,13 @@ def default_config_path() -> str:
     if env:
         return env
     return DEFAULT_CONFIG_PATH if os.path.exists(DEFAULT_CONFIG_PATH) else "config.py"
+
+
+def render_without_secret(cfg: NodeConfig) -> str:
+    """The effective configuration as JSON, the shared secret masked (``-t`` output lands in logs)."""
+    data = cfg.model_dump(mode="json")
+    data["secret"] = f"*** ({len(cfg.secret)} characters)"
+    return json.dumps(data, indent=2)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         return load_node_config(path, args.server)
 
     if args.check:
-        return run_check(load)
+        return run_check(load, render_without_secret)
     cfg = load_or_exit(load)
     logging.basicConfig(level=getattr(logging, args.log_level),
                         format=f"%(asctime)s {cfg.name} %(levelname)s %(name)s: %(message)s")

@@ -127,6 +127,7 @@ def test_cli_check_prints_effective_config_and_rejects_bad_config(tmp_path: Path
     assert r.returncode == 0, r.stderr
     eff = json.loads(r.stdout)
     assert eff["name"] == "server2" and eff["stop_timeout"] == 10.0 and eff["containers"] == ["web"]
+    assert "0123456789abcdef-secret" not in r.stdout  # -t output ends up in logs: the secret is masked
     bad = write(tmp_path, GOOD.replace("heartbeat_interval = 1", "heartbeat_interval = 5"), "bad.py")
     r = run_cli("--server", "server1", "--config", str(bad))  # a daemon start with a bad config exits 2 too
     assert r.returncode == 2

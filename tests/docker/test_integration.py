@@ -218,3 +218,54 @@ def test_dockerd_killed_on_a_no_takeover_while_heartbeats_go_on(lab: TwoHostLab,
                    what="one active, serving, after the daemon restart")
     except TimeoutError:
         raise AssertionError(pair.logs()) from None
+
+
+def test_notify_runs_once_per_transition_in_order(lab: TwoHostLab, make_pair, tmp_path) -> None:
+    out = tmp_path / "notified"
+    hook = tmp_path / "hook.sh"
+    hook.write_text(f'#!/bin/sh\necho "$1 $FAILOVER_SEQ $2 $3 $FAILOVER_CODE" >> {out}\n')
+    hook.chmod(0o755)
+    pair = make_pair(notify=str(hook))
+    lab.hosts["a"].client.containers.get("web").kill()
+    wait_b_takes_over(lab, pair, MARGIN)
+    expect = ["server1 1 STARTING ACTIVE cold_start_candidate", "server1 2 ACTIVE HANDING_OVER container_failed",
+              "server1 3 HANDING_OVER PASSIVE handed_over", "server2 1 STARTING PASSIVE peer_active",
+              "server2 2 PASSIVE ACTIVE handover_accepted"]
+
+    def lines() -> list[str]:
+        return sorted(out.read_text().splitlines()) if out.exists() else []
+    try:
+        wait_until(lambda: lines() == expect, 10, what="the five notify calls")
+    except TimeoutError:
+        raise AssertionError(f"{lines()}\n{pair.logs()}") from None
+
+
+def test_sigterm_of_the_active_agent_hands_over_at_once(lab: TwoHostLab, make_pair) -> None:
+    pair = make_pair()
+    t0 = time.monotonic()
+    assert lab.stop_agent("a", signal.SIGTERM) == 0
+    wait_b_takes_over(lab, pair, MARGIN)
+    st_b = lab.status("b")
+    # a hand-over, not a heartbeat timeout: A's container was stopped before B started its own
+    assert st_b["last_transition"]["code"] == "handover_accepted", pair.logs()
+    assert not lab.container_running("a")
+    assert "shutdown" in lab.agent_log_text("a")
+    print(f"B serving {time.monotonic() - t0:.2f}s after SIGTERM to A")
+
+
+def test_failback_to_server1_after_the_hold_down(lab: TwoHostLab, make_pair) -> None:
+    pair = make_pair(failback=True, failback_hold_down=1.5)
+    lab.stop_agent("a", signal.SIGKILL)
+    wait_b_takes_over(lab, pair, HB_TIMEOUT + MARGIN)
+    pair.start("a")
+    try:
+        wait_until(lambda: lab.role("a") == "passive", 10, what="A back as passive")
+        t_passive = time.monotonic()
+        wait_until(lambda: pair.roles() == ("active", "passive") and lab.web_answers("a"), 1.5 + MARGIN,
+                   what="failback to A")
+    except TimeoutError:
+        raise AssertionError(pair.logs()) from None
+    assert time.monotonic() - t_passive >= 1.5 - 0.5  # not before the hold-down
+    codes_b = [t["code"] for t in lab.status("b")["transitions"]]
+    assert codes_b[-2:] == ["failback", "handed_over"]
+    wait_until(lambda: not lab.container_running("b"), 10, what="B's container stopped")

@@ -68,7 +68,9 @@ class Agent:
         self.cfg = cfg
         self.clock = MonotonicClock()
         self.terms = TermStore(cfg.state_dir, cfg.name)
-        self.node = PairNode(pair_settings(cfg), term=self.terms.load(), booted_at=self.clock.now())
+        term = self.terms.load()
+        self.terms.save(term)  # fail at start, not at the first takeover, if the state dir is not writable
+        self.node = PairNode(pair_settings(cfg), term=term, booted_at=self.clock.now())
         self.auth = RequestAuthenticator(cfg.secret, cfg.max_clock_skew)
         self.docker = DockerHost(cfg.docker_url, timeout=max(5.0, cfg.request_timeout))
         self.docker_worker = ThreadPoolExecutor(1, thread_name_prefix="docker")
@@ -131,7 +133,12 @@ class Agent:
     def apply(self, actions: list[Action]) -> None:
         for a in actions:
             if isinstance(a, PersistTerm):
-                self.terms.save(a.term)
+                try:
+                    self.terms.save(a.term)
+                except OSError as e:  # checked writable at start; keep running, say so loudly
+                    _log.error("cannot persist term %d to %s: %s", a.term, self.terms.path, e)
+                    self.alerts.append({"code": "term_not_persisted", "message": str(e),
+                                        "wall": round(self.wall_now(), 3)})
             elif isinstance(a, Transitioned):
                 t = a.transition
                 _log.warning("transition %s -> %s term %d [%s]: %s", t.from_state.lower(), t.to_state.lower(),
@@ -265,7 +272,14 @@ class Agent:
         runner = web.AppRunner(build_app(self), access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, self.cfg.listen, self.cfg.port, reuse_address=True)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as e:
+            _log.error("cannot listen on %s:%d: %s", self.cfg.listen, self.cfg.port, e)
+            await runner.cleanup()
+            await self._session.close()
+            self.docker_worker.shutdown(wait=False)
+            return 1
         _log.warning("%s listening on %s:%d, peer %s at %s, term %d, containers %s", self.cfg.name, self.cfg.listen,
                      self.cfg.port, self.cfg.peer, self.cfg.endpoint, self.node.term, ", ".join(self.cfg.containers))
         self._events = EventFollower(self.cfg.docker_url, self.cfg.containers, self._on_docker_event,

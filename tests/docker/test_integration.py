@@ -7,6 +7,7 @@ the figures themselves are measured in bench/docker.py.
 
 from __future__ import annotations
 
+import os
 import signal
 import time
 
@@ -121,7 +122,6 @@ def test_container_killed_without_restart_policy_hands_over(lab: TwoHostLab, mak
 
 
 def test_container_restarted_by_docker_within_grace_stays(lab: TwoHostLab, make_pair) -> None:
-    import os
     pair = make_pair(restart_policy="on-failure")
     pid = lab.container_pid("a")
     os.kill(pid, signal.SIGKILL)  # the app crashes (exit 137): Docker's policy restarts it
@@ -142,7 +142,6 @@ def test_container_under_restart_policy_not_back_within_grace_hands_over(lab: Tw
     c = lab.hosts["a"].client.containers.get("web")
     c.exec_run(["rm", "/bin/httpd"])
     t0 = time.monotonic()
-    import os
     os.kill(lab.container_pid("a"), signal.SIGKILL)
     wait_b_takes_over(lab, pair, RESTART_GRACE + MARGIN)
     took = time.monotonic() - t0
@@ -187,8 +186,15 @@ def test_forged_replayed_and_stale_requests_get_401_and_change_nothing(lab: TwoH
     h = right.sign_request("POST", "/heartbeat", real, wall_now=time.time(), nonce="c" * 32)
     assert post("/heartbeat", real, h) == 200
     assert post("/heartbeat", real, h) == 401
+    # authenticated but malformed: 400, counted, nothing changes, the agent lives on
+    for junk in (b"not json", encode_body({"sender": "server1", "term": "x", "role": "active"}),
+                 encode_body({"sender": "intruder", "term": 5, "role": "active", "eligible": True,
+                              "containers_up": True})):
+        h = right.sign_request("POST", "/heartbeat", junk, wall_now=time.time(), nonce=os.urandom(16).hex())
+        assert post("/heartbeat", junk, h) == 400
     after = lab.status("b")
     assert (after["role"], after["term"]) == (before["role"], before["term"]) == ("passive", 1)
+    assert after["rejected"].get("malformed", 0) >= 2 and after["rejected"].get("wrong_sender", 0) >= 1
     assert after["rejected"].get("bad_mac", 0) >= 2 and after["rejected"].get("replayed", 0) >= 1
     assert after["rejected"].get("stale", 0) >= 1 and after["rejected"].get("unauthenticated", 0) >= 1
     assert not lab.container_running("b") and pair.roles() == ("active", "passive")

@@ -346,6 +346,9 @@ class PairNode:
                 out.append(Alert(code=Code.START_FAILED, message=f"starting containers failed: {event.detail}"))
         elif isinstance(event, ContainersStopped):
             self.ops_pending = max(0, self.ops_pending - 1)
+            if event.ok:
+                for w in self.watches.values():
+                    w.last = None  # stopped; what we saw before is stale until the next inspect
             self._on_stopped(event, now, out)
         elif isinstance(event, HandOverAnswered):
             self._on_answer(event, now, out)

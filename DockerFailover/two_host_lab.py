@@ -193,7 +193,7 @@ class TwoHostLab:
         (ctx / "rootfs" / "www" / "index.html").write_text("ok\n")
         (ctx / "Dockerfile").write_text(
             "FROM scratch\nCOPY rootfs/ /\n"
-            "HEALTHCHECK --interval=1s --timeout=1s --retries=2 "
+            "HEALTHCHECK --interval=1s --timeout=3s --retries=3 "
             f'CMD ["wget","-q","-O","/dev/null","http://127.0.0.1:{WEB_PORT}/"]\n'
             f'CMD ["httpd","-f","-p","{WEB_PORT}","-h","/www"]\n')
         for h in self.hosts.values():

@@ -21,6 +21,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 from failover_core.errors import RemoteInputError
+from failover_core.heartbeat_auth import ReplayWindow
 from failover_core.shell.clock import MonotonicClock
 from failover_core.shell.notify import NotifyDispatcher, SubprocessHookRunner
 
@@ -72,6 +73,9 @@ class Agent:
         self.terms.save(term)  # fail at start, not at the first takeover, if the state dir is not writable
         self.node = PairNode(pair_settings(cfg), term=term, booted_at=self.clock.now())
         self.auth = RequestAuthenticator(cfg.secret, cfg.max_clock_skew)
+        self.heartbeat_order = ReplayWindow(max_skew=cfg.max_clock_skew)  # (boot, seq) of the peer's heartbeats
+        self.boot_id = secrets.token_hex(8)
+        self._heartbeat_seq = 0
         self.docker = DockerHost(cfg.docker_url, timeout=max(5.0, cfg.request_timeout))
         self.docker_worker = ThreadPoolExecutor(1, thread_name_prefix="docker")
         self.notify = NotifyDispatcher(SubprocessHookRunner(cfg.notify, cfg.notify_timeout)) if cfg.notify else None
@@ -157,7 +161,8 @@ class Agent:
             elif isinstance(a, RequestHandOver):
                 self._spawn(self._request_hand_over(a))
             elif isinstance(a, SendHeartbeat) and self._heartbeats_in_flight < MAX_HEARTBEATS_IN_FLIGHT:
-                self._spawn(self._send_heartbeat(a.fields))
+                self._heartbeat_seq += 1
+                self._spawn(self._send_heartbeat({**a.fields, "boot": self.boot_id, "seq": self._heartbeat_seq}))
         self._wake.set()
 
     def _spawn(self, coro: Any) -> None:

@@ -15,7 +15,7 @@ from aiohttp import web
 from failover_core.errors import RemoteInputError
 
 from DockerFailover.pair import PeerHeartbeat
-from DockerFailover.wire import MAX_BODY, SIG_HEADER, decode_body, encode_body
+from DockerFailover.wire import MAX_BODY, SIG_HEADER, TS_HEADER, decode_body, encode_body
 
 if TYPE_CHECKING:
     from DockerFailover.shell.agent import Agent
@@ -53,6 +53,10 @@ def build_app(agent: Agent) -> web.Application:
                 hb = PeerHeartbeat.from_fields(fields)
             except (KeyError, ValueError, TypeError) as e:
                 raise RemoteInputError("malformed", f"heartbeat: {type(e).__name__}: {e}") from None
+            # order: a heartbeat delayed in the network (e.g. TCP retransmitting it after a cut link heals)
+            # must not overwrite a newer one; each carries the sender's boot id and a growing sequence
+            agent.heartbeat_order.check_seq(sender=hb.sender, boot=str(fields.get("boot"))[:64], seq=fields.get("seq"),
+                                            timestamp=float(request.headers[TS_HEADER]), wall_now=agent.wall_now())
             agent.on_heartbeat(hb)
             return {"ok": True}
         return await authenticated(request, handle)

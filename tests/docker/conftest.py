@@ -3,6 +3,7 @@ and per test a fresh pair of agents with fresh containers and term files."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -40,6 +41,14 @@ class Pair:
 
     def roles(self) -> tuple[str | None, str | None]:
         return self.lab.role("a"), self.lab.role("b")
+
+    @contextlib.contextmanager
+    def explained(self) -> Iterator[None]:
+        """Any failed assertion or wait inside carries both agents' logs."""
+        try:
+            yield
+        except (AssertionError, TimeoutError) as e:
+            raise AssertionError(f"{e}\n{self.logs()}") from None
 
     def logs(self) -> str:
         return f"--- agent a ---\n{self.lab.agent_log_text('a')}\n--- agent b ---\n{self.lab.agent_log_text('b')}"

@@ -69,22 +69,23 @@ def test_agent_killed_b_takes_over_and_a_returns_passive(lab: TwoHostLab, make_p
 
 def test_link_cut_b_takes_over_then_one_active_after_heal(lab: TwoHostLab, make_pair) -> None:
     pair = make_pair()
-    lab.cut_link("a")
-    wait_b_takes_over(lab, pair, HB_TIMEOUT + MARGIN)
-    # a real split: A cannot tell a cut link from a dead peer and keeps serving
-    assert lab.role("a") == "active" and lab.container_running("a")
-    lab.heal_link("a")
-    t0 = time.monotonic()
-    try:
-        wait_until(lambda: pair.roles() == ("passive", "active"), HB_INTERVAL + MARGIN, interval=0.02,
-                   what="exactly one active after the heal")
-    except TimeoutError:
-        raise AssertionError(pair.logs()) from None
-    resolved = time.monotonic() - t0
-    assert lab.status("a")["last_transition"]["code"] == "higher_term"
-    wait_until(lambda: not lab.container_running("a"), 10, what="A's container stopped")
-    assert lab.container_running("b")
-    print(f"split resolved {resolved:.2f}s after the heal")
+    with pair.explained():
+        lab.cut_link("a")
+        wait_b_takes_over(lab, pair, HB_TIMEOUT + MARGIN)
+        # a real split: A cannot tell a cut link from a dead peer and keeps serving
+        assert lab.role("a") == "active" and lab.container_running("a")
+        lab.heal_link("a")
+        t0 = time.monotonic()
+        try:
+            wait_until(lambda: pair.roles() == ("passive", "active"), HB_INTERVAL + MARGIN, interval=0.02,
+                       what="exactly one active after the heal")
+        except TimeoutError:
+            raise AssertionError(pair.logs()) from None
+        resolved = time.monotonic() - t0
+        assert lab.status("a")["last_transition"]["code"] == "higher_term"
+        wait_until(lambda: not lab.container_running("a"), 10, what="A's container stopped")
+        assert lab.container_running("b"), f"{lab.status('b')}\n{pair.logs()}"
+        print(f"split resolved {resolved:.2f}s after the heal")
 
 
 def test_split_with_equal_terms_resolves_to_server1(lab: TwoHostLab, make_pair, tmp_path) -> None:
@@ -153,7 +154,7 @@ def test_container_under_restart_policy_not_back_within_grace_hands_over(lab: Tw
 def test_unhealthy_container_counts_as_down(lab: TwoHostLab, make_pair) -> None:
     pair = make_pair()
     lab.hosts["a"].client.containers.get("web").exec_run(["rm", "/www/index.html"])
-    wait_b_takes_over(lab, pair, 3 + MARGIN)  # HEALTHCHECK: 1 s interval, 2 retries
+    wait_b_takes_over(lab, pair, 4 + MARGIN)  # HEALTHCHECK: 1 s interval, 3 retries
     st_a = lab.status("a")
     reason = next(t for t in st_a["transitions"] if t["code"] == "container_failed")["reason"]
     assert "unhealthy" in reason
@@ -182,10 +183,16 @@ def test_forged_replayed_and_stale_requests_get_401_and_change_nothing(lab: TwoH
     assert post("/become_primary", bp, stale) == 401
     # a genuine request captured and replayed: the first copy passes (it is a true passive heartbeat), the
     # replay is refused
-    real = encode_body({"sender": "server1", "term": 1, "role": "active", "eligible": True, "containers_up": True})
+    real = encode_body({"sender": "server1", "term": 1, "role": "active", "eligible": True, "containers_up": True,
+                        "boot": "test-boot", "seq": 100})
     h = right.sign_request("POST", "/heartbeat", real, wall_now=time.time(), nonce="c" * 32)
     assert post("/heartbeat", real, h) == 200
     assert post("/heartbeat", real, h) == 401
+    # a genuine but older heartbeat (delivered late, e.g. retransmitted after a cut link heals) is dropped
+    late = encode_body({"sender": "server1", "term": 1, "role": "passive", "eligible": True, "containers_up": False,
+                        "boot": "test-boot", "seq": 99})
+    h = right.sign_request("POST", "/heartbeat", late, wall_now=time.time(), nonce="b" * 32)
+    assert post("/heartbeat", late, h) == 400
     # authenticated but malformed: 400, counted, nothing changes, the agent lives on
     for junk in (b"not json", encode_body({"sender": "server1", "term": "x", "role": "active"}),
                  encode_body({"sender": "intruder", "term": 5, "role": "active", "eligible": True,
@@ -195,6 +202,7 @@ def test_forged_replayed_and_stale_requests_get_401_and_change_nothing(lab: TwoH
     after = lab.status("b")
     assert (after["role"], after["term"]) == (before["role"], before["term"]) == ("passive", 1)
     assert after["rejected"].get("malformed", 0) >= 2 and after["rejected"].get("wrong_sender", 0) >= 1
+    assert after["rejected"].get("replayed", 0) >= 2  # the copy (nonce) and the older sequence number
     assert after["rejected"].get("bad_mac", 0) >= 2 and after["rejected"].get("replayed", 0) >= 1
     assert after["rejected"].get("stale", 0) >= 1 and after["rejected"].get("unauthenticated", 0) >= 1
     assert not lab.container_running("b") and pair.roles() == ("active", "passive")

@@ -221,6 +221,7 @@ def test_container_failure_hands_over_stop_first_then_request(clock: FakeClock) 
     assert transitions(out) == [("HANDING_OVER", "PASSIVE", Code.HANDED_OVER)]
 
 
+
 def test_unconfirmed_hand_over_restarts_our_containers_and_waits(clock: FakeClock) -> None:
     n = new_node(clock, startup_grace_period=1.0)
     assert n.settings.retry_hold == 3.0
@@ -382,6 +383,12 @@ def test_shutdown_hands_over_only_if_the_peer_can_take_it(clock: FakeClock) -> N
     make_active(n, clock)
     out = n.shutdown(clock.now())
     assert n.role is Role.HANDING_OVER and transitions(out) == [("ACTIVE", "HANDING_OVER", Code.SHUTDOWN)]
+    n.handle(running(True), clock.now())  # inspected while the stop runs: stale, ignored
+    n.handle(ContainersStopped(ok=True), clock.now())
+    out = n.handle(HandOverAnswered(accepted=True, term=n.term + 1), clock.now())
+    assert n.role is Role.PASSIVE
+    # what we saw before the stop is stale: no "stray container" stop of our own stopped container
+    assert not any(isinstance(a, (StopContainers, Alert)) for a in out), out
     m = new_node(clock)
     make_active(m, clock)
     clock.advance(HB_TIMEOUT + 1)

@@ -6,7 +6,9 @@ secret) over ``METHOD \\n PATH \\n TIMESTAMP \\n NONCE \\n`` + body. The receive
 signature, then the timestamp (within ``max_skew``) and the nonce (never seen) with
 failover_core's ReplayWindow; any failure is a RemoteInputError (-> 401, counted, nothing changes).
 Answers to POSTs are signed too, over ``response \\n REQUEST-NONCE \\n`` + body, so a hand-over
-cannot be "confirmed" by anyone but the peer.
+cannot be "confirmed" by anyone but the peer. Heartbeat bodies also carry ``boot`` and ``seq``; the
+agent drops one older than the newest it accepted (ReplayWindow.check_seq), so a heartbeat delivered
+late cannot overwrite newer news.
 """
 
 from __future__ import annotations

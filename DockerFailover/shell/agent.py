@@ -263,7 +263,11 @@ class Agent:
         while not self._stopping.is_set():
             now = self.clock.now()
             self.last_loop = now
-            self.apply(self.node.tick(now))
+            try:
+                self.apply(self.node.tick(now))
+            except Exception:  # a bug must not silently stop the heartbeats: log it loudly, keep deciding
+                _log.exception("decision cycle failed")
+                await asyncio.sleep(self.cfg.check_heartbeat_interval)
             self._wake.clear()
             delay = max(0.0, min(self.node.next_deadline(now) - self.clock.now(), self.cfg.check_heartbeat_interval))
             with contextlib.suppress(TimeoutError):

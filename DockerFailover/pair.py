@@ -71,6 +71,7 @@ class Code(enum.StrEnum):
     STRAY_CONTAINERS = "stray_containers"
     START_FAILED = "start_failed"
     STOP_FAILED_PASSIVE = "stop_failed_passive"
+    STALLED = "stalled"
 
 
 # ---------------------------------------------------------------------------------------------- events
@@ -128,6 +129,7 @@ class HandOverAnswered:
     accepted: bool
     term: int | None = None
     detail: str = ""
+    ambiguous: bool = False  # no answer (timeout): the peer may or may not have taken over
 
 
 Event = PeerHeartbeat | ContainersObserved | DockerUnreachable | ContainersStarted | ContainersStopped | \
@@ -239,6 +241,9 @@ class PairNode:
     next_heartbeat_at: float = 0.0
     retry_after: float = 0.0
     failed_alerted: bool = False
+    hold_takeover_until: float = 0.0  # after our own stall: read what the peer sent meanwhile first
+    handover_wait_until: float = 0.0  # a hand-over request went unanswered: wait for the peer's word until then
+    handover_detail: str = ""
 
     def __post_init__(self) -> None:
         s = self.settings
@@ -284,6 +289,8 @@ class PairNode:
 
     def _change(self, to: Role, code: Code, reason: str, now: float, out: list[Action]) -> None:
         t = self.machine.change(to, code=code.value, reason=reason, now=now)
+        if to is not Role.HANDING_OVER:
+            self.handover_wait_until = 0.0
         if t is not None:
             out.append(Transitioned(transition=t))
             self.next_heartbeat_at = now  # tell the peer at once
@@ -413,11 +420,20 @@ class PairNode:
             self.peer.heartbeat = _replace_peer(self.peer.heartbeat, self.settings.peer, Role.ACTIVE, self.term)
             self._change(Role.PASSIVE, Code.HANDED_OVER, f"{self.settings.peer} took over in term {self.term}",
                          now, out)
+        elif ev.ambiguous and self.handover_wait_until == 0.0:
+            # it may have taken over: its next heartbeat says so (higher term -> we step down). Only if none
+            # says so within heartbeat_timeout do we start our containers again.
+            self.handover_wait_until = now + self.settings.heartbeat_timeout
+            self.handover_detail = ev.detail
         else:
-            reason = f"hand-over to {self.settings.peer} not confirmed ({ev.detail}); restarting our containers"
-            self._change(Role.ACTIVE, Code.HANDOVER_FAILED, reason, now, out)
-            self.retry_after = now + self.settings.retry_hold
-            self._start_all(now, reason, out)
+            self._handover_failed(ev.detail, now, out)
+
+    def _handover_failed(self, detail: str, now: float, out: list[Action]) -> None:
+        reason = f"hand-over to {self.settings.peer} not confirmed ({detail}); restarting our containers"
+        self.handover_wait_until = 0.0
+        self._change(Role.ACTIVE, Code.HANDOVER_FAILED, reason, now, out)
+        self.retry_after = now + self.settings.retry_hold
+        self._start_all(now, reason, out)
 
     def become_primary(self, sender: str, term: int, reason: str, now: float) -> tuple[HandOverAnswer, list[Action]]:
         """The active peer asks us to take over (it has stopped its containers)."""
@@ -426,6 +442,9 @@ class PairNode:
             return HandOverAnswer(accepted=False, term=self.term, detail=f"not idle (we are {self.role.value})"), out
         if not self.eligible:
             return HandOverAnswer(accepted=False, term=self.term, detail="our Docker daemon does not answer"), out
+        if now < self.hold_takeover_until:
+            # we were frozen: this request may have waited in our socket long after its sender gave up
+            return HandOverAnswer(accepted=False, term=self.term, detail="just resumed from a stall"), out
         if term < self.term:
             return HandOverAnswer(accepted=False, term=self.term,
                                   detail=f"stale request: term {term} < our term {self.term}"), out
@@ -446,6 +465,14 @@ class PairNode:
             self._stop_all("shutdown hand-over", out)
         return out
 
+    def resumed(self, now: float, stalled_for: float) -> list[Action]:
+        """The driver was frozen or starved for ``stalled_for`` s (SIGSTOP, swap, a stuck thread): the
+        peer's heartbeats may be waiting unread. Do not take over on silence until they had a chance
+        to be read (two heartbeat intervals)."""
+        self.hold_takeover_until = now + 2 * self.settings.heartbeat_interval
+        return [Alert(code=Code.STALLED, message=f"agent was stalled for {stalled_for:.1f}s; no takeover on "
+                                                 f"silence before {2 * self.settings.heartbeat_interval:g}s")]
+
     def _peer_ready(self, now: float) -> bool:
         hb = self.peer.heartbeat
         return self.liveness.is_up(now) and hb is not None and hb.eligible and \
@@ -461,13 +488,13 @@ class PairNode:
             if self.eligible and self._peer_idle(now) and self._cold_start_candidate():
                 self._become_active(Code.COLD_START_CANDIDATE, f"{self.settings.peer} is idle too and we are the "
                                     "cold-start candidate", now, out, new_term=self.term + 1)
-            elif self.eligible and peer_state is Liveness.DOWN and \
+            elif self.eligible and peer_state is Liveness.DOWN and now >= self.hold_takeover_until and \
                     now >= self.booted_at + self.settings.startup_grace_period:
                 self._become_active(Code.STARTUP_PEER_SILENT,
                                     f"no heartbeat from {self.settings.peer} within the start-up grace", now, out,
                                     new_term=self.term + 1)
         elif role is Role.PASSIVE:
-            if self.eligible and peer_state is Liveness.DOWN:
+            if self.eligible and peer_state is Liveness.DOWN and now >= self.hold_takeover_until:
                 silent = self.liveness.silent_for(now)
                 took = f"{silent:.2f}s" if silent is not None else "ever"
                 self._become_active(Code.PEER_HEARTBEAT_LOST, f"no heartbeat from {self.settings.peer} for {took}",
@@ -483,6 +510,9 @@ class PairNode:
                 self._stop_all(f"{self.settings.peer} is active", out)
         elif role is Role.ACTIVE:
             self._tick_active(now, peer_state, out)
+        elif role is Role.HANDING_OVER and self.handover_wait_until and now >= self.handover_wait_until:
+            self._handover_failed(f"{self.handover_detail}; no sign of {self.settings.peer} taking over within "
+                                  f"{self.settings.heartbeat_timeout:g}s", now, out)
         if self.role in (Role.STARTING, Role.PASSIVE) and peer_state is Liveness.DOWN and not self.eligible \
                 and self.docker_ok is False and not self.peer.lost_alerted:
             self.peer.lost_alerted = True
@@ -544,6 +574,8 @@ class PairNode:
             cands.append(d)
         if self.role is Role.STARTING:
             cands.append(self.booted_at + s.startup_grace_period)
+        cands.append(self.hold_takeover_until)
+        cands.append(self.handover_wait_until)
         if self.role is Role.ACTIVE:
             cands.extend(x for x in (w.deadline() for w in self.watches.values()) if x is not None)
             if self.retry_after > now:

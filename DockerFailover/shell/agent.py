@@ -121,14 +121,26 @@ class Agent:
 
     # ------------------------------------------------------------------ feeding the pair logic
 
+    def _check_stall(self, now: float) -> None:
+        """Frozen (SIGSTOP) or starved for longer than a heartbeat timeout? Tell the pair logic before it
+        reads anything that may have waited in our sockets meanwhile."""
+        stalled_for = now - self.last_loop
+        self.last_loop = now
+        if stalled_for > max(self.cfg.heartbeat_timeout, 2 * self.cfg.check_heartbeat_interval):
+            self.apply(self.node.resumed(now, stalled_for))
+
     def feed(self, event: Event) -> None:
-        self.apply(self.node.handle(event, self.clock.now()))
+        now = self.clock.now()
+        self._check_stall(now)
+        self.apply(self.node.handle(event, now))
 
     def on_heartbeat(self, hb: PeerHeartbeat) -> None:
         self.feed(hb)
 
     def on_become_primary(self, sender: str, term: int, reason: str) -> HandOverAnswer:
-        answer, actions = self.node.become_primary(sender, term, reason, self.clock.now())
+        now = self.clock.now()
+        self._check_stall(now)
+        answer, actions = self.node.become_primary(sender, term, reason, now)
         _log.info("become_primary from %s (term %d): %s", sender, term,
                   "accepted" if answer.accepted else f"refused: {answer.detail}")
         self.apply(actions)
@@ -253,7 +265,10 @@ class Agent:
                 ev = HandOverAnswered(accepted=data.get("accepted") is True,
                                       term=term if isinstance(term, int) and not isinstance(term, bool) else None,
                                       detail=str(data.get("detail", ""))[:200])
-        except (aiohttp.ClientError, TimeoutError, RemoteInputError, OSError) as e:
+        except TimeoutError as e:  # sent, maybe received and acted on: the peer's next heartbeat tells
+            ev = HandOverAnswered(accepted=False, ambiguous=True, detail=f"no answer within "
+                                  f"{self.cfg.request_timeout:g}s ({type(e).__name__})")
+        except (aiohttp.ClientError, RemoteInputError, OSError) as e:
             ev = HandOverAnswered(accepted=False, detail=f"{type(e).__name__}: {e}"[:200])
         self.feed(ev)
 
@@ -262,8 +277,8 @@ class Agent:
     async def _decide_loop(self) -> None:
         while not self._stopping.is_set():
             now = self.clock.now()
-            self.last_loop = now
             try:
+                self._check_stall(now)
                 self.apply(self.node.tick(now))
             except Exception:  # a bug must not silently stop the heartbeats: log it loudly, keep deciding
                 _log.exception("decision cycle failed")
@@ -275,6 +290,7 @@ class Agent:
 
     async def run(self) -> int:
         self._loop = asyncio.get_running_loop()
+        self.last_loop = self.clock.now()
         for sig in (signal.SIGTERM, signal.SIGINT):
             self._loop.add_signal_handler(sig, self._stopping.set)
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.cfg.request_timeout))

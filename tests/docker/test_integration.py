@@ -283,3 +283,32 @@ def test_failback_to_server1_after_the_hold_down(lab: TwoHostLab, make_pair) -> 
     codes_b = [t["code"] for t in lab.status("b")["transitions"]]
     assert codes_b[-2:] == ["failback", "handed_over"]
     wait_until(lambda: not lab.container_running("b"), 10, what="B's container stopped")
+
+
+def test_unconfirmed_hand_over_restarts_on_a_and_frozen_b_does_not_take_over_late(lab: TwoHostLab,
+                                                                                 make_pair) -> None:
+    """B frozen (SIGSTOP) when A's container dies: A's hand-over goes unanswered, so A starts its container
+    again; when B thaws it must not act on the stale hand-over request or on the silence it slept through."""
+    pair = make_pair()
+    b_agent = lab.hosts["b"].agent
+    assert b_agent is not None
+    with pair.explained():
+        os.kill(b_agent.pid, signal.SIGSTOP)
+        try:
+            lab.hosts["a"].client.containers.get("web").kill()
+            wait_until(lambda: lab.container_running("a") and lab.role("a") == "active", 3 + MARGIN,
+                       what="A active again with its container restarted")
+            codes = [t["code"] for t in lab.status("a")["transitions"]]
+            assert codes[-2:] == ["container_failed", "handover_failed"]
+        finally:
+            os.kill(b_agent.pid, signal.SIGCONT)
+        wait_until(lambda: lab.status("b") is not None, 5, what="B answers again")
+        deadline = time.monotonic() + 3 * HB_TIMEOUT
+        while time.monotonic() < deadline:
+            assert pair.roles() == ("active", "passive")
+            time.sleep(0.1)
+        st_b = lab.status("b")
+        assert "stalled" in [a["code"] for a in st_b["alerts"]] and st_b["term"] == 1
+        assert lab.web_answers("a") and not lab.container_running("b")
+        log_b = lab.agent_log_text("b")
+        assert ": accepted" not in log_b  # the queued hand-over request, if it got through, was refused

@@ -448,3 +448,70 @@ def test_crash_loop_with_healthcheck_fails_after_the_restart_grace(clock: FakeCl
     clock.set(t0 + 3.0)
     n.handle(hb(Role.PASSIVE, n.term), clock.now())
     assert n.role is Role.HANDING_OVER
+
+
+def test_after_a_stall_the_passive_reads_before_it_takes_over(clock: FakeClock) -> None:
+    n = new_node(clock, "server2", term=1)
+    n.handle(hb(Role.ACTIVE, 1, sender="server1"), clock.now())
+    clock.advance(5.0)  # we were frozen; the peer's heartbeats are waiting in our socket
+    out = n.resumed(clock.now(), 5.0)
+    assert [a.code for a in out if isinstance(a, Alert)] == [Code.STALLED]
+    n.tick(clock.now())
+    assert n.role is Role.PASSIVE
+    n.handle(hb(Role.ACTIVE, 1, sender="server1"), clock.now() + 0.01)  # the backlog is read
+    clock.advance(2 * HB_INTERVAL)
+    n.tick(clock.now())
+    assert n.role is Role.PASSIVE
+    # really silent: the takeover comes at the heartbeat deadline as usual
+    clock.advance(HB_TIMEOUT)
+    n.tick(clock.now())
+    assert n.role is Role.ACTIVE
+
+
+def handing_over(clock: FakeClock) -> PairNode:
+    n = new_node(clock)
+    make_active(n, clock)
+    n.handle(running(False, exit_code=1), clock.now())
+    n.handle(ContainersStopped(ok=True), clock.now())
+    assert n.role is Role.HANDING_OVER
+    return n
+
+
+def test_unanswered_hand_over_waits_for_the_peers_word_and_finds_it_active(clock: FakeClock) -> None:
+    n = handing_over(clock)
+    term = n.term
+    out = n.handle(HandOverAnswered(accepted=False, ambiguous=True, detail="timeout"), clock.now())
+    assert n.role is Role.HANDING_OVER and not any(isinstance(a, StartContainers) for a in out)
+    clock.advance(0.3)
+    out = n.handle(hb(Role.ACTIVE, term + 1), clock.now())  # it did take over
+    assert n.role is Role.PASSIVE and not any(isinstance(a, StartContainers) for a in out)
+
+
+def test_unanswered_hand_over_without_news_restarts_our_containers_at_the_deadline(clock: FakeClock) -> None:
+    n = handing_over(clock)
+    t0 = clock.now()
+    n.handle(HandOverAnswered(accepted=False, ambiguous=True, detail="timeout"), clock.now())
+    assert n.next_deadline(clock.now()) <= t0 + HB_TIMEOUT
+    clock.set(t0 + HB_TIMEOUT - 0.01)
+    n.handle(hb(Role.PASSIVE, n.term), clock.now())  # idle heartbeats are no proof either way
+    assert n.role is Role.HANDING_OVER
+    clock.set(t0 + HB_TIMEOUT)
+    out = n.tick(clock.now())
+    assert n.role is Role.ACTIVE
+    assert transitions(out) == [("HANDING_OVER", "ACTIVE", Code.HANDOVER_FAILED)]
+    assert any(isinstance(a, StartContainers) for a in out)
+
+
+def test_a_refused_hand_over_restarts_at_once(clock: FakeClock) -> None:
+    n = handing_over(clock)
+    out = n.handle(HandOverAnswered(accepted=False, term=n.term, detail="not idle"), clock.now())
+    assert n.role is Role.ACTIVE and any(isinstance(a, StartContainers) for a in out)
+
+
+def test_become_primary_refused_right_after_a_stall(clock: FakeClock) -> None:
+    n = new_node(clock, "server2", term=1)
+    n.handle(hb(Role.ACTIVE, 1, sender="server1"), clock.now())
+    clock.advance(5)
+    n.resumed(clock.now(), 5.0)
+    ans, _ = n.become_primary("server1", 1, "queued while we were frozen", clock.now())
+    assert not ans.accepted and "stall" in ans.detail and n.role is Role.PASSIVE

@@ -84,7 +84,7 @@ class PeerHeartbeat:
     sender: str
     term: int
     role: Role
-    eligible: bool  # its Docker daemon answers: it could run the containers
+    eligible: bool  # its Docker daemon answers and no managed container is missing there
     containers_up: bool  # all managed containers are up there
 
     @classmethod
@@ -260,7 +260,8 @@ class PairNode:
 
     @property
     def eligible(self) -> bool:
-        return self.docker_ok is True
+        """Could we run the containers? Our Docker daemon answers and none of them is missing here."""
+        return self.docker_ok is True and all(w.last is None or w.last.exists for w in self.watches.values())
 
     @property
     def containers_up(self) -> bool:
@@ -441,7 +442,9 @@ class PairNode:
         if self.role not in (Role.PASSIVE, Role.STARTING):
             return HandOverAnswer(accepted=False, term=self.term, detail=f"not idle (we are {self.role.value})"), out
         if not self.eligible:
-            return HandOverAnswer(accepted=False, term=self.term, detail="our Docker daemon does not answer"), out
+            missing = [n for n, w in self.watches.items() if w.last is not None and not w.last.exists]
+            why = f"missing here: {', '.join(missing)}" if missing else "our Docker daemon does not answer"
+            return HandOverAnswer(accepted=False, term=self.term, detail=why), out
         if now < self.hold_takeover_until:
             # we were frozen: this request may have waited in our socket long after its sender gave up
             return HandOverAnswer(accepted=False, term=self.term, detail="just resumed from a stall"), out

@@ -515,3 +515,15 @@ def test_become_primary_refused_right_after_a_stall(clock: FakeClock) -> None:
     n.resumed(clock.now(), 5.0)
     ans, _ = n.become_primary("server1", 1, "queued while we were frozen", clock.now())
     assert not ans.accepted and "stall" in ans.detail and n.role is Role.PASSIVE
+
+
+def test_a_host_without_the_containers_is_not_eligible(clock: FakeClock) -> None:
+    n = new_node(clock, "server2", term=1)
+    n.handle(hb(Role.ACTIVE, 1, sender="server1"), clock.now())
+    n.handle(ContainersObserved(observations=(ContainerObservation(name="web", exists=False),)), clock.now())
+    assert n.heartbeat_fields()["eligible"] is False
+    clock.advance(HB_TIMEOUT + 1)
+    n.tick(clock.now())
+    assert n.role is Role.PASSIVE  # starting a container that does not exist here would only fail
+    ans, _ = n.become_primary("server1", 1, "x", clock.now())
+    assert not ans.accepted and ans.detail == "missing here: web"

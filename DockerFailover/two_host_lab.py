@@ -33,6 +33,13 @@ from typing import Any
 import docker
 import requests
 
+# the lab agents' timings (write_config); tests bound their waits generously around them
+HB_INTERVAL = 0.2
+HB_TIMEOUT = 1.0
+RESTART_GRACE = 3.0
+STARTUP_GRACE = 5.0
+MARGIN = 4.0  # a loaded 2-core machine runs other suites at the same time
+
 IMAGE = "fdk/busybox-web:test"
 WEB_PORT = 8080
 AGENT_PORT = 8700
@@ -240,8 +247,9 @@ class TwoHostLab:
         """A config.py in the documented format for this lab (literal assignments only)."""
         a, b = self.hosts["a"], self.hosts["b"]
         settings: dict[str, Any] = {
-            "heartbeat_interval": 0.2, "check_heartbeat_interval": 0.2, "heartbeat_timeout": 1.0,
-            "startup_grace_period": 5.0, "restart_grace_period": 3.0, "stop_timeout": 2, "request_timeout": 0.5,
+            "heartbeat_interval": HB_INTERVAL, "check_heartbeat_interval": HB_INTERVAL,
+            "heartbeat_timeout": HB_TIMEOUT, "startup_grace_period": STARTUP_GRACE,
+            "restart_grace_period": RESTART_GRACE, "stop_timeout": 2, "request_timeout": 0.5,
             "secret": f"lab-secret-{self.run_id}-0123456789", "containers": ["web"],
             "state_dir": str(self.base / "state"),
         }

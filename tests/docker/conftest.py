@@ -17,11 +17,6 @@ from DockerFailover.two_host_lab import TwoHostLab, wait_until
 
 os.environ.setdefault("FT_PREFIX", "/opt/failover-toolkit")
 
-# the lab's agent timings (see TwoHostLab.write_config): tests bound waits generously around them
-HB_INTERVAL = 0.2
-HB_TIMEOUT = 1.0
-RESTART_GRACE = 3.0
-MARGIN = 4.0  # a loaded 2-core machine runs other suites at the same time
 
 
 @pytest.fixture(scope="session")
@@ -71,12 +66,13 @@ def make_pair(lab: TwoHostLab, tmp_path: Path) -> Iterator:
     """make_pair(restart_policy=..., **config) -> a Pair with both agents running, A active and serving."""
     made: list[Pair] = []
 
-    def make(restart_policy: str = "no", wait_active: bool = True, **config: object) -> Pair:
+    def make(restart_policy: str = "no", start: bool = True, **config: object) -> Pair:
+        """start=False: fresh containers and config only; the test starts the agents itself."""
         p = _fresh(lab, tmp_path, restart_policy, **config)
         made.append(p)
-        p.start("a")
-        p.start("b")
-        if wait_active:
+        if start:
+            p.start("a")
+            p.start("b")
             try:
                 wait_until(lambda: p.roles() == ("active", "passive") and lab.web_answers("a"), 20,
                            what="server1 active and serving, server2 passive")

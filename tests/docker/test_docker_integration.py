@@ -13,9 +13,8 @@ import time
 
 import pytest
 import requests
-from conftest import HB_INTERVAL, HB_TIMEOUT, MARGIN, RESTART_GRACE, Pair
 
-from DockerFailover.two_host_lab import TwoHostLab, wait_until
+from DockerFailover.two_host_lab import HB_INTERVAL, HB_TIMEOUT, MARGIN, RESTART_GRACE, TwoHostLab, wait_until
 from DockerFailover.wire import RequestAuthenticator, encode_body
 
 pytestmark = pytest.mark.integration
@@ -25,7 +24,7 @@ def serving(lab: TwoHostLab) -> tuple[bool, bool]:
     return lab.web_answers("a"), lab.web_answers("b")
 
 
-def wait_b_takes_over(lab: TwoHostLab, pair: Pair, bound: float) -> float:
+def wait_b_takes_over(lab: TwoHostLab, pair, bound: float) -> float:
     t0 = time.monotonic()
     try:
         wait_until(lambda: lab.role("b") == "active" and lab.web_answers("b"), bound, what="B active and serving")
@@ -88,10 +87,9 @@ def test_link_cut_b_takes_over_then_one_active_after_heal(lab: TwoHostLab, make_
         print(f"split resolved {resolved:.2f}s after the heal")
 
 
-def test_split_with_equal_terms_resolves_to_server1(lab: TwoHostLab, make_pair, tmp_path) -> None:
+def test_split_with_equal_terms_resolves_to_server1(lab: TwoHostLab, make_pair) -> None:
     """Both agents started while partitioned: both become active in term 1; after the heal one remains."""
-    from conftest import _fresh
-    pair = _fresh(lab, tmp_path)
+    pair = make_pair(start=False)
     lab.cut_link("a")
     pair.start("a")
     pair.start("b")

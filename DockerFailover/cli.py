@@ -1,23 +1,68 @@
-"""Command line of DockerFailover (placeholder until its issue lands: parses --help, says not implemented)."""
+"""Command line of DockerFailover: ``docker-failover --server server1 [--config /app/config.py] [-t]``."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import json
+import logging
+import os
 import sys
 
-from failover_core.shell.cli import add_check_argument
+from failover_core.shell.cli import EXIT_CONFIG, add_check_argument, load_or_exit, run_check
+
+from DockerFailover.config import DEFAULT_CONFIG_PATH, NodeConfig, load_node_config
 
 DESCRIPTION = "active/passive Docker container failover between two hosts (HTTP heartbeats)"
 
 
+def default_config_path() -> str:
+    env = os.environ.get("DOCKER_FAILOVER_CONFIG")
+    if env:
+        return env
+    return DEFAULT_CONFIG_PATH if os.path.exists(DEFAULT_CONFIG_PATH) else "config.py"
+
+
+def render_without_secret(cfg: NodeConfig) -> str:
+    """The effective configuration as JSON, the shared secret masked (``-t`` output lands in logs)."""
+    data = cfg.model_dump(mode="json")
+    data["secret"] = f"*** ({len(cfg.secret)} characters)"
+    return json.dumps(data, indent=2)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="docker-failover", description=DESCRIPTION)
-    p.add_argument("-c", "--config", help="configuration file")
+    p.add_argument("-s", "--server", default=os.environ.get("DOCKER_FAILOVER_SERVER"),
+                   help="which server of the config this agent is (e.g. server1); env DOCKER_FAILOVER_SERVER")
+    p.add_argument("-c", "--config", default=None,
+                   help="config file: .py (literal assignments, never executed), .toml or .json "
+                        f"(default: $DOCKER_FAILOVER_CONFIG, else {DEFAULT_CONFIG_PATH} if it exists, "
+                        "else ./config.py)")
+    p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     add_check_argument(p)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    build_parser().parse_args(argv)
-    print("docker-failover: not implemented yet", file=sys.stderr)
-    return 1
+    args = build_parser().parse_args(argv)
+    if not args.server:
+        print("docker-failover: --server NAME is required (the name of this host in the config)", file=sys.stderr)
+        return EXIT_CONFIG
+    path = args.config or default_config_path()
+
+    def load() -> NodeConfig:
+        return load_node_config(path, args.server)
+
+    if args.check:
+        return run_check(load, render_without_secret)
+    cfg = load_or_exit(load)
+    logging.basicConfig(level=getattr(logging, args.log_level),
+                        format=f"%(asctime)s {cfg.name} %(levelname)s %(name)s: %(message)s")
+    from DockerFailover.shell.agent import Agent  # the I/O side is imported only to run
+
+    try:
+        agent = Agent(cfg)
+    except OSError as e:
+        print(f"docker-failover: {e}", file=sys.stderr)
+        return 1
+    return asyncio.run(agent.run())

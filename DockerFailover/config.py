@@ -1,0 +1,220 @@
+"""DockerFailover configuration: the documented ``config.py`` format, plus TOML and JSON.
+
+``config.py`` is read with ``ast`` and never executed: the module may hold only a docstring and
+assignments of literals (numbers, strings, booleans, None, lists, dicts) to plain names. Anything
+else (an import, a call, an expression) is a ConfigError naming the line. Example::
+
+    heartbeat_interval = 0.5
+    check_heartbeat_interval = 0.5
+    heartbeat_timeout = 2.0
+    startup_grace_period = 5
+    restart_grace_period = 5
+    secret = "a long shared secret"
+    containers = ["web"]
+    servers = {
+        "server1": {"endpoint": "http://10.0.0.12:8700", "port": 8700},
+        "server2": {"endpoint": "http://10.0.0.11:8700", "port": 8700},
+    }
+
+Every top-level setting may be overridden per server inside ``servers`` (``containers``,
+``docker_url``, timings, ...). ``endpoint`` is the OTHER agent's URL; ``port`` is ours. The first
+server listed is the preferred active on a cold start of both.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from failover_core.config import ConfigError, StrictModel, as_mapping, parse_config_text, validate_config
+from pydantic import Field, field_validator, model_validator
+
+DEFAULT_CONFIG_PATH = "/app/config.py"
+_CONTAINER_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+_SERVER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+
+# keys that may appear at top level and be overridden per server
+NODE_KEYS = (
+    "heartbeat_interval", "check_heartbeat_interval", "heartbeat_timeout", "startup_grace_period",
+    "restart_grace_period", "containers", "stop_timeout", "request_timeout", "max_clock_skew",
+    "failback", "failback_hold_down", "notify", "notify_timeout", "docker_url", "state_dir", "listen",
+)
+
+
+class NodeConfig(StrictModel):
+    """The effective settings of one agent (globals merged with its ``servers`` entry)."""
+
+    name: str
+    peer: str
+    preferred: bool = Field(description="first server listed: wins cold starts and ties")
+    endpoint: str = Field(description="URL of the OTHER agent, http://host:port")
+    port: int = Field(ge=1, le=65535, description="our HTTP API port")
+    listen: str = "0.0.0.0"
+    secret: str = Field(min_length=16, description="shared HMAC secret (same on both servers)")
+    containers: list[str]
+    heartbeat_interval: float = Field(default=1.0, gt=0)
+    check_heartbeat_interval: float = Field(default=0.5, gt=0)
+    heartbeat_timeout: float = Field(default=3.0, gt=0)
+    startup_grace_period: float = Field(default=10.0, ge=0)
+    restart_grace_period: float = Field(default=10.0, ge=0)
+    stop_timeout: float = Field(default=10.0, ge=0, description="graceful stop before SIGKILL, seconds")
+    request_timeout: float = Field(default=1.0, gt=0, description="timeout of every outgoing HTTP request")
+    max_clock_skew: float = Field(default=30.0, gt=0, description="requests older/newer than this are refused")
+    failback: bool = False
+    failback_hold_down: float = Field(default=60.0, ge=0)
+    notify: str | list[str] | None = None
+    notify_timeout: float = Field(default=10.0, gt=0)
+    docker_url: str | None = Field(default=None, description="None: DOCKER_HOST or the default socket")
+    state_dir: str = "/var/lib/docker-failover"
+
+    @field_validator("containers")
+    @classmethod
+    def _containers(cls, v: list[str]) -> list[str]:
+        if not v:
+            raise ValueError("at least one container name is required")
+        for name in v:
+            if not _CONTAINER_NAME.match(name):
+                raise ValueError(f"{name!r} is not a valid container name ([a-zA-Z0-9][a-zA-Z0-9_.-]*)")
+        if len(set(v)) != len(v):
+            raise ValueError("container names must be unique")
+        return v
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint(cls, v: str) -> str:
+        parts = urlsplit(v)
+        try:
+            port = parts.port
+        except ValueError:
+            port = None
+        if parts.scheme not in ("http", "https") or not parts.hostname or port is None:
+            raise ValueError("endpoint must look like http://HOST:PORT (scheme http or https, host and port)")
+        if parts.path not in ("", "/") or parts.query or parts.fragment:
+            raise ValueError("endpoint must not have a path, query or fragment")
+        return f"{parts.scheme}://{parts.netloc}"
+
+    @field_validator("notify")
+    @classmethod
+    def _notify(cls, v: str | list[str] | None) -> str | list[str] | None:
+        if v is not None and not (v.strip() if isinstance(v, str) else v):
+            raise ValueError("notify must be a non-empty command (or leave it out)")
+        return v
+
+    @model_validator(mode="after")
+    def _timings(self) -> NodeConfig:
+        if self.heartbeat_interval >= self.heartbeat_timeout:
+            raise ValueError(f"heartbeat_interval ({self.heartbeat_interval:g}) must be smaller than "
+                             f"heartbeat_timeout ({self.heartbeat_timeout:g})")
+        if self.request_timeout > self.heartbeat_timeout:
+            raise ValueError(f"request_timeout ({self.request_timeout:g}) must not exceed "
+                             f"heartbeat_timeout ({self.heartbeat_timeout:g})")
+        return self
+
+
+# ---------------------------------------------------------------------------------------------- config.py via ast
+
+def parse_python_config(text: str, *, source: str) -> dict[str, Any]:
+    """Literal assignments of a ``config.py`` as a dict, without executing anything."""
+    try:
+        tree = ast.parse(text, filename=source)
+    except SyntaxError as e:
+        raise ConfigError(f"{source}:{e.lineno}", [("", (e.text or "").strip()[:80], f"not valid Python: {e.msg}")]
+                          ) from None
+    out: dict[str, Any] = {}
+    for i, node in enumerate(tree.body):
+        where = f"{source}:{node.lineno}"
+        if i == 0 and isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) \
+                and isinstance(node.value.value, str):
+            continue  # module docstring
+        if isinstance(node, ast.Assign):
+            if len(node.targets) != 1 or not isinstance(node.targets[0], ast.Name):
+                raise ConfigError(where, [("", ast.unparse(node)[:80],
+                                           "only 'name = literal' assignments are allowed (one plain name)")])
+            name, value_node = node.targets[0].id, node.value
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value is not None:
+            name, value_node = node.target.id, node.value
+        else:
+            raise ConfigError(where, [("", ast.unparse(node)[:80],
+                                       "config.py may contain only 'name = literal' assignments "
+                                       "(no imports, calls, loops or expressions; it is never executed)")])
+        try:
+            value = ast.literal_eval(value_node)
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+            raise ConfigError(where, [(name, ast.unparse(value_node)[:80],
+                                       "must be a literal (number, string, boolean, None, list or dict); "
+                                       "names, calls and arithmetic are not evaluated")]) from None
+        if name in out:
+            raise ConfigError(where, [(name, value, "assigned twice")])
+        out[name] = _plain(value)
+    return out
+
+
+def _plain(v: Any) -> Any:
+    """Tuples become lists so the Python format means the same as the JSON one."""
+    if isinstance(v, tuple | list):
+        return [_plain(x) for x in v]
+    if isinstance(v, dict):
+        return {k: _plain(x) for k, x in v.items()}
+    return v
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """The raw mapping of a ``.py`` (ast), ``.toml`` or ``.json`` config file."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(str(p), [("", str(p), f"cannot read the file: {e}")]) from None
+    if p.suffix == ".py":
+        data: Any = parse_python_config(text, source=str(p))
+    else:
+        fmt = p.suffix[1:] if p.suffix in (".json", ".toml") else None
+        data = parse_config_text(text, source=str(p), fmt=fmt)
+    return dict(as_mapping(data, source=str(p)))
+
+
+# ---------------------------------------------------------------------------------------------- effective node config
+
+_TOP_KEYS = {*NODE_KEYS, "secret", "servers"}
+_SERVER_KEYS = {*NODE_KEYS, "endpoint", "port"}
+
+
+def node_config(data: dict[str, Any], server: str, *, source: str) -> NodeConfig:
+    """Validate the whole file and return the effective settings of ``server``."""
+    unknown = sorted(set(data) - _TOP_KEYS)
+    if unknown:
+        raise ConfigError(source, [(k, data[k], f"unknown key (allowed: {', '.join(sorted(_TOP_KEYS))})")
+                                   for k in unknown])
+    servers = data.get("servers")
+    if not isinstance(servers, dict) or len(servers) != 2:
+        shown = servers if servers is not None else "(missing)"
+        raise ConfigError(source, [("servers", shown, "a mapping of exactly two servers, e.g. "
+                                    "{'server1': {'endpoint': ..., 'port': ...}, 'server2': {...}}")])
+    names = list(servers)
+    for n in names:
+        if not isinstance(n, str) or not _SERVER_NAME.match(n):
+            raise ConfigError(source, [("servers", n, "server names are short words: [A-Za-z0-9][A-Za-z0-9_.-]*")])
+        if not isinstance(servers[n], dict):
+            raise ConfigError(source, [(f"servers.{n}", servers[n], "must be a mapping with endpoint and port")])
+        bad = sorted(set(servers[n]) - _SERVER_KEYS)
+        if bad:
+            raise ConfigError(source, [(f"servers.{n}.{k}", servers[n][k],
+                                        f"unknown key (allowed: {', '.join(sorted(_SERVER_KEYS))})") for k in bad])
+    if server not in servers:
+        raise ConfigError(source, [("--server", server, f"one of the configured servers: {', '.join(names)}")])
+    merged: dict[str, Any] = {k: v for k, v in data.items() if k != "servers"}
+    merged.update(servers[server])
+    merged.update(name=server, peer=next(n for n in names if n != server), preferred=names[0] == server)
+    try:
+        return validate_config(NodeConfig, merged, source=source)
+    except ConfigError as e:
+        # name the key as the operator wrote it (per-server keys live under servers.NAME)
+        problems = [(f"servers.{server}.{k}" if k in servers[server] else k, v, a) for k, v, a in e.problems]
+        raise ConfigError(source, problems) from None
+
+
+def load_node_config(path: str | Path, server: str) -> NodeConfig:
+    return node_config(read_config_file(path), server, source=str(path))

@@ -1,0 +1,338 @@
+"""The agent process: one asyncio loop driving the pure PairNode.
+
+It owns every socket, thread and clock reading: the aiohttp server and client, the Docker worker
+thread (inspect/start/stop, one at a time, in order), the Docker event follower, the periodic
+reconcile, the term file and the notify hooks. Each fact becomes an event for PairNode; each action
+PairNode returns is carried out here, in order (a new term is on disk before anything else happens).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import secrets
+import signal
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from failover_core.errors import RemoteInputError
+from failover_core.heartbeat_auth import ReplayWindow
+from failover_core.shell.clock import MonotonicClock
+from failover_core.shell.notify import NotifyDispatcher, SubprocessHookRunner
+
+from DockerFailover.config import NodeConfig
+from DockerFailover.pair import (
+    Action,
+    Alert,
+    ContainersObserved,
+    ContainersStarted,
+    ContainersStopped,
+    DockerUnreachable,
+    Event,
+    HandOverAnswer,
+    HandOverAnswered,
+    PairNode,
+    PairSettings,
+    PeerHeartbeat,
+    PersistTerm,
+    RequestHandOver,
+    Role,
+    SendHeartbeat,
+    StartContainers,
+    StopContainers,
+    Transitioned,
+)
+from DockerFailover.shell.docker_host import DockerHost, DockerUnavailable, EventFollower
+from DockerFailover.shell.http_api import build_app
+from DockerFailover.shell.term_store import TermStore
+from DockerFailover.wire import SIG_HEADER, RequestAuthenticator, decode_body, encode_body
+
+_log = logging.getLogger("docker_failover")
+MAX_HEARTBEATS_IN_FLIGHT = 3
+
+
+def pair_settings(cfg: NodeConfig) -> PairSettings:
+    return PairSettings(
+        name=cfg.name, peer=cfg.peer, preferred=cfg.preferred, containers=tuple(cfg.containers),
+        heartbeat_interval=cfg.heartbeat_interval, heartbeat_timeout=cfg.heartbeat_timeout,
+        startup_grace_period=cfg.startup_grace_period, restart_grace_period=cfg.restart_grace_period,
+        stop_timeout=cfg.stop_timeout, failback=cfg.failback, failback_hold_down=cfg.failback_hold_down)
+
+
+class Agent:
+    def __init__(self, cfg: NodeConfig) -> None:
+        self.cfg = cfg
+        self.clock = MonotonicClock()
+        self.terms = TermStore(cfg.state_dir, cfg.name)
+        term = self.terms.load()
+        self.terms.save(term)  # fail at start, not at the first takeover, if the state dir is not writable
+        self.node = PairNode(pair_settings(cfg), term=term, booted_at=self.clock.now())
+        self.auth = RequestAuthenticator(cfg.secret, cfg.max_clock_skew)
+        self.heartbeat_order = ReplayWindow(max_skew=cfg.max_clock_skew)  # (boot, seq) of the peer's heartbeats
+        self.boot_id = secrets.token_hex(8)
+        self._heartbeat_seq = 0
+        self.docker = DockerHost(cfg.docker_url, timeout=max(5.0, cfg.request_timeout))
+        self.docker_worker = ThreadPoolExecutor(1, thread_name_prefix="docker")
+        self.notify = NotifyDispatcher(SubprocessHookRunner(cfg.notify, cfg.notify_timeout)) if cfg.notify else None
+        self.rejected: collections.Counter[str] = collections.Counter()
+        self.alerts: collections.deque[dict[str, Any]] = collections.deque(maxlen=20)
+        self.docker_detail = ""
+        self.last_loop = self.clock.now()
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._heartbeats_in_flight = 0
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._session: aiohttp.ClientSession | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._events: EventFollower | None = None
+
+    # ------------------------------------------------------------------ small facts
+
+    def wall_now(self) -> float:
+        return time.time()
+
+    def count_rejected(self, reason: str, detail: str) -> None:
+        self.rejected[reason] += 1
+        n = self.rejected[reason]
+        if n <= 10 or n % 100 == 0:
+            _log.warning("rejected request (%s, #%d): %s", reason, n, detail)
+
+    def status(self) -> dict[str, Any]:
+        st = self.node.status(self.clock.now())
+        st["docker_detail"] = self.docker_detail
+        st["rejected"] = dict(self.rejected)
+        st["alerts"] = list(self.alerts)
+        st["transitions"] = [{"from": t.from_state.lower(), "to": t.to_state.lower(), "code": t.code,
+                              "reason": t.reason, "seq": t.seq} for t in self.node.machine.history]
+        return st
+
+    def health(self) -> tuple[bool, str]:
+        lag = self.clock.now() - self.last_loop
+        if lag > max(2.0, 4 * self.cfg.check_heartbeat_interval):
+            return False, f"agent loop stalled for {lag:.1f}s"
+        if self.node.docker_ok is False:
+            return False, f"Docker daemon unreachable: {self.docker_detail}"
+        return True, "ok"
+
+    # ------------------------------------------------------------------ feeding the pair logic
+
+    def _check_stall(self, now: float) -> None:
+        """Frozen (SIGSTOP) or starved for longer than a heartbeat timeout? Tell the pair logic before it
+        reads anything that may have waited in our sockets meanwhile."""
+        stalled_for = now - self.last_loop
+        self.last_loop = now
+        if stalled_for > max(self.cfg.heartbeat_timeout, 2 * self.cfg.check_heartbeat_interval):
+            self.apply(self.node.resumed(now, stalled_for))
+
+    def feed(self, event: Event) -> None:
+        now = self.clock.now()
+        self._check_stall(now)
+        self.apply(self.node.handle(event, now))
+
+    def on_heartbeat(self, hb: PeerHeartbeat) -> None:
+        self.feed(hb)
+
+    def on_become_primary(self, sender: str, term: int, reason: str) -> HandOverAnswer:
+        now = self.clock.now()
+        self._check_stall(now)
+        answer, actions = self.node.become_primary(sender, term, reason, now)
+        _log.info("become_primary from %s (term %d): %s", sender, term,
+                  "accepted" if answer.accepted else f"refused: {answer.detail}")
+        self.apply(actions)
+        return answer
+
+    def apply(self, actions: list[Action]) -> None:
+        for a in actions:
+            if isinstance(a, PersistTerm):
+                try:
+                    self.terms.save(a.term)
+                except OSError as e:  # checked writable at start; keep running, say so loudly
+                    _log.error("cannot persist term %d to %s: %s", a.term, self.terms.path, e)
+                    self.alerts.append({"code": "term_not_persisted", "message": str(e),
+                                        "wall": round(self.wall_now(), 3)})
+            elif isinstance(a, Transitioned):
+                t = a.transition
+                _log.warning("transition %s -> %s term %d [%s]: %s", t.from_state.lower(), t.to_state.lower(),
+                             self.node.term, t.code, t.reason)
+                if self.notify is not None:
+                    self.notify.submit(t)
+            elif isinstance(a, Alert):
+                _log.warning("alert [%s]: %s", a.code.value, a.message)
+                self.alerts.append({"code": a.code.value, "message": a.message, "wall": round(self.wall_now(), 3)})
+            elif isinstance(a, StartContainers):
+                _log.info("starting %s (%s)", ", ".join(a.names), a.reason)
+                self._docker_op(lambda a=a: self.docker.start(a.names), ContainersStarted)
+            elif isinstance(a, StopContainers):
+                _log.info("stopping %s, timeout %gs (%s)", ", ".join(a.names), a.timeout, a.reason)
+                self._docker_op(lambda a=a: self.docker.stop(a.names, a.timeout), ContainersStopped)
+            elif isinstance(a, RequestHandOver):
+                self._spawn(self._request_hand_over(a))
+            elif isinstance(a, SendHeartbeat) and self._heartbeats_in_flight < MAX_HEARTBEATS_IN_FLIGHT:
+                self._heartbeat_seq += 1
+                self._spawn(self._send_heartbeat({**a.fields, "boot": self.boot_id, "seq": self._heartbeat_seq}))
+        self._wake.set()
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # ------------------------------------------------------------------ Docker (one worker thread, in order)
+
+    def _docker_op(self, op: Any, result_event: type[ContainersStarted] | type[ContainersStopped]) -> None:
+        async def run() -> None:
+            loop = asyncio.get_running_loop()
+            t0 = self.clock.now()
+            try:
+                ok, detail = await loop.run_in_executor(self.docker_worker, op)
+            except DockerUnavailable as e:
+                ok, detail = False, f"Docker daemon unreachable: {e}"
+            except Exception as e:  # an unexpected SDK error is a failed operation
+                ok, detail = False, f"{type(e).__name__}: {e}"
+            _log.info("%s: %s in %.3fs", result_event.__name__, detail, self.clock.now() - t0)
+            self.feed(result_event(ok=ok, detail=detail))
+            await self._inspect(self.cfg.containers)
+        self._spawn(run())
+
+    async def _inspect(self, names: list[str] | tuple[str, ...]) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            obs = await loop.run_in_executor(self.docker_worker, self.docker.inspect, names)
+        except DockerUnavailable as e:
+            self.docker_detail = str(e)[:300]
+            self.feed(DockerUnreachable(detail=self.docker_detail))
+            return
+        except Exception as e:  # never let an SDK surprise kill the agent
+            self.docker_detail = f"{type(e).__name__}: {e}"[:300]
+            self.feed(DockerUnreachable(detail=self.docker_detail))
+            return
+        self.docker_detail = ""
+        self.feed(ContainersObserved(observations=obs))
+
+    def _on_docker_event(self, name: str, action: str) -> None:  # called from the event thread
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._spawn, self._inspect((name,)))
+
+    def _on_event_gap(self) -> None:  # called from the event thread after (re)connecting
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._spawn, self._inspect(tuple(self.cfg.containers)))
+
+    async def _reconcile_loop(self) -> None:
+        while not self._stopping.is_set():
+            await self._inspect(self.cfg.containers)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self.cfg.check_heartbeat_interval)
+
+    # ------------------------------------------------------------------ HTTP client
+
+    async def _post(self, path: str, fields: dict[str, Any]) -> tuple[int, dict[str, Any] | None]:
+        assert self._session is not None
+        body = encode_body(fields)
+        nonce = secrets.token_hex(16)
+        headers = self.auth.sign_request("POST", path, body, wall_now=self.wall_now(), nonce=nonce)
+        headers["Content-Type"] = "application/json"
+        async with self._session.post(self.cfg.endpoint + path, data=body, headers=headers) as resp:
+            data = await resp.read()
+            if resp.status != 200:
+                return resp.status, None
+            self.auth.verify_response(nonce, data, resp.headers.get(SIG_HEADER))
+            return resp.status, decode_body(data)
+
+    async def _send_heartbeat(self, fields: dict[str, Any]) -> None:
+        self._heartbeats_in_flight += 1
+        try:
+            status, _ = await self._post("/heartbeat", fields)
+            if status != 200:
+                _log.debug("heartbeat to %s answered %d", self.cfg.peer, status)
+        except (aiohttp.ClientError, TimeoutError, RemoteInputError, OSError) as e:
+            _log.debug("heartbeat to %s failed: %s: %s", self.cfg.peer, type(e).__name__, e)
+        finally:
+            self._heartbeats_in_flight -= 1
+
+    async def _request_hand_over(self, a: RequestHandOver) -> None:
+        fields = {"sender": self.cfg.name, "term": a.term, "reason": a.reason}
+        try:
+            status, data = await self._post("/become_primary", fields)
+            if status != 200 or data is None:
+                ev = HandOverAnswered(accepted=False, detail=f"HTTP {status}")
+            else:
+                term = data.get("term")
+                ev = HandOverAnswered(accepted=data.get("accepted") is True,
+                                      term=term if isinstance(term, int) and not isinstance(term, bool) else None,
+                                      detail=str(data.get("detail", ""))[:200])
+        except TimeoutError as e:  # sent, maybe received and acted on: the peer's next heartbeat tells
+            ev = HandOverAnswered(accepted=False, ambiguous=True, detail=f"no answer within "
+                                  f"{self.cfg.request_timeout:g}s ({type(e).__name__})")
+        except (aiohttp.ClientError, RemoteInputError, OSError) as e:
+            ev = HandOverAnswered(accepted=False, detail=f"{type(e).__name__}: {e}"[:200])
+        self.feed(ev)
+
+    # ------------------------------------------------------------------ main loop
+
+    async def _decide_loop(self) -> None:
+        while not self._stopping.is_set():
+            now = self.clock.now()
+            try:
+                self._check_stall(now)
+                self.apply(self.node.tick(now))
+            except Exception:  # a bug must not silently stop the heartbeats: log it loudly, keep deciding
+                _log.exception("decision cycle failed")
+                await asyncio.sleep(self.cfg.check_heartbeat_interval)
+            self._wake.clear()
+            delay = max(0.0, min(self.node.next_deadline(now) - self.clock.now(), self.cfg.check_heartbeat_interval))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), delay)
+
+    async def run(self) -> int:
+        self._loop = asyncio.get_running_loop()
+        self.last_loop = self.clock.now()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self._loop.add_signal_handler(sig, self._stopping.set)
+        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.cfg.request_timeout))
+        runner = web.AppRunner(build_app(self), access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, self.cfg.listen, self.cfg.port, reuse_address=True)
+        try:
+            await site.start()
+        except OSError as e:
+            _log.error("cannot listen on %s:%d: %s", self.cfg.listen, self.cfg.port, e)
+            await runner.cleanup()
+            await self._session.close()
+            self.docker_worker.shutdown(wait=False)
+            return 1
+        _log.warning("%s listening on %s:%d, peer %s at %s, term %d, containers %s", self.cfg.name, self.cfg.listen,
+                     self.cfg.port, self.cfg.peer, self.cfg.endpoint, self.node.term, ", ".join(self.cfg.containers))
+        self._events = EventFollower(self.cfg.docker_url, self.cfg.containers, self._on_docker_event,
+                                     self._on_event_gap)
+        self._events.start()
+        loops = [asyncio.create_task(self._decide_loop()), asyncio.create_task(self._reconcile_loop())]
+        await self._stopping.wait()
+        await self._shutdown()
+        for t in loops:
+            t.cancel()
+        await asyncio.gather(*loops, return_exceptions=True)
+        self._events.stop()
+        await runner.cleanup()
+        for t in list(self._tasks):
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._session.close()
+        self.docker_worker.shutdown(wait=False, cancel_futures=True)
+        if self.notify is not None:
+            self.notify.close(timeout=self.cfg.notify_timeout)
+        _log.warning("%s stopped as %s, term %d", self.cfg.name, self.node.role.value, self.node.term)
+        return 0
+
+    async def _shutdown(self) -> None:
+        """An active agent hands over before it exits (if the peer can take over)."""
+        self.apply(self.node.shutdown(self.clock.now()))
+        deadline = self.clock.now() + self.cfg.stop_timeout + 2 * self.cfg.request_timeout + 2
+        while self.node.role is Role.HANDING_OVER and self.clock.now() < deadline:
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), 0.1)

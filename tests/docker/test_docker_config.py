@@ -1,0 +1,136 @@
+"""Config: the documented config.py (parsed with ast, never executed), TOML and JSON; clear errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from failover_core.config import ConfigError
+
+from DockerFailover.config import load_node_config, parse_python_config
+
+GOOD = '''"""two hosts"""
+heartbeat_interval = 1
+check_heartbeat_interval = 0.5
+heartbeat_timeout = 3.0
+startup_grace_period = 10
+restart_grace_period = 5
+secret = "0123456789abcdef-secret"
+containers = ["web", "db"]
+failback = False
+servers = {
+    "server1": {"endpoint": "http://10.0.0.12:8700", "port": 8700},
+    "server2": {"endpoint": "http://10.0.0.11:8700/", "port": 8701, "containers": ["web"]},
+}
+'''
+
+
+def write(tmp_path: Path, text: str, name: str = "config.py") -> Path:
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+def error_of(path: Path, server: str = "server1") -> str:
+    with pytest.raises(ConfigError) as e:
+        load_node_config(path, server)
+    return str(e.value)
+
+
+def test_documented_python_format_per_server(tmp_path: Path) -> None:
+    p = write(tmp_path, GOOD)
+    c1, c2 = load_node_config(p, "server1"), load_node_config(p, "server2")
+    assert (c1.preferred, c1.peer, c1.port, c1.containers) == (True, "server2", 8700, ["web", "db"])
+    assert (c2.preferred, c2.peer, c2.port, c2.containers) == (False, "server1", 8701, ["web"])
+    assert c2.endpoint == "http://10.0.0.11:8700"
+    assert c1.heartbeat_timeout == 3.0 and c1.restart_grace_period == 5
+
+
+def test_toml_and_json_mean_the_same(tmp_path: Path) -> None:
+    data = parse_python_config(GOOD, source="x")
+    j = write(tmp_path, json.dumps(data), "c.json")
+    t = write(tmp_path, '''heartbeat_interval = 1
+check_heartbeat_interval = 0.5
+heartbeat_timeout = 3.0
+startup_grace_period = 10
+restart_grace_period = 5
+secret = "0123456789abcdef-secret"
+containers = ["web", "db"]
+failback = false
+[servers.server1]
+endpoint = "http://10.0.0.12:8700"
+port = 8700
+[servers.server2]
+endpoint = "http://10.0.0.11:8700/"
+port = 8701
+containers = ["web"]
+''', "c.toml")
+    py = write(tmp_path, GOOD)
+    for s in ("server1", "server2"):
+        assert load_node_config(j, s) == load_node_config(py, s) == load_node_config(t, s)
+
+
+@pytest.mark.parametrize(("text", "line", "words"), [
+    ("import os\nheartbeat_interval = 1\n", 1, "never executed"),
+    ("secret = 'x' * 20\n", 1, "must be a literal"),
+    ("a = 1\nsecret = open('/etc/shadow').read()\n", 2, "must be a literal"),
+    ("x, y = 1, 2\n", 1, "one plain name"),
+    ("print('hi')\n", 1, "never executed"),
+    ("heartbeat_interval = 1\nheartbeat_interval = 2\n", 2, "assigned twice"),
+    ("def f():\n    pass\n", 1, "never executed"),
+    ("heartbeat_interval = (\n", 1, "not valid Python"),
+])
+def test_python_config_is_never_executed_and_errors_name_the_line(tmp_path: Path, text: str, line: int,
+                                                                   words: str) -> None:
+    marker = tmp_path / "executed"
+    p = write(tmp_path, text.replace("/etc/shadow", str(marker)))
+    msg = error_of(p)
+    assert f"config.py:{line}" in msg and words in msg, msg
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize(("change", "key", "words"), [
+    (("heartbeat_interval = 1", "heartbeat_interval = 3"), "top level", "must be smaller than heartbeat_timeout"),
+    (("heartbeat_interval = 1", "heartbeat_interval = 'fast'"), "heartbeat_interval", "valid number"),
+    (('containers = ["web", "db"]', "containers = []"), "containers", "at least one container"),
+    (('"http://10.0.0.12:8700"', '"10.0.0.12:8700"'), "servers.server1.endpoint", "http://HOST:PORT"),
+    (('"http://10.0.0.12:8700"', '"http://10.0.0.12"'), "servers.server1.endpoint", "http://HOST:PORT"),
+    (('"http://10.0.0.12:8700"', '"ftp://h:1"'), "servers.server1.endpoint", "scheme"),
+    (("port\": 8700}", "port\": 70000}"), "servers.server1.port", "less than or equal to 65535"),
+    (('secret = "0123456789abcdef-secret"', 'secret = "short"'), "secret", "at least 16"),
+    (("failback = False", "failbak = False"), "failbak", "unknown key"),
+])
+def test_bad_values_name_the_key(tmp_path: Path, change: tuple[str, str], key: str, words: str) -> None:
+    assert change[0] in GOOD
+    msg = error_of(write(tmp_path, GOOD.replace(change[0], change[1], 1)))
+    assert key in msg and words in msg, msg
+
+
+def test_server_must_be_configured_and_servers_must_be_two(tmp_path: Path) -> None:
+    p = write(tmp_path, GOOD)
+    assert "one of the configured servers: server1, server2" in error_of(p, "server3")
+    line2 = '    "server2": {"endpoint": "http://10.0.0.11:8700/", "port": 8701, "containers": ["web"]},\n'
+    one = GOOD.replace(line2, "")
+    assert "exactly two servers" in error_of(write(tmp_path, one))
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "DockerFailover", *args], capture_output=True, text=True, timeout=60)
+
+
+def test_cli_check_prints_effective_config_and_rejects_bad_config(tmp_path: Path) -> None:
+    good = write(tmp_path, GOOD)
+    r = run_cli("--server", "server2", "--config", str(good), "-t")
+    assert r.returncode == 0, r.stderr
+    eff = json.loads(r.stdout)
+    assert eff["name"] == "server2" and eff["stop_timeout"] == 10.0 and eff["containers"] == ["web"]
+    assert "0123456789abcdef-secret" not in r.stdout  # -t output ends up in logs: the secret is masked
+    bad = write(tmp_path, GOOD.replace("heartbeat_interval = 1", "heartbeat_interval = 5"), "bad.py")
+    r = run_cli("--server", "server1", "--config", str(bad))  # a daemon start with a bad config exits 2 too
+    assert r.returncode == 2
+    assert "bad.py" in r.stderr and "heartbeat_interval (5) must be smaller than heartbeat_timeout" in r.stderr
+    r = run_cli("--config", str(good), "-t")
+    assert r.returncode == 2 and "--server" in r.stderr

@@ -1,0 +1,74 @@
+"""Request authentication: HMAC over method, path, timestamp, nonce and body; replay and staleness."""
+
+from __future__ import annotations
+
+import pytest
+from failover_core.errors import RemoteInputError
+
+from DockerFailover.wire import NONCE_HEADER, SIG_HEADER, TS_HEADER, RequestAuthenticator, decode_body, encode_body
+
+SECRET = "shared-secret-0123456789"
+
+
+def signed(auth: RequestAuthenticator, body: bytes, now: float = 1000.0, nonce: str = "n" * 16,
+           path: str = "/heartbeat") -> dict[str, str]:
+    return auth.sign_request("POST", path, body, wall_now=now, nonce=nonce)
+
+
+def test_valid_request_accepted_once() -> None:
+    tx, rx = RequestAuthenticator(SECRET, 30), RequestAuthenticator(SECRET, 30)
+    body = encode_body({"sender": "server1", "term": 3})
+    h = signed(tx, body)
+    assert rx.verify_request("POST", "/heartbeat", body, h, wall_now=1001.0) == "n" * 16
+    with pytest.raises(RemoteInputError) as e:
+        rx.verify_request("POST", "/heartbeat", body, h, wall_now=1001.5)
+    assert e.value.reason == "replayed"
+
+
+@pytest.mark.parametrize(("mutate", "reason"), [
+    (lambda b, h: (b.replace(b"3", b"9"), h), "bad_mac"),  # body changed
+    (lambda b, h: (b, {**h, TS_HEADER: "1000.5"}), "bad_mac"),  # timestamp changed
+    (lambda b, h: (b, {**h, NONCE_HEADER: "m" * 16}), "bad_mac"),  # nonce changed
+    (lambda b, h: (b, {k: v for k, v in h.items() if k != SIG_HEADER}), "unauthenticated"),
+    (lambda b, h: (b, {**h, SIG_HEADER: "0" * 64}), "bad_mac"),
+])
+def test_tampered_requests_are_rejected(mutate, reason: str) -> None:  # type: ignore[no-untyped-def]
+    tx, rx = RequestAuthenticator(SECRET, 30), RequestAuthenticator(SECRET, 30)
+    body = encode_body({"sender": "server1", "term": 3})
+    b, h = mutate(body, signed(tx, body))
+    with pytest.raises(RemoteInputError) as e:
+        rx.verify_request("POST", "/heartbeat", b, h, wall_now=1000.0)
+    assert e.value.reason == reason
+
+
+def test_other_secret_other_path_and_stale_are_rejected() -> None:
+    rx = RequestAuthenticator(SECRET, 30)
+    body = b"{}"
+    with pytest.raises(RemoteInputError, match="bad_mac"):
+        rx.verify_request("POST", "/heartbeat", body, signed(RequestAuthenticator("another-secret-xxxxxx", 30), body),
+                          wall_now=1000.0)
+    # a heartbeat's signature does not authorize /become_primary
+    with pytest.raises(RemoteInputError, match="bad_mac"):
+        rx.verify_request("POST", "/become_primary", body, signed(RequestAuthenticator(SECRET, 30), body),
+                          wall_now=1000.0)
+    with pytest.raises(RemoteInputError) as e:
+        rx.verify_request("POST", "/heartbeat", body, signed(RequestAuthenticator(SECRET, 30), body, now=900.0),
+                          wall_now=1000.0)
+    assert e.value.reason == "stale"
+
+
+def test_answers_are_bound_to_the_request_nonce() -> None:
+    a = RequestAuthenticator(SECRET, 30)
+    sig = a.sign_response("nonce-1234", b'{"accepted":true}')
+    a.verify_response("nonce-1234", b'{"accepted":true}', sig)
+    for nonce, body, s in (("nonce-9999", b'{"accepted":true}', sig), ("nonce-1234", b'{"accepted":false}', sig),
+                           ("nonce-1234", b'{"accepted":true}', None)):
+        with pytest.raises(RemoteInputError):
+            a.verify_response(nonce, body, s)
+
+
+@pytest.mark.parametrize("body", [b"not json", b"[1,2]", b"\xff\xfe", b"{" * 20000])
+def test_malformed_bodies(body: bytes) -> None:
+    with pytest.raises(RemoteInputError) as e:
+        decode_body(body)
+    assert e.value.reason == "malformed"

@@ -9,9 +9,8 @@ import logging
 import os
 import sys
 
-from failover_core.shell.cli import EXIT_CONFIG, add_check_argument, load_or_exit, run_check
-
 from DockerFailover.config import DEFAULT_CONFIG_PATH, NodeConfig, load_node_config
+from failover_core.shell.cli import EXIT_CONFIG, add_check_argument, load_or_exit, run_check
 
 DESCRIPTION = "active/passive Docker container failover between two hosts (HTTP heartbeats)"
 

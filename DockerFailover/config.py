@@ -29,8 +29,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from failover_core.config import ConfigError, StrictModel, as_mapping, parse_config_text, validate_config
 from pydantic import Field, field_validator, model_validator
+
+from failover_core.config import ConfigError, StrictModel, as_mapping, parse_config_text, validate_config
 
 DEFAULT_CONFIG_PATH = "/app/config.py"
 _CONTAINER_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")

@@ -25,10 +25,9 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
+from DockerFailover.containers import ContainerObservation, ContainerWatch, Health
 from failover_core.liveness import Liveness, PeerLiveness
 from failover_core.transitions import StateMachine, Transition
-
-from DockerFailover.containers import ContainerObservation, ContainerWatch, Health
 
 
 class Role(enum.Enum):

@@ -20,10 +20,6 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
-from failover_core.errors import RemoteInputError
-from failover_core.heartbeat_auth import ReplayWindow
-from failover_core.shell.clock import MonotonicClock
-from failover_core.shell.notify import NotifyDispatcher, SubprocessHookRunner
 
 from DockerFailover.config import NodeConfig
 from DockerFailover.pair import (
@@ -51,6 +47,10 @@ from DockerFailover.shell.docker_host import DockerHost, DockerUnavailable, Even
 from DockerFailover.shell.http_api import build_app
 from DockerFailover.shell.term_store import TermStore
 from DockerFailover.wire import SIG_HEADER, RequestAuthenticator, decode_body, encode_body
+from failover_core.errors import RemoteInputError
+from failover_core.heartbeat_auth import ReplayWindow
+from failover_core.shell.clock import MonotonicClock
+from failover_core.shell.notify import NotifyDispatcher, SubprocessHookRunner
 
 _log = logging.getLogger("docker_failover")
 MAX_HEARTBEATS_IN_FLIGHT = 3

@@ -12,10 +12,10 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
-from failover_core.errors import RemoteInputError
 
 from DockerFailover.pair import PeerHeartbeat
 from DockerFailover.wire import MAX_BODY, SIG_HEADER, TS_HEADER, decode_body, encode_body
+from failover_core.errors import RemoteInputError
 
 if TYPE_CHECKING:
     from DockerFailover.shell.agent import Agent

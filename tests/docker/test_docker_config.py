@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from failover_core.config import ConfigError
 
 from DockerFailover.config import load_node_config, parse_python_config
+from failover_core.config import ConfigError
 
 GOOD = '''"""two hosts"""
 heartbeat_interval = 1

@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from failover_core.clock import FakeClock
 
 from DockerFailover.containers import ContainerObservation
 from DockerFailover.pair import (
@@ -27,6 +26,7 @@ from DockerFailover.pair import (
     StopContainers,
     Transitioned,
 )
+from failover_core.clock import FakeClock
 
 HB_INTERVAL, HB_TIMEOUT = 0.5, 2.0
 

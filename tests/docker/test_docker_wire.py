@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from failover_core.errors import RemoteInputError
 
 from DockerFailover.wire import NONCE_HEADER, SIG_HEADER, TS_HEADER, RequestAuthenticator, decode_body, encode_body
+from failover_core.errors import RemoteInputError
 
 SECRET = "shared-secret-0123456789"
 

@@ -1,0 +1,329 @@
+"""The asyncio driver: owns the sockets, netlink, the clock and signals; the routers decide.
+
+One event loop for every virtual router of the process. Each router (``machine.VrrpRouter``)
+asks for one deadline; the driver keeps one ``loop.call_at`` handle per router and only
+re-arms it when the wanted deadline moves earlier (a handle that fires early is a no-op for the
+router, which then asks again). So an idle Backup wakes about once per Master_Down_Interval and
+otherwise sleeps in epoll: no fixed tick, no busy loop. ``loop.time()`` is time.monotonic().
+
+Adverts come from one raw socket per interface (``netio.VrrpSocket``), are decoded by the codec
+and dispatched by VRID; whatever the codec or a router rejects is counted per reason. SIGTERM and
+SIGINT go through the loop's signal support and shut every router down at once (priority-0
+advert, addresses removed) before the loop stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+from collections import Counter
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address
+
+from failover_core.errors import RemoteInputError
+from failover_core.shell.notify import NotifyDispatcher, SubprocessHookRunner
+
+from VrrpFailover.config import InstanceConfig
+from VrrpFailover.machine import (
+    Action,
+    AddAddresses,
+    AdvertIn,
+    Changed,
+    Deadline,
+    Event,
+    FaultChange,
+    PriorityChange,
+    RemoveAddresses,
+    SendAdvert,
+    SendGarp,
+    SetTimer,
+    Shutdown,
+    Startup,
+    VrrpRouter,
+    VrrpState,
+)
+from VrrpFailover.netio import AddressManager, GarpSender, InterfaceFacts, VrrpSocket
+from VrrpFailover.packet import VRRP_GROUP, Advert, decode_ip_packet, encode
+from VrrpFailover.track import TrackScriptRunner
+
+log = logging.getLogger("vrrp")
+
+DROP_UNKNOWN_VRID = "unknown_vrid"
+
+
+@dataclass
+class InterfaceRuntime:
+    facts: InterfaceFacts
+    sock: VrrpSocket
+    garp: GarpSender
+    routers: dict[int, Instance] = field(default_factory=dict)  # by VRID
+    drops: Counter[str] = field(default_factory=Counter)
+    received: int = 0
+
+
+@dataclass
+class Instance:
+    config: InstanceConfig
+    router: VrrpRouter
+    iface: InterfaceRuntime
+    timer: asyncio.TimerHandle | None = None
+    timer_at: float | None = None
+    notify: NotifyDispatcher | None = None
+    track: TrackScriptRunner | None = None
+    sent: int = 0
+    send_errors: int = 0
+    garp_rounds_left: int = 0
+    _adverts: dict[tuple[int, IPv4Address], bytes] = field(default_factory=dict)
+
+    def advert_bytes(self, priority: int, dst: IPv4Address) -> bytes:
+        key = (priority, dst)
+        data = self._adverts.get(key)
+        if data is None:
+            adv = Advert(version=self.config.version, vrid=self.config.vrid, priority=priority,
+                         interval=self.config.advert_interval, addresses=self.config.addresses)
+            data = self._adverts[key] = encode(adv, self.iface.facts.primary_ip, dst)
+        return data
+
+
+class VrrpDaemon:
+    def __init__(self, configs: tuple[InstanceConfig, ...], *, status_file: str | None = None) -> None:
+        self.configs = configs
+        self.status_file = status_file
+        self.instances: list[Instance] = []
+        self.interfaces: dict[str, InterfaceRuntime] = {}
+        self.addresses: AddressManager | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopped: asyncio.Event | None = None
+        self._stopping = False
+
+    # -- set-up / tear-down ------------------------------------------------------------------
+    def _open(self) -> None:
+        self.addresses = AddressManager()
+        vips_by_if: dict[str, set[IPv4Address]] = {}
+        for c in self.configs:
+            vips_by_if.setdefault(c.interface_name, set()).update(c.addresses)
+        for name, vips in vips_by_if.items():
+            facts = InterfaceFacts.read(self.addresses.ipr, name, vips)
+            sock = VrrpSocket(facts)
+            try:
+                garp = GarpSender(facts)
+            except OSError:
+                sock.close()
+                raise
+            self.interfaces[name] = InterfaceRuntime(facts=facts, sock=sock, garp=garp)
+        for c in self.configs:
+            rt = self.interfaces[c.interface_name]
+            inst = Instance(config=c, router=VrrpRouter(c, rt.facts.primary_ip), iface=rt)
+            if c.notify:
+                inst.notify = NotifyDispatcher(SubprocessHookRunner(c.notify), name=f"notify-{c.name}")
+            rt.routers[c.vrid] = inst
+            self.instances.append(inst)
+        self._remove_leftovers()
+
+    def _remove_leftovers(self) -> None:
+        """A crash must not leave our addresses behind: remove the ones present before going Backup."""
+        assert self.addresses is not None
+        for inst in self.instances:
+            if inst.router.owner:
+                continue
+            present = self.addresses.present(inst.iface.facts.index)
+            for iface in inst.config.ip_addresses:
+                if iface.ip in present and self.addresses.remove(inst.iface.facts.index, iface):
+                    log.warning("%s: removed left-over address %s from %s before start", inst.config.name,
+                                iface, inst.iface.facts.name)
+
+    def _close(self) -> None:
+        for inst in self.instances:
+            if inst.timer is not None:
+                inst.timer.cancel()
+            if inst.notify is not None:
+                inst.notify.close(timeout=5.0)
+        for rt in self.interfaces.values():
+            if self._loop is not None:
+                with contextlib.suppress(Exception):
+                    self._loop.remove_reader(rt.sock.fileno())
+            rt.sock.close()
+            rt.garp.close()
+        if self.addresses is not None:
+            self.addresses.close()
+
+    async def run(self) -> int:
+        loop = self._loop = asyncio.get_running_loop()
+        self._stopped = asyncio.Event()
+        self._open()
+        try:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, self.stop, sig.name)
+            loop.add_signal_handler(signal.SIGUSR1, self._dump_status, "SIGUSR1")
+            for rt in self.interfaces.values():
+                loop.add_reader(rt.sock.fileno(), self._on_readable, rt)
+            for inst in self.instances:
+                log.info("%s: vrid %d v%d on %s (source %s), priority %d, advert_interval %gs, addresses %s",
+                         inst.config.name, inst.config.vrid, inst.config.version, inst.iface.facts.name,
+                         inst.iface.facts.primary_ip, inst.config.priority, inst.config.advert_interval,
+                         ", ".join(map(str, inst.config.ip_addresses)))
+                self._feed(inst, Startup(now=loop.time()))
+                if inst.config.track_script is not None:
+                    inst.track = TrackScriptRunner(inst.config.name, inst.config.track_script,
+                                                   lambda ok, detail, i=inst: self._on_track(i, ok, detail))
+                    inst.track.start()
+            self._write_status()
+            await self._stopped.wait()
+        finally:
+            if not self._stopping:
+                self.stop("exception")
+            for inst in self.instances:
+                if inst.track is not None:
+                    await inst.track.stop()
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1):
+                loop.remove_signal_handler(sig)
+            self._close()
+        return 0
+
+    def stop(self, why: str = "stop") -> None:
+        """Shut every router down now: priority-0 adverts and address removal happen in this call."""
+        if self._stopping:
+            return
+        self._stopping = True
+        log.info("stopping (%s)", why)
+        now = self._loop.time() if self._loop else 0.0
+        for inst in self.instances:
+            self._feed(inst, Shutdown(now=now))
+        self._write_status()
+        if self._stopped is not None:
+            self._stopped.set()
+
+    # -- events in ---------------------------------------------------------------------------
+    def _on_readable(self, rt: InterfaceRuntime) -> None:
+        assert self._loop is not None
+        for _ in range(512):  # bounded: let timers run under a flood
+            data = rt.sock.recv()
+            if data is None:
+                return
+            rt.received += 1
+            try:
+                rx = decode_ip_packet(data)
+            except RemoteInputError as e:
+                rt.drops[e.reason] += 1
+                log.debug("%s: dropped advert: %s", rt.facts.name, e)
+                continue
+            inst = rt.routers.get(rx.advert.vrid)
+            if inst is None:
+                rt.drops[DROP_UNKNOWN_VRID] += 1
+                continue
+            if self._stopping:
+                continue
+            self._feed(inst, AdvertIn(now=self._loop.time(), source=rx.source, advert=rx.advert))
+
+    def _on_timer(self, inst: Instance) -> None:
+        assert self._loop is not None
+        inst.timer = None
+        inst.timer_at = None
+        if not self._stopping:
+            self._feed(inst, Deadline(now=self._loop.time()))
+
+    def _on_track(self, inst: Instance, ok: bool, detail: str) -> None:
+        assert self._loop is not None
+        if self._stopping:
+            return
+        ts = inst.config.track_script
+        assert ts is not None
+        now = self._loop.time()
+        if ts.is_fault:
+            self._feed(inst, FaultChange(now=now, faulty=not ok, detail=detail))
+        else:
+            w = ts.weight or 0
+            applied = (w > 0 and ok) or (w < 0 and not ok)
+            self._feed(inst, PriorityChange(now=now, priority=inst.config.priority + (w if applied else 0)))
+
+    # -- actions out -------------------------------------------------------------------------
+    def _feed(self, inst: Instance, event: Event) -> None:
+        for action in inst.router.handle(event):
+            try:
+                self._do(inst, action)
+            except OSError as e:  # netlink or socket trouble: log, count, keep the role decision
+                inst.send_errors += 1
+                log.error("%s: %s failed: %s", inst.config.name, type(action).__name__, e)
+
+    def _do(self, inst: Instance, action: Action) -> None:
+        c, rt = inst.config, inst.iface
+        match action:
+            case SendAdvert(priority=prio):
+                for dst in c.unicast_peers or (VRRP_GROUP,):
+                    rt.sock.send(inst.advert_bytes(prio, dst), dst)
+                inst.sent += 1
+            case AddAddresses():
+                assert self.addresses is not None
+                for iface in c.ip_addresses:
+                    self.addresses.add(rt.facts.index, iface)
+            case RemoveAddresses():
+                assert self.addresses is not None
+                for iface in c.ip_addresses:
+                    self.addresses.remove(rt.facts.index, iface)
+            case SendGarp(addresses=addrs):
+                rt.garp.send(addrs)
+                inst.garp_rounds_left = c.garp_repeat - 1
+                if inst.garp_rounds_left > 0 and self._loop is not None:
+                    self._loop.call_later(c.garp_delay, self._garp_again, inst)
+            case Changed(transition=t):
+                log.info("%s", t)
+                if inst.notify is not None:
+                    inst.notify.submit(t)
+                self._write_status()
+            case SetTimer(at=at):
+                self._arm(inst, at)
+
+    def _garp_again(self, inst: Instance) -> None:
+        if self._stopping or inst.router.state is not VrrpState.MASTER or inst.garp_rounds_left <= 0:
+            return
+        inst.garp_rounds_left -= 1
+        inst.iface.garp.send(inst.config.addresses)
+        if inst.garp_rounds_left > 0 and self._loop is not None:
+            self._loop.call_later(inst.config.garp_delay, self._garp_again, inst)
+
+    def _arm(self, inst: Instance, at: float | None) -> None:
+        if at is None:
+            if inst.timer is not None:
+                inst.timer.cancel()
+            inst.timer = inst.timer_at = None
+            return
+        if inst.timer is not None and inst.timer_at is not None and inst.timer_at <= at:
+            return  # fires early, the router re-asks
+        if inst.timer is not None:
+            inst.timer.cancel()
+        assert self._loop is not None
+        inst.timer = self._loop.call_at(at, self._on_timer, inst)
+        inst.timer_at = at
+
+    # -- status ------------------------------------------------------------------------------
+    def status(self) -> dict[str, object]:
+        return {
+            "pid": os.getpid(),
+            "instances": {
+                i.config.name: {
+                    "state": i.router.state.value, "vrid": i.config.vrid, "priority": i.router.priority,
+                    "master_down_interval": round(i.router.master_down_interval, 6),
+                    "master": str(i.router.master_address) if i.router.master_address else None,
+                    "adverts_sent": i.sent, "errors": i.send_errors, "drops": dict(i.router.drops),
+                } for i in self.instances},
+            "interfaces": {n: {"received": rt.received, "drops": dict(rt.drops)} for n, rt in self.interfaces.items()},
+        }
+
+    def _write_status(self) -> None:
+        if not self.status_file:
+            return
+        tmp = f"{self.status_file}.tmp"
+        try:
+            with open(tmp, "w", encoding="utf-8") as f:
+                json.dump(self.status(), f)
+            os.replace(tmp, self.status_file)
+        except OSError as e:
+            log.warning("cannot write status file %s: %s", self.status_file, e)
+
+    def _dump_status(self, _why: str) -> None:
+        log.info("status: %s", json.dumps(self.status()))
+        self._write_status()

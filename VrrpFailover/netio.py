@@ -1,0 +1,178 @@
+"""The operating-system edge of VrrpFailover: sockets and netlink, nothing that decides.
+
+- ``InterfaceFacts.read(ipr, ifname, exclude)``: ifindex, MAC and primary IPv4 address (pyroute2).
+- ``AddressManager``: add/remove/list IPv4 addresses on an interface with pyroute2 (idempotent).
+- ``VrrpSocket``: the raw IPPROTO_VRRP socket of one interface, set up as measured in
+  testbed/NOTES.md (SO_BINDTODEVICE, IP_MULTICAST_ALL=0, group membership on the ifindex,
+  IP_MULTICAST_IF pinned to the primary address, TTL 255, no loop, TOS 0xC0, no bind()).
+- ``GarpSender``: ONE persistent AF_PACKET socket per interface sending gratuitous ARP as a
+  broadcast ARP request with sender = target = the virtual address (what keepalived sends).
+- ``check_interfaces``: unknown interface -> ConfigError before anything is touched.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+import struct
+from collections.abc import Iterable
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv4Interface
+
+from failover_core.config import ConfigError
+from pyroute2 import IPRoute
+from pyroute2.netlink.exceptions import NetlinkError
+
+from VrrpFailover.config import InstanceConfig
+from VrrpFailover.packet import IPPROTO_VRRP, VRRP_GROUP, VRRP_TTL
+
+IP_MULTICAST_ALL = 49  # not in Python 3.11's socket module
+ETH_P_ARP = 0x0806
+TOS_NETWORK_CONTROL = 0xC0
+
+
+def check_interfaces(configs: Iterable[InstanceConfig], source: str) -> None:
+    problems: list[tuple[str, object, str]] = []
+    for n, c in enumerate(configs):
+        try:
+            socket.if_nametoindex(c.interface_name)
+        except OSError:
+            problems.append((f"[{n}].interface_name", c.interface_name,
+                             "no such network interface on this host"))
+    if problems:
+        raise ConfigError(source, problems)
+
+
+@dataclass(frozen=True, slots=True)
+class InterfaceFacts:
+    name: str
+    index: int
+    mac: bytes
+    primary_ip: IPv4Address
+
+    @classmethod
+    def read(cls, ipr: IPRoute, ifname: str, exclude: Iterable[IPv4Address]) -> InterfaceFacts:
+        """The primary address is the first IPv4 address of the interface that is not a virtual one."""
+        idx = ipr.link_lookup(ifname=ifname)
+        if not idx:
+            raise OSError(errno.ENODEV, f"no interface {ifname}")
+        index = idx[0]
+        link = ipr.get_links(index)[0]
+        mac = bytes.fromhex((link.get("IFLA_ADDRESS") or "00:00:00:00:00:00").replace(":", ""))
+        skip = set(exclude)
+        primary = None
+        for a in ipr.get_addr(index=index, family=socket.AF_INET):
+            ip = IPv4Address(a.get("IFA_ADDRESS"))
+            if ip not in skip:
+                primary = ip
+                break
+        if primary is None:
+            raise OSError(errno.EADDRNOTAVAIL, f"interface {ifname} has no IPv4 address of its own "
+                                               "(VRRP needs one as the advert source)")
+        return cls(name=ifname, index=index, mac=mac, primary_ip=primary)
+
+
+class AddressManager:
+    """IPv4 addresses on interfaces via one netlink socket. Adding a present address or removing an
+    absent one is not an error (netlink errors 17 / 99 are expected on restarts)."""
+
+    def __init__(self) -> None:
+        self.ipr = IPRoute()
+
+    def close(self) -> None:
+        self.ipr.close()
+
+    def present(self, index: int) -> set[IPv4Address]:
+        return {IPv4Address(a.get("IFA_ADDRESS")) for a in self.ipr.get_addr(index=index, family=socket.AF_INET)}
+
+    def add(self, index: int, iface: IPv4Interface) -> bool:
+        try:
+            self.ipr.addr("add", index=index, address=str(iface.ip), prefixlen=iface.network.prefixlen)
+        except NetlinkError as e:
+            if e.code == errno.EEXIST:
+                return False
+            raise
+        return True
+
+    def remove(self, index: int, iface: IPv4Interface) -> bool:
+        try:
+            self.ipr.addr("del", index=index, address=str(iface.ip), prefixlen=iface.network.prefixlen)
+        except NetlinkError as e:
+            if e.code in (errno.EADDRNOTAVAIL, errno.ENOENT, errno.ESRCH):
+                return False
+            raise
+        return True
+
+
+class VrrpSocket:
+    """Raw VRRP socket of one interface. ``recv()`` returns the datagram including the IPv4 header."""
+
+    def __init__(self, facts: InterfaceFacts) -> None:
+        self.facts = facts
+        s = socket.socket(socket.AF_INET, socket.SOCK_RAW, IPPROTO_VRRP)
+        try:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, facts.name.encode())
+            s.setsockopt(socket.IPPROTO_IP, IP_MULTICAST_ALL, 0)
+            mreqn = VRRP_GROUP.packed + facts.primary_ip.packed + struct.pack("@i", facts.index)
+            s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreqn)
+            s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, mreqn)
+            s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, VRRP_TTL)
+            s.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, VRRP_TTL)  # unicast adverts too
+            s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 0)
+            s.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, TOS_NETWORK_CONTROL)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+            s.setblocking(False)
+        except OSError:
+            s.close()
+            raise
+        self.sock = s
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def send(self, message: bytes, dst: IPv4Address = VRRP_GROUP) -> None:
+        self.sock.sendto(message, (str(dst), 0))
+
+    def recv(self) -> bytes | None:
+        try:
+            return self.sock.recv(65535)
+        except (BlockingIOError, InterruptedError):
+            return None
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def garp_frame(mac: bytes, ip: IPv4Address) -> bytes:
+    """Broadcast Ethernet frame carrying an ARP request with sender IP = target IP = ``ip``."""
+    broadcast = b"\xff" * 6
+    eth = broadcast + mac + struct.pack("!H", ETH_P_ARP)
+    arp = struct.pack("!HHBBH", 1, 0x0800, 6, 4, 1) + mac + ip.packed + b"\0" * 6 + ip.packed
+    return eth + arp
+
+
+class GarpSender:
+    """One persistent AF_PACKET socket per interface (closing one costs 8-35 ms: keep it open)."""
+
+    def __init__(self, facts: InterfaceFacts) -> None:
+        self.facts = facts
+        self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ARP))
+        try:
+            self.sock.bind((facts.name, ETH_P_ARP))
+            self.sock.setblocking(False)
+        except OSError:
+            self.sock.close()
+            raise
+
+    def send(self, addresses: Iterable[IPv4Address]) -> int:
+        sent = 0
+        for ip in addresses:
+            try:
+                self.sock.send(garp_frame(self.facts.mac, ip))
+                sent += 1
+            except (BlockingIOError, InterruptedError):
+                pass
+        return sent
+
+    def close(self) -> None:
+        self.sock.close()

@@ -22,10 +22,11 @@ import os
 import signal
 from collections import Counter
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv4Interface
 
 from failover_core.errors import RemoteInputError
 from failover_core.shell.notify import NotifyDispatcher, SubprocessHookRunner
+from pyroute2 import AsyncIPRoute
 
 from VrrpFailover.config import InstanceConfig
 from VrrpFailover.machine import (
@@ -99,15 +100,17 @@ class VrrpDaemon:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopped: asyncio.Event | None = None
         self._stopping = False
+        self._netlink_q: asyncio.Queue[tuple[Instance, str, IPv4Interface]] = asyncio.Queue()
+        self._netlink_task: asyncio.Task[None] | None = None
 
     # -- set-up / tear-down ------------------------------------------------------------------
-    def _open(self) -> None:
-        self.addresses = AddressManager()
+    async def _open(self, ipr: AsyncIPRoute) -> None:
+        self.addresses = AddressManager(ipr)
         vips_by_if: dict[str, set[IPv4Address]] = {}
         for c in self.configs:
             vips_by_if.setdefault(c.interface_name, set()).update(c.addresses)
         for name, vips in vips_by_if.items():
-            facts = InterfaceFacts.read(self.addresses.ipr, name, vips)
+            facts = await InterfaceFacts.read(ipr, name, vips)
             sock = VrrpSocket(facts)
             try:
                 garp = GarpSender(facts)
@@ -122,17 +125,17 @@ class VrrpDaemon:
                 inst.notify = NotifyDispatcher(SubprocessHookRunner(c.notify), name=f"notify-{c.name}")
             rt.routers[c.vrid] = inst
             self.instances.append(inst)
-        self._remove_leftovers()
+        await self._remove_leftovers()
 
-    def _remove_leftovers(self) -> None:
+    async def _remove_leftovers(self) -> None:
         """A crash must not leave our addresses behind: remove the ones present before going Backup."""
         assert self.addresses is not None
         for inst in self.instances:
             if inst.router.owner:
                 continue
-            present = self.addresses.present(inst.iface.facts.index)
+            present = await self.addresses.present(inst.iface.facts.index)
             for iface in inst.config.ip_addresses:
-                if iface.ip in present and self.addresses.remove(inst.iface.facts.index, iface):
+                if iface.ip in present and await self.addresses.remove(inst.iface.facts.index, iface):
                     log.warning("%s: removed left-over address %s from %s before start", inst.config.name,
                                 iface, inst.iface.facts.name)
 
@@ -148,14 +151,17 @@ class VrrpDaemon:
                     self._loop.remove_reader(rt.sock.fileno())
             rt.sock.close()
             rt.garp.close()
-        if self.addresses is not None:
-            self.addresses.close()
 
     async def run(self) -> int:
+        async with AsyncIPRoute() as ipr:
+            return await self._run(ipr)
+
+    async def _run(self, ipr: AsyncIPRoute) -> int:
         loop = self._loop = asyncio.get_running_loop()
         self._stopped = asyncio.Event()
-        self._open()
         try:
+            await self._open(ipr)
+            self._netlink_task = loop.create_task(self._netlink_worker(), name="netlink")
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self.stop, sig.name)
             loop.add_signal_handler(signal.SIGUSR1, self._dump_status, "SIGUSR1")
@@ -181,6 +187,14 @@ class VrrpDaemon:
                     await inst.track.stop()
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1):
                 loop.remove_signal_handler(sig)
+            if self._netlink_task is not None:
+                try:
+                    await asyncio.wait_for(self._netlink_q.join(), 5.0)
+                except TimeoutError:
+                    log.error("address changes still pending after 5s at exit")
+                self._netlink_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._netlink_task
             self._close()
         return 0
 
@@ -257,13 +271,11 @@ class VrrpDaemon:
                     rt.sock.send(inst.advert_bytes(prio, dst), dst)
                 inst.sent += 1
             case AddAddresses():
-                assert self.addresses is not None
                 for iface in c.ip_addresses:
-                    self.addresses.add(rt.facts.index, iface)
+                    self._netlink_q.put_nowait((inst, "add", iface))
             case RemoveAddresses():
-                assert self.addresses is not None
                 for iface in c.ip_addresses:
-                    self.addresses.remove(rt.facts.index, iface)
+                    self._netlink_q.put_nowait((inst, "remove", iface))
             case SendGarp(addresses=addrs):
                 rt.garp.send(addrs)
                 inst.garp_rounds_left = c.garp_repeat - 1
@@ -276,6 +288,23 @@ class VrrpDaemon:
                 self._write_status()
             case SetTimer(at=at):
                 self._arm(inst, at)
+
+    async def _netlink_worker(self) -> None:
+        """Address changes in the order the routers asked for them, one at a time."""
+        assert self.addresses is not None
+        while True:
+            inst, op, iface = await self._netlink_q.get()
+            try:
+                if op == "add":
+                    await self.addresses.add(inst.iface.facts.index, iface)
+                else:
+                    await self.addresses.remove(inst.iface.facts.index, iface)
+            except Exception as e:
+                inst.send_errors += 1
+                log.error("%s: cannot %s address %s on %s: %s", inst.config.name, op, iface,
+                          inst.iface.facts.name, e)
+            finally:
+                self._netlink_q.task_done()
 
     def _garp_again(self, inst: Instance) -> None:
         if self._stopping or inst.router.state is not VrrpState.MASTER or inst.garp_rounds_left <= 0:

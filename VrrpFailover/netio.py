@@ -1,7 +1,8 @@
 """The operating-system edge of VrrpFailover: sockets and netlink, nothing that decides.
 
-- ``InterfaceFacts.read(ipr, ifname, exclude)``: ifindex, MAC and primary IPv4 address (pyroute2).
-- ``AddressManager``: add/remove/list IPv4 addresses on an interface with pyroute2 (idempotent).
+- ``InterfaceFacts.read(ipr, ifname, exclude)``: ifindex, MAC and primary IPv4 address.
+- ``AddressManager``: add/remove/list IPv4 addresses on an interface (idempotent).
+  Both use pyroute2's AsyncIPRoute: pyroute2 0.9's sync IPRoute cannot run inside a running loop.
 - ``VrrpSocket``: the raw IPPROTO_VRRP socket of one interface, set up as measured in
   testbed/NOTES.md (SO_BINDTODEVICE, IP_MULTICAST_ALL=0, group membership on the ifindex,
   IP_MULTICAST_IF pinned to the primary address, TTL 255, no loop, TOS 0xC0, no bind()).
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Interface
 
 from failover_core.config import ConfigError
-from pyroute2 import IPRoute
+from pyroute2 import AsyncIPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
 from VrrpFailover.config import InstanceConfig
@@ -51,21 +52,20 @@ class InterfaceFacts:
     primary_ip: IPv4Address
 
     @classmethod
-    def read(cls, ipr: IPRoute, ifname: str, exclude: Iterable[IPv4Address]) -> InterfaceFacts:
+    async def read(cls, ipr: AsyncIPRoute, ifname: str, exclude: Iterable[IPv4Address]) -> InterfaceFacts:
         """The primary address is the first IPv4 address of the interface that is not a virtual one."""
-        idx = ipr.link_lookup(ifname=ifname)
+        idx = await ipr.link_lookup(ifname=ifname)
         if not idx:
             raise OSError(errno.ENODEV, f"no interface {ifname}")
         index = idx[0]
-        link = ipr.get_links(index)[0]
-        mac = bytes.fromhex((link.get("IFLA_ADDRESS") or "00:00:00:00:00:00").replace(":", ""))
+        links = [link async for link in await ipr.get_links(index)]
+        mac = bytes.fromhex((links[0].get("IFLA_ADDRESS") or "00:00:00:00:00:00").replace(":", ""))
         skip = set(exclude)
         primary = None
-        for a in ipr.get_addr(index=index, family=socket.AF_INET):
+        async for a in await ipr.get_addr(index=index, family=socket.AF_INET):
             ip = IPv4Address(a.get("IFA_ADDRESS"))
-            if ip not in skip:
+            if ip not in skip and primary is None:
                 primary = ip
-                break
         if primary is None:
             raise OSError(errno.EADDRNOTAVAIL, f"interface {ifname} has no IPv4 address of its own "
                                                "(VRRP needs one as the advert source)")
@@ -73,30 +73,28 @@ class InterfaceFacts:
 
 
 class AddressManager:
-    """IPv4 addresses on interfaces via one netlink socket. Adding a present address or removing an
-    absent one is not an error (netlink errors 17 / 99 are expected on restarts)."""
+    """IPv4 addresses on interfaces via one (async) netlink socket. Adding a present address or
+    removing an absent one is not an error (netlink errors 17 / 99 are expected on restarts)."""
 
-    def __init__(self) -> None:
-        self.ipr = IPRoute()
+    def __init__(self, ipr: AsyncIPRoute) -> None:
+        self.ipr = ipr
 
-    def close(self) -> None:
-        self.ipr.close()
+    async def present(self, index: int) -> set[IPv4Address]:
+        return {IPv4Address(a.get("IFA_ADDRESS"))
+                async for a in await self.ipr.get_addr(index=index, family=socket.AF_INET)}
 
-    def present(self, index: int) -> set[IPv4Address]:
-        return {IPv4Address(a.get("IFA_ADDRESS")) for a in self.ipr.get_addr(index=index, family=socket.AF_INET)}
-
-    def add(self, index: int, iface: IPv4Interface) -> bool:
+    async def add(self, index: int, iface: IPv4Interface) -> bool:
         try:
-            self.ipr.addr("add", index=index, address=str(iface.ip), prefixlen=iface.network.prefixlen)
+            await self.ipr.addr("add", index=index, address=str(iface.ip), prefixlen=iface.network.prefixlen)
         except NetlinkError as e:
             if e.code == errno.EEXIST:
                 return False
             raise
         return True
 
-    def remove(self, index: int, iface: IPv4Interface) -> bool:
+    async def remove(self, index: int, iface: IPv4Interface) -> bool:
         try:
-            self.ipr.addr("del", index=index, address=str(iface.ip), prefixlen=iface.network.prefixlen)
+            await self.ipr.addr("del", index=index, address=str(iface.ip), prefixlen=iface.network.prefixlen)
         except NetlinkError as e:
             if e.code in (errno.EADDRNOTAVAIL, errno.ENOENT, errno.ESRCH):
                 return False

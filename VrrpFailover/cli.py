@@ -41,7 +41,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=args.log_level, stream=sys.stderr,
                         format="%(asctime)s.%(msecs)03d %(name)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
     if args.check:
-        return run_check(lambda: list(load_checked(args.config)))
+        try:
+            return run_check(lambda: list(load_checked(args.config)))
+        except SystemExit as e:  # load_or_exit's exit 2 on a bad config
+            return int(e.code or 0)
     try:
         configs = load_checked(args.config)
     except ConfigError as e:

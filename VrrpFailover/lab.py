@@ -92,6 +92,25 @@ class RouterProcess:
         st = self.status()
         return st["instances"][name]["state"] if st else None
 
+    def current_state(self, name: str = "VR_1") -> str | None:
+        """Ours: the instance state from the status file; keepalived: the last 'Entering X STATE' log line."""
+        if self.kind == "ours":
+            return self.state(name)
+        states = [line.rsplit("Entering ", 1)[1].split()[0].capitalize()
+                  for line in self.log_text().splitlines() if "Entering " in line and " STATE" in line]
+        return states[-1] if states else None
+
+    def wait_state(self, state: str, timeout: float, name: str = "VR_1") -> float:
+        """Wait until the router reports ``state`` (Master, Backup, Fault); returns the time waited."""
+        t = time.monotonic()
+        def check() -> bool:
+            if not self.alive():
+                raise RuntimeError(f"{self.kind} on {self.host} exited ({self.proc.returncode}):\n"
+                                   f"{self.log_text()[-2000:]}")
+            return self.current_state(name) == state
+        wait_for(check, timeout, what=f"{self.kind} on {self.host} to be {state}")
+        return time.monotonic() - t
+
     def alive(self) -> bool:
         return self.proc.poll() is None
 
@@ -222,6 +241,13 @@ class Lab:
     def set_link(self, host: str, up: bool) -> None:
         """Cut or restore a host's cable (its port on the switch)."""
         _ip("-n", self.switch, "link", "set", f"p-{host}", "up" if up else "down")
+
+    def isolate(self, *hosts: str, on: bool = True) -> None:
+        """Stop (or restore) traffic between these hosts' switch ports; each still reaches the others.
+        Carrier stays up, so routers see a silent peer, not a dead link."""
+        for h in hosts:
+            subprocess.run(["ip", "netns", "exec", self.switch, "bridge", "link", "set", "dev", f"p-{h}",
+                            "isolated", "on" if on else "off"], check=True)
 
     def close(self) -> None:
         for obs in self._observers:

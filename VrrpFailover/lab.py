@@ -341,10 +341,14 @@ def _default_signals() -> None:
         signal.signal(s, signal.SIG_DFL)
 
 
+SO_TIMESTAMPNS = 35  # Linux; the kernel's receive time (CLOCK_REALTIME) as a struct timespec
+
+
 @dataclass(frozen=True)
 class Seen:
     at: float  # time.monotonic() when read
     rx: Received
+    kt: float = 0.0  # kernel receive time (time.time() scale): use it for gaps between adverts
 
 
 @dataclass
@@ -362,6 +366,7 @@ class AdvertObserver:
         s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP,
                      VRRP_GROUP.packed + b"\0\0\0\0" + struct.pack("@i", idx))
         s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+        s.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
         s.settimeout(0.2)
         self.sock = s
         self._lock = threading.Lock()
@@ -372,18 +377,23 @@ class AdvertObserver:
     def _run(self) -> None:
         while not self._closing:
             try:
-                data = self.sock.recv(65535)
+                data, anc, _flags, _addr = self.sock.recvmsg(65535, 64)
             except TimeoutError:
                 continue
             except OSError:
                 return
             at = time.monotonic()
+            kt = time.time()
+            for level, kind, payload in anc:
+                if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(payload) >= 16:
+                    sec, nsec = struct.unpack("@qq", payload[:16])
+                    kt = sec + nsec / 1e9
             try:
                 rx = decode_ip_packet(data)
             except Exception:
                 continue
             with self._lock:
-                self.seen.append(Seen(at, rx))
+                self.seen.append(Seen(at, rx, kt))
 
     def snapshot(self) -> list[Seen]:
         with self._lock:

@@ -7,7 +7,14 @@ router, which then asks again). So an idle Backup wakes about once per Master_Do
 otherwise sleeps in epoll: no fixed tick, no busy loop. ``loop.time()`` is time.monotonic().
 
 Adverts come from one raw socket per interface (``netio.VrrpSocket``), are decoded by the codec
-and dispatched by VRID; whatever the codec or a router rejects is counted per reason. SIGTERM and
+and dispatched by VRID with their kernel arrival time; whatever the codec or a router rejects is
+counted per reason. While every router of an interface is Backup the driver does not wake for each
+advert: the kernel queues them (with receive timestamps) and the driver reads the queue when a
+router's deadline comes (the timer then usually just moves on) or when a priority-0 advert arrives
+(a filtered second socket, ``netio.PriorityZeroSocket``, wakes it). Decisions are the same as
+reading each advert at once, since each is fed with its own arrival time; an idle Backup wakes
+about once per Master_Down_Interval - advert interval instead of once per advert. While any router
+of the interface is Master (or Fault/Initialize) each advert is read at once. SIGTERM and
 SIGINT go through the loop's signal support and shut every router down at once (priority-0
 advert, addresses removed) before the loop stops.
 """
@@ -20,6 +27,7 @@ import json
 import logging
 import os
 import signal
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface
@@ -47,7 +55,7 @@ from VrrpFailover.machine import (
     VrrpRouter,
     VrrpState,
 )
-from VrrpFailover.netio import AddressManager, GarpSender, InterfaceFacts, VrrpSocket
+from VrrpFailover.netio import AddressManager, GarpSender, InterfaceFacts, PriorityZeroSocket, VrrpSocket
 from VrrpFailover.packet import VRRP_GROUP, Advert, decode_ip_packet, encode
 from VrrpFailover.track import TrackScriptRunner
 
@@ -61,9 +69,14 @@ class InterfaceRuntime:
     facts: InterfaceFacts
     sock: VrrpSocket
     garp: GarpSender
+    wake: PriorityZeroSocket
     routers: dict[int, Instance] = field(default_factory=dict)  # by VRID
     drops: Counter[str] = field(default_factory=Counter)
     received: int = 0
+    reading: bool = False  # is the VrrpSocket registered with the loop (read each advert at once)?
+    last_drain: float = 0.0  # monotonic time of the previous drain
+    clock_offset: float | None = None  # time.time() - time.monotonic() at the previous drain
+    wakeups: int = 0
 
 
 @dataclass
@@ -102,6 +115,7 @@ class VrrpDaemon:
         self._stopping = False
         self._netlink_q: asyncio.Queue[tuple[Instance, str, IPv4Interface]] = asyncio.Queue()
         self._netlink_task: asyncio.Task[None] | None = None
+        self._arm_later: set[int] | None = None  # during a drain: routers whose timer is armed at the end
 
     # -- set-up / tear-down ------------------------------------------------------------------
     async def _open(self, ipr: AsyncIPRoute) -> None:
@@ -117,7 +131,13 @@ class VrrpDaemon:
             except OSError:
                 sock.close()
                 raise
-            self.interfaces[name] = InterfaceRuntime(facts=facts, sock=sock, garp=garp)
+            try:
+                wake = PriorityZeroSocket(facts)
+            except OSError:
+                sock.close()
+                garp.close()
+                raise
+            self.interfaces[name] = InterfaceRuntime(facts=facts, sock=sock, garp=garp, wake=wake)
         for c in self.configs:
             rt = self.interfaces[c.interface_name]
             inst = Instance(config=c, router=VrrpRouter(c, rt.facts.primary_ip), iface=rt)
@@ -149,8 +169,11 @@ class VrrpDaemon:
             if self._loop is not None:
                 with contextlib.suppress(Exception):
                     self._loop.remove_reader(rt.sock.fileno())
+                with contextlib.suppress(Exception):
+                    self._loop.remove_reader(rt.wake.fileno())
             rt.sock.close()
             rt.garp.close()
+            rt.wake.close()
 
     async def run(self) -> int:
         async with AsyncIPRoute() as ipr:
@@ -166,7 +189,9 @@ class VrrpDaemon:
                 loop.add_signal_handler(sig, self.stop, sig.name)
             loop.add_signal_handler(signal.SIGUSR1, self._dump_status, "SIGUSR1")
             for rt in self.interfaces.values():
-                loop.add_reader(rt.sock.fileno(), self._on_readable, rt)
+                rt.last_drain = loop.time()
+                loop.add_reader(rt.wake.fileno(), self._on_priority_zero, rt)
+                self._set_reading(rt, True)
             for inst in self.instances:
                 log.info("%s: vrid %d v%d on %s (source %s), priority %d, advert_interval %gs, addresses %s",
                          inst.config.name, inst.config.vrid, inst.config.version, inst.iface.facts.name,
@@ -212,12 +237,61 @@ class VrrpDaemon:
             self._stopped.set()
 
     # -- events in ---------------------------------------------------------------------------
+    def _set_reading(self, rt: InterfaceRuntime, on: bool) -> None:
+        if on == rt.reading or self._loop is None:
+            return
+        if on:
+            self._loop.add_reader(rt.sock.fileno(), self._on_readable, rt)
+        else:
+            self._loop.remove_reader(rt.sock.fileno())
+        rt.reading = on
+
+    def _update_reading(self, rt: InterfaceRuntime) -> None:
+        """Read each advert at once unless every router of the interface is Backup."""
+        self._set_reading(rt, self._stopping or any(i.router.state is not VrrpState.BACKUP
+                                                    for i in rt.routers.values()))
+
     def _on_readable(self, rt: InterfaceRuntime) -> None:
+        rt.wakeups += 1
+        self._drain(rt, limit=512)  # bounded: let timers run under a flood; the fd stays registered
+
+    def _on_priority_zero(self, rt: InterfaceRuntime) -> None:
+        rt.wakeups += 1
+        rt.wake.discard_all()
+        self._drain(rt)
+
+    def _drain(self, rt: InterfaceRuntime, limit: int | None = None) -> None:
+        """Read queued adverts and feed each to its router with its kernel arrival time.
+
+        Arrival times come from the kernel (CLOCK_REALTIME) mapped to the monotonic clock; they are
+        kept within [previous drain, now] and, if the wall clock was stepped since the previous drain
+        (offset moved by more than 1 ms), replaced by ``now``: a late time can only delay a takeover,
+        an early one could cause a false one."""
         assert self._loop is not None
-        for _ in range(512):  # bounded: let timers run under a flood
-            data = rt.sock.recv()
-            if data is None:
-                return
+        now = self._loop.time()
+        offset = time.time() - now
+        stepped = rt.clock_offset is not None and abs(offset - rt.clock_offset) > 0.001
+        rt.clock_offset = offset
+        floor = rt.last_drain
+        rt.last_drain = now
+        self._arm_later = set()
+        try:
+            self._drain_queue(rt, now, offset, stepped, floor, limit)
+        finally:
+            touched, self._arm_later = self._arm_later, None
+            for inst in self.instances:
+                if id(inst) in touched:
+                    self._arm(inst, inst.router.deadline)
+
+    def _drain_queue(self, rt: InterfaceRuntime, now: float, offset: float, stepped: bool, floor: float,
+                     limit: int | None) -> None:
+        n = 0
+        while limit is None or n < limit:
+            got = rt.sock.recv()
+            if got is None:
+                break
+            n += 1
+            data, kernel_time = got
             rt.received += 1
             try:
                 rx = decode_ip_packet(data)
@@ -231,13 +305,19 @@ class VrrpDaemon:
                 continue
             if self._stopping:
                 continue
-            self._feed(inst, AdvertIn(now=self._loop.time(), source=rx.source, advert=rx.advert))
+            at = now if kernel_time is None or stepped else min(now, max(floor, kernel_time - offset))
+            last = inst.router.machine.last
+            if last is not None and at < last.at:
+                at = last.at
+            self._feed(inst, AdvertIn(now=at, source=rx.source, advert=rx.advert))
 
     def _on_timer(self, inst: Instance) -> None:
         assert self._loop is not None
         inst.timer = None
         inst.timer_at = None
         if not self._stopping:
+            inst.iface.wakeups += 1
+            self._drain(inst.iface)  # adverts queued while we slept come first, with their arrival times
             self._feed(inst, Deadline(now=self._loop.time()))
 
     def _on_track(self, inst: Instance, ok: bool, detail: str) -> None:
@@ -256,12 +336,15 @@ class VrrpDaemon:
 
     # -- actions out -------------------------------------------------------------------------
     def _feed(self, inst: Instance, event: Event) -> None:
+        before = inst.router.state
         for action in inst.router.handle(event):
             try:
                 self._do(inst, action)
             except OSError as e:  # netlink or socket trouble: log, count, keep the role decision
                 inst.send_errors += 1
                 log.error("%s: %s failed: %s", inst.config.name, type(action).__name__, e)
+        if inst.router.state is not before:
+            self._update_reading(inst.iface)
 
     def _do(self, inst: Instance, action: Action) -> None:
         c, rt = inst.config, inst.iface
@@ -287,7 +370,10 @@ class VrrpDaemon:
                     inst.notify.submit(t)
                 self._write_status()
             case SetTimer(at=at):
-                self._arm(inst, at)
+                if self._arm_later is not None:
+                    self._arm_later.add(id(inst))  # one timer for the last advert of the batch
+                else:
+                    self._arm(inst, at)
 
     async def _netlink_worker(self) -> None:
         """Address changes in the order the routers asked for them, one at a time."""
@@ -339,7 +425,8 @@ class VrrpDaemon:
                     "master": str(i.router.master_address) if i.router.master_address else None,
                     "adverts_sent": i.sent, "errors": i.send_errors, "drops": dict(i.router.drops),
                 } for i in self.instances},
-            "interfaces": {n: {"received": rt.received, "drops": dict(rt.drops)} for n, rt in self.interfaces.items()},
+            "interfaces": {n: {"received": rt.received, "drops": dict(rt.drops), "reading": rt.reading,
+                               "wakeups": rt.wakeups} for n, rt in self.interfaces.items()},
         }
 
     def _write_status(self) -> None:

@@ -406,6 +406,10 @@ class AdvertObserver:
     def first(self, pred: Callable[[Seen], bool], after: float = 0.0) -> Seen | None:
         return next((s for s in self.snapshot() if s.at >= after and pred(s)), None)
 
+    def wait_first(self, pred: Callable[[Seen], bool], after: float = 0.0, timeout: float = 5.0) -> Seen:
+        """The first matching advert at or after ``after``, waiting up to ``timeout`` for it to be read."""
+        return wait_for(lambda: self.first(pred, after), timeout, what="an advert to be observed")
+
     def last(self, pred: Callable[[Seen], bool], before: float = float("inf")) -> Seen | None:
         return next((s for s in reversed(self.snapshot()) if s.at <= before and pred(s)), None)
 

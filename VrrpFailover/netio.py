@@ -6,6 +6,8 @@
 - ``VrrpSocket``: the raw IPPROTO_VRRP socket of one interface, set up as measured in
   testbed/NOTES.md (SO_BINDTODEVICE, IP_MULTICAST_ALL=0, group membership on the ifindex,
   IP_MULTICAST_IF pinned to the primary address, TTL 255, no loop, TOS 0xC0, no bind()).
+- ``PriorityZeroSocket``: a second raw socket with a classic BPF filter that passes only adverts
+  with priority 0: it wakes a Backup that otherwise reads its queue only at its deadlines.
 - ``GarpSender``: ONE persistent AF_PACKET socket per interface sending gratuitous ARP as a
   broadcast ARP request with sender = target = the virtual address (what keepalived sends).
 - ``check_interfaces``: unknown interface -> ConfigError before anything is touched.
@@ -13,6 +15,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import socket
 import struct
@@ -28,6 +31,8 @@ from VrrpFailover.config import InstanceConfig
 from VrrpFailover.packet import IPPROTO_VRRP, VRRP_GROUP, VRRP_TTL
 
 IP_MULTICAST_ALL = 49  # not in Python 3.11's socket module
+SO_TIMESTAMPNS = 35  # Linux: kernel receive time (CLOCK_REALTIME) as a cmsg
+SO_ATTACH_FILTER = 26
 ETH_P_ARP = 0x0806
 TOS_NETWORK_CONTROL = 0xC0
 
@@ -102,24 +107,36 @@ class AddressManager:
         return True
 
 
+def _vrrp_raw_socket(facts: InterfaceFacts) -> socket.socket:
+    s = socket.socket(socket.AF_INET, socket.SOCK_RAW, IPPROTO_VRRP)
+    try:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, facts.name.encode())
+        s.setsockopt(socket.IPPROTO_IP, IP_MULTICAST_ALL, 0)
+        mreqn = VRRP_GROUP.packed + facts.primary_ip.packed + struct.pack("@i", facts.index)
+        s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreqn)
+        s.setblocking(False)
+    except OSError:
+        s.close()
+        raise
+    return s
+
+
 class VrrpSocket:
-    """Raw VRRP socket of one interface. ``recv()`` returns the datagram including the IPv4 header."""
+    """Raw VRRP socket of one interface. ``recv()`` returns (datagram including the IPv4 header,
+    kernel receive time on the CLOCK_REALTIME scale)."""
 
     def __init__(self, facts: InterfaceFacts) -> None:
         self.facts = facts
-        s = socket.socket(socket.AF_INET, socket.SOCK_RAW, IPPROTO_VRRP)
+        s = _vrrp_raw_socket(facts)
         try:
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, facts.name.encode())
-            s.setsockopt(socket.IPPROTO_IP, IP_MULTICAST_ALL, 0)
             mreqn = VRRP_GROUP.packed + facts.primary_ip.packed + struct.pack("@i", facts.index)
-            s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreqn)
             s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, mreqn)
             s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, VRRP_TTL)
             s.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, VRRP_TTL)  # unicast adverts too
             s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 0)
             s.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, TOS_NETWORK_CONTROL)
             s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
-            s.setblocking(False)
+            s.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
         except OSError:
             s.close()
             raise
@@ -131,11 +148,65 @@ class VrrpSocket:
     def send(self, message: bytes, dst: IPv4Address = VRRP_GROUP) -> None:
         self.sock.sendto(message, (str(dst), 0))
 
-    def recv(self) -> bytes | None:
+    def recv(self) -> tuple[bytes, float | None] | None:
         try:
-            return self.sock.recv(65535)
+            data, anc, _flags, _addr = self.sock.recvmsg(65535, 64)
         except (BlockingIOError, InterruptedError):
             return None
+        for level, kind, payload in anc:
+            if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(payload) >= 16:
+                sec, nsec = struct.unpack_from("@qq", payload)
+                return data, sec + nsec / 1e9
+        return data, None
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class _SockFilter(ctypes.Structure):
+    _fields_ = [("code", ctypes.c_uint16), ("jt", ctypes.c_uint8), ("jf", ctypes.c_uint8), ("k", ctypes.c_uint32)]
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(_SockFilter))]
+
+
+# classic BPF over the IPv4 datagram: X = 4 * IHL; A = byte at X + 2 (the VRRP priority);
+# keep the packet if A == 0, else drop it.
+_PRIORITY_ZERO_FILTER = (
+    (0xB1, 0, 0, 0),  # ldxb 4*([0]&0xf)
+    (0x50, 0, 0, 2),  # ldb [x+2]
+    (0x15, 0, 1, 0),  # jeq #0, keep, drop
+    (0x06, 0, 0, 0xFFFF),  # keep: ret #65535
+    (0x06, 0, 0, 0),  # drop: ret #0
+)
+
+
+class PriorityZeroSocket:
+    """Wakes the driver for priority-0 adverts only (content is read again from the VrrpSocket)."""
+
+    def __init__(self, facts: InterfaceFacts) -> None:
+        self.sock = _vrrp_raw_socket(facts)
+        prog = (_SockFilter * len(_PRIORITY_ZERO_FILTER))(*(_SockFilter(*i) for i in _PRIORITY_ZERO_FILTER))
+        fprog = _SockFprog(len(_PRIORITY_ZERO_FILTER), prog)
+        try:
+            self.sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, bytes(fprog))
+        except OSError:
+            self.sock.close()
+            raise
+        self._keep = prog  # the kernel copies the program, but keep it alive until the call returned
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def discard_all(self) -> int:
+        n = 0
+        while True:
+            try:
+                self.sock.recv(65535)
+            except (BlockingIOError, InterruptedError):
+                return n
+            n += 1
 
     def close(self) -> None:
         self.sock.close()

@@ -39,7 +39,7 @@ def test_keepalived_master_ours_backup_takes_over_when_keepalived_is_killed(lab)
     assert time.monotonic() - t_kill < MDI_100 + MARGIN
     wait_for(lambda: lab.has_vip("b"), 2, what="VIP on ours")
     last_ka = obs.last(lambda s: s.rx.source == lab.address("a"))
-    first = obs.first(lambda s: s.rx.source == lab.address("b"), after=t_kill)
+    first = obs.wait_first(lambda s: s.rx.source == lab.address("b"), after=t_kill)
     assert MDI_100 - 0.02 <= first.kt - last_ka.kt < MDI_100 + MARGIN
     assert lab.ping("c", VIP, timeout=2)
 
@@ -69,8 +69,8 @@ def test_our_priority_zero_makes_keepalived_take_over_after_skew(lab, sig):
     assert ours.wait(5) == 0
     wait_for(lambda: lab.holders() == ["b"], 2, what="VIP on keepalived only")
     assert "priority 0" in ka.log_text()  # keepalived logs the priority-0 advert it received
-    zero = obs.first(lambda s: s.rx.source == lab.address("a") and s.rx.advert.priority == 0, after=t_kill)
-    first_ka = obs.first(lambda s: s.rx.source == lab.address("b"), after=t_kill)
+    zero = obs.wait_first(lambda s: s.rx.source == lab.address("a") and s.rx.advert.priority == 0, after=t_kill)
+    first_ka = obs.wait_first(lambda s: s.rx.source == lab.address("b"), after=t_kill)
     assert SKEW_100 - 0.02 <= first_ka.kt - zero.kt < SKEW_100 + MARGIN
 
 

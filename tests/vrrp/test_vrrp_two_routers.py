@@ -60,7 +60,7 @@ def test_sigkill_of_master_backup_takes_over_within_master_down_interval(lab):
     b.wait_state("Master", 2)
     assert "[master_down_interval_expired]" in b.log_text()
     last_a = obs.last(lambda s: s.rx.source == lab.address("a"))
-    first_b = obs.first(lambda s: s.rx.source == lab.address("b"), after=t_kill)
+    first_b = obs.wait_first(lambda s: s.rx.source == lab.address("b"), after=t_kill)
     assert last_a is not None and first_b is not None
     gap = first_b.kt - last_a.kt
     assert MDI_B - 0.02 <= gap < MDI_B + MARGIN  # never early: the RFC figure is a lower bound
@@ -100,8 +100,8 @@ def test_stop_signal_sends_priority_zero_and_backup_takes_over_after_skew(lab, s
     assert time.monotonic() - t_kill < SKEW_B + MARGIN
     assert a.wait(5) == 0
     assert not lab.has_vip("a")  # removed on the way out
-    zero = obs.first(lambda s: s.rx.source == lab.address("a") and s.rx.advert.priority == 0, after=t_kill)
-    first_b = obs.first(lambda s: s.rx.source == lab.address("b"), after=t_kill)
+    zero = obs.wait_first(lambda s: s.rx.source == lab.address("a") and s.rx.advert.priority == 0, after=t_kill)
+    first_b = obs.wait_first(lambda s: s.rx.source == lab.address("b"), after=t_kill)
     assert zero is not None and first_b is not None
     assert zero.at - t_kill < 0.5  # handled at once, not at the next loop tick
     assert SKEW_B - 0.02 <= first_b.kt - zero.kt < SKEW_B + MARGIN
@@ -191,3 +191,35 @@ def test_bad_config_exits_2_and_leaves_the_interface_untouched(lab, bad):
     assert rp.wait(20) == 2
     assert "configuration error" in rp.log_text()
     assert lab.addresses("a") == before
+
+
+def fresh_status(rp) -> dict:
+    before = rp.status_path.stat().st_mtime_ns
+    rp.kill(signal.SIGUSR1)
+    wait_for(lambda: rp.status_path.stat().st_mtime_ns != before, 5, what="status refresh")
+    return json.loads(rp.status_path.read_text())
+
+
+def test_idle_backup_sleeps_between_deadlines_but_priority_zero_wakes_it_at_once(lab):
+    """advert_interval 1 s: an all-Backup interface reads its queue only at deadlines (about one wake-up
+    per Master_Down_Interval - interval, 2.6-3.6 s); a priority-0 advert must still be acted on at
+    once: takeover after Skew_Time (0.61 s), far below the 2.6 s a deferred read could take."""
+    obs = lab.observer("c")
+    a = lab.start_ours("a", ours_config(priority=150, advert_interval=1))
+    a.wait_state("Master", 15)
+    b = lab.start_ours("b", ours_config(priority=100, advert_interval=1))
+    b.wait_state("Backup", 15)
+    time.sleep(2)
+    s0 = fresh_status(b)
+    time.sleep(6)
+    s1 = fresh_status(b)
+    iface0, iface1 = s0["interfaces"]["eth0"], s1["interfaces"]["eth0"]
+    assert iface1["reading"] is False
+    assert iface1["received"] - iface0["received"] >= 5  # it heard the adverts ...
+    assert iface1["wakeups"] - iface0["wakeups"] <= 4  # ... in a few batches (6 s / 2.6 s, +1 SIGUSR1)
+    t_kill = a.kill(signal.SIGTERM)
+    b.wait_state("Master", 5)
+    zero = obs.wait_first(lambda s: s.rx.source == lab.address("a") and s.rx.advert.priority == 0, after=t_kill)
+    first_b = obs.wait_first(lambda s: s.rx.source == lab.address("b"), after=t_kill)
+    skew = skew_time(100, 1, 3)
+    assert skew - 0.02 <= first_b.kt - zero.kt < skew + 1.0

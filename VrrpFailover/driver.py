@@ -64,6 +64,17 @@ log = logging.getLogger("vrrp")
 DROP_UNKNOWN_VRID = "unknown_vrid"
 
 
+def arrival_time(kernel_time: float | None, *, offset: float, now: float, floor: float, stepped: bool) -> float:
+    """Monotonic arrival time of a queued advert from its kernel receive time (CLOCK_REALTIME).
+
+    ``offset`` = wall - monotonic now; the result is kept within [floor (the previous read), now];
+    with no kernel time, or when the wall clock was stepped since the previous read, it is ``now``
+    (a late time can only delay a takeover, an early one could cause a false one)."""
+    if kernel_time is None or stepped:
+        return now
+    return min(now, max(floor, kernel_time - offset))
+
+
 @dataclass
 class InterfaceRuntime:
     facts: InterfaceFacts
@@ -115,7 +126,7 @@ class VrrpDaemon:
         self._stopping = False
         self._netlink_q: asyncio.Queue[tuple[Instance, str, IPv4Interface]] = asyncio.Queue()
         self._netlink_task: asyncio.Task[None] | None = None
-        self._arm_later: set[int] | None = None  # during a drain: routers whose timer is armed at the end
+        self._arm_later: dict[int, Instance] | None = None  # during a drain: timers armed at the end
 
     # -- set-up / tear-down ------------------------------------------------------------------
     async def _open(self, ipr: AsyncIPRoute) -> None:
@@ -274,14 +285,13 @@ class VrrpDaemon:
         rt.clock_offset = offset
         floor = rt.last_drain
         rt.last_drain = now
-        self._arm_later = set()
+        self._arm_later = {}
         try:
             self._drain_queue(rt, now, offset, stepped, floor, limit)
         finally:
             touched, self._arm_later = self._arm_later, None
-            for inst in self.instances:
-                if id(inst) in touched:
-                    self._arm(inst, inst.router.deadline)
+            for inst in touched.values():
+                self._arm(inst, inst.router.deadline)
 
     def _drain_queue(self, rt: InterfaceRuntime, now: float, offset: float, stepped: bool, floor: float,
                      limit: int | None) -> None:
@@ -305,7 +315,7 @@ class VrrpDaemon:
                 continue
             if self._stopping:
                 continue
-            at = now if kernel_time is None or stepped else min(now, max(floor, kernel_time - offset))
+            at = arrival_time(kernel_time, offset=offset, now=now, floor=floor, stepped=stepped)
             last = inst.router.machine.last
             if last is not None and at < last.at:
                 at = last.at
@@ -317,7 +327,8 @@ class VrrpDaemon:
         inst.timer_at = None
         if not self._stopping:
             inst.iface.wakeups += 1
-            self._drain(inst.iface)  # adverts queued while we slept come first, with their arrival times
+            if not inst.iface.reading:  # (when reading, the loop ran the reader before this timer)
+                self._drain(inst.iface)  # adverts queued while we slept come first, with their arrival times
             self._feed(inst, Deadline(now=self._loop.time()))
 
     def _on_track(self, inst: Instance, ok: bool, detail: str) -> None:
@@ -371,7 +382,7 @@ class VrrpDaemon:
                 self._write_status()
             case SetTimer(at=at):
                 if self._arm_later is not None:
-                    self._arm_later.add(id(inst))  # one timer for the last advert of the batch
+                    self._arm_later[id(inst)] = inst  # one timer for the last advert of the batch
                 else:
                     self._arm(inst, at)
 

@@ -161,8 +161,10 @@ def _is_process_of(pid: int, name: str) -> bool:
 
 def keepalived_config(*, vrid: int = 51, priority: int = 100, advert_int: float = 0.1, version: int = 3,
                       vips: Iterable[str] = (f"{VIP}/24",), preempt: bool = True, name: str = "VI_1",
-                      router_id: str = "lab") -> str:
+                      router_id: str = "lab", unicast_peers: Iterable[str] = ()) -> str:
     addrs = "\n".join(f"        {v} dev eth0" for v in vips)
+    peers = "\n".join(f"        {p}" for p in unicast_peers)
+    unicast = f"unicast_peer {{\n{peers}\n    }}" if peers else ""
     return f"""global_defs {{
     router_id {router_id}
     vrrp_version {version}
@@ -174,6 +176,7 @@ vrrp_instance {name} {{
     priority {priority}
     advert_int {advert_int:g}
     {"" if preempt else "nopreempt"}
+    {unicast}
     virtual_ipaddress {{
 {addrs}
     }}
@@ -289,6 +292,16 @@ class Lab:
 
     def exec(self, host: str, argv: list[str], **kw: Any) -> subprocess.CompletedProcess[bytes]:
         return subprocess.run(["ip", "netns", "exec", self.ns(host), *argv], **kw)
+
+    def mac(self, host: str) -> str:
+        return self.exec(host, ["cat", "/sys/class/net/eth0/address"], capture_output=True,
+                         check=True).stdout.decode().strip()
+
+    def neighbour_mac(self, host: str, ip: IPv4Address = VIP) -> str | None:
+        """The MAC the host's ARP cache has for ``ip`` (None if no entry)."""
+        out = self.exec(host, ["ip", "neigh", "show", str(ip), "dev", "eth0"], capture_output=True).stdout.decode()
+        parts = out.split()
+        return parts[parts.index("lladdr") + 1] if "lladdr" in parts else None
 
     def ping(self, host: str, target: IPv4Address = VIP, timeout: float = 1.0) -> bool:
         r = self.exec(host, ["ping", "-n", "-q", "-c", "1", "-W", f"{timeout:g}", str(target)],

@@ -118,3 +118,21 @@ def test_vrrpv2_interop_both_ways(lab):
     ours2.wait_state("Master", 10)  # v2 preemption of keepalived after Master_Down_Interval
     ka.wait_state("Backup", 5)
     wait_for(lambda: lab.holders() == ["a"], 3, what="VIP back on ours")
+
+
+def test_unicast_peers_interop(lab):
+    """unicast_peers: adverts go to the peer's address (no multicast); keepalived accepts ours and
+    takes over on our priority 0; ours accepts keepalived's."""
+    obs = lab.observer("c")  # a bystander: it must hear no multicast advert from either side
+    a, b = str(lab.address("a")), str(lab.address("b"))
+    ours = lab.start_ours("a", ours_config(priority=150, unicast_peers=[b]))
+    ours.wait_state("Master", 10)
+    ka = lab.start_keepalived("b", keepalived_config(priority=100, unicast_peers=[a]))
+    ka.wait_state("Backup", 10)
+    accepts_quietly(lab, ka, "a", 8 * MDI_100)
+    ours.kill(signal.SIGTERM)
+    ka.wait_state("Master", SKEW_100 + MARGIN)
+    ours2 = lab.start_ours("a", ours_config(priority=50, unicast_peers=[b]))
+    ours2.wait_state("Backup", 10)
+    accepts_quietly(lab, ours2, "b", 8 * MDI_100)
+    assert obs.snapshot() == []

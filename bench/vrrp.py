@@ -195,6 +195,28 @@ def scale_trial(n: int, adv: float, window: float) -> dict:
             "expected_adverts": expected}
 
 
+def scale_backup_trial(n: int, adv: float, window: float) -> dict:
+    """n Backups in one process hearing n Masters (another process): CPU and false takeovers."""
+    def cfgs(prio: int) -> list[dict]:
+        return [ours_config(name=f"VR_{k}", vrid=k, priority=prio, advert_interval=adv,
+                            vips=[f"10.99.0.{20 + (k - 1) % 230}/32"]) for k in range(1, n + 1)]
+
+    def all_in(rp: RouterProcess, state: str) -> bool:
+        st = rp.status()
+        return bool(st) and len(st["instances"]) == n and all(v["state"] == state for v in st["instances"].values())
+    with Lab(("a", "b")) as lab:
+        m = lab.start_ours("a", cfgs(200))
+        wait_for(lambda: all_in(m, "Master"), 30, interval=0.05, what="Masters")
+        b = lab.start_ours("b", cfgs(100))
+        wait_for(lambda: all_in(b, "Backup"), 30, interval=0.05, what="Backups")
+        time.sleep(0.5)
+        c0, t0 = cpu_seconds(b.pid), time.monotonic()
+        time.sleep(window)
+        cpu = 100 * (cpu_seconds(b.pid) - c0) / (time.monotonic() - t0)
+        false_takeovers = b.log_text().count("BACKUP -> MASTER")
+    return {"n": n, "cpu_pct": cpu, "false_takeovers": false_takeovers}
+
+
 def bench_scale(steps: list[int], adv: float, window: float) -> dict:
     print(f"\nvirtual routers in one process, advert_interval {adv:g}s, {window:g}s window, observed on another host")
     print(f"  {'VRIDs':>5} {'on time':>8} {'median gap':>11} {'p99 gap':>9} {'max gap':>9} "
@@ -208,7 +230,10 @@ def bench_scale(steps: list[int], adv: float, window: float) -> dict:
               f"{r['min_adverts']:6d}/{r['expected_adverts']:<5.0f} {r['cpu_pct']:6.1f}%", flush=True)
     best = max((r["n"] for r in rows if r["on_time"]), default=0)
     print(f"  largest number of virtual routers on time: {best}")
-    return {"steps": rows, "largest_on_time": best}
+    bk = scale_backup_trial(max(steps), adv, window)
+    print(f"  {bk['n']} Backups in one process hearing {bk['n']} Masters for {window:g}s: "
+          f"{bk['false_takeovers']} false takeovers, CPU {bk['cpu_pct']:.1f}%")
+    return {"steps": rows, "largest_on_time": best, "backups": bk}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -94,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
             time.sleep(0.5)
             gap, lost = ping.gap_after(t_wall)
             say(f"  {args.peer} took over: reply gap {gap * 1000:.0f} ms, {lost} pings lost "
-                f"(RFC Master_Down_Interval {mdi * 1000:.0f} ms + detection from the last advert)")
+                f"(RFC: takeover Master_Down_Interval {mdi * 1000:.0f} ms after the last advert; the crash "
+                f"came 0-{adv * 1000:.0f} ms after that advert)")
             say("host a comes back: restart ours; it removes the VIP the crash left behind, then preempts")
             lab.set_link("a", True)
             ours = lab.start_ours("a", ours_config(priority=150, advert_interval=adv))

@@ -57,6 +57,21 @@ def test_ours_master_keepalived_backup_takes_over_when_ours_is_killed(lab):
     assert lab.ping("c", VIP, timeout=2)
 
 
+@pytest.mark.parametrize("preempt", [True, False])
+def test_higher_priority_keepalived_preempts_ours_unless_nopreempt(lab, preempt):
+    ours = lab.start_ours("a", ours_config(priority=100))
+    ours.wait_state("Master", 10)
+    ka = lab.start_keepalived("b", keepalived_config(priority=150, preempt=preempt))
+    if preempt:  # (its Backup phase lasts only 0.34 s: wait for the end state)
+        ka.wait_state("Master", 10)
+        ours.wait_state("Backup", 5)
+        wait_for(lambda: lab.holders() == ["b"], 5, what="VIP on keepalived only")
+        assert "[higher_priority_advert]" in ours.log_text()
+    else:
+        ka.wait_state("Backup", 10)
+        accepts_quietly(lab, ka, "a", 8 * MDI_100)
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_our_priority_zero_makes_keepalived_take_over_after_skew(lab, sig):
     obs = lab.observer("c")

@@ -23,7 +23,7 @@ setup(
         "pydantic>=2.5,<3",
         "aiohttp>=3.9,<4",
         "docker>=7,<8",
-        "pyroute2>=0.7",
+        "pyroute2>=0.9",  # VrrpFailover uses AsyncIPRoute (0.9 sync IPRoute cannot run inside an event loop)
     ],
     extras_require={
         "volttron": ["volttron==11.0.0rc3", "poetry>=2,<3"],

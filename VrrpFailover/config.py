@@ -1,0 +1,158 @@
+"""Configuration of VrrpFailover: the documented ``vrrp-config.json`` object (or a list of them).
+
+``load_config(path)`` reads the file and returns a tuple of ``InstanceConfig`` or raises
+``ConfigError`` naming the file, the key, the bad value and what is allowed. Pure validation only;
+whether the interface exists is checked by the shell (``VrrpFailover.netio.check_interfaces``)
+before anything is touched.
+
+Documented form, accepted as is::
+
+    {"name": "VR_1", "vrid": 51, "interface_name": "eth0", "ip_addresses": ["192.168.100.100/24"],
+     "priority": 10, "advert_interval": 1, "preempt_mode": true}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from ipaddress import IPv4Address, IPv4Interface
+from typing import Any, Literal
+
+from failover_core.config import ConfigError, StrictModel, validate_config
+from failover_core.shell.config_file import load_config_file
+from pydantic import Field, field_validator, model_validator
+
+PRIORITY_OWNER = 255
+
+
+class TrackScript(StrictModel):
+    """A check command run every ``interval`` s. Failure (non-zero exit, timeout, cannot run) either
+    puts the instance in Fault (``fault``: true, the default when no weight is given) or adds
+    ``weight`` to the priority (keepalived's rule: a positive weight is added while the check
+    succeeds, a negative one while it fails)."""
+
+    command: str | list[str]
+    interval: float = Field(default=1.0, ge=0.05, le=3600)
+    timeout: float | None = Field(default=None, gt=0, le=3600)
+    weight: int | None = Field(default=None, ge=-253, le=253)
+    fault: bool | None = None
+
+    @field_validator("command")
+    @classmethod
+    def _nonempty(cls, v: str | list[str]) -> str | list[str]:
+        if not v or (isinstance(v, list) and not all(isinstance(x, str) and x for x in v)):
+            raise ValueError("command must be a non-empty string or list of strings")
+        return v
+
+    @model_validator(mode="after")
+    def _weight_or_fault(self) -> TrackScript:
+        if self.weight is not None and self.fault:
+            raise ValueError("give either 'weight' or 'fault': true, not both")
+        if self.weight == 0:
+            raise ValueError("weight 0 does nothing; leave it out to make a failure a fault")
+        return self
+
+    @property
+    def is_fault(self) -> bool:
+        return self.weight is None
+
+    @property
+    def effective_timeout(self) -> float:
+        return self.timeout if self.timeout is not None else max(self.interval, 1.0)
+
+
+class InstanceConfig(StrictModel):
+    """One virtual router."""
+
+    name: str = Field(min_length=1, max_length=64)
+    vrid: int = Field(ge=1, le=255)
+    interface_name: str = Field(min_length=1, max_length=15)
+    ip_addresses: tuple[IPv4Interface, ...] = Field(min_length=1, max_length=255)
+    priority: int = Field(default=100, ge=1, le=255)
+    advert_interval: float = Field(default=1.0, gt=0)
+    preempt_mode: bool = True
+    version: Literal[2, 3] = 3
+    accept_mode: bool = False
+    preempt_delay: float = Field(default=0.0, ge=0, le=1000)
+    notify: str | list[str] | None = None
+    track_script: TrackScript | None = None
+    unicast_peers: tuple[IPv4Address, ...] = ()
+    garp_repeat: int = Field(default=2, ge=1, le=100)
+    garp_delay: float = Field(default=1.0, ge=0, le=3600)
+
+    @field_validator("interface_name")
+    @classmethod
+    def _ifname(cls, v: str) -> str:
+        if "/" in v or any(c.isspace() for c in v) or v in (".", ".."):
+            raise ValueError("not a valid interface name")
+        return v
+
+    @field_validator("ip_addresses")
+    @classmethod
+    def _unique(cls, v: tuple[IPv4Interface, ...]) -> tuple[IPv4Interface, ...]:
+        ips = [i.ip for i in v]
+        if len(set(ips)) != len(ips):
+            raise ValueError("an address is listed twice")
+        for i in v:
+            if i.ip.is_multicast or i.ip.is_unspecified or i.ip.is_loopback:
+                raise ValueError(f"{i} is not a usable virtual address")
+        return v
+
+    @model_validator(mode="after")
+    def _interval_for_version(self) -> InstanceConfig:
+        iv = self.advert_interval
+        if self.version == 3:
+            cs = round(iv * 100)
+            if not 0.01 <= iv <= 40.95 or abs(cs - iv * 100) > 1e-6:
+                raise ValueError(f"advert_interval {iv!r}: VRRPv3 allows 0.01-40.95 s in steps of 0.01 s")
+        elif iv != int(iv) or not 1 <= iv <= 255:
+            raise ValueError(f"advert_interval {iv!r}: VRRPv2 allows whole seconds 1-255")
+        return self
+
+    @property
+    def addresses(self) -> tuple[IPv4Address, ...]:
+        return tuple(i.ip for i in self.ip_addresses)
+
+    @property
+    def is_address_owner(self) -> bool:
+        return self.priority == PRIORITY_OWNER
+
+
+def validate_instances(data: Any, *, source: str) -> tuple[InstanceConfig, ...]:
+    """A mapping (one instance) or a list of mappings -> validated instances, cross-checked."""
+    if isinstance(data, dict):
+        items: Sequence[Any] = [data]
+        single = True
+    elif isinstance(data, list) and data:
+        items, single = data, False
+    else:
+        raise ConfigError(source, [("", type(data).__name__ if not isinstance(data, list) else "[]",
+                                    "the top level must be an instance object or a non-empty list of them")])
+    out: list[InstanceConfig] = []
+    problems: list[tuple[str, object, str]] = []
+    for n, item in enumerate(items):
+        try:
+            out.append(validate_config(InstanceConfig, item, source=source))
+        except ConfigError as e:
+            prefix = "" if single else f"[{n}]"
+            problems.extend((f"{prefix}.{k}" if prefix and k else (prefix or k), v, a) for k, v, a in e.problems)
+    if problems:
+        raise ConfigError(source, problems)
+    seen_names: set[str] = set()
+    seen_vr: set[tuple[str, int]] = set()
+    for n, inst in enumerate(out):
+        key = "name" if single else f"[{n}].name"
+        if inst.name in seen_names:
+            problems.append((key, inst.name, "instance names must be unique"))
+        seen_names.add(inst.name)
+        vr = (inst.interface_name, inst.vrid)
+        if vr in seen_vr:
+            problems.append((key.replace("name", "vrid"), inst.vrid,
+                             f"vrid already used by another instance on {inst.interface_name}"))
+        seen_vr.add(vr)
+    if problems:
+        raise ConfigError(source, problems)
+    return tuple(out)
+
+
+def load_config(path: str) -> tuple[InstanceConfig, ...]:
+    return validate_instances(load_config_file(path), source=str(path))

@@ -1,0 +1,456 @@
+"""The asyncio driver: owns the sockets, netlink, the clock and signals; the routers decide.
+
+One event loop for every virtual router of the process. Each router (``machine.VrrpRouter``)
+asks for one deadline; the driver keeps one ``loop.call_at`` handle per router and only
+re-arms it when the wanted deadline moves earlier (a handle that fires early is a no-op for the
+router, which then asks again). So an idle Backup wakes about once per Master_Down_Interval and
+otherwise sleeps in epoll: no fixed tick, no busy loop. ``loop.time()`` is time.monotonic().
+
+Adverts come from one raw socket per interface (``netio.VrrpSocket``), are decoded by the codec
+and dispatched by VRID with their kernel arrival time; whatever the codec or a router rejects is
+counted per reason. While every router of an interface is Backup the driver does not wake for each
+advert: the kernel queues them (with receive timestamps) and the driver reads the queue when a
+router's deadline comes (the timer then usually just moves on) or when a priority-0 advert arrives
+(a filtered second socket, ``netio.PriorityZeroSocket``, wakes it). Decisions are the same as
+reading each advert at once, since each is fed with its own arrival time; an idle Backup wakes
+about once per Master_Down_Interval - advert interval instead of once per advert. While any router
+of the interface is Master (or Fault/Initialize) each advert is read at once. SIGTERM and
+SIGINT go through the loop's signal support and shut every router down at once (priority-0
+advert, addresses removed) before the loop stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv4Interface
+
+from failover_core.errors import RemoteInputError
+from failover_core.shell.notify import NotifyDispatcher, SubprocessHookRunner
+from pyroute2 import AsyncIPRoute
+
+from VrrpFailover.config import InstanceConfig
+from VrrpFailover.machine import (
+    Action,
+    AddAddresses,
+    AdvertIn,
+    Changed,
+    Deadline,
+    Event,
+    FaultChange,
+    PriorityChange,
+    RemoveAddresses,
+    SendAdvert,
+    SendGarp,
+    SetTimer,
+    Shutdown,
+    Startup,
+    VrrpRouter,
+    VrrpState,
+)
+from VrrpFailover.netio import AddressManager, GarpSender, InterfaceFacts, PriorityZeroSocket, VrrpSocket
+from VrrpFailover.packet import VRRP_GROUP, Advert, decode_ip_packet, encode
+from VrrpFailover.track import TrackScriptRunner
+
+log = logging.getLogger("vrrp")
+
+DROP_UNKNOWN_VRID = "unknown_vrid"
+
+
+def arrival_time(kernel_time: float | None, *, offset: float, now: float, floor: float, stepped: bool) -> float:
+    """Monotonic arrival time of a queued advert from its kernel receive time (CLOCK_REALTIME).
+
+    ``offset`` = wall - monotonic now; the result is kept within [floor (the previous read), now];
+    with no kernel time, or when the wall clock was stepped since the previous read, it is ``now``
+    (a late time can only delay a takeover, an early one could cause a false one)."""
+    if kernel_time is None or stepped:
+        return now
+    return min(now, max(floor, kernel_time - offset))
+
+
+@dataclass
+class InterfaceRuntime:
+    facts: InterfaceFacts
+    sock: VrrpSocket
+    garp: GarpSender
+    wake: PriorityZeroSocket
+    routers: dict[int, Instance] = field(default_factory=dict)  # by VRID
+    drops: Counter[str] = field(default_factory=Counter)
+    received: int = 0
+    reading: bool = False  # is the VrrpSocket registered with the loop (read each advert at once)?
+    last_drain: float = 0.0  # monotonic time of the previous drain
+    clock_offset: float | None = None  # time.time() - time.monotonic() at the previous drain
+    wakeups: int = 0
+
+
+@dataclass
+class Instance:
+    config: InstanceConfig
+    router: VrrpRouter
+    iface: InterfaceRuntime
+    timer: asyncio.TimerHandle | None = None
+    timer_at: float | None = None
+    notify: NotifyDispatcher | None = None
+    track: TrackScriptRunner | None = None
+    sent: int = 0
+    send_errors: int = 0
+    garp_rounds_left: int = 0
+    _adverts: dict[tuple[int, IPv4Address], bytes] = field(default_factory=dict)
+
+    def advert_bytes(self, priority: int, dst: IPv4Address) -> bytes:
+        key = (priority, dst)
+        data = self._adverts.get(key)
+        if data is None:
+            adv = Advert(version=self.config.version, vrid=self.config.vrid, priority=priority,
+                         interval=self.config.advert_interval, addresses=self.config.addresses)
+            data = self._adverts[key] = encode(adv, self.iface.facts.primary_ip, dst)
+        return data
+
+
+class VrrpDaemon:
+    def __init__(self, configs: tuple[InstanceConfig, ...], *, status_file: str | None = None) -> None:
+        self.configs = configs
+        self.status_file = status_file
+        self.instances: list[Instance] = []
+        self.interfaces: dict[str, InterfaceRuntime] = {}
+        self.addresses: AddressManager | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopped: asyncio.Event | None = None
+        self._stopping = False
+        self._netlink_q: asyncio.Queue[tuple[Instance, str, IPv4Interface]] = asyncio.Queue()
+        self._netlink_task: asyncio.Task[None] | None = None
+        self._arm_later: dict[int, Instance] | None = None  # during a drain: timers armed at the end
+
+    # -- set-up / tear-down ------------------------------------------------------------------
+    async def _open(self, ipr: AsyncIPRoute) -> None:
+        self.addresses = AddressManager(ipr)
+        vips_by_if: dict[str, set[IPv4Address]] = {}
+        for c in self.configs:
+            vips_by_if.setdefault(c.interface_name, set()).update(c.addresses)
+        for name, vips in vips_by_if.items():
+            facts = await InterfaceFacts.read(ipr, name, vips)
+            sock = VrrpSocket(facts)
+            try:
+                garp = GarpSender(facts)
+            except OSError:
+                sock.close()
+                raise
+            try:
+                wake = PriorityZeroSocket(facts)
+            except OSError:
+                sock.close()
+                garp.close()
+                raise
+            self.interfaces[name] = InterfaceRuntime(facts=facts, sock=sock, garp=garp, wake=wake)
+        for c in self.configs:
+            rt = self.interfaces[c.interface_name]
+            inst = Instance(config=c, router=VrrpRouter(c, rt.facts.primary_ip), iface=rt)
+            if c.notify:
+                inst.notify = NotifyDispatcher(SubprocessHookRunner(c.notify), name=f"notify-{c.name}")
+            rt.routers[c.vrid] = inst
+            self.instances.append(inst)
+        await self._remove_leftovers()
+
+    async def _remove_leftovers(self) -> None:
+        """A crash must not leave our addresses behind: remove the ones present before going Backup."""
+        assert self.addresses is not None
+        for inst in self.instances:
+            if inst.router.owner:
+                continue
+            present = await self.addresses.present(inst.iface.facts.index)
+            for iface in inst.config.ip_addresses:
+                if iface.ip in present and await self.addresses.remove(inst.iface.facts.index, iface):
+                    log.warning("%s: removed left-over address %s from %s before start", inst.config.name,
+                                iface, inst.iface.facts.name)
+
+    def _close(self) -> None:
+        for inst in self.instances:
+            if inst.timer is not None:
+                inst.timer.cancel()
+            if inst.notify is not None:
+                inst.notify.close(timeout=5.0)
+        for rt in self.interfaces.values():
+            if self._loop is not None:
+                with contextlib.suppress(Exception):
+                    self._loop.remove_reader(rt.sock.fileno())
+                with contextlib.suppress(Exception):
+                    self._loop.remove_reader(rt.wake.fileno())
+            rt.sock.close()
+            rt.garp.close()
+            rt.wake.close()
+
+    async def run(self) -> int:
+        async with AsyncIPRoute() as ipr:
+            return await self._run(ipr)
+
+    async def _run(self, ipr: AsyncIPRoute) -> int:
+        loop = self._loop = asyncio.get_running_loop()
+        self._stopped = asyncio.Event()
+        try:
+            await self._open(ipr)
+            self._netlink_task = loop.create_task(self._netlink_worker(), name="netlink")
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, self.stop, sig.name)
+            loop.add_signal_handler(signal.SIGUSR1, self._dump_status, "SIGUSR1")
+            for rt in self.interfaces.values():
+                rt.last_drain = loop.time()
+                loop.add_reader(rt.wake.fileno(), self._on_priority_zero, rt)
+                self._set_reading(rt, True)
+            for inst in self.instances:
+                log.info("%s: vrid %d v%d on %s (source %s), priority %d, advert_interval %gs, addresses %s",
+                         inst.config.name, inst.config.vrid, inst.config.version, inst.iface.facts.name,
+                         inst.iface.facts.primary_ip, inst.config.priority, inst.config.advert_interval,
+                         ", ".join(map(str, inst.config.ip_addresses)))
+                self._feed(inst, Startup(now=loop.time()))
+                if inst.config.track_script is not None:
+                    inst.track = TrackScriptRunner(inst.config.name, inst.config.track_script,
+                                                   lambda ok, detail, i=inst: self._on_track(i, ok, detail))
+                    inst.track.start()
+            self._write_status()
+            await self._stopped.wait()
+        finally:
+            if not self._stopping:
+                self.stop("exception")
+            for inst in self.instances:
+                if inst.track is not None:
+                    await inst.track.stop()
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1):
+                loop.remove_signal_handler(sig)
+            if self._netlink_task is not None:
+                try:
+                    await asyncio.wait_for(self._netlink_q.join(), 5.0)
+                except TimeoutError:
+                    log.error("address changes still pending after 5s at exit")
+                self._netlink_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._netlink_task
+            self._close()
+        return 0
+
+    def stop(self, why: str = "stop") -> None:
+        """Shut every router down now: priority-0 adverts and address removal happen in this call."""
+        if self._stopping:
+            return
+        self._stopping = True
+        log.info("stopping (%s)", why)
+        now = self._loop.time() if self._loop else 0.0
+        for inst in self.instances:
+            self._feed(inst, Shutdown(now=now))
+        self._write_status()
+        if self._stopped is not None:
+            self._stopped.set()
+
+    # -- events in ---------------------------------------------------------------------------
+    def _set_reading(self, rt: InterfaceRuntime, on: bool) -> None:
+        if on == rt.reading or self._loop is None:
+            return
+        if on:
+            self._loop.add_reader(rt.sock.fileno(), self._on_readable, rt)
+        else:
+            self._loop.remove_reader(rt.sock.fileno())
+        rt.reading = on
+
+    def _update_reading(self, rt: InterfaceRuntime) -> None:
+        """Read each advert at once unless every router of the interface is Backup."""
+        self._set_reading(rt, self._stopping or any(i.router.state is not VrrpState.BACKUP
+                                                    for i in rt.routers.values()))
+
+    def _on_readable(self, rt: InterfaceRuntime) -> None:
+        rt.wakeups += 1
+        self._drain(rt, limit=512)  # bounded: let timers run under a flood; the fd stays registered
+
+    def _on_priority_zero(self, rt: InterfaceRuntime) -> None:
+        rt.wakeups += 1
+        rt.wake.discard_all()
+        self._drain(rt)
+
+    def _drain(self, rt: InterfaceRuntime, limit: int | None = None) -> None:
+        """Read queued adverts and feed each to its router with its kernel arrival time.
+
+        Arrival times come from the kernel (CLOCK_REALTIME) mapped to the monotonic clock; they are
+        kept within [previous drain, now] and, if the wall clock was stepped since the previous drain
+        (offset moved by more than 1 ms), replaced by ``now``: a late time can only delay a takeover,
+        an early one could cause a false one."""
+        assert self._loop is not None
+        now = self._loop.time()
+        offset = time.time() - now
+        stepped = rt.clock_offset is not None and abs(offset - rt.clock_offset) > 0.001
+        rt.clock_offset = offset
+        floor = rt.last_drain
+        rt.last_drain = now
+        self._arm_later = {}
+        try:
+            self._drain_queue(rt, now, offset, stepped, floor, limit)
+        finally:
+            touched, self._arm_later = self._arm_later, None
+            for inst in touched.values():
+                self._arm(inst, inst.router.deadline)
+
+    def _drain_queue(self, rt: InterfaceRuntime, now: float, offset: float, stepped: bool, floor: float,
+                     limit: int | None) -> None:
+        n = 0
+        while limit is None or n < limit:
+            got = rt.sock.recv()
+            if got is None:
+                break
+            n += 1
+            data, kernel_time = got
+            rt.received += 1
+            try:
+                rx = decode_ip_packet(data)
+            except RemoteInputError as e:
+                rt.drops[e.reason] += 1
+                log.debug("%s: dropped advert: %s", rt.facts.name, e)
+                continue
+            inst = rt.routers.get(rx.advert.vrid)
+            if inst is None:
+                rt.drops[DROP_UNKNOWN_VRID] += 1
+                continue
+            if self._stopping:
+                continue
+            at = arrival_time(kernel_time, offset=offset, now=now, floor=floor, stepped=stepped)
+            last = inst.router.machine.last
+            if last is not None and at < last.at:
+                at = last.at
+            self._feed(inst, AdvertIn(now=at, source=rx.source, advert=rx.advert))
+
+    def _on_timer(self, inst: Instance) -> None:
+        assert self._loop is not None
+        inst.timer = None
+        inst.timer_at = None
+        if not self._stopping:
+            inst.iface.wakeups += 1
+            if not inst.iface.reading:  # (when reading, the loop ran the reader before this timer)
+                self._drain(inst.iface)  # adverts queued while we slept come first, with their arrival times
+            self._feed(inst, Deadline(now=self._loop.time()))
+
+    def _on_track(self, inst: Instance, ok: bool, detail: str) -> None:
+        assert self._loop is not None
+        if self._stopping:
+            return
+        ts = inst.config.track_script
+        assert ts is not None
+        now = self._loop.time()
+        if ts.is_fault:
+            self._feed(inst, FaultChange(now=now, faulty=not ok, detail=detail))
+        else:
+            w = ts.weight or 0
+            applied = (w > 0 and ok) or (w < 0 and not ok)
+            self._feed(inst, PriorityChange(now=now, priority=inst.config.priority + (w if applied else 0)))
+
+    # -- actions out -------------------------------------------------------------------------
+    def _feed(self, inst: Instance, event: Event) -> None:
+        before = inst.router.state
+        for action in inst.router.handle(event):
+            try:
+                self._do(inst, action)
+            except OSError as e:  # netlink or socket trouble: log, count, keep the role decision
+                inst.send_errors += 1
+                log.error("%s: %s failed: %s", inst.config.name, type(action).__name__, e)
+        if inst.router.state is not before:
+            self._update_reading(inst.iface)
+
+    def _do(self, inst: Instance, action: Action) -> None:
+        c, rt = inst.config, inst.iface
+        match action:
+            case SendAdvert(priority=prio):
+                for dst in c.unicast_peers or (VRRP_GROUP,):
+                    rt.sock.send(inst.advert_bytes(prio, dst), dst)
+                inst.sent += 1
+            case AddAddresses():
+                for iface in c.ip_addresses:
+                    self._netlink_q.put_nowait((inst, "add", iface))
+            case RemoveAddresses():
+                for iface in c.ip_addresses:
+                    self._netlink_q.put_nowait((inst, "remove", iface))
+            case SendGarp(addresses=addrs):
+                rt.garp.send(addrs)
+                inst.garp_rounds_left = c.garp_repeat - 1
+                if inst.garp_rounds_left > 0 and self._loop is not None:
+                    self._loop.call_later(c.garp_delay, self._garp_again, inst)
+            case Changed(transition=t):
+                log.info("%s", t)
+                if inst.notify is not None:
+                    inst.notify.submit(t)
+                self._write_status()
+            case SetTimer(at=at):
+                if self._arm_later is not None:
+                    self._arm_later[id(inst)] = inst  # one timer for the last advert of the batch
+                else:
+                    self._arm(inst, at)
+
+    async def _netlink_worker(self) -> None:
+        """Address changes in the order the routers asked for them, one at a time."""
+        assert self.addresses is not None
+        while True:
+            inst, op, iface = await self._netlink_q.get()
+            try:
+                if op == "add":
+                    await self.addresses.add(inst.iface.facts.index, iface)
+                else:
+                    await self.addresses.remove(inst.iface.facts.index, iface)
+            except Exception as e:
+                inst.send_errors += 1
+                log.error("%s: cannot %s address %s on %s: %s", inst.config.name, op, iface,
+                          inst.iface.facts.name, e)
+            finally:
+                self._netlink_q.task_done()
+
+    def _garp_again(self, inst: Instance) -> None:
+        if self._stopping or inst.router.state is not VrrpState.MASTER or inst.garp_rounds_left <= 0:
+            return
+        inst.garp_rounds_left -= 1
+        inst.iface.garp.send(inst.config.addresses)
+        if inst.garp_rounds_left > 0 and self._loop is not None:
+            self._loop.call_later(inst.config.garp_delay, self._garp_again, inst)
+
+    def _arm(self, inst: Instance, at: float | None) -> None:
+        if at is None:
+            if inst.timer is not None:
+                inst.timer.cancel()
+            inst.timer = inst.timer_at = None
+            return
+        if inst.timer is not None and inst.timer_at is not None and inst.timer_at <= at:
+            return  # fires early, the router re-asks
+        if inst.timer is not None:
+            inst.timer.cancel()
+        assert self._loop is not None
+        inst.timer = self._loop.call_at(at, self._on_timer, inst)
+        inst.timer_at = at
+
+    # -- status ------------------------------------------------------------------------------
+    def status(self) -> dict[str, object]:
+        return {
+            "pid": os.getpid(),
+            "instances": {
+                i.config.name: {
+                    "state": i.router.state.value, "vrid": i.config.vrid, "priority": i.router.priority,
+                    "master_down_interval": round(i.router.master_down_interval, 6),
+                    "master": str(i.router.master_address) if i.router.master_address else None,
+                    "adverts_sent": i.sent, "errors": i.send_errors, "drops": dict(i.router.drops),
+                } for i in self.instances},
+            "interfaces": {n: {"received": rt.received, "drops": dict(rt.drops), "reading": rt.reading,
+                               "wakeups": rt.wakeups} for n, rt in self.interfaces.items()},
+        }
+
+    def _write_status(self) -> None:
+        if not self.status_file:
+            return
+        tmp = f"{self.status_file}.tmp"
+        try:
+            with open(tmp, "w", encoding="utf-8") as f:
+                json.dump(self.status(), f)
+            os.replace(tmp, self.status_file)
+        except OSError as e:
+            log.warning("cannot write status file %s: %s", self.status_file, e)
+
+    def _dump_status(self, _why: str) -> None:
+        log.info("status: %s", json.dumps(self.status()))
+        self._write_status()

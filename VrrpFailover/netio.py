@@ -1,0 +1,247 @@
+"""The operating-system edge of VrrpFailover: sockets and netlink, nothing that decides.
+
+- ``InterfaceFacts.read(ipr, ifname, exclude)``: ifindex, MAC and primary IPv4 address.
+- ``AddressManager``: add/remove/list IPv4 addresses on an interface (idempotent).
+  Both use pyroute2's AsyncIPRoute: pyroute2 0.9's sync IPRoute cannot run inside a running loop.
+- ``VrrpSocket``: the raw IPPROTO_VRRP socket of one interface, set up as measured in
+  testbed/NOTES.md (SO_BINDTODEVICE, IP_MULTICAST_ALL=0, group membership on the ifindex,
+  IP_MULTICAST_IF pinned to the primary address, TTL 255, no loop, TOS 0xC0, no bind()).
+- ``PriorityZeroSocket``: a second raw socket with a classic BPF filter that passes only adverts
+  with priority 0: it wakes a Backup that otherwise reads its queue only at its deadlines.
+- ``GarpSender``: ONE persistent AF_PACKET socket per interface sending gratuitous ARP as a
+  broadcast ARP request with sender = target = the virtual address (what keepalived sends).
+- ``check_interfaces``: unknown interface -> ConfigError before anything is touched.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import socket
+import struct
+from collections.abc import Iterable
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv4Interface
+
+from failover_core.config import ConfigError
+from pyroute2 import AsyncIPRoute
+from pyroute2.netlink.exceptions import NetlinkError
+
+from VrrpFailover.config import InstanceConfig
+from VrrpFailover.packet import IPPROTO_VRRP, VRRP_GROUP, VRRP_TTL
+
+IP_MULTICAST_ALL = 49  # not in Python 3.11's socket module
+SO_TIMESTAMPNS = 35  # Linux: kernel receive time (CLOCK_REALTIME) as a cmsg
+SO_ATTACH_FILTER = 26
+ETH_P_ARP = 0x0806
+TOS_NETWORK_CONTROL = 0xC0
+
+
+def check_interfaces(configs: Iterable[InstanceConfig], source: str) -> None:
+    problems: list[tuple[str, object, str]] = []
+    for n, c in enumerate(configs):
+        try:
+            socket.if_nametoindex(c.interface_name)
+        except OSError:
+            problems.append((f"[{n}].interface_name", c.interface_name,
+                             "no such network interface on this host"))
+    if problems:
+        raise ConfigError(source, problems)
+
+
+@dataclass(frozen=True, slots=True)
+class InterfaceFacts:
+    name: str
+    index: int
+    mac: bytes
+    primary_ip: IPv4Address
+
+    @classmethod
+    async def read(cls, ipr: AsyncIPRoute, ifname: str, exclude: Iterable[IPv4Address]) -> InterfaceFacts:
+        """The primary address is the first IPv4 address of the interface that is not a virtual one."""
+        idx = await ipr.link_lookup(ifname=ifname)
+        if not idx:
+            raise OSError(errno.ENODEV, f"no interface {ifname}")
+        index = idx[0]
+        links = [link async for link in await ipr.get_links(index)]
+        mac = bytes.fromhex((links[0].get("IFLA_ADDRESS") or "00:00:00:00:00:00").replace(":", ""))
+        skip = set(exclude)
+        primary = None
+        async for a in await ipr.get_addr(index=index, family=socket.AF_INET):
+            ip = IPv4Address(a.get("IFA_ADDRESS"))
+            if ip not in skip and primary is None:
+                primary = ip
+        if primary is None:
+            raise OSError(errno.EADDRNOTAVAIL, f"interface {ifname} has no IPv4 address of its own "
+                                               "(VRRP needs one as the advert source)")
+        return cls(name=ifname, index=index, mac=mac, primary_ip=primary)
+
+
+class AddressManager:
+    """IPv4 addresses on interfaces via one (async) netlink socket. Adding a present address or
+    removing an absent one is not an error (netlink errors 17 / 99 are expected on restarts)."""
+
+    def __init__(self, ipr: AsyncIPRoute) -> None:
+        self.ipr = ipr
+
+    async def present(self, index: int) -> set[IPv4Address]:
+        return {IPv4Address(a.get("IFA_ADDRESS"))
+                async for a in await self.ipr.get_addr(index=index, family=socket.AF_INET)}
+
+    async def add(self, index: int, iface: IPv4Interface) -> bool:
+        try:
+            await self.ipr.addr("add", index=index, address=str(iface.ip), prefixlen=iface.network.prefixlen)
+        except NetlinkError as e:
+            if e.code == errno.EEXIST:
+                return False
+            raise
+        return True
+
+    async def remove(self, index: int, iface: IPv4Interface) -> bool:
+        try:
+            await self.ipr.addr("del", index=index, address=str(iface.ip), prefixlen=iface.network.prefixlen)
+        except NetlinkError as e:
+            if e.code in (errno.EADDRNOTAVAIL, errno.ENOENT, errno.ESRCH):
+                return False
+            raise
+        return True
+
+
+def _vrrp_raw_socket(facts: InterfaceFacts) -> socket.socket:
+    s = socket.socket(socket.AF_INET, socket.SOCK_RAW, IPPROTO_VRRP)
+    try:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, facts.name.encode())
+        s.setsockopt(socket.IPPROTO_IP, IP_MULTICAST_ALL, 0)
+        mreqn = VRRP_GROUP.packed + facts.primary_ip.packed + struct.pack("@i", facts.index)
+        s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreqn)
+        s.setblocking(False)
+    except OSError:
+        s.close()
+        raise
+    return s
+
+
+class VrrpSocket:
+    """Raw VRRP socket of one interface. ``recv()`` returns (datagram including the IPv4 header,
+    kernel receive time on the CLOCK_REALTIME scale)."""
+
+    def __init__(self, facts: InterfaceFacts) -> None:
+        self.facts = facts
+        s = _vrrp_raw_socket(facts)
+        try:
+            mreqn = VRRP_GROUP.packed + facts.primary_ip.packed + struct.pack("@i", facts.index)
+            s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, mreqn)
+            s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, VRRP_TTL)
+            s.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, VRRP_TTL)  # unicast adverts too
+            s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 0)
+            s.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, TOS_NETWORK_CONTROL)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+            s.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        except OSError:
+            s.close()
+            raise
+        self.sock = s
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def send(self, message: bytes, dst: IPv4Address = VRRP_GROUP) -> None:
+        self.sock.sendto(message, (str(dst), 0))
+
+    def recv(self) -> tuple[bytes, float | None] | None:
+        try:
+            data, anc, _flags, _addr = self.sock.recvmsg(65535, 64)
+        except (BlockingIOError, InterruptedError):
+            return None
+        for level, kind, payload in anc:
+            if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(payload) >= 16:
+                sec, nsec = struct.unpack_from("@qq", payload)
+                return data, sec + nsec / 1e9
+        return data, None
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class _SockFilter(ctypes.Structure):
+    _fields_ = [("code", ctypes.c_uint16), ("jt", ctypes.c_uint8), ("jf", ctypes.c_uint8), ("k", ctypes.c_uint32)]
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(_SockFilter))]
+
+
+# classic BPF over the IPv4 datagram: X = 4 * IHL; A = byte at X + 2 (the VRRP priority);
+# keep the packet if A == 0, else drop it.
+_PRIORITY_ZERO_FILTER = (
+    (0xB1, 0, 0, 0),  # ldxb 4*([0]&0xf)
+    (0x50, 0, 0, 2),  # ldb [x+2]
+    (0x15, 0, 1, 0),  # jeq #0, keep, drop
+    (0x06, 0, 0, 0xFFFF),  # keep: ret #65535
+    (0x06, 0, 0, 0),  # drop: ret #0
+)
+
+
+class PriorityZeroSocket:
+    """Wakes the driver for priority-0 adverts only (content is read again from the VrrpSocket)."""
+
+    def __init__(self, facts: InterfaceFacts) -> None:
+        self.sock = _vrrp_raw_socket(facts)
+        prog = (_SockFilter * len(_PRIORITY_ZERO_FILTER))(*(_SockFilter(*i) for i in _PRIORITY_ZERO_FILTER))
+        fprog = _SockFprog(len(_PRIORITY_ZERO_FILTER), prog)
+        try:
+            self.sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, bytes(fprog))
+        except OSError:
+            self.sock.close()
+            raise
+        self._keep = prog  # the kernel copies the program, but keep it alive until the call returned
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def discard_all(self) -> int:
+        n = 0
+        while True:
+            try:
+                self.sock.recv(65535)
+            except (BlockingIOError, InterruptedError):
+                return n
+            n += 1
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def garp_frame(mac: bytes, ip: IPv4Address) -> bytes:
+    """Broadcast Ethernet frame carrying an ARP request with sender IP = target IP = ``ip``."""
+    broadcast = b"\xff" * 6
+    eth = broadcast + mac + struct.pack("!H", ETH_P_ARP)
+    arp = struct.pack("!HHBBH", 1, 0x0800, 6, 4, 1) + mac + ip.packed + b"\0" * 6 + ip.packed
+    return eth + arp
+
+
+class GarpSender:
+    """One persistent AF_PACKET socket per interface (closing one costs 8-35 ms: keep it open)."""
+
+    def __init__(self, facts: InterfaceFacts) -> None:
+        self.facts = facts
+        self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ARP))
+        try:
+            self.sock.bind((facts.name, ETH_P_ARP))
+            self.sock.setblocking(False)
+        except OSError:
+            self.sock.close()
+            raise
+
+    def send(self, addresses: Iterable[IPv4Address]) -> int:
+        sent = 0
+        for ip in addresses:
+            try:
+                self.sock.send(garp_frame(self.facts.mac, ip))
+                sent += 1
+            except (BlockingIOError, InterruptedError):
+                pass
+        return sent
+
+    def close(self) -> None:
+        self.sock.close()

@@ -1,0 +1,109 @@
+"""Config validation and the CLI's --check / bad-config behaviour (no network needed)."""
+
+from __future__ import annotations
+
+import json
+from ipaddress import IPv4Address
+
+import pytest
+from failover_core.config import ConfigError
+
+from VrrpFailover.cli import main
+from VrrpFailover.config import validate_instances
+
+DOCUMENTED = {"name": "VR_1", "vrid": 51, "interface_name": "eth0", "ip_addresses": ["192.168.100.100/24"],
+              "priority": 10, "advert_interval": 1, "preempt_mode": True}
+
+
+def test_documented_config_is_accepted_as_is():
+    (c,) = validate_instances(DOCUMENTED, source="vrrp-config.json")
+    assert (c.name, c.vrid, c.interface_name, c.priority, c.advert_interval, c.preempt_mode, c.version) == \
+        ("VR_1", 51, "eth0", 10, 1.0, True, 3)
+    assert c.addresses == (IPv4Address("192.168.100.100"),)
+
+
+def test_defaults():
+    (c,) = validate_instances({"name": "x", "vrid": 1, "interface_name": "eth0", "ip_addresses": ["10.0.0.1"]},
+                              source="f")
+    assert (c.priority, c.advert_interval, c.preempt_mode, c.accept_mode, c.preempt_delay) == (100, 1.0, True,
+                                                                                             False, 0.0)
+    assert str(c.ip_addresses[0]) == "10.0.0.1/32"
+
+
+def test_list_of_instances_and_optional_keys():
+    data = [DOCUMENTED, {**DOCUMENTED, "name": "VR_2", "vrid": 52, "version": 2, "accept_mode": True,
+                         "preempt_delay": 3, "notify": "/bin/echo", "unicast_peers": ["10.0.0.2"],
+                         "track_script": {"command": ["/bin/true"], "interval": 2, "weight": -20},
+                         "garp_repeat": 3, "garp_delay": 0.5}]
+    _a, b = validate_instances(data, source="f")
+    assert b.version == 2 and b.track_script.weight == -20 and not b.track_script.is_fault
+    assert b.unicast_peers == (IPv4Address("10.0.0.2"),)
+
+
+@pytest.mark.parametrize(("change", "key"), [
+    ({"vrid": 0}, "vrid"), ({"vrid": 256}, "vrid"),
+    ({"priority": 0}, "priority"), ({"priority": 256}, "priority"),
+    ({"advert_interval": 0.001}, "advert_interval"), ({"advert_interval": 41}, "advert_interval"),
+    ({"advert_interval": 0.015}, "advert_interval"),
+    ({"version": 2, "advert_interval": 1.5}, "advert_interval"), ({"version": 4}, "version"),
+    ({"ip_addresses": ["192.168.100.300/24"]}, "ip_addresses"), ({"ip_addresses": []}, "ip_addresses"),
+    ({"ip_addresses": ["fe80::1"]}, "ip_addresses"), ({"ip_addresses": ["10.0.0.1", "10.0.0.1/24"]}, "ip_addresses"),
+    ({"interface_name": ""}, "interface_name"), ({"interface_name": "a/b"}, "interface_name"),
+    ({"preempt_mode": "maybe"}, "preempt_mode"), ({"prority": 5}, "prority"),
+    ({"track_script": {"command": "x", "weight": 5, "fault": True}}, "track_script"),
+])
+def test_bad_values_name_file_key_and_value(change, key):
+    with pytest.raises(ConfigError) as e:
+        validate_instances({**DOCUMENTED, **change}, source="conf/vrrp.json")
+    text = str(e.value)
+    assert "conf/vrrp.json" in text and key in text
+
+
+@pytest.mark.parametrize("missing", ["name", "vrid", "ip_addresses", "interface_name"])
+def test_required_keys(missing):
+    data = {k: v for k, v in DOCUMENTED.items() if k != missing}
+    with pytest.raises(ConfigError, match=missing):
+        validate_instances(data, source="f")
+
+
+def test_duplicates_across_instances_are_rejected():
+    with pytest.raises(ConfigError, match="unique"):
+        validate_instances([DOCUMENTED, {**DOCUMENTED, "vrid": 9}], source="f")
+    with pytest.raises(ConfigError, match="vrid already used"):
+        validate_instances([DOCUMENTED, {**DOCUMENTED, "name": "other"}], source="f")
+
+
+def test_error_in_second_instance_is_located():
+    with pytest.raises(ConfigError, match=r"\[1\]\.vrid"):
+        validate_instances([DOCUMENTED, {**DOCUMENTED, "name": "b", "vrid": 300}], source="f")
+
+
+def write(tmp_path, data) -> str:
+    p = tmp_path / "vrrp-config.json"
+    p.write_text(json.dumps(data) if not isinstance(data, str) else data)
+    return str(p)
+
+
+def test_cli_check_prints_effective_config(tmp_path, capsys):
+    path = write(tmp_path, {**DOCUMENTED, "interface_name": "lo"})
+    assert main(["-c", path, "--check"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out[0]["priority"] == 10 and out[0]["version"] == 3 and out[0]["garp_repeat"] == 2
+
+
+@pytest.mark.parametrize("data", [
+    {**DOCUMENTED, "interface_name": "lo", "vrid": 0},
+    {**DOCUMENTED, "interface_name": "nosuchif0"},
+    '{"name": "VR_1", "vrid": ',
+])
+@pytest.mark.parametrize("check", [True, False])
+def test_cli_bad_config_exits_2_with_a_clear_error(tmp_path, capsys, data, check):
+    path = write(tmp_path, data)
+    assert main(["-c", path, *(["--check"] if check else [])]) == 2
+    err = capsys.readouterr().err
+    assert "configuration error" in err and path in err
+
+
+def test_cli_missing_file(tmp_path, capsys):
+    assert main(["-c", str(tmp_path / "absent.json")]) == 2
+    assert "cannot read" in capsys.readouterr().err

@@ -14,7 +14,6 @@ import sys
 
 from failover_core.config import ConfigError
 from failover_core.shell.cli import EXIT_CONFIG, add_check_argument, run_check
-
 from VrrpFailover.config import InstanceConfig, load_config
 from VrrpFailover.netio import check_interfaces
 

@@ -17,9 +17,10 @@ from collections.abc import Sequence
 from ipaddress import IPv4Address, IPv4Interface
 from typing import Any, Literal
 
+from pydantic import Field, field_validator, model_validator
+
 from failover_core.config import ConfigError, StrictModel, validate_config
 from failover_core.shell.config_file import load_config_file
-from pydantic import Field, field_validator, model_validator
 
 PRIORITY_OWNER = 255
 

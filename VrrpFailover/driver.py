@@ -32,10 +32,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface
 
-from failover_core.errors import RemoteInputError
-from failover_core.shell.notify import NotifyDispatcher, SubprocessHookRunner
 from pyroute2 import AsyncIPRoute
 
+from failover_core.errors import RemoteInputError
+from failover_core.shell.notify import NotifyDispatcher, SubprocessHookRunner
 from VrrpFailover.config import InstanceConfig
 from VrrpFailover.machine import (
     Action,

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address
 
 from failover_core.transitions import StateMachine, Transition
-
 from VrrpFailover.config import PRIORITY_OWNER, InstanceConfig
 from VrrpFailover.packet import Advert
 

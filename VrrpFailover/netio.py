@@ -23,10 +23,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Interface
 
-from failover_core.config import ConfigError
 from pyroute2 import AsyncIPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
+from failover_core.config import ConfigError
 from VrrpFailover.config import InstanceConfig
 from VrrpFailover.packet import IPPROTO_VRRP, VRRP_GROUP, VRRP_TTL
 

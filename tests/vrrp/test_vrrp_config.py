@@ -6,8 +6,8 @@ import json
 from ipaddress import IPv4Address
 
 import pytest
-from failover_core.config import ConfigError
 
+from failover_core.config import ConfigError
 from VrrpFailover.cli import main
 from VrrpFailover.config import validate_instances
 

@@ -7,10 +7,10 @@ import struct
 from ipaddress import IPv4Address
 
 import pytest
-from failover_core.errors import RemoteInputError
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from failover_core.errors import RemoteInputError
 from VrrpFailover.packet import (
     DROP_CHECKSUM,
     DROP_LENGTH,

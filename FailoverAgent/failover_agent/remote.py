@@ -93,3 +93,7 @@ class RemoteLink:
 
     def call(self, peer: str, method: str, *args: Any) -> Any:
         return self._run(f"rpc {peer}.{method}", lambda a: a.vip.rpc.call(peer, method, *args).get())
+
+    def subscribe(self, prefix: str, callback: Any) -> None:
+        """Subscribe on the remote bus (for observers; lost when the link is rebuilt)."""
+        self._run(f"subscribe {prefix}", lambda a: a.vip.pubsub.subscribe("pubsub", prefix, callback).get())

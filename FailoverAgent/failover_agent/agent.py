@@ -135,7 +135,7 @@ class FailoverAgent(Agent):
                   "timeout %gs, failback_delay %gs, heartbeat HMAC %s", cfg.agent_id, cfg.role.value, cfg.peer_id,
                   cfg.remote_vip, cfg.witness_vip if self.witness_link else "none", self.managed.names,
                   cfg.heartbeat_period, cfg.timeout, cfg.failback_delay, "on" if self.signer.enabled else "OFF")
-        self._greenlets = [gevent.spawn(self._loop), gevent.spawn(self._peer_sender)]
+        self._greenlets = [gevent.spawn(self._loop), gevent.spawn(self._peer_sender), gevent.spawn(self._stall_watch)]
         if self.witness_link is not None:
             self._greenlets.append(gevent.spawn(self._witness_sender))
 
@@ -223,7 +223,9 @@ class FailoverAgent(Agent):
             self._wake.clear()
             try:
                 self._cycle()
-            except Exception:  # the loop must survive anything a cycle meets
+            except gevent.GreenletExit:
+                raise
+            except BaseException:  # gevent.Timeout is a BaseException: the loop must survive anything
                 _log.exception("failover cycle failed; keeping the current state")
             now = self.clock.now()
             wait = self.config.heartbeat_period
@@ -231,6 +233,15 @@ class FailoverAgent(Agent):
                 if d is not None:
                     wait = min(wait, max(0.0, d - now) + 0.01)
             self._wake.wait(wait)
+
+    def _stall_watch(self) -> None:
+        """Diagnostics: warn when this process's event loop was blocked (nothing else could run)."""
+        while True:
+            before = self.clock.now()
+            gevent.sleep(0.5)
+            late = self.clock.now() - before - 0.5
+            if late > 1.0:
+                _log.warning("event loop was blocked for %.1fs", late)
 
     def _gather(self, now: float) -> Facts:
         assert self.config is not None

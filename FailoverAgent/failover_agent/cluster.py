@@ -121,7 +121,7 @@ class Cluster:
             key = self.platforms[name].agent_publickey(FAILOVER)
             for target in (peer, "witness"):
                 if target in self.platforms:
-                    self.platforms[target].vctl("auth", "add", f"{FAILOVER}.{name}", "--publickey", key)
+                    self.platforms[target].vctl("auth", "add", f"{FAILOVER}.{name}", f"--publickey={key}")  # key may start with "-"
         for name in ("primary", "secondary"):
             self.start_failover(name)
             log(f"failover agent {FAILOVER} installed and started on {name} ({self.mode} mode)")

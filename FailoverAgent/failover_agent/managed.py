@@ -12,7 +12,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import gevent
+
 CONTROL = "platform.control"
+
+
+class PlatformUnavailable(Exception):
+    """The local platform did not answer in time."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +38,10 @@ class ManagedAgents:
         self.states: tuple[AgentState, ...] = ()
 
     def _rpc(self, method: str, *args: Any) -> Any:
-        return self._call(CONTROL, method, *args).get(timeout=self.timeout)
+        try:
+            return self._call(CONTROL, method, *args).get(timeout=self.timeout)
+        except gevent.Timeout:  # a BaseException: turn it into an ordinary error for the caller
+            raise PlatformUnavailable(f"platform.control did not answer {method} within {self.timeout:g}s") from None
 
     def refresh(self) -> tuple[AgentState, ...]:
         """Re-resolve and read the status of every managed agent (raises on a platform RPC failure)."""

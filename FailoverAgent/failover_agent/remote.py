@@ -1,22 +1,34 @@
 """RemoteLink: a connection to ANOTHER platform that survives that platform's death and return.
 
-A second in-process VOLTTRON Agent connected to ``tcp://host:port?serverkey=KEY``. In volttron-core
-2.0.0rc38 a send to a dead platform blocks forever, so every call runs under a hard
-``gevent.Timeout`` (a BaseException, caught explicitly), and any failure tears the connection down
-(``disconnect(linger=0)`` wakes blocked greenlets) and kills its greenlet; the next call rebuilds it.
-No call ever blocks longer than ``timeout`` (connecting included), so the agent never stalls.
+A second in-process VOLTTRON Agent connected to ``tcp://host:port?serverkey=KEY``. Measured on
+volttron-core 2.0.0rc38 (see docs/failoveragent.md):
+
+- a send to a dead platform blocks: every call runs under a hard ``gevent.Timeout`` (a
+  BaseException, caught explicitly), so no call blocks longer than ``timeout``;
+- tearing the Agent down and building a new one on every failure BREAKS THE WHOLE PROCESS after a
+  dozen rebuilds (the core names its monitor socket after ``id(socket)``; once a dead socket is freed
+  and a new one reuses its address, the agent's own platform connection stops answering). So a link
+  keeps ONE Agent for as long as it can: ZeroMQ reconnects by itself (every RECONNECT_INTERVAL_MS)
+  and the core re-sends its hello when the platform returns;
+- the core stops itself after 50 reconnect attempts: we reset that counter before every use, and
+  rebuild only if the core stopped anyway, keeping the dead Agents referenced (bounded) so their
+  addresses are not reused.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+from collections import deque
 from typing import Any
 
 import gevent
 import gevent.event
+import gevent.lock
 
 _log = logging.getLogger(__name__)
+RECONNECT_INTERVAL_MS = 1000
+_GRAVEYARD: deque[Any] = deque(maxlen=512)  # dead Agents kept referenced (see the module docstring)
 
 
 class RemoteUnavailable(Exception):
@@ -39,53 +51,60 @@ class RemoteLink:
         self.timeout = timeout
         self._agent: Any = None
         self._greenlet: gevent.Greenlet | None = None
+        self._ready: gevent.event.Event | None = None
+        self._build_lock = gevent.lock.Semaphore()
         self.failures = 0
-        self.connects = 0
+        self.builds = 0
         self.last_error = ""
 
     @property
     def connected(self) -> bool:
-        return self._agent is not None
+        return self._ready is not None and self._ready.is_set() and bool(getattr(self._agent.core, "connected", True))
 
-    def _connect(self) -> Any:
-        from volttron.client.vip.agent import Agent
-        from volttron.types.agent_context import AgentOptions
+    def _ensure(self) -> Any:
+        with self._build_lock:
+            if self._agent is not None and self._greenlet is not None and self._greenlet.dead:
+                _log.info("remote link %s: its connection core stopped; rebuilding", self.name)
+                self._retire()
+            if self._agent is None:
+                from volttron.client.vip.agent import Agent
+                from volttron.types.agent_context import AgentOptions
 
-        agent = Agent(credentials=self.credentials, address=self.address,
-                      options=AgentOptions(enable_store=False, heartbeat_autostart=False))
-        ready = gevent.event.Event()
-        greenlet = gevent.spawn(agent.core.run, ready)
-        if not ready.wait(self.timeout):
-            self._teardown(agent, greenlet)
-            raise RemoteUnavailable(f"{self.name}: no connection to {self.address.split('?')[0]} "
-                                    f"within {self.timeout:g}s")
-        self._agent, self._greenlet = agent, greenlet
-        self.connects += 1
-        _log.info("remote link %s connected to %s", self.name, self.address.split("?")[0])
-        return agent
+                self._agent = Agent(credentials=self.credentials, address=self.address,
+                                    options=AgentOptions(enable_store=False, heartbeat_autostart=False,
+                                                         reconnect_interval=RECONNECT_INTERVAL_MS))
+                self._ready = gevent.event.Event()
+                self._greenlet = gevent.spawn(self._agent.core.run, self._ready)
+                self.builds += 1
+            self._agent.core._reconnect_attempt = 0  # see the module docstring
+            return self._agent
 
-    @staticmethod
-    def _teardown(agent: Any, greenlet: gevent.Greenlet | None) -> None:
-        with contextlib.suppress(Exception):
+    def _retire(self) -> None:
+        agent, greenlet = self._agent, self._greenlet
+        self._agent = self._greenlet = self._ready = None
+        if agent is None:
+            return
+        _GRAVEYARD.append(agent)
+        with contextlib.suppress(Exception):  # best effort: the socket may be gone already
             agent.core.connection.disconnect(linger=0)
         if greenlet is not None:
             greenlet.kill(block=False)
 
     def close(self) -> None:
-        if self._agent is not None:
-            self._teardown(self._agent, self._greenlet)
-        self._agent = self._greenlet = None
+        self._retire()
 
     def _run(self, what: str, fn: Any) -> Any:
         try:
             with gevent.Timeout(self.timeout, RemoteUnavailable(f"{self.name}: {what} timed out "
                                                                   f"after {self.timeout:g}s")):
-                agent = self._agent or self._connect()
+                agent = self._ensure()
+                assert self._ready is not None
+                self._ready.wait()
                 return fn(agent)
         except (Exception, gevent.Timeout) as e:
             self.failures += 1
             self.last_error = f"{type(e).__name__}: {e}"
-            self.close()
+            _log.debug("remote link %s: %s failed: %s", self.name, what, self.last_error[:300])
             raise RemoteUnavailable(self.last_error) from None
 
     def publish(self, topic: str, message: Any) -> None:

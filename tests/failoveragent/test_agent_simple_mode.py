@@ -61,10 +61,11 @@ def test_forged_and_replayed_heartbeats_do_not_keep_a_silent_primary_alive(clust
         gevent.sleep(0.2)
         assert time.monotonic() - stopped_at < TIMEOUT + SLACK, "secondary did not take over"
     took = time.monotonic() - stopped_at
+    wait_for(lambda: (cluster.status("secondary") or {}).get("last_transition", {}).get("code")
+             == "simple_secondary.primary_down", 5, "the takeover transition is recorded")
     status = cluster.status("secondary")
     assert status["rejected"].get("bad_mac", 0) >= 1
     assert status["rejected"].get("replayed", 0) >= 1
-    assert status["last_transition"]["code"] == "simple_secondary.primary_down"
     assert took >= TIMEOUT - 1.0  # not earlier than the timeout allows (last heartbeat <= 1 s before the stop)
     wait_for(lambda: f"Primary is inactive starting agent {SERVICE}" in alerts.contexts(), 5, "takeover alert")
 
@@ -106,8 +107,7 @@ def test_secondary_takes_over_when_primary_platform_shuts_down_and_gives_back(cl
 
     wait_for(failed_back, 30, "failback to the restarted primary", interval=0.05)
     assert not both_seen, "primary started before the secondary released the service (exclusive handover)"
-    codes = [t for t in cluster.status("primary")["transitions"] if "RUNNING" in t]
-    assert codes, "primary recorded its start"
+    wait_for(lambda: (cluster.status("primary") or {}).get("service") == "running", 5, "primary records its start")
 
 
 def test_primary_finds_its_managed_agent_after_reinstall(cluster: Cluster) -> None:

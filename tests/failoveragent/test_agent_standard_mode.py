@@ -11,7 +11,6 @@ from __future__ import annotations
 import time
 
 import pytest
-
 from failover_agent.cluster import SERVICE, Cluster, wait_for
 
 from .conftest import AlertLog, make_cluster
@@ -53,8 +52,10 @@ def test_converges_with_primary_active(cluster: Cluster) -> None:
     converged(cluster)
     assert field(cluster, "primary", "decision", "code") == "primary.secondary_up.witness_up"
     assert field(cluster, "secondary", "decision", "code") == "secondary.primary_up.witness_up"
-    heard = field(cluster, "witness", "heard")
-    assert set(heard) == {"primary", "secondary"} and heard["primary"]["active"] is True
+    # the witness hears both, and (within a heartbeat) that the primary runs the service
+    wait_for(lambda: (field(cluster, "witness", "heard") or {}).get("primary", {}).get("active") is True, 5,
+             "the witness hears the active primary")
+    assert set(field(cluster, "witness", "heard")) == {"primary", "secondary"}
 
 
 def test_witness_down_changes_nothing(cluster: Cluster) -> None:
@@ -89,7 +90,8 @@ def test_primary_isolated_from_both_stops_its_agent(cluster: Cluster) -> None:
     t0 = time.monotonic()
     wait_for(lambda: cluster.service_running("primary") is False, TIMEOUT + SLACK, "isolated primary fences itself")
     assert time.monotonic() - t0 >= TIMEOUT - 1.0
-    assert field(cluster, "primary", "last_transition", "code") == "primary.secondary_down.witness_down"
+    wait_for(lambda: field(cluster, "primary", "last_transition", "code") == "primary.secondary_down.witness_down",
+             5, "the fencing transition is recorded")
     wait_for(lambda: f"Secondary and witness are inactive stopping agent {SERVICE}" in alerts.contexts(), 5,
              "fencing alert")
     restart_witness(cluster)
@@ -119,8 +121,9 @@ def test_primary_down_witness_up_secondary_takes_over_then_fails_back(cluster: C
     # a witness that just started has not heard the primary: it confirms only after its own timeout
     wait_for(lambda: cluster.service_running("secondary"), TIMEOUT + 2 * SLACK, "secondary takes over")
     assert time.monotonic() - t0 >= TIMEOUT - 1.0, "took over before the witness could know the primary is down"
+    wait_for(lambda: field(cluster, "secondary", "last_transition", "code") == "secondary.verified.primary_down",
+             5, "the takeover transition is recorded")
     status = cluster.status("secondary")
-    assert status["last_transition"]["code"] == "secondary.verified.primary_down"
     assert status["witness"]["last_verdict"] == "primary_down"
     wait_for(lambda: f"Primary is inactive starting agent {SERVICE}" in alerts.contexts(), 5, "takeover alert")
 
@@ -135,5 +138,6 @@ def test_primary_down_witness_up_secondary_takes_over_then_fails_back(cluster: C
 
     wait_for(failed_back, 30, "failback to the primary", interval=0.05)
     assert not both, "both platforms ran the service during failback"
-    assert field(cluster, "secondary", "last_transition", "code") == "secondary.primary_up.witness_up"
+    wait_for(lambda: field(cluster, "secondary", "last_transition", "code") == "secondary.primary_up.witness_up",
+             5, "the failback transition is recorded")
     converged(cluster)

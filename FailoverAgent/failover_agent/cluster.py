@@ -121,7 +121,8 @@ class Cluster:
             key = self.platforms[name].agent_publickey(FAILOVER)
             for target in (peer, "witness"):
                 if target in self.platforms:
-                    self.platforms[target].vctl("auth", "add", f"{FAILOVER}.{name}", f"--publickey={key}")  # key may start with "-"
+                    # --publickey=KEY, not two words: a key may start with "-"
+                    self.platforms[target].vctl("auth", "add", f"{FAILOVER}.{name}", f"--publickey={key}")
         for name in ("primary", "secondary"):
             self.start_failover(name)
             log(f"failover agent {FAILOVER} installed and started on {name} ({self.mode} mode)")

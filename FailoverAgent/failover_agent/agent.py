@@ -98,6 +98,7 @@ class FailoverAgent(Agent):
         self._verify_at: float | None = None
         self._wake = gevent.event.Event()
         self._send_now = gevent.event.Event()
+        self._reported_missing: list[str] = []
         self._observed = gevent.event.Event()  # set after the first read of the managed agents' state
         self._greenlets: list[gevent.Greenlet] = []
         self._seq = 0
@@ -306,8 +307,10 @@ class FailoverAgent(Agent):
         except Exception as e:
             _log.error("%s of %s failed: %s (decision %s)", decision.action.value, self.managed.names, e, decision)
         self._note(decision)
-        if decision.action is Action.START and self.managed.missing:
-            _log.warning("cannot start %s: not installed on this platform", ", ".join(self.managed.missing))
+        missing = self.managed.missing if decision.action is Action.START else []
+        if missing and missing != self._reported_missing:
+            _log.warning("cannot start %s: not installed on this platform", ", ".join(missing))
+        self._reported_missing = missing
         observed = ServiceState.RUNNING if self.managed.active else ServiceState.STOPPED
         code, reason = decision.code, decision.reason
         if not acted:

@@ -21,6 +21,8 @@ _CONTEXT_BY_CODE = {
 
 
 def alert_context(code: str, action: Action, ids: str) -> str:
+    if code == "observed":  # changed by someone else (an operator, a crash), not by us
+        return f"Agent {ids} found {'running' if action is Action.START else 'stopped'} (not by the failover agent)"
     template = _CONTEXT_BY_CODE.get(code)
     if template is None:
         template = "Starting agent {ids}" if action is Action.START else "Stopping agent {ids}"

@@ -17,9 +17,12 @@ import argparse
 import statistics
 import sys
 import time
+import warnings
 
 import gevent
 from failover_agent.cluster import SERVICE, Cluster, Wheels, wait_for
+
+warnings.filterwarnings("ignore", message="Monkey-patching ssl")  # volttron patches late: noise
 
 
 def pct(values: list[float], q: float) -> float:

@@ -13,10 +13,14 @@ import argparse
 import os
 import sys
 import time
+import warnings
 
 import gevent
 
 from failover_agent.cluster import SERVICE, Cluster, wait_for
+
+# volttron monkey-patches late (ssl already imported): harmless here, noise in the output
+warnings.filterwarnings("ignore", message="Monkey-patching ssl")
 
 
 class Timeline:

@@ -20,7 +20,7 @@ import time
 import warnings
 
 import gevent
-from failover_agent.cluster import SERVICE, Cluster, Wheels, wait_for
+from failover_agent.cluster import OBSERVER, SERVICE, Cluster, Wheels, wait_for
 
 warnings.filterwarnings("ignore", message="Monkey-patching ssl")  # volttron patches late: noise
 
@@ -43,6 +43,7 @@ def start_reference(c: Cluster, n: int = 5) -> list[float]:
     """start_agent -> running, for the service agent installed (stopped) on the witness platform."""
     _, service_wheel = Wheels.get()
     agent = c.platforms["witness"].install(service_wheel, SERVICE, {}, tag="reference")
+    c.platforms["witness"].authorize_failover(OBSERVER)  # the observer starts/stops it here
     obs = c.observer("witness")
     out = []
     for _ in range(n):

@@ -10,6 +10,7 @@ failover agents' ``get_status`` from this process.
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import time
@@ -44,6 +45,7 @@ class Wheels:
     def get(cls) -> tuple[Path, Path]:
         if not cls._cache:
             out = make_shared_dir("ft-agent-wheels-")
+            atexit.register(shutil.rmtree, out, ignore_errors=True)
             cls._cache["failover"] = build_failover_agent_wheel(out)
             cls._cache["service"] = build_service_agent_wheel(out)
         return cls._cache["failover"], cls._cache["service"]

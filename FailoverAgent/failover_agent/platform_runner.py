@@ -217,6 +217,8 @@ class Platform:
         self.vctl("authz", "add", "agent", identity, "--rpc-capabilities", *FAILOVER_CAPABILITIES)
 
     def remove(self, agent: InstalledAgent) -> None:
+        """``vctl remove``. Mind: it also uninstalls the agent's package from the platform venv, which
+        the test platforms share: reinstall it (or stop instead of remove) when others still need it."""
         self.vctl("remove", "--force", agent.uuid)
 
 

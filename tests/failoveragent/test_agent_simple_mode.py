@@ -141,7 +141,7 @@ def test_malformed_config_is_reported_at_start(cluster: Cluster) -> None:
         assert "no_such_key" in status["config_error"]
         assert cluster.runners() == {"primary"}  # the bad agent touched nothing
     finally:
-        p.remove(agent)
+        p.vctl("stop", agent.uuid)  # not `remove`: that uninstalls the package from the shared platform venv
     # and the heartbeat_period >= timeout rule, reported with both values
     agent = p.install(failover_wheel, f"{FAILOVER}.bad2", cluster.failover_config("primary", heartbeat_period=5,
                                                                                   timeout=3), start=True)
@@ -149,4 +149,4 @@ def test_malformed_config_is_reported_at_start(cluster: Cluster) -> None:
         wait_for(lambda: any("heartbeat_period (5) must be less than timeout (3)" in c for c in alerts.contexts()),
                  20, "heartbeat_period alert")
     finally:
-        p.remove(agent)
+        p.vctl("stop", agent.uuid)

@@ -96,8 +96,8 @@ def main() -> int:
           f"timeout {args.timeout:g}s):")
     print(f"  median {med:.3f}s  p95 {p95:.3f}s  min {min(takeovers):.3f}s  max {max(takeovers):.3f}s")
     print(f"  ratio to timeout: median {med / args.timeout:.2f}  p95 {p95 / args.timeout:.2f}")
-    print(f"  p95 - timeout = {p95 - args.timeout:+.3f}s (goal <= +0.5s); reference start latency {ref:.3f}s "
-          f"(p95 - timeout = {(p95 - args.timeout) / ref:.1f} x reference)")
+    print(f"  p95 - timeout = {p95 - args.timeout:+.3f}s (goal <= +0.5s); reference (same run): platform.control "
+          f"start_agent -> running takes {ref:.3f}s, detection is the rest")
     ok = p95 <= args.timeout + 0.5
     print(f"  goal p95 <= timeout + 0.5s: {'met' if ok else 'NOT met'}")
     return 0

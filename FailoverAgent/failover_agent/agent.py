@@ -267,6 +267,11 @@ class FailoverAgent(Agent):
         self._verify_at = None
         if decision.action is Action.VERIFY:
             answer = self._ask_witness(now)
+            if self.peer.state(self.clock.now()) is not facts.peer:  # the primary spoke while we asked
+                self._note(Decision(Action.HOLD, "secondary.verify_raced",
+                                    "the primary was heard during the verification; deciding again"))
+                self._wake.set()
+                return
             if answer is not None:
                 decision = decide(self.config.role, replace(facts, verdict=answer.verdict), self.policy)
             if decision.action is Action.VERIFY:

@@ -121,3 +121,12 @@ def test_core_guard_a_restarted_primary_waits_to_hear_the_secondary() -> None:
     heard = decide(Role.PRIMARY, Facts(peer=Liveness.UP, witness=Liveness.UP, peer_active=False),
                    Policy(wait_for_peer_state=True))
     assert heard.action is Action.START
+
+
+def test_failback_delay_holds_the_service_on_the_secondary_until_the_primary_has_stayed_up() -> None:
+    policy = Policy(failback_delay=30, wait_for_peer_state=True)  # what the agent builds from its config
+    for role in (Role.SIMPLE_SECONDARY, Role.SECONDARY):
+        early = decide(role, Facts(peer=Liveness.UP, witness=Liveness.UP, self_active=True, peer_up_for=5), policy)
+        assert early.action is Action.HOLD and early.code == f"{role.value}.failback_hold"
+        late = decide(role, Facts(peer=Liveness.UP, witness=Liveness.UP, self_active=True, peer_up_for=31), policy)
+        assert late.action is Action.STOP

@@ -31,8 +31,8 @@ class Timeline:
     def say(self, text: str) -> None:
         print(f"[{time.monotonic() - self.t0:6.2f}s] {text}", flush=True)
 
-    def watch(self, cluster: Cluster, seconds: float, until=None) -> None:
-        """Print every change of "who runs the service" for ``seconds`` (or until ``until()``)."""
+    def watch(self, cluster: Cluster, seconds: float, until: set[str] | None = None) -> None:
+        """Print every change of "who runs the service" for ``seconds`` (or until it is ``until``)."""
         end = time.monotonic() + seconds
         while time.monotonic() < end:
             runners = cluster.runners()
@@ -40,7 +40,7 @@ class Timeline:
             if shown != self.last:
                 self.say(f"{SERVICE} runs on: {shown}")
                 self.last = shown
-            if until is not None and until():
+            if until is not None and runners == until:
                 return
             gevent.sleep(0.05)
 
@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         tl.say(f"*** killing the primary platform (SIGKILL to PID {pid} and its agents) ***")
         cluster.crash("primary")
         killed = time.monotonic()
-        tl.watch(cluster, args.timeout + 15, until=lambda: cluster.runners() == {"secondary"})
+        tl.watch(cluster, args.timeout + 15, until={"secondary"})
         took = time.monotonic() - killed
         tl.say(f"takeover: the secondary runs {SERVICE} {took:.2f}s after the kill "
                f"(timeout {args.timeout:g}s, ratio {took / args.timeout:.2f})")
@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         tl.say("*** bringing the primary platform back (and starting its failover agent) ***")
         cluster.restart("primary")
         back = time.monotonic()
-        tl.watch(cluster, 30, until=lambda: cluster.runners() == {"primary"})
+        tl.watch(cluster, 30, until={"primary"})
         tl.say(f"failback: the primary runs {SERVICE} again {time.monotonic() - back:.2f}s after its failover "
                f"agent started (the secondary released it first)")
         tl.watch(cluster, 2.0)

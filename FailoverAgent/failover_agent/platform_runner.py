@@ -194,9 +194,9 @@ class Platform:
     def agent_publickey(self, identity: str) -> str:
         return json.loads((self.vhome / "credentials_store" / f"{identity}.json").read_text())["publickey"]
 
-    def install(self, wheel: Path, identity: str, config: dict | None = None, *, tag: str | None = None,
+    def install(self, package: Path, identity: str, config: dict | None = None, *, tag: str | None = None,
                 start: bool = False) -> InstalledAgent:
-        args = ["install", str(wheel), "--vip-identity", identity]
+        args = ["install", str(package), "--vip-identity", identity]  # a wheel, or a poetry project dir
         if config is not None:
             cfg = self.root / f"{identity}.config.json"
             cfg.write_text(json.dumps(config, indent=2))
@@ -220,6 +220,14 @@ class Platform:
         """``vctl remove``. Mind: it also uninstalls the agent's package from the platform venv, which
         the test platforms share: reinstall it (or stop instead of remove) when others still need it."""
         self.vctl("remove", "--force", agent.uuid)
+
+
+def copy_agent_source(dest: Path, user: str = PLATFORM_USER, src: Path = FAILOVER_AGENT_SRC) -> Path:
+    """A copy of FailoverAgent/ the platform user owns: `vctl install DIR` runs `poetry build` in DIR."""
+    target = dest / src.name
+    shutil.copytree(src, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "dist", "build"))
+    _chown_tree(target, user)
+    return target
 
 
 def build_wheel(src: Path, out_dir: Path) -> Path:

@@ -12,6 +12,7 @@ import time
 import gevent
 import pytest
 from failover_agent.cluster import FAILOVER, SERVICE, Cluster, Wheels, wait_for
+from failover_agent.platform_runner import copy_agent_source
 from failover_agent.wire import Heartbeat, make_heartbeat
 from failover_core.heartbeat_auth import HeartbeatSigner
 
@@ -137,7 +138,8 @@ def test_malformed_config_is_reported_at_start(cluster: Cluster) -> None:
     cluster.observer("primary").subscribe("alerts/", alerts)
     failover_wheel, _ = Wheels.get()
     bad = cluster.failover_config("primary", heartbeat_period=5, timeout=3, no_such_key=1)
-    agent = p.install(failover_wheel, f"{FAILOVER}.bad", bad, start=True)
+    # installed the documented way, `vctl install FailoverAgent ...` from the source directory
+    agent = p.install(copy_agent_source(p.root), f"{FAILOVER}.bad", bad, start=True)
     try:
         wait_for(lambda: any("Configuration error" in c for c in alerts.contexts()), 20, "config error alert")
         text = next(c for c in alerts.contexts() if "Configuration error" in c)

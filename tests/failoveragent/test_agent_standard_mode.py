@@ -8,6 +8,8 @@ from the isolated node's side that is the same silence as a cut link.
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 
 import pytest
@@ -147,4 +149,24 @@ def test_primary_down_witness_up_secondary_takes_over_then_fails_back(cluster: C
     assert not both, "both platforms ran the service during failback"
     wait_for(lambda: field(cluster, "secondary", "last_transition", "code") == "secondary.primary_up.witness_up",
              5, "the failback transition is recorded")
+    converged(cluster)
+
+
+def test_frozen_primary_is_replaced_and_the_overlap_after_it_thaws_is_short(cluster: Cluster) -> None:
+    """SIGSTOP freezes the primary platform and its agents (the service too). The secondary takes
+    over after the witness confirms. On SIGCONT the primary's service resumes running at once (no
+    agent can prevent that without fencing the resource itself): the secondary must yield quickly."""
+    converged(cluster)
+    group = cluster.platforms["primary"].proc.pid
+    os.killpg(group, signal.SIGSTOP)
+    try:
+        cluster.drop_observer("primary")
+        wait_for(lambda: cluster.service_running("secondary"), TIMEOUT + SLACK, "secondary replaces the frozen primary")
+        wait_for(lambda: field(cluster, "secondary", "last_transition", "code") == "secondary.verified.primary_down",
+                 5, "verified takeover recorded")
+    finally:
+        os.killpg(group, signal.SIGCONT)
+    thawed = time.monotonic()
+    wait_for(lambda: cluster.runners() == {"primary"}, 10, "one runner again after the thaw", interval=0.05)
+    assert time.monotonic() - thawed < 2.0 + SLACK
     converged(cluster)

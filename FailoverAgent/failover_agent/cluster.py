@@ -136,6 +136,8 @@ class Cluster:
         self._observers.clear()
         for p in self.platforms.values():
             p.stop()
+        if os.environ.get("VOLTTRON_HOME", "").startswith(str(self.base)):
+            del os.environ["VOLTTRON_HOME"]
         if not os.environ.get("FT_KEEP_PLATFORMS"):
             shutil.rmtree(self.base, ignore_errors=True)
 
@@ -169,7 +171,9 @@ class Cluster:
             from volttron.utils import jsonapi
 
             p = self.platforms[name]
-            os.environ.setdefault("VOLTTRON_HOME", str(p.vhome))  # Agent() reads it at construction
+            # Agent() reads $VOLTTRON_HOME/credentials_store/platform.json when it is built (the address
+            # carries the server key anyway): point it at a home of THIS cluster, which lives until close()
+            os.environ["VOLTTRON_HOME"] = str(p.vhome)
             creds = VolttronCredentials(**jsonapi.loads((p.vhome / "credentials_store" / f"{OBSERVER}.json")
                                                         .read_text()))
             link = RemoteLink(f"observer-{name}", f"{p.address}?serverkey={p.serverkey()}", creds, timeout=5.0)

@@ -8,7 +8,8 @@ carries out the action and logs the reason. Ordered guards come first; the docum
                HOLD, so a restarted node does not start on a guess.
 2. verify      the table says VERIFY: the witness's verdict (if any) picks START or STOP.
 3. handover    we would START while the peer is UP and says it runs the service: HOLD until it
-               releases (no moment with two actives on failback).
+               releases (no moment with two actives on failback). With ``policy.wait_for_peer_state``
+               also HOLD a START while the peer is still UNKNOWN (we do not know what it runs yet).
 4. failback    a standby-by-rank node runs the service and the preferred peer came back: HOLD it
                until the peer has been up for ``policy.failback_delay`` seconds (hold-down).
 """
@@ -49,6 +50,9 @@ class Policy:
 
     failback_delay: float = 0.0  # hold-down before a secondary gives the service back
     exclusive_handover: bool = True  # wait for the peer to release before starting
+    # never START while the peer is still UNKNOWN (not heard since we started, still within its grace):
+    # a restarted primary must learn whether the secondary runs the service before it starts its own.
+    wait_for_peer_state: bool = False
 
     def __post_init__(self) -> None:
         if self.failback_delay < 0:
@@ -79,6 +83,12 @@ def decide(role: Role, facts: Facts, policy: Policy = Policy()) -> Decision:
                         f"starting up: not heard from {' or '.join(waiting)} yet, keeping current state")
     if cell.action is Action.VERIFY and facts.verdict is not None:
         cell = VERIFY_TABLE[facts.verdict]
+
+    if (cell.action is Action.START and not facts.self_active and policy.wait_for_peer_state
+            and facts.peer is Liveness.UNKNOWN):
+        return Decision(Action.HOLD, f"{role.value}.startup",
+                        f"{cell.reason}; but not heard from the {peer_name} yet: waiting to learn whether "
+                        f"it runs the service")
 
     if (cell.action is Action.START and not facts.self_active and policy.exclusive_handover
             and facts.peer is Liveness.UP and facts.peer_active):

@@ -1,0 +1,210 @@
+"""A failover cluster of real platforms on loopback: primary, secondary and (standard mode) witness.
+
+Used by the integration tests, the bench and the demo (never by the agent itself). ``Cluster.start``
+builds the two wheels (failover agent, stand-in service agent), starts the platforms as the
+non-root platform user, installs the service agent (stopped) and the failover agent on primary and
+secondary, the witness on the third platform, and starts the failover agents. Observers are
+in-process client agents (bounded ``RemoteLink`` calls) that read the managed agent's state and the
+failover agents' ``get_status`` from this process.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import gevent
+
+from failover_agent.platform_runner import (
+    InstalledAgent,
+    Platform,
+    build_failover_agent_wheel,
+    build_service_agent_wheel,
+    make_shared_dir,
+)
+from failover_agent.remote import RemoteLink, RemoteUnavailable
+
+SERVICE = "ft.service"
+FAILOVER = "ft.failover"
+WITNESS = "volttron.central"
+OBSERVER = "ft.observer"
+SECRET = "failover-test-secret"
+
+
+class Wheels:
+    """The two agent wheels, built once per process."""
+
+    _cache: dict[str, Path] = {}
+
+    @classmethod
+    def get(cls) -> tuple[Path, Path]:
+        if not cls._cache:
+            out = make_shared_dir("ft-agent-wheels-")
+            atexit.register(shutil.rmtree, out, ignore_errors=True)
+            cls._cache["failover"] = build_failover_agent_wheel(out)
+            cls._cache["service"] = build_service_agent_wheel(out)
+        return cls._cache["failover"], cls._cache["service"]
+
+
+def wait_for(pred: Callable[[], Any], timeout: float, what: str, interval: float = 0.1) -> Any:
+    """Poll ``pred`` (greenlet-friendly) until truthy; AssertionError naming ``what`` on timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = pred()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g}s waiting for: {what}")
+        gevent.sleep(interval)
+
+
+class Cluster:
+    def __init__(self, mode: str = "standard", *, heartbeat_period: float = 1.0, timeout: float = 3.0,
+                 secret: str | None = SECRET, failback_delay: float = 0.0, prefix: str = "ft-agent-") -> None:
+        if mode not in ("simple", "standard"):
+            raise ValueError("mode is 'simple' or 'standard'")
+        self.mode = mode
+        self.heartbeat_period = heartbeat_period
+        self.timeout = timeout
+        self.secret = secret
+        self.failback_delay = failback_delay
+        self.base = make_shared_dir(prefix)
+        names = ["primary", "secondary"] + (["witness"] if mode == "standard" else [])
+        self.platforms = {n: Platform(n, self.base) for n in names}
+        self.failover: dict[str, InstalledAgent] = {}
+        self.service: dict[str, InstalledAgent] = {}
+        self._observers: dict[str, RemoteLink] = {}
+
+    # -- set-up -----------------------------------------------------------------------------------
+    def failover_config(self, name: str, **overrides: Any) -> dict[str, Any]:
+        peer = self.platforms["secondary" if name == "primary" else "primary"]
+        cfg: dict[str, Any] = {
+            "agent_id": name, "simple_behavior": self.mode == "simple", "remote_vip": peer.address,
+            "remote_serverkey": peer.serverkey(), "agent_vip_identity": SERVICE,
+            "heartbeat_period": self.heartbeat_period, "timeout": self.timeout, "failback_delay": self.failback_delay,
+        }
+        if self.secret:
+            cfg["heartbeat_secret"] = self.secret
+        if self.mode == "standard":
+            w = self.platforms["witness"]
+            cfg.update(witness_vip=w.address, witness_serverkey=w.serverkey(), witness_identity=WITNESS)
+        cfg.update(overrides)
+        return cfg
+
+    def start(self, log: Callable[[str], None] = lambda s: None) -> Cluster:
+        failover_wheel, service_wheel = Wheels.get()
+        for p in self.platforms.values():
+            p.start()
+            p.vctl("auth", "add", OBSERVER)
+            log(f"platform {p.name} up at {p.address} ({p.startup_s:.1f}s)")
+        if "witness" in self.platforms:
+            w = self.platforms["witness"]
+            cfg = {"agent_id": "witness", "timeout": self.timeout}
+            if self.secret:
+                cfg["heartbeat_secret"] = self.secret
+            self.failover["witness"] = w.install(failover_wheel, WITNESS, cfg, tag="witness", start=True)
+            log(f"witness agent installed on {w.name} as {WITNESS}")
+        for name in ("primary", "secondary"):
+            p = self.platforms[name]
+            self.service[name] = p.install(service_wheel, SERVICE, {}, tag="service")
+            p.authorize_failover(FAILOVER)
+            log(f"service agent {SERVICE} installed (stopped) on {name}")
+        for name in ("primary", "secondary"):
+            p = self.platforms[name]
+            self.failover[name] = p.install(failover_wheel, FAILOVER, self.failover_config(name), tag="failover")
+        # the operator's step: each failover agent's key is registered, under the identity it uses
+        # there (<identity>.<agent_id>), on the peer platform and on the witness platform
+        for name, peer in (("primary", "secondary"), ("secondary", "primary")):
+            key = self.platforms[name].agent_publickey(FAILOVER)
+            for target in (peer, "witness"):
+                if target in self.platforms:
+                    # --publickey=KEY, not two words: a key may start with "-"
+                    self.platforms[target].vctl("auth", "add", f"{FAILOVER}.{name}", f"--publickey={key}")
+        for name in ("primary", "secondary"):
+            self.start_failover(name)
+            log(f"failover agent {FAILOVER} installed and started on {name} ({self.mode} mode)")
+        return self
+
+    def close(self) -> None:
+        for link in self._observers.values():
+            link.close()
+        self._observers.clear()
+        for p in self.platforms.values():
+            p.stop()
+        if os.environ.get("VOLTTRON_HOME", "").startswith(str(self.base)):
+            del os.environ["VOLTTRON_HOME"]
+        if not os.environ.get("FT_KEEP_PLATFORMS"):
+            shutil.rmtree(self.base, ignore_errors=True)
+
+    # -- faults -----------------------------------------------------------------------------------
+    def crash(self, name: str) -> None:
+        self.platforms[name].crash()
+        self.drop_observer(name)
+
+    def shutdown(self, name: str) -> None:
+        self.platforms[name].stop()
+        self.drop_observer(name)
+
+    def restart(self, name: str, *, start_failover: bool = True) -> None:
+        """Start a stopped/crashed platform again; agents do not auto-start, so start the failover one."""
+        p = self.platforms[name]
+        p.start()
+        if start_failover:
+            p.vctl("start", self.failover[name].uuid)
+
+    def stop_failover(self, name: str) -> None:
+        self.platforms[name].vctl("stop", self.failover[name].uuid)
+
+    def start_failover(self, name: str) -> None:
+        self.platforms[name].vctl("start", self.failover[name].uuid)
+
+    # -- observation ------------------------------------------------------------------------------
+    def observer(self, name: str) -> RemoteLink:
+        link = self._observers.get(name)
+        if link is None:
+            from volttron.types.auth import VolttronCredentials
+            from volttron.utils import jsonapi
+
+            p = self.platforms[name]
+            # Agent() reads $VOLTTRON_HOME/credentials_store/platform.json when it is built (the address
+            # carries the server key anyway): point it at a home of THIS cluster, which lives until close()
+            os.environ["VOLTTRON_HOME"] = str(p.vhome)
+            creds = VolttronCredentials(**jsonapi.loads((p.vhome / "credentials_store" / f"{OBSERVER}.json")
+                                                        .read_text()))
+            link = RemoteLink(f"observer-{name}", f"{p.address}?serverkey={p.serverkey()}", creds, timeout=5.0)
+            self._observers[name] = link
+        return link
+
+    def drop_observer(self, name: str) -> None:
+        link = self._observers.pop(name, None)
+        if link is not None:
+            link.close()
+
+    def service_running(self, name: str) -> bool | None:
+        """Is the managed agent running on that platform? None when the platform does not answer."""
+        if not self.platforms[name].running:
+            return False
+        try:
+            link = self.observer(name)
+            uuid = link.call("platform.control", "identity_exists", SERVICE)
+            if not uuid:
+                return False
+            pid, rc = link.call("platform.control", "agent_status", uuid)
+            return bool(pid) and rc is None
+        except RemoteUnavailable:
+            return None
+
+    def status(self, name: str) -> dict[str, Any] | None:
+        identity = WITNESS if name == "witness" else FAILOVER
+        try:
+            return self.observer(name).call(identity, "get_status")
+        except RemoteUnavailable:
+            return None
+
+    def runners(self) -> set[str]:
+        return {n for n in ("primary", "secondary") if self.service_running(n)}

@@ -1,0 +1,112 @@
+"""The agent's configuration: both documented formats, validated once at start into frozen models.
+
+Accepted as documented (VOLTTRON FailoverAgent)::
+
+    {"agent_id": "primary"|"secondary"|"simple_primary"|"simple_secondary", "remote_id": "secondary",
+     "remote_vip": "tcp://...", "volttron_ctl_tag": "driver", "heartbeat_period": 10, "timeout": 120}
+    {"agent_id": "primary"|"secondary", "simple_behavior": true, "remote_vip": "tcp://...",
+     "remote_serverkey": "...", "agent_vip_identity": "platform.driver", "heartbeat_period": 10, "timeout": 120}
+
+plus our keys: ``witness_vip`` / ``witness_serverkey`` / ``witness_identity`` (standard mode),
+``heartbeat_secret`` (HMAC of heartbeats), ``failback_delay`` (hold-down), ``remote_timeout`` (bound on
+every call to another platform) and ``remote_identity`` (our identity on the other platforms).
+The witness agent is the same distribution with ``{"agent_id": "witness", "timeout": ..., ...}``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from failover_core.config import ConfigError, StrictModel, as_mapping, validate_config
+from failover_core.tables import Role
+from pydantic import Field, field_validator, model_validator
+
+DEFAULT_WITNESS_IDENTITY = "volttron.central"  # Volttron Central's conventional identity
+_PEER_OF = {"primary": "secondary", "secondary": "primary",
+            "simple_primary": "simple_secondary", "simple_secondary": "simple_primary"}
+
+
+def _serverkey_in(address: str) -> bool:
+    return "serverkey=" in address
+
+
+class FailoverConfig(StrictModel):
+    agent_id: Literal["primary", "secondary", "simple_primary", "simple_secondary"]
+    remote_id: str | None = None
+    remote_vip: str = Field(min_length=1)
+    remote_serverkey: str | None = None
+    remote_identity: str | None = None
+    agent_vip_identity: str | list[str] | None = None
+    volttron_ctl_tag: str | None = None
+    simple_behavior: bool | None = None
+    heartbeat_period: float = Field(10.0, gt=0)
+    timeout: float = Field(120.0, gt=0)
+    witness_vip: str | None = None
+    witness_serverkey: str | None = None
+    witness_identity: str = DEFAULT_WITNESS_IDENTITY
+    heartbeat_secret: str | None = None
+    failback_delay: float = Field(0.0, ge=0)
+    remote_timeout: float = Field(2.0, gt=0, le=30)
+
+    @field_validator("agent_vip_identity")
+    @classmethod
+    def _identities_not_empty(cls, v: str | list[str] | None) -> str | list[str] | None:
+        if isinstance(v, list) and (not v or not all(isinstance(i, str) and i.strip() for i in v)):
+            raise ValueError("must be a non-empty identity or a non-empty list of identities")
+        if isinstance(v, str) and not v.strip():
+            raise ValueError("must be a non-empty identity")
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> FailoverConfig:
+        if self.heartbeat_period >= self.timeout:
+            raise ValueError(f"heartbeat_period ({self.heartbeat_period:g}) must be less than timeout "
+                             f"({self.timeout:g}), or every peer looks dead between two heartbeats")
+        if self.agent_vip_identity is None and self.volttron_ctl_tag is None:
+            raise ValueError("name the managed agent(s): agent_vip_identity (string or list) or volttron_ctl_tag")
+        if self.agent_id.startswith("simple_") and self.simple_behavior is False:
+            raise ValueError(f"agent_id {self.agent_id!r} is a simple-mode role but simple_behavior is false")
+        for key, addr, skey in (("remote_serverkey", self.remote_vip, self.remote_serverkey),
+                                ("witness_serverkey", self.witness_vip, self.witness_serverkey)):
+            if addr and addr.startswith("tcp://") and not skey and not _serverkey_in(addr):
+                raise ValueError(f"{key} is required for the tcp address {addr!r} "
+                                 f"(the other platform's key: `vctl auth servercred` there)")
+        if self.role.uses_witness and not self.witness_vip:
+            raise ValueError("standard mode (simple_behavior false) needs witness_vip: the address of the "
+                             "witness platform that verifies the primary is down")
+        return self
+
+    @property
+    def role(self) -> Role:
+        if self.agent_id.startswith("simple_"):
+            return Role(self.agent_id)
+        simple = True if self.simple_behavior is None else self.simple_behavior  # documented default: true
+        return Role(f"simple_{self.agent_id}") if simple else Role(self.agent_id)
+
+    @property
+    def peer_id(self) -> str:
+        return self.remote_id or _PEER_OF[self.agent_id]
+
+    @property
+    def managed_identities(self) -> tuple[str, ...]:
+        v = self.agent_vip_identity
+        if v is None:
+            return ()
+        return (v,) if isinstance(v, str) else tuple(v)
+
+
+class WitnessConfig(StrictModel):
+    agent_id: Literal["witness"]
+    timeout: float = Field(120.0, gt=0)
+    heartbeat_secret: str | None = None
+
+
+def parse_agent_config(data: object, *, source: str) -> FailoverConfig | WitnessConfig:
+    """A mapping (the file's content) -> the failover or the witness config, or ConfigError."""
+    mapping = as_mapping(data, source=source)
+    if mapping.get("agent_id") == "witness":
+        return validate_config(WitnessConfig, mapping, source=source)
+    return validate_config(FailoverConfig, mapping, source=source)
+
+
+__all__ = ["DEFAULT_WITNESS_IDENTITY", "ConfigError", "FailoverConfig", "WitnessConfig", "parse_agent_config"]

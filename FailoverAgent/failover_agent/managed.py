@@ -1,0 +1,92 @@
+"""The managed agents on the local platform, found and driven through ``platform.control``.
+
+Agents are named by VIP identity (``agent_vip_identity``) or by tag (``volttron_ctl_tag``) and resolved
+to their uuid on every refresh, so an agent removed and reinstalled (new uuid) is found again.
+``agent_status(uuid)`` is ``[pid, rc]``: running means a pid and no return code yet.
+Every RPC is bounded by ``timeout``; a platform that does not answer makes the state unknown (None).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import gevent
+
+CONTROL = "platform.control"
+
+
+class PlatformUnavailable(Exception):
+    """The local platform did not answer in time."""
+
+
+@dataclass(frozen=True, slots=True)
+class AgentState:
+    identity: str
+    uuid: str | None  # None: not installed here
+    running: bool
+
+
+class ManagedAgents:
+    def __init__(self, rpc_call: Callable[..., Any], identities: tuple[str, ...], tag: str | None,
+                 timeout: float) -> None:
+        self._call = rpc_call  # e.g. agent.vip.rpc.call
+        self.identities = identities
+        self.tag = tag
+        self.timeout = timeout
+        self.states: tuple[AgentState, ...] = ()
+
+    def _rpc(self, method: str, *args: Any) -> Any:
+        try:
+            return self._call(CONTROL, method, *args).get(timeout=self.timeout)
+        except gevent.Timeout:  # a BaseException: turn it into an ordinary error for the caller
+            raise PlatformUnavailable(f"platform.control did not answer {method} within {self.timeout:g}s") from None
+
+    def refresh(self) -> tuple[AgentState, ...]:
+        """Re-resolve and read the status of every managed agent (raises on a platform RPC failure)."""
+        found: list[tuple[str, str | None]] = []
+        if self.tag is not None:
+            for row in self._rpc("list_agents"):
+                if row.get("tag") == self.tag and row.get("identity") not in self.identities:
+                    found.append((row.get("identity"), row.get("uuid")))
+        found = [(i, self._rpc("identity_exists", i) or None) for i in self.identities] + found
+        states = []
+        for identity, uuid in found:
+            running = False
+            if uuid:
+                status = self._rpc("agent_status", uuid) or [None, None]
+                running = bool(status[0]) and status[1] is None
+            states.append(AgentState(identity, uuid, running))
+        self.states = tuple(states)
+        return self.states
+
+    @property
+    def active(self) -> bool:
+        return any(s.running for s in self.states)
+
+    @property
+    def names(self) -> str:
+        shown = [s.identity for s in self.states] or list(self.identities) or [f"tag {self.tag}"]
+        return ", ".join(shown)
+
+    def start_all(self) -> list[str]:
+        """Start every installed managed agent that is not running; returns the identities started."""
+        started = []
+        for s in self.states:
+            if s.uuid and not s.running:
+                self._rpc("start_agent", s.uuid)
+                started.append(s.identity)
+        return started
+
+    def stop_all(self) -> list[str]:
+        stopped = []
+        for s in self.states:
+            if s.uuid and s.running:
+                self._rpc("stop_agent", s.uuid)
+                stopped.append(s.identity)
+        return stopped
+
+    @property
+    def missing(self) -> list[str]:
+        return [s.identity for s in self.states if s.uuid is None]

@@ -1,0 +1,104 @@
+"""The agent's config: both documented formats, defaults, and errors that name key, value and rule."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from failover_agent.agent import load_agent_config
+from failover_agent.config import DEFAULT_WITNESS_IDENTITY, FailoverConfig, WitnessConfig, parse_agent_config
+from failover_core.config import ConfigError
+from failover_core.tables import Role
+
+KEY = "x" * 43
+LEGACY = {"agent_id": "simple_secondary", "remote_id": "simple_primary", "remote_vip": "tcp://10.0.0.1:22916",
+          "remote_serverkey": KEY, "volttron_ctl_tag": "master_driver", "heartbeat_period": 10, "timeout": 120}
+MODERN = {"agent_id": "primary", "simple_behavior": False, "remote_vip": "tcp://10.0.0.2:22916",
+          "remote_serverkey": KEY, "agent_vip_identity": "platform.driver", "heartbeat_period": 10, "timeout": 120,
+          "witness_vip": "tcp://10.0.0.3:22916", "witness_serverkey": KEY}
+
+
+def parse(data: dict) -> FailoverConfig:
+    cfg = parse_agent_config(data, source="test.json")
+    assert isinstance(cfg, FailoverConfig)
+    return cfg
+
+
+def test_legacy_format_with_tag_and_simple_role() -> None:
+    cfg = parse(LEGACY)
+    assert cfg.role is Role.SIMPLE_SECONDARY
+    assert cfg.peer_id == "simple_primary" and cfg.volttron_ctl_tag == "master_driver"
+    assert cfg.managed_identities == ()
+
+
+def test_modern_format_standard_mode_with_witness_default_identity() -> None:
+    cfg = parse(MODERN)
+    assert cfg.role is Role.PRIMARY and cfg.peer_id == "secondary"
+    assert cfg.witness_identity == DEFAULT_WITNESS_IDENTITY == "volttron.central"
+    assert cfg.managed_identities == ("platform.driver",)
+
+
+def test_documented_defaults() -> None:
+    cfg = parse({"agent_id": "secondary", "remote_vip": "ipc://@/x", "agent_vip_identity": ["a", "b"]})
+    assert cfg.role is Role.SIMPLE_SECONDARY  # simple_behavior defaults to true
+    assert (cfg.heartbeat_period, cfg.timeout, cfg.failback_delay) == (10, 120, 0)
+    assert cfg.managed_identities == ("a", "b")
+
+
+@pytest.mark.parametrize(("change", "key", "words"), [
+    ({"heartbeat_period": 120}, "", "heartbeat_period (120) must be less than timeout (120)"),
+    ({"heartbeat_period": "ten"}, "heartbeat_period", "valid number"),
+    ({"colour": "red"}, "colour", "unknown key"),
+    ({"agent_id": "tertiary"}, "agent_id", "'primary'"),
+    ({"remote_serverkey": None}, "", "remote_serverkey is required for the tcp address"),
+    ({"witness_vip": None}, "", "needs witness_vip"),
+    ({"agent_vip_identity": []}, "agent_vip_identity", "non-empty"),
+    ({"agent_vip_identity": None}, "", "agent_vip_identity (string or list) or volttron_ctl_tag"),
+    ({"timeout": -1}, "timeout", "greater than 0"),
+    ({"failback_delay": -5}, "failback_delay", "greater than or equal to 0"),
+])
+def test_bad_config_is_a_clear_error(change: dict, key: str, words: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        parse({**MODERN, **change})
+    text = str(err.value)
+    assert text.startswith("test.json: ")
+    assert words in text
+    if key:
+        assert f"key {key!r}" in text
+
+
+def test_simple_role_contradicting_simple_behavior_is_refused() -> None:
+    with pytest.raises(ConfigError, match="simple_behavior is false"):
+        parse({**LEGACY, "simple_behavior": False})
+
+
+def test_serverkey_inside_the_address_is_accepted() -> None:
+    cfg = parse({**MODERN, "remote_serverkey": None, "remote_vip": f"tcp://10.0.0.2:22916?serverkey={KEY}"})
+    assert cfg.remote_serverkey is None
+
+
+def test_witness_config_selected_by_agent_id() -> None:
+    cfg = parse_agent_config({"agent_id": "witness", "timeout": 30}, source="w.json")
+    assert isinstance(cfg, WitnessConfig) and cfg.timeout == 30
+    with pytest.raises(ConfigError, match="unknown key"):
+        parse_agent_config({"agent_id": "witness", "remote_vip": "x"}, source="w.json")
+
+
+def test_installed_config_file_is_yaml_or_json(tmp_path) -> None:
+    (tmp_path / "yaml").write_text("agent_id: witness\ntimeout: 9\n")  # vctl stores configs as YAML
+    (tmp_path / "json").write_text(json.dumps(MODERN))
+    (tmp_path / "broken").write_text("{not: [valid")
+    assert load_agent_config(str(tmp_path / "yaml")).timeout == 9
+    assert load_agent_config(str(tmp_path / "json")).agent_id == "primary"
+    with pytest.raises(ConfigError, match="cannot read or parse"):
+        load_agent_config(str(tmp_path / "broken"))
+    with pytest.raises(ConfigError, match="agent_id"):
+        load_agent_config(None)
+
+
+@pytest.mark.parametrize("name", ["primary", "secondary", "witness", "simple-secondary"])
+def test_shipped_example_configs_are_valid(name: str) -> None:
+    path = Path(__file__).resolve().parents[2] / "config" / f"failoveragent-{name}.json"
+    cfg = load_agent_config(str(path))
+    assert cfg.agent_id == name.replace("simple-", "simple_")

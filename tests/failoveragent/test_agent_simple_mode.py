@@ -1,0 +1,168 @@
+"""Simple mode on two real platforms (no witness): VOLTTRON's own failover scenarios, plus forged
+heartbeats, a managed agent reinstalled with a new uuid, and a malformed config.
+
+One cluster for the module (heartbeat 1 s, timeout 3 s); each test leaves it converged (the primary
+runs the service, the secondary does not) for the next.
+"""
+
+from __future__ import annotations
+
+import time
+
+import gevent
+import pytest
+from failover_agent.cluster import FAILOVER, SERVICE, Cluster, Wheels, wait_for
+from failover_agent.platform_runner import copy_agent_source
+from failover_agent.wire import Heartbeat, make_heartbeat
+from failover_core.heartbeat_auth import HeartbeatSigner
+
+from .conftest import AlertLog, make_cluster
+
+pytestmark = pytest.mark.integration
+TIMEOUT = 3.0
+SLACK = 4.0  # generous: 2 cores shared with other suites
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    yield from make_cluster("simple", heartbeat_period=1.0, timeout=TIMEOUT)
+
+
+def converged(c: Cluster) -> None:
+    wait_for(lambda: c.runners() == {"primary"}, 30, "only the primary runs the service")
+
+
+def test_starts_on_primary_only(cluster: Cluster) -> None:
+    converged(cluster)
+    wait_for(lambda: (cluster.status("primary") or {}).get("decision", {}).get("code") == "simple_primary.always"
+             and (cluster.status("secondary") or {}).get("decision", {}).get("code")
+             == "simple_secondary.primary_up", 5, "both decide their simple-mode cells")
+    p, s = cluster.status("primary"), cluster.status("secondary")
+    assert p["role"] == "simple_primary" and s["role"] == "simple_secondary"
+    wait_for(lambda: (cluster.status("secondary") or {}).get("peer", {}).get("active") is True, 5,
+             "primary says it is active")
+    assert cluster.status("secondary")["peer"]["state"] == "up"
+
+
+def test_forged_and_replayed_heartbeats_do_not_keep_a_silent_primary_alive(cluster: Cluster) -> None:
+    converged(cluster)
+    secondary_bus = cluster.observer("secondary")
+    captured: list[dict] = []
+    secondary_bus.subscribe("heartbeat/primary", lambda *a: captured.append(a[-1]))
+    wait_for(lambda: captured, 5, "a real heartbeat of the primary seen on the secondary's bus")
+    real = dict(captured[-1])
+    alerts = AlertLog()
+    secondary_bus.subscribe("alerts/", alerts)
+
+    cluster.stop_failover("primary")  # the primary's failover agent goes silent
+    stopped_at = time.monotonic()
+    forger = HeartbeatSigner("not-the-shared-secret")
+    seq = 10**6
+    while not cluster.service_running("secondary"):
+        seq += 1  # a stranger claims to be the primary, every 0.2 s; and replays a real heartbeat
+        forged = make_heartbeat(forger, Heartbeat("primary", "forged-boot", seq, time.time(), True))
+        secondary_bus.publish("heartbeat/primary", forged)
+        secondary_bus.publish("heartbeat/primary", real)
+        gevent.sleep(0.2)
+        assert time.monotonic() - stopped_at < TIMEOUT + SLACK, "secondary did not take over"
+    took = time.monotonic() - stopped_at
+    wait_for(lambda: (cluster.status("secondary") or {}).get("last_transition", {}).get("code")
+             == "simple_secondary.primary_down", 5, "the takeover transition is recorded")
+    status = cluster.status("secondary")
+    assert status["rejected"].get("bad_mac", 0) >= 1
+    assert status["rejected"].get("replayed", 0) >= 1
+    assert took >= TIMEOUT - 1.5  # not earlier than the timeout allows (last heartbeat <= 1 s before the stop)
+    wait_for(lambda: f"Primary is inactive starting agent {SERVICE}" in alerts.contexts(), 5, "takeover alert")
+
+    # gives back when the primary's failover agent returns (simple primary's service kept running)
+    cluster.start_failover("primary")
+    wait_for(lambda: not cluster.service_running("secondary"), 15 + SLACK, "secondary gives the service back")
+    wait_for(lambda: f"Primary is active stopping agent {SERVICE}" in alerts.contexts(), 5, "failback alert")
+    converged(cluster)
+
+
+def test_primary_keeps_running_through_a_long_secondary_outage_and_stays_primary(cluster: Cluster) -> None:
+    converged(cluster)
+    cluster.crash("secondary")
+    wait_for(lambda: (cluster.status("primary") or {}).get("peer", {}).get("state") == "down", TIMEOUT + SLACK,
+             "primary sees the secondary down")
+    assert cluster.runners() == {"primary"}
+    assert cluster.status("primary")["decision"]["code"] == "simple_primary.always"  # the only cell it has
+    # a long outage: the primary's link keeps retrying the dead platform for 25 s; the agent must stay
+    # responsive on its own platform all along (rebuilding the link per failure broke that after ~10 s)
+    end = time.monotonic() + 25
+    while time.monotonic() < end:
+        t0 = time.monotonic()
+        status = cluster.status("primary")
+        assert status is not None and time.monotonic() - t0 < 2.0, "the primary's agent stopped answering"
+        assert status["managed"][0]["running"] is True and cluster.runners() == {"primary"}
+        gevent.sleep(0.5)
+    cluster.restart("secondary")
+    wait_for(lambda: (cluster.status("secondary") or {}).get("peer", {}).get("state") == "up", 20,
+             "restarted secondary hears the primary")
+    assert cluster.runners() == {"primary"}  # the primary stays primary
+    wait_for(lambda: (cluster.status("secondary") or {}).get("decision", {}).get("code")
+             == "simple_secondary.primary_up", 5, "secondary decides primary up")
+
+
+def test_secondary_takes_over_when_primary_platform_shuts_down_and_gives_back(cluster: Cluster) -> None:
+    converged(cluster)
+    cluster.shutdown("primary")  # the whole platform, cleanly (its agents stop too)
+    t0 = time.monotonic()
+    wait_for(lambda: cluster.service_running("secondary"), TIMEOUT + SLACK, "secondary takes over", interval=0.05)
+    assert time.monotonic() - t0 <= TIMEOUT + SLACK
+    cluster.restart("primary")
+    both_seen = []
+
+    def failed_back() -> bool:
+        runners = cluster.runners()
+        if runners == {"primary", "secondary"}:
+            both_seen.append(time.monotonic())
+        return runners == {"primary"}
+
+    wait_for(failed_back, 30, "failback to the restarted primary", interval=0.05)
+    assert not both_seen, "primary started before the secondary released the service (exclusive handover)"
+    wait_for(lambda: (cluster.status("primary") or {}).get("service") == "running", 5, "primary records its start")
+
+
+def test_primary_finds_its_managed_agent_after_reinstall(cluster: Cluster) -> None:
+    converged(cluster)
+    p = cluster.platforms["primary"]
+    old = cluster.service["primary"]
+    p.remove(old)
+    wait_for(lambda: [m["uuid"] for m in (cluster.status("primary") or {}).get("managed", [])] == [None], 10,
+             "primary notices the managed agent is gone")
+    _, service_wheel = Wheels.get()
+    cluster.service["primary"] = new = p.install(service_wheel, SERVICE, {}, tag="service")  # not started
+    assert new.uuid != old.uuid
+    wait_for(lambda: cluster.service_running("primary"), 10 + SLACK, "primary starts the reinstalled agent")
+    managed = cluster.status("primary")["managed"]
+    assert managed == [{"identity": SERVICE, "uuid": new.uuid, "running": True}]
+    converged(cluster)
+
+
+def test_malformed_config_is_reported_at_start(cluster: Cluster) -> None:
+    p = cluster.platforms["primary"]
+    alerts = AlertLog()
+    cluster.observer("primary").subscribe("alerts/", alerts)
+    failover_wheel, _ = Wheels.get()
+    bad = cluster.failover_config("primary", heartbeat_period=5, timeout=3, no_such_key=1)
+    # installed the documented way, `vctl install FailoverAgent ...` from the source directory
+    agent = p.install(copy_agent_source(p.root), f"{FAILOVER}.bad", bad, start=True)
+    try:
+        wait_for(lambda: any("Configuration error" in c for c in alerts.contexts()), 20, "config error alert")
+        text = next(c for c in alerts.contexts() if "Configuration error" in c)
+        assert "no_such_key" in text and "unknown key" in text
+        status = cluster.observer("primary").call(f"{FAILOVER}.bad", "get_status")
+        assert "no_such_key" in status["config_error"]
+        assert cluster.runners() == {"primary"}  # the bad agent touched nothing
+    finally:
+        p.vctl("stop", agent.uuid)  # not `remove`: that uninstalls the package from the shared platform venv
+    # and the heartbeat_period >= timeout rule, reported with both values
+    agent = p.install(failover_wheel, f"{FAILOVER}.bad2", cluster.failover_config("primary", heartbeat_period=5,
+                                                                                  timeout=3), start=True)
+    try:
+        wait_for(lambda: any("heartbeat_period (5) must be less than timeout (3)" in c for c in alerts.contexts()),
+                 20, "heartbeat_period alert")
+    finally:
+        p.vctl("stop", agent.uuid)

@@ -3,7 +3,7 @@ FT_PREFIX ?= /opt/failover-toolkit
 FT_VOLTTRON_USER ?= volttron
 VENV := $(FT_PREFIX)/venv
 PY := $(VENV)/bin/python
-SYSTEM ?= core
+SYSTEM ?= agent
 PYTEST_ARGS ?=
 export FT_PREFIX FT_VOLTTRON_USER
 export FT_PLATFORM_VENV := $(FT_PREFIX)/platform-venv

@@ -20,6 +20,7 @@ import time
 import warnings
 
 import gevent
+
 from failover_agent.cluster import OBSERVER, SERVICE, Cluster, Wheels, wait_for
 
 warnings.filterwarnings("ignore", message="Monkey-patching ssl")  # volttron patches late: noise

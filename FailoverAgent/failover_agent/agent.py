@@ -29,13 +29,6 @@ from typing import Any
 
 import gevent
 import gevent.event
-from failover_core.decide import Decision, Facts, Policy, decide
-from failover_core.errors import RemoteInputError
-from failover_core.heartbeat_auth import HeartbeatSigner, ReplayWindow
-from failover_core.liveness import Liveness, PeerLiveness
-from failover_core.shell.clock import MonotonicClock
-from failover_core.tables import Action
-from failover_core.transitions import StateMachine, Transition
 from volttron.client.messaging.health import STATUS_BAD, STATUS_GOOD, Status
 from volttron.client.vip.agent import RPC, Agent, Core
 from volttron.utils import load_config, vip_main
@@ -45,6 +38,13 @@ from failover_agent.config import ConfigError, FailoverConfig, WitnessConfig, pa
 from failover_agent.managed import ManagedAgents
 from failover_agent.remote import RemoteLink, RemoteUnavailable, with_serverkey
 from failover_agent.wire import Heartbeat, WitnessAnswer, check_ack, check_heartbeat, check_verdict, make_heartbeat
+from failover_core.decide import Decision, Facts, Policy, decide
+from failover_core.errors import RemoteInputError
+from failover_core.heartbeat_auth import HeartbeatSigner, ReplayWindow
+from failover_core.liveness import Liveness, PeerLiveness
+from failover_core.shell.clock import MonotonicClock
+from failover_core.tables import Action
+from failover_core.transitions import StateMachine, Transition
 
 _log = logging.getLogger(__name__)
 __version__ = "0.1.0"

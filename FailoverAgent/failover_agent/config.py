@@ -17,9 +17,10 @@ from __future__ import annotations
 
 from typing import Literal
 
+from pydantic import Field, field_validator, model_validator
+
 from failover_core.config import ConfigError, StrictModel, as_mapping, validate_config
 from failover_core.tables import Role
-from pydantic import Field, field_validator, model_validator
 
 DEFAULT_WITNESS_IDENTITY = "volttron.central"  # Volttron Central's conventional identity
 _PEER_OF = {"primary": "secondary", "secondary": "primary",

@@ -17,14 +17,14 @@ import logging
 import time
 from typing import Any
 
-from failover_core.errors import RemoteInputError
-from failover_core.heartbeat_auth import HeartbeatSigner, ReplayWindow
-from failover_core.liveness import Liveness, PeerLiveness
-from failover_core.shell.clock import MonotonicClock
 from volttron.client.vip.agent import RPC, Agent, Core
 
 from failover_agent.config import ConfigError, WitnessConfig
 from failover_agent.wire import check_heartbeat, make_ack, make_verdict
+from failover_core.errors import RemoteInputError
+from failover_core.heartbeat_auth import HeartbeatSigner, ReplayWindow
+from failover_core.liveness import Liveness, PeerLiveness
+from failover_core.shell.clock import MonotonicClock
 
 _log = logging.getLogger(__name__)
 MAX_SUBJECTS = 64

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from failover_agent.agent import load_agent_config
 from failover_agent.config import DEFAULT_WITNESS_IDENTITY, FailoverConfig, WitnessConfig, parse_agent_config
 from failover_core.config import ConfigError

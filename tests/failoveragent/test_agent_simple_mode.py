@@ -11,6 +11,7 @@ import time
 
 import gevent
 import pytest
+
 from failover_agent.cluster import FAILOVER, SERVICE, Cluster, Wheels, wait_for
 from failover_agent.platform_runner import copy_agent_source
 from failover_agent.wire import Heartbeat, make_heartbeat

@@ -13,6 +13,7 @@ import signal
 import time
 
 import pytest
+
 from failover_agent.cluster import SERVICE, Cluster, wait_for
 
 from .conftest import AlertLog, make_cluster

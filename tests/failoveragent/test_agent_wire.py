@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from failover_agent.alerts import alert_context
 from failover_agent.wire import (
     Heartbeat,

@@ -46,7 +46,7 @@ def main(argv: list[str]) -> int:
         if rc != 0:
             worst = rc if worst == 0 else worst
     passed, failed = totals.get("passed", 0), totals.get("failed", 0) + totals.get("error", 0)
-    print(f"\nall groups: {passed} passed, {failed} failed")
+    print(f"\ntotal: {passed} passed, {failed} failed")
     if passed == 0 and worst == 0:
         return 5  # no test ran: that is not a success
     return worst

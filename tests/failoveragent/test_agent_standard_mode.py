@@ -161,7 +161,10 @@ def test_frozen_primary_is_replaced_and_the_overlap_after_it_thaws_is_short(clus
     group = cluster.platforms["primary"].proc.pid
     os.killpg(group, signal.SIGSTOP)
     try:
-        cluster.drop_observer("primary")
+        # the observer's link to the frozen platform is kept: ZeroMQ stalls and resumes on SIGCONT, and
+        # every call on it is time-bounded. Rebuilding it here made the post-thaw check flaky (the new
+        # connection to a just-thawed platform sometimes did not answer within the wait, while the
+        # platform logs showed the secondary had already yielded).
         wait_for(lambda: cluster.service_running("secondary"), TIMEOUT + SLACK, "secondary replaces the frozen primary")
         wait_for(lambda: field(cluster, "secondary", "last_transition", "code") == "secondary.verified.primary_down",
                  5, "verified takeover recorded")

@@ -43,6 +43,7 @@ from failover_core.errors import RemoteInputError
 from failover_core.heartbeat_auth import HeartbeatSigner, ReplayWindow
 from failover_core.liveness import Liveness, PeerLiveness
 from failover_core.shell.clock import MonotonicClock
+from failover_core.shell.notify import NotifyDispatcher, SubprocessHookRunner
 from failover_core.tables import Action
 from failover_core.transitions import StateMachine, Transition
 
@@ -104,6 +105,7 @@ class FailoverAgent(Agent):
         self._seq = 0
         self._boot = uuid.uuid4().hex
         self.service: StateMachine[ServiceState] | None = None
+        self.notifier: NotifyDispatcher | None = None
 
     # -- start-up ---------------------------------------------------------------------------------
     @Core.receiver("onstart")
@@ -124,6 +126,8 @@ class FailoverAgent(Agent):
         self.managed = ManagedAgents(self.vip.rpc.call, cfg.managed_identities, cfg.volttron_ctl_tag,
                                      timeout=max(5.0, cfg.remote_timeout))
         self.service = StateMachine(self.managed.names, ServiceState.UNKNOWN, SERVICE_MOVES)
+        if cfg.notify is not None:
+            self.notifier = NotifyDispatcher(SubprocessHookRunner(cfg.notify, cfg.notify_timeout))
         creds = self._remote_credentials(cfg)
         self.peer_link = RemoteLink("peer", with_serverkey(cfg.remote_vip, cfg.remote_serverkey), creds,
                                     timeout=cfg.remote_timeout)
@@ -155,6 +159,8 @@ class FailoverAgent(Agent):
         for link in (getattr(self, "peer_link", None), getattr(self, "witness_link", None)):
             if link is not None:
                 link.close()
+        if self.notifier is not None:
+            self.notifier.close(timeout=self.config.notify_timeout if self.config else 5.0)  # run what is pending
 
     # -- heartbeats in ----------------------------------------------------------------------------
     def _on_heartbeat(self, peer: str, sender: str, bus: str, topic: str, headers: Any, message: Any) -> None:
@@ -340,6 +346,8 @@ class FailoverAgent(Agent):
         context = alert_context(t.code, action, ", ".join(acted) or self.managed.names)
         self.vip.health.send_alert(alert_key(self.config.agent_id), Status.build(STATUS_BAD, context=context))
         self.vip.health.set_status(STATUS_GOOD, context)
+        if self.notifier is not None:
+            self.notifier.submit(t)  # runs off the loop, in transition order, once
 
     # -- status -----------------------------------------------------------------------------------
     @RPC.export

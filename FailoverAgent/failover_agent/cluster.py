@@ -90,11 +90,22 @@ class Cluster:
         }
         if self.secret:
             cfg["heartbeat_secret"] = self.secret
+        # every transition appends "SEQ FROM TO CODE" to notify-<name>.log (the platform user writes it)
+        cfg["notify"] = ["/bin/sh", "-c", f'echo "$FAILOVER_SEQ $2 $3 $FAILOVER_CODE" >> {self.notify_log(name)}',
+                         "notify"]
         if self.mode == "standard":
             w = self.platforms["witness"]
             cfg.update(witness_vip=w.address, witness_serverkey=w.serverkey(), witness_identity=WITNESS)
         cfg.update(overrides)
         return cfg
+
+    def notify_log(self, name: str) -> Path:
+        return self.base / f"notify-{name}.log"
+
+    def notified(self, name: str) -> list[str]:
+        """Lines the notify hook of that node wrote, oldest first."""
+        p = self.notify_log(name)
+        return p.read_text().splitlines() if p.exists() else []
 
     def start(self, log: Callable[[str], None] = lambda s: None) -> Cluster:
         failover_wheel, service_wheel = Wheels.get()

@@ -48,6 +48,16 @@ class FailoverConfig(StrictModel):
     heartbeat_secret: str | None = None
     failback_delay: float = Field(0.0, ge=0)
     remote_timeout: float = Field(2.0, gt=0, le=30)
+    # operator hook run once per transition, in order: COMMAND SUBJECT FROM TO REASON (+ FAILOVER_* env)
+    notify: str | list[str] | None = None
+    notify_timeout: float = Field(10.0, gt=0, le=300)
+
+    @field_validator("notify")
+    @classmethod
+    def _notify_not_empty(cls, v: str | list[str] | None) -> str | list[str] | None:
+        if v is not None and not (v.strip() if isinstance(v, str) else v and all(v)):
+            raise ValueError("notify must be a non-empty command (string or list of strings)")
+        return v
 
     @field_validator("agent_vip_identity")
     @classmethod

@@ -103,3 +103,13 @@ def test_shipped_example_configs_are_valid(name: str) -> None:
     path = Path(__file__).resolve().parents[2] / "config" / f"failoveragent-{name}.json"
     cfg = load_agent_config(str(path))
     assert cfg.agent_id == name.replace("simple-", "simple_")
+
+
+@pytest.mark.parametrize("notify", ["", "   ", [], [""]])
+def test_empty_notify_command_is_a_config_error(notify):
+    from failover_agent.config import parse_agent_config
+    from failover_core import ConfigError
+
+    with pytest.raises(ConfigError, match="notify"):
+        parse_agent_config({"agent_id": "primary", "remote_vip": "ipc://x", "agent_vip_identity": "a",
+                            "notify": notify}, source="cfg.json")

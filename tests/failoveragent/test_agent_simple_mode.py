@@ -7,6 +7,7 @@ runs the service, the secondary does not) for the next.
 
 from __future__ import annotations
 
+import re
 import time
 
 import gevent
@@ -124,6 +125,32 @@ def test_secondary_takes_over_when_primary_platform_shuts_down_and_gives_back(cl
     wait_for(failed_back, 30, "failback to the restarted primary", interval=0.05)
     assert not both_seen, "primary started before the secondary released the service (exclusive handover)"
     wait_for(lambda: (cluster.status("primary") or {}).get("service") == "running", 5, "primary records its start")
+
+
+TRANSITION = re.compile(r"^.*?: (\w+) -> (\w+) \(.*\) \[([^\]]+)\]$")
+
+
+def test_notify_hook_ran_once_per_transition_in_order(cluster: Cluster) -> None:
+    """After the takeover and failback above, each node's notify hook has run exactly once for each
+    transition its agent announced, in the agent's order (the hook writes SEQ FROM TO CODE)."""
+    for node in ("primary", "secondary"):
+        history = (cluster.status(node) or {}).get("transitions") or []
+        parsed = [TRANSITION.match(line) for line in history]
+        assert all(parsed), history
+        expected = [f"{frm} {to} {code}" for frm, to, code in (m.groups() for m in parsed if m)
+                    if not (frm == "UNKNOWN" and code == "observed")]  # start-up observation: no event
+        assert expected, f"{node} announced no transition in this module"
+
+        def tail(node: str = node, expected: list[str] = expected) -> bool:
+            lines = cluster.notified(node)
+            return [line.split(" ", 1)[1] for line in lines[-len(expected):]] == expected
+
+        wait_for(tail, 10, f"{node}'s notify hook caught up with its transitions")
+        seqs = [int(line.split(" ", 1)[0]) for line in cluster.notified(node)[-len(expected):]]
+        assert seqs == sorted(set(seqs)), f"hook runs out of order or twice: {seqs}"
+    secondary = [line.split(" ", 1)[1] for line in cluster.notified("secondary")]
+    assert "STOPPED RUNNING simple_secondary.primary_down" in secondary
+    assert "RUNNING STOPPED simple_secondary.primary_up" in secondary
 
 
 def test_primary_finds_its_managed_agent_after_reinstall(cluster: Cluster) -> None:

@@ -24,7 +24,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +31,8 @@ from typing import Any
 
 import docker
 import requests
+
+from failover_core.shell.wait import poll_until
 
 # the lab agents' timings (write_config); tests bound their waits generously around them
 HB_INTERVAL = 0.2
@@ -51,14 +52,7 @@ def sh(*argv: str, check: bool = True, timeout: float = 30) -> subprocess.Comple
 
 def wait_until(cond: Callable[[], Any], timeout: float, interval: float = 0.05, what: str = "condition") -> Any:
     """Poll ``cond`` until it returns a truthy value; raise TimeoutError naming ``what``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        v = cond()
-        if v:
-            return v
-        if time.monotonic() >= deadline:
-            raise TimeoutError(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(interval)
+    return poll_until(cond, timeout, what=what, interval=interval)
 
 
 @dataclass

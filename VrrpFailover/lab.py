@@ -36,6 +36,7 @@ from typing import Any
 
 from pyroute2 import IPRoute, netns
 
+from failover_core.shell.wait import poll_until
 from VrrpFailover.netio import IP_MULTICAST_ALL
 from VrrpFailover.packet import IPPROTO_VRRP, VRRP_GROUP, Received, decode_ip_packet
 
@@ -45,14 +46,7 @@ VIP = IPv4Address(f"{SUBNET}.100")
 
 def wait_for(cond: Callable[[], Any], timeout: float, interval: float = 0.005, what: str = "condition") -> Any:
     """Poll ``cond`` until it returns a truthy value or ``timeout`` passes (then raise TimeoutError)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        v = cond()
-        if v:
-            return v
-        if time.monotonic() >= deadline:
-            raise TimeoutError(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(interval)
+    return poll_until(cond, timeout, what=what, interval=interval)
 
 
 def _ip(*args: str) -> None:

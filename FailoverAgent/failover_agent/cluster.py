@@ -13,7 +13,6 @@ from __future__ import annotations
 import atexit
 import os
 import shutil
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ from failover_agent.platform_runner import (
     make_shared_dir,
 )
 from failover_agent.remote import RemoteLink, RemoteUnavailable
+from failover_core.shell.wait import WaitTimeout, poll_until
 
 SERVICE = "ft.service"
 FAILOVER = "ft.failover"
@@ -53,14 +53,10 @@ class Wheels:
 
 def wait_for(pred: Callable[[], Any], timeout: float, what: str, interval: float = 0.1) -> Any:
     """Poll ``pred`` (greenlet-friendly) until truthy; AssertionError naming ``what`` on timeout."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = pred()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for: {what}")
-        gevent.sleep(interval)
+    try:
+        return poll_until(pred, timeout, what=what, interval=interval, sleep=gevent.sleep)
+    except WaitTimeout:
+        raise AssertionError(f"timed out after {timeout:g}s waiting for: {what}") from None
 
 
 class Cluster:

@@ -8,12 +8,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from failover_core.shell.wait import WaitTimeout, poll_until
 
 PY = sys.executable
 
@@ -21,14 +22,10 @@ PY = sys.executable
 def wait_until(predicate: Callable[[], Any], timeout: float, what: str, on_fail: Callable[[], str] = str,
                every: float = 0.02) -> Any:
     """Poll ``predicate`` until it returns something truthy, or fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}\n{on_fail()}")
-        time.sleep(every)
+    try:
+        return poll_until(predicate, timeout, what=what, interval=every)
+    except WaitTimeout:
+        pytest.fail(f"timed out after {timeout}s waiting for {what}\n{on_fail()}")
 
 
 def pid_alive(pid: int) -> bool:

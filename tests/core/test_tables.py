@@ -68,4 +68,4 @@ def test_docs_show_the_tables_as_the_code_has_them():
 
     doc = (Path(__file__).parents[2] / "docs" / "core.md").read_text()
     embedded = doc.split("<!-- tables:begin -->\n", 1)[1].split("\n<!-- tables:end -->", 1)[0]
-    assert embedded == render_markdown(), "docs/core.md is stale: regenerate with python scripts/render_tables.py"
+    assert embedded == render_markdown(), "docs/core.md is stale: regenerate with python scripts/render_docs.py"

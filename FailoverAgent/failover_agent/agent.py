@@ -1,80 +1,63 @@
 """FailoverAgent: keeps the managed agent(s) running on exactly one of two VOLTTRON platforms.
 
-One decision loop per agent (Patroni style): each cycle reads the facts (peer and witness liveness
-from authenticated heartbeats, what the peer says it runs, what runs here), asks
-``failover_core.decide`` what to do, does it through ``platform.control``, and logs the reason code.
-The loop wakes every ``heartbeat_period``, at the next liveness deadline, and at once when a
-heartbeat changes a fact, so takeover is bounded by ``timeout`` and not by a polling interval.
+The driver of ``decider.AgentDecider``, and nothing but I/O: it turns VIP pubsub, RPC to the peer
+and witness platforms, ``platform.control`` and the monotonic clock into the decider's events, and
+carries each Step out in one place (``_run``, through ``failover_core.shell.carry_out``): the
+decision logged with its code, transitions to the notify dispatcher in order, each action to its
+handler (start/stop, ask the witness, publish an alert, send a heartbeat now, wake the loop). A
+handler whose I/O has a result answers with the next event, which ``_run`` feeds back.
 
-Beside the loop, one sender greenlet per remote link publishes our heartbeat onto the peer
-platform's bus (``heartbeat/<agent_id>``) and, in standard mode, sends it to the witness by RPC; a
-signed ack from the witness is what makes the witness "up" here. Remote calls are bounded
+One decision loop (Patroni style) wakes every ``heartbeat_period``, at the decider's next deadline,
+and at once when a heartbeat changes a fact, so takeover is bounded by ``timeout`` and not by a
+polling interval. Beside it, one sender greenlet per remote link publishes our heartbeat onto the
+peer platform's bus (``heartbeat/<agent_id>``) and, in standard mode, sends it to the witness by RPC;
+a signed ack from the witness is what makes the witness "up" here. Remote calls are bounded
 (``remote.RemoteLink``), so a dead peer never blocks the agent or the platform.
-
-``main`` is the console script the platform runs (``failover-agent``); a config with
-``"agent_id": "witness"`` starts the witness (``failover_agent.witness``) instead.
 """
 
 from __future__ import annotations
 
-import collections
-import enum
 import logging
-import os
 import secrets
 import time
 import uuid
-from dataclasses import replace
 from typing import Any
 
 import gevent
 import gevent.event
 from volttron.client.messaging.health import STATUS_BAD, STATUS_GOOD, Status
 from volttron.client.vip.agent import RPC, Agent, Core
-from volttron.utils import load_config, vip_main
 
-from failover_agent.alerts import alert_context, alert_key
-from failover_agent.config import ConfigError, FailoverConfig, WitnessConfig, parse_agent_config
+from failover_agent.config import ConfigError, FailoverConfig
+from failover_agent.config_file import load_agent_config
+from failover_agent.decider import AgentDecider, config_error_step
+from failover_agent.events import (
+    AskWitness,
+    CycleStarted,
+    Event,
+    HeartbeatReceived,
+    InputRejected,
+    ManagedRead,
+    PlatformUnavailable,
+    RaiseAlert,
+    RunCycleNow,
+    SendHeartbeatNow,
+    StartService,
+    StopService,
+    WitnessAcked,
+    WitnessAnswered,
+)
 from failover_agent.managed import ManagedAgents
 from failover_agent.remote import RemoteLink, RemoteUnavailable, with_serverkey
-from failover_agent.wire import Heartbeat, WitnessAnswer, check_ack, check_heartbeat, check_verdict, make_heartbeat
-from failover_core.decide import Decision, Facts, Policy, decide
+from failover_agent.wire import Heartbeat, check_ack, check_heartbeat, check_verdict, make_heartbeat
 from failover_core.errors import RemoteInputError
 from failover_core.heartbeat_auth import HeartbeatSigner, ReplayWindow
-from failover_core.liveness import Liveness, PeerLiveness
+from failover_core.shell.carry_out import DecisionLog, carry_out
 from failover_core.shell.clock import MonotonicClock
 from failover_core.shell.notify import NotifyDispatcher, SubprocessHookRunner
-from failover_core.tables import Action
-from failover_core.transitions import StateMachine, Transition
+from failover_core.step import Step
 
 _log = logging.getLogger(__name__)
-__version__ = "0.1.0"
-
-
-class ServiceState(enum.Enum):
-    UNKNOWN = "unknown"  # not observed yet (agent just started)
-    RUNNING = "running"
-    STOPPED = "stopped"
-
-
-SERVICE_MOVES = {
-    ServiceState.UNKNOWN: {ServiceState.RUNNING, ServiceState.STOPPED},
-    ServiceState.RUNNING: {ServiceState.STOPPED},
-    ServiceState.STOPPED: {ServiceState.RUNNING},
-}
-
-
-def load_agent_config(config_path: Any) -> FailoverConfig | WitnessConfig:
-    """The platform passes the path of the installed config (vctl stores it as YAML), or nothing."""
-    if isinstance(config_path, dict):
-        return parse_agent_config(config_path, source="<agent config>")
-    if not config_path:
-        return parse_agent_config({}, source="<no agent config installed>")
-    try:
-        data = load_config(config_path)  # volttron's loader: YAML, so JSON too
-    except Exception as e:
-        raise ConfigError(str(config_path), [("", str(config_path), f"cannot read or parse the file: {e}")]) from None
-    return parse_agent_config(data, source=str(config_path))
 
 
 class FailoverAgent(Agent):
@@ -92,40 +75,32 @@ class FailoverAgent(Agent):
             self.config = loaded
         except ConfigError as e:
             self.config_error = str(e)
-        self.rejected: collections.Counter[str] = collections.Counter()
-        self.decision: Decision | None = None
-        self.peer_active: bool | None = None
-        self.witness_answer: WitnessAnswer | None = None
-        self._verify_at: float | None = None
+        self.decider: AgentDecider | None = None
+        self._decisions = DecisionLog(_log, "cycle")
         self._wake = gevent.event.Event()
         self._send_now = gevent.event.Event()
-        self._reported_missing: list[str] = []
         self._observed = gevent.event.Event()  # set after the first read of the managed agents' state
         self._greenlets: list[gevent.Greenlet] = []
         self._seq = 0
         self._boot = uuid.uuid4().hex
-        self.service: StateMachine[ServiceState] | None = None
         self.notifier: NotifyDispatcher | None = None
+        self._handlers = {StartService: self._start_service, StopService: self._stop_service,
+                          AskWitness: self._ask_witness, RaiseAlert: self._raise_alert,
+                          SendHeartbeatNow: lambda _a: self._send_now.set(), RunCycleNow: lambda _a: self._wake.set()}
 
     # -- start-up ---------------------------------------------------------------------------------
     @Core.receiver("onstart")
     def onstart(self, sender: Any, **kwargs: Any) -> None:
         if self.config is None:
             _log.error("failover agent NOT running: configuration error:\n%s", self.config_error)
-            self.vip.health.send_alert("failover config", Status.build(
-                STATUS_BAD, context=f"Configuration error: {self.config_error}"))
-            self.vip.health.set_status(STATUS_BAD, f"Configuration error: {self.config_error}")
+            self._run(config_error_step(str(self.config_error)))
             return
         cfg = self.config
-        now = self.clock.now()
         self.signer = HeartbeatSigner(cfg.heartbeat_secret)
         self.replay = ReplayWindow(max_skew=max(30.0, 2 * cfg.timeout))
-        self.policy = Policy(failback_delay=cfg.failback_delay, wait_for_peer_state=True)
-        self.peer = PeerLiveness(cfg.peer_id, cfg.timeout, watch_started=now)
-        self.witness = PeerLiveness("witness", cfg.timeout, watch_started=now)
         self.managed = ManagedAgents(self.vip.rpc.call, cfg.managed_identities, cfg.volttron_ctl_tag,
                                      timeout=max(5.0, cfg.remote_timeout))
-        self.service = StateMachine(self.managed.names, ServiceState.UNKNOWN, SERVICE_MOVES)
+        self.decider = AgentDecider(cfg, subject=self.managed.names, now=self.clock.now())
         if cfg.notify is not None:
             self.notifier = NotifyDispatcher(SubprocessHookRunner(cfg.notify, cfg.notify_timeout))
         creds = self._remote_credentials(cfg)
@@ -162,6 +137,21 @@ class FailoverAgent(Agent):
         if self.notifier is not None:
             self.notifier.close(timeout=self.config.notify_timeout if self.config else 5.0)  # run what is pending
 
+    # -- the one place a Step is carried out -------------------------------------------------------
+    def _feed(self, event: Event) -> None:
+        assert self.decider is not None
+        self._run(self.decider.handle(event))
+
+    def _run(self, step: Step[Any]) -> None:
+        """Carry ``step`` out; a handler's answer (the next event) is fed to the decider, and so on."""
+        while True:
+            answers = [a for a in carry_out(step, self._handlers, log=self._decisions, notify=self.notifier)
+                       if a is not None]
+            if not answers:
+                return
+            assert self.decider is not None and len(answers) == 1, answers
+            step = self.decider.handle(answers[0])
+
     # -- heartbeats in ----------------------------------------------------------------------------
     def _on_heartbeat(self, peer: str, sender: str, bus: str, topic: str, headers: Any, message: Any) -> None:
         assert self.config is not None
@@ -169,18 +159,10 @@ class FailoverAgent(Agent):
             hb = check_heartbeat(self.signer, self.replay, message, expected_sender=self.config.peer_id,
                                  wall_now=time.time())
         except RemoteInputError as e:
-            self.rejected[e.reason] += 1
-            if self.rejected[e.reason] in (1, 10, 100) or self.rejected[e.reason] % 1000 == 0:
-                _log.warning("heartbeat on %s from %s rejected (%s, %d so far): %s", topic, sender, e.reason,
-                             self.rejected[e.reason], e.detail)
+            self._feed(InputRejected(source="peer", reason=e.reason, detail=f"heartbeat on {topic} from {sender}: "
+                                                                            f"{e.detail}"))
             return
-        now = self.clock.now()
-        was_up = self.peer.is_up(now)
-        self.peer.heard(now)
-        changed = not was_up or hb.active != self.peer_active
-        self.peer_active = hb.active
-        if changed:
-            self._wake.set()
+        self._feed(HeartbeatReceived(now=self.clock.now(), active=hb.active))
 
     # -- heartbeats out ---------------------------------------------------------------------------
     def _next_heartbeat(self) -> Heartbeat:
@@ -211,35 +193,38 @@ class FailoverAgent(Agent):
                 ack = self.witness_link.call(self.config.witness_identity, "heartbeat",
                                              make_heartbeat(self.signer, hb))
                 check_ack(self.signer, ack, sender=hb.sender, seq=hb.seq)
-                now = self.clock.now()
-                was_up = self.witness.is_up(now)
-                self.witness.heard(now)
-                if not was_up:
-                    self._wake.set()
+                self._feed(WitnessAcked(now=self.clock.now()))
             except RemoteUnavailable as e:
                 _log.debug("heartbeat to the witness not acknowledged: %s", e)
             except RemoteInputError as e:
-                self.rejected[f"witness_{e.reason}"] += 1
-                _log.warning("witness ack rejected (%s): %s", e.reason, e.detail)
+                self._feed(InputRejected(source="witness", reason=e.reason, detail=f"witness ack: {e.detail}"))
             gevent.sleep(max(0.0, due - self.clock.now()))
 
     # -- the loop ---------------------------------------------------------------------------------
     def _loop(self) -> None:
-        assert self.config is not None
+        assert self.config is not None and self.decider is not None
         while True:
             self._wake.clear()
             try:
-                self._cycle()
+                self._feed(self._read_managed())
             except gevent.GreenletExit:
                 raise
             except BaseException:  # gevent.Timeout is a BaseException: the loop must survive anything
                 _log.exception("failover cycle failed; keeping the current state")
             now = self.clock.now()
             wait = self.config.heartbeat_period
-            for d in (self.peer.next_deadline(now), self.witness.next_deadline(now), self._verify_at):
-                if d is not None:
-                    wait = min(wait, max(0.0, d - now) + 0.01)
+            deadline = self.decider.next_deadline(now)
+            if deadline is not None:
+                wait = min(wait, max(0.0, deadline - now) + 0.01)
             self._wake.wait(wait)
+
+    def _read_managed(self) -> CycleStarted | PlatformUnavailable:
+        try:
+            self.managed.refresh()
+        except Exception as e:
+            return PlatformUnavailable(now=self.clock.now(), error=str(e))
+        self._observed.set()
+        return CycleStarted(now=self.clock.now(), managed=self.managed.view())
 
     def _stall_watch(self) -> None:
         """Diagnostics: warn when this process's event loop was blocked (nothing else could run)."""
@@ -250,155 +235,75 @@ class FailoverAgent(Agent):
             if late > 1.0:
                 _log.warning("event loop was blocked for %.1fs", late)
 
-    def _gather(self, now: float) -> Facts:
-        assert self.config is not None
-        peer_state = self.peer.state(now)
-        return Facts(peer=peer_state,
-                     witness=self.witness.state(now) if self.config.role.uses_witness else Liveness.UNKNOWN,
-                     peer_active=self.peer_active if peer_state is Liveness.UP else None,
-                     self_active=self.managed.active, peer_up_for=self.peer.up_for(now))
+    # -- action handlers (I/O only) ------------------------------------------------------------------
+    def _start_service(self, _action: StartService) -> ManagedRead:
+        return self._start_or_stop("start", self.managed.start_all)
 
-    def _cycle(self) -> None:
-        assert self.config is not None and self.service is not None
-        try:
-            self.managed.refresh()
-        except Exception as e:
-            self._note(Decision(Action.HOLD, "local.platform_unavailable",
-                                f"cannot read the managed agents' state from platform.control: {e}"))
-            return
-        self._observed.set()
-        now = self.clock.now()
-        facts = self._gather(now)
-        decision = decide(self.config.role, facts, self.policy)
-        self._verify_at = None
-        if decision.action is Action.VERIFY:
-            answer = self._ask_witness(now)
-            if self.peer.state(self.clock.now()) is not facts.peer:  # the primary spoke while we asked
-                self._note(Decision(Action.HOLD, "secondary.verify_raced",
-                                    "the primary was heard during the verification; deciding again"))
-                self._wake.set()
-                return
-            if answer is not None:
-                decision = decide(self.config.role, replace(facts, verdict=answer.verdict), self.policy)
-            if decision.action is Action.VERIFY:
-                decision = Decision(Action.HOLD, "secondary.verify_failed",
-                                    "the witness did not answer the verification; keeping the current state")
-        self._act(decision, now)
+    def _stop_service(self, _action: StopService) -> ManagedRead:
+        return self._start_or_stop("stop", self.managed.stop_all)
 
-    def _ask_witness(self, now: float) -> WitnessAnswer | None:
-        assert self.config is not None
-        if self.witness_link is None:
-            return None
-        nonce = secrets.token_hex(16)
-        try:
-            msg = self.witness_link.call(self.config.witness_identity, "verify", self.config.peer_id, nonce)
-            answer = check_verdict(self.signer, msg, subject=self.config.peer_id, nonce=nonce)
-        except RemoteUnavailable as e:
-            _log.warning("witness verification failed: %s", e)
-            return None
-        except RemoteInputError as e:
-            self.rejected[f"witness_{e.reason}"] += 1
-            _log.warning("witness verdict rejected (%s): %s", e.reason, e.detail)
-            return None
-        self.witness_answer = answer
-        if answer.state is not Liveness.DOWN:  # ask again when the witness's own deadline passes
-            self._verify_at = self.clock.now() + min(answer.remaining, self.config.heartbeat_period)
-        return answer
-
-    def _act(self, decision: Decision, now: float) -> None:
-        assert self.service is not None and self.config is not None
+    def _start_or_stop(self, what: str, run: Any) -> ManagedRead:
         acted: list[str] = []
         try:
-            if decision.action is Action.START:
-                acted = self.managed.start_all()
-            elif decision.action is Action.STOP:
-                acted = self.managed.stop_all()
+            acted = run()
             if acted:
                 self.managed.refresh()
         except Exception as e:
-            _log.error("%s of %s failed: %s (decision %s)", decision.action.value, self.managed.names, e, decision)
-        self._note(decision)
-        missing = self.managed.missing if decision.action is Action.START else []
-        if missing and missing != self._reported_missing:
-            _log.warning("cannot start %s: not installed on this platform", ", ".join(missing))
-        self._reported_missing = missing
-        observed = ServiceState.RUNNING if self.managed.active else ServiceState.STOPPED
-        code, reason = decision.code, decision.reason
-        if not acted:
-            code, reason = "observed", f"managed agent(s) found {observed.value}"
-        t = self.service.change(observed, code=code, reason=reason, now=self.clock.now())
-        if t is not None:
-            self._announce(t, decision, acted)
+            _log.error("%s of %s failed: %s", what, self.managed.names, e)
+        return ManagedRead(now=self.clock.now(), acted=tuple(acted), managed=self.managed.view())
 
-    def _note(self, decision: Decision) -> None:
-        """One log line per cycle: INFO when the decision changes, DEBUG while it stays the same."""
-        level = logging.INFO if self.decision is None or decision.code != self.decision.code else logging.DEBUG
-        _log.log(level, "cycle: %s", decision)
-        self.decision = decision
-
-    def _announce(self, t: Transition, decision: Decision, acted: list[str]) -> None:
+    def _ask_witness(self, action: AskWitness) -> WitnessAnswered:
         assert self.config is not None
-        _log.info("transition: %s", t)
-        self._send_now.set()  # tell the peer at once what we run now
-        if t.from_state == ServiceState.UNKNOWN.name and not acted:
-            return  # first observation after start-up: nothing changed, nothing to alert
-        action = Action.START if t.to_state == ServiceState.RUNNING.name else Action.STOP
-        context = alert_context(t.code, action, ", ".join(acted) or self.managed.names)
-        self.vip.health.send_alert(alert_key(self.config.agent_id), Status.build(STATUS_BAD, context=context))
-        self.vip.health.set_status(STATUS_GOOD, context)
-        if self.notifier is not None:
-            self.notifier.submit(t)  # runs off the loop, in transition order, once
+        if self.witness_link is None:
+            return WitnessAnswered(now=self.clock.now(), answer=None)
+        nonce = secrets.token_hex(16)
+        try:
+            msg = self.witness_link.call(self.config.witness_identity, "verify", action.subject, nonce)
+            answer = check_verdict(self.signer, msg, subject=action.subject, nonce=nonce)
+        except RemoteUnavailable as e:
+            _log.warning("witness verification failed: %s", e)
+            return WitnessAnswered(now=self.clock.now(), answer=None)
+        except RemoteInputError as e:
+            return WitnessAnswered(now=self.clock.now(), answer=None,
+                                   dropped=InputRejected(source="witness", reason=e.reason,
+                                                         detail=f"witness verdict: {e.detail}"))
+        return WitnessAnswered(now=self.clock.now(), answer=answer)
+
+    def _raise_alert(self, action: RaiseAlert) -> None:
+        self.vip.health.send_alert(action.key, Status.build(STATUS_BAD, context=action.context))
+        self.vip.health.set_status(STATUS_GOOD if action.healthy else STATUS_BAD, action.context)
 
     # -- status -----------------------------------------------------------------------------------
     @RPC.export
     def get_status(self) -> dict[str, Any]:
-        if self.config is None:
+        if self.config is None or self.decider is None:
             return {"config_error": self.config_error}
-        cfg, now = self.config, self.clock.now()
-        last = self.service.last if self.service is not None else None
-        peer_silent = self.peer.silent_for(now)
+        cfg, d, now = self.config, self.decider, self.clock.now()
+        last = d.service.last
+        peer_silent = d.peer.silent_for(now)
         status: dict[str, Any] = {
             "agent_id": cfg.agent_id, "role": cfg.role.value, "config_error": None,
-            "peer": {"id": cfg.peer_id, "state": self.peer.state(now).value, "active": self.peer_active,
+            "peer": {"id": cfg.peer_id, "state": d.peer.state(now).value, "active": d.peer_active,
                      "silent_for": None if peer_silent is None else round(peer_silent, 3),
-                     "heartbeats": self.peer.heartbeats},
+                     "heartbeats": d.peer.heartbeats},
             "witness": None,
             "managed": [{"identity": s.identity, "uuid": s.uuid, "running": s.running} for s in self.managed.states],
             "active": self.managed.active,
-            "service": self.service.state.value if self.service is not None else None,
-            "decision": None if self.decision is None else {
-                "action": self.decision.action.value, "code": self.decision.code, "reason": self.decision.reason},
+            "service": d.service.state.value,
+            "decision": None if d.decision is None else {
+                "action": d.decision.action.value, "code": str(d.decision.code), "reason": d.decision.reason},
             "last_transition": None if last is None else {
-                "from": last.from_state, "to": last.to_state, "code": last.code, "reason": last.reason,
+                "from": last.from_state, "to": last.to_state, "code": str(last.code), "reason": last.reason,
                 "seq": last.seq, "ago": round(now - last.at, 3)},
-            "transitions": [str(t) for t in (self.service.history if self.service else [])],
-            "rejected": dict(self.rejected),
+            "transitions": [str(t) for t in d.service.history],
+            "rejected": dict(d.rejected),
             "links": {"peer": {"connected": self.peer_link.connected, "failures": self.peer_link.failures,
                                "last_error": self.peer_link.last_error}},
         }
         if self.witness_link is not None:
-            status["witness"] = {"identity": cfg.witness_identity, "state": self.witness.state(now).value,
-                                 "last_verdict": None if self.witness_answer is None
-                                 else self.witness_answer.verdict.value}
+            status["witness"] = {"identity": cfg.witness_identity, "state": d.witness.state(now).value,
+                                 "last_verdict": None if d.witness_answer is None else d.witness_answer.verdict.value}
             status["links"]["witness"] = {"connected": self.witness_link.connected,
                                           "failures": self.witness_link.failures,
                                           "last_error": self.witness_link.last_error}
         return status
-
-
-def main() -> None:
-    """Console script ``failover-agent``: the failover agent, or the witness for ``agent_id: witness``."""
-    try:
-        config = load_agent_config(os.environ.get("AGENT_CONFIG"))
-    except ConfigError:
-        config = None  # FailoverAgent reports the error on the bus
-    if isinstance(config, WitnessConfig):
-        from failover_agent.witness import WitnessAgent
-
-        vip_main(WitnessAgent, version=__version__)
-    else:
-        vip_main(FailoverAgent, version=__version__)
-
-
-if __name__ == "__main__":
-    main()

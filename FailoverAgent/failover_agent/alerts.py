@@ -1,4 +1,4 @@
-"""The health-alert context strings of each transition, by decision code (the documented wording).
+"""The health alerts of service transitions: the key, and the context sentence by transition code.
 
 The original agent published "Starting agent <id>", "Primary is inactive starting agent <id>" and
 "Primary is active stopping agent <id>"; the standard-mode cells get sentences of the same shape.
@@ -6,22 +6,23 @@ The original agent published "Starting agent <id>", "Primary is inactive startin
 
 from __future__ import annotations
 
+from failover_agent.codes import TransitionCode
 from failover_core.tables import Action
 
 _CONTEXT_BY_CODE = {
-    "primary.secondary_down.witness_down": "Secondary and witness are inactive stopping agent {ids}",
-    "secondary.primary_up.witness_up": "Primary is active stopping agent {ids}",
-    "secondary.primary_up.witness_down": "Primary is active stopping agent {ids}",
-    "simple_secondary.primary_up": "Primary is active stopping agent {ids}",
-    "secondary.primary_down.witness_down": "Primary and witness are inactive stopping agent {ids}",
-    "secondary.verified.primary_alive": "Witness still hears the primary stopping agent {ids}",
-    "secondary.verified.primary_down": "Primary is inactive starting agent {ids}",
-    "simple_secondary.primary_down": "Primary is inactive starting agent {ids}",
+    TransitionCode.PRIMARY_SECONDARY_DOWN_WITNESS_DOWN: "Secondary and witness are inactive stopping agent {ids}",
+    TransitionCode.SECONDARY_PRIMARY_UP_WITNESS_UP: "Primary is active stopping agent {ids}",
+    TransitionCode.SECONDARY_PRIMARY_UP_WITNESS_DOWN: "Primary is active stopping agent {ids}",
+    TransitionCode.SIMPLE_SECONDARY_PRIMARY_UP: "Primary is active stopping agent {ids}",
+    TransitionCode.SECONDARY_PRIMARY_DOWN_WITNESS_DOWN: "Primary and witness are inactive stopping agent {ids}",
+    TransitionCode.SECONDARY_VERIFIED_PRIMARY_ALIVE: "Witness still hears the primary stopping agent {ids}",
+    TransitionCode.SECONDARY_VERIFIED_PRIMARY_DOWN: "Primary is inactive starting agent {ids}",
+    TransitionCode.SIMPLE_SECONDARY_PRIMARY_DOWN: "Primary is inactive starting agent {ids}",
 }
 
 
 def alert_context(code: str, action: Action, ids: str) -> str:
-    if code == "observed":  # changed by someone else (an operator, a crash), not by us
+    if code == TransitionCode.OBSERVED:  # changed by someone else (an operator, a crash), not by us
         return f"Agent {ids} found {'running' if action is Action.START else 'stopped'} (not by the failover agent)"
     template = _CONTEXT_BY_CODE.get(code)
     if template is None:

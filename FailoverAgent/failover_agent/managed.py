@@ -9,10 +9,11 @@ Every RPC is bounded by ``timeout``; a platform that does not answer makes the s
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import gevent
+
+from failover_agent.events import AgentState, ManagedView
 
 CONTROL = "platform.control"
 
@@ -21,14 +22,9 @@ class PlatformUnavailable(Exception):
     """The local platform did not answer in time."""
 
 
-@dataclass(frozen=True, slots=True)
-class AgentState:
-    identity: str
-    uuid: str | None  # None: not installed here
-    running: bool
-
-
 class ManagedAgents:
+    """The managed agents of the local platform: read with ``refresh``, driven with ``start_all``/``stop_all``."""
+
     def __init__(self, rpc_call: Callable[..., Any], identities: tuple[str, ...], tag: str | None,
                  timeout: float) -> None:
         self._call = rpc_call  # e.g. agent.vip.rpc.call
@@ -60,6 +56,10 @@ class ManagedAgents:
             states.append(AgentState(identity, uuid, running))
         self.states = tuple(states)
         return self.states
+
+    def view(self) -> ManagedView:
+        """The states of the last refresh, frozen for the decider."""
+        return ManagedView(states=self.states, names=self.names)
 
     @property
     def active(self) -> bool:

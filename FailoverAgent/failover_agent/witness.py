@@ -20,6 +20,7 @@ from typing import Any
 from volttron.client.vip.agent import RPC, Agent, Core
 
 from failover_agent.config import ConfigError, WitnessConfig
+from failover_agent.config_file import load_agent_config
 from failover_agent.wire import check_heartbeat, make_ack, make_verdict
 from failover_core.errors import RemoteInputError
 from failover_core.heartbeat_auth import HeartbeatSigner, ReplayWindow
@@ -36,8 +37,6 @@ class WitnessAgent(Agent):
         self.clock = MonotonicClock()
         self.config_error: str | None = None
         try:
-            from failover_agent.agent import load_agent_config
-
             cfg = load_agent_config(config_path)
             if not isinstance(cfg, WitnessConfig):
                 raise ConfigError(str(config_path), [("agent_id", cfg.agent_id, "the witness needs 'witness'")])

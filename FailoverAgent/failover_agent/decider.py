@@ -1,0 +1,250 @@
+"""AgentDecider: the failover agent's decisions, one frozen event in, one ``failover_core`` Step out.
+
+It keeps the facts (peer and witness liveness as deadlines, what the peer says it runs, the last
+witness verdict, the service's state machine) and decides with ``failover_core.decide`` (the
+documented tables and their guards). No I/O and no clock: every event carries ``now``. The driver
+(``agent``) feeds it and carries each Step out with ``failover_core.shell.carry_out``.
+
+Reading order: the facts that events bring (heartbeats, acks, dropped input), then one cycle with
+its ordered guards (platform unreadable -> the table via ``decide`` -> a VERIFY cell asks the witness
+-> the verdict, a raced or unanswered verification), then what the cycle's start/stop produced (the
+transition, its alert), and the timer last (when the loop must wake up on its own).
+"""
+
+from __future__ import annotations
+
+import collections
+import enum
+from dataclasses import dataclass, replace
+
+from failover_agent.alerts import alert_context, alert_key
+from failover_agent.codes import AlertCode, DecisionCode, DropCode, TransitionCode
+from failover_agent.config import FailoverConfig
+from failover_agent.events import (
+    AgentAction,
+    AskWitness,
+    CycleStarted,
+    Event,
+    HeartbeatReceived,
+    InputRejected,
+    ManagedRead,
+    ManagedView,
+    PlatformUnavailable,
+    RaiseAlert,
+    RunCycleNow,
+    SendHeartbeatNow,
+    StartService,
+    StopService,
+    WitnessAcked,
+    WitnessAnswered,
+)
+from failover_agent.wire import WitnessAnswer
+from failover_core.decide import Decision, Facts, Policy, decide
+from failover_core.errors import LocalUsageError
+from failover_core.liveness import Liveness, PeerLiveness
+from failover_core.step import Deadlines, Step, StepBuilder
+from failover_core.tables import Action
+from failover_core.transitions import StateMachine
+
+CONFIG_ALERT_KEY = "failover config"
+
+
+class ServiceState(enum.Enum):
+    UNKNOWN = "unknown"  # not observed yet (agent just started)
+    RUNNING = "running"
+    STOPPED = "stopped"
+
+
+SERVICE_MOVES = {
+    ServiceState.UNKNOWN: {ServiceState.RUNNING, ServiceState.STOPPED},
+    ServiceState.RUNNING: {ServiceState.STOPPED},
+    ServiceState.STOPPED: {ServiceState.RUNNING},
+}
+
+
+def config_error_step(error: str) -> Step[AgentAction]:
+    """What an agent with an invalid config does: publish the error, mark itself unhealthy, manage nothing."""
+    context = f"Configuration error: {error}"
+    return Step(actions=(RaiseAlert(code=AlertCode.CONFIG_ERROR, key=CONFIG_ALERT_KEY, context=context,
+                                    healthy=False),))
+
+
+@dataclass(slots=True)
+class _Verification:
+    """A cycle waiting for the witness's verdict: the facts it asked with and what ran then."""
+
+    facts: Facts
+    managed: ManagedView
+
+
+class AgentDecider:
+    """The decisions of one failover agent (primary or secondary, simple or standard mode)."""
+
+    def __init__(self, config: FailoverConfig, *, subject: str, now: float) -> None:
+        self.config = config
+        self.role = config.role
+        self.policy = Policy(failback_delay=config.failback_delay, wait_for_peer_state=True)
+        self.peer = PeerLiveness(config.peer_id, config.timeout, watch_started=now)
+        self.witness = PeerLiveness("witness", config.timeout, watch_started=now)
+        self.peer_active: bool | None = None  # what the peer's last heartbeat said about its service
+        self.witness_answer: WitnessAnswer | None = None
+        self.decision: Decision | None = None  # the last cycle's decision (get_status)
+        self.service: StateMachine[ServiceState] = StateMachine(subject, ServiceState.UNKNOWN, SERVICE_MOVES)
+        self.rejected: collections.Counter[str] = collections.Counter()
+        self.deadlines: Deadlines[str] = Deadlines()  # "verify": ask the witness again then
+        self._verifying: _Verification | None = None
+        self._acting: Decision | None = None  # a start/stop waiting for its ManagedRead
+        self._reported_missing: tuple[str, ...] = ()
+
+    def handle(self, event: Event) -> Step[AgentAction]:
+        """One event in, one Step out."""
+        handler = self._HANDLERS.get(type(event))
+        if handler is None:
+            raise LocalUsageError(f"AgentDecider cannot handle {type(event).__name__}")
+        b: StepBuilder[AgentAction] = StepBuilder()
+        handler(self, event, b)
+        return b.build()
+
+    # -- facts that events bring --------------------------------------------------------------------
+    def _heartbeat(self, e: HeartbeatReceived, b: StepBuilder[AgentAction]) -> None:
+        was_up = self.peer.is_up(e.now)
+        self.peer.heard(e.now)
+        changed = not was_up or e.active != self.peer_active
+        self.peer_active = e.active
+        if changed:
+            b.act(RunCycleNow())
+
+    def _witness_acked(self, e: WitnessAcked, b: StepBuilder[AgentAction]) -> None:
+        was_up = self.witness.is_up(e.now)
+        self.witness.heard(e.now)
+        if not was_up:
+            b.act(RunCycleNow())
+
+    def _rejected(self, e: InputRejected, b: StepBuilder[AgentAction]) -> None:
+        code = DropCode(e.reason)
+        key = code.value if e.source == "peer" else f"witness_{code.value}"
+        self.rejected[key] += 1
+        n = self.rejected[key]
+        if e.source == "witness" or n in (1, 10, 100) or n % 1000 == 0:  # peer floods are logged sparsely
+            b.note(code, f"{e.source} input dropped ({n} so far): {e.detail}")
+
+    # -- one cycle: the ordered guards ------------------------------------------------------------------
+    def _facts(self, now: float, self_active: bool) -> Facts:
+        peer_state = self.peer.state(now)
+        return Facts(peer=peer_state,
+                     witness=self.witness.state(now) if self.role.uses_witness else Liveness.UNKNOWN,
+                     peer_active=self.peer_active if peer_state is Liveness.UP else None,
+                     self_active=self_active, peer_up_for=self.peer.up_for(now))
+
+    def _platform_unavailable(self, e: PlatformUnavailable, b: StepBuilder[AgentAction]) -> None:
+        # 1. we cannot see what runs here: decide nothing, keep everything as it is
+        self._decided(b, Decision(Action.HOLD, DecisionCode.LOCAL_PLATFORM_UNAVAILABLE,
+                                  f"cannot read the managed agents' state from platform.control: {e.error}"))
+
+    def _cycle(self, e: CycleStarted, b: StepBuilder[AgentAction]) -> None:
+        # 2. the documented table and the guards of failover_core.decide
+        facts = self._facts(e.now, e.managed.active)
+        decision = decide(self.role, facts, self.policy)
+        self.deadlines.clear("verify")
+        if decision.action is Action.VERIFY:
+            # 3. a VERIFY cell: ask the witness; the answer decides (WitnessAnswered)
+            self._verifying = _Verification(facts, e.managed)
+            b.act(AskWitness(subject=self.config.peer_id))
+            return
+        self._conclude(b, decision, e.managed, e.now)
+
+    def _witness_answered(self, e: WitnessAnswered, b: StepBuilder[AgentAction]) -> None:
+        asked = self._verifying
+        if asked is None:
+            raise LocalUsageError("WitnessAnswered without a pending AskWitness")
+        self._verifying = None
+        if e.dropped is not None:
+            self._rejected(e.dropped, b)
+        if e.answer is not None:
+            self.witness_answer = e.answer
+            if e.answer.state is not Liveness.DOWN:  # ask again when the witness's own deadline passes
+                self.deadlines.set("verify", e.now + min(e.answer.remaining, self.config.heartbeat_period))
+        if self.peer.state(e.now) is not asked.facts.peer:
+            # 4. the primary spoke while we asked: the verdict answers an old question
+            self._decided(b, Decision(Action.HOLD, DecisionCode.SECONDARY_VERIFY_RACED,
+                                      "the primary was heard during the verification; deciding again"))
+            b.act(RunCycleNow())
+            return
+        decision = decide(self.role, replace(asked.facts, verdict=e.answer.verdict), self.policy) \
+            if e.answer is not None else None
+        if decision is None or decision.action is Action.VERIFY:
+            # 5. no verdict: keep what runs now
+            decision = Decision(Action.HOLD, DecisionCode.SECONDARY_VERIFY_FAILED,
+                                "the witness did not answer the verification; keeping the current state")
+        self._conclude(b, decision, asked.managed, e.now)
+
+    def _decided(self, b: StepBuilder[AgentAction], decision: Decision) -> Decision:
+        code = DecisionCode(decision.code)  # every decision code is a member (ValueError: a bug)
+        decision = Decision(decision.action, code, decision.reason)
+        self.decision = decision
+        b.because(code, f"{decision.action.value}: {decision.reason}")
+        return decision
+
+    def _conclude(self, b: StepBuilder[AgentAction], decision: Decision, managed: ManagedView, now: float) -> None:
+        """Carry the decision: start or stop what needs it (then ManagedRead), or observe at once."""
+        decision = self._decided(b, decision)
+        if decision.action is Action.START and managed.startable:
+            self._acting = decision
+            b.act(StartService())
+        elif decision.action is Action.STOP and managed.stoppable:
+            self._acting = decision
+            b.act(StopService())
+        else:
+            self._observe(b, decision, managed, (), now)
+
+    # -- what the start/stop produced --------------------------------------------------------------------
+    def _managed_read(self, e: ManagedRead, b: StepBuilder[AgentAction]) -> None:
+        decision = self._acting
+        if decision is None:
+            raise LocalUsageError("ManagedRead without a pending StartService/StopService")
+        self._acting = None
+        self._observe(b, decision, e.managed, e.acted, e.now)
+
+    def _observe(self, b: StepBuilder[AgentAction], decision: Decision, managed: ManagedView,
+                 acted: tuple[str, ...], now: float) -> None:
+        missing = managed.missing if decision.action is Action.START else ()
+        if missing and missing != self._reported_missing:
+            b.note(DecisionCode.LOCAL_MANAGED_MISSING, f"cannot start {', '.join(missing)}: not installed on "
+                                                       f"this platform")
+        self._reported_missing = missing
+        observed = ServiceState.RUNNING if managed.active else ServiceState.STOPPED
+        if acted:
+            code, reason = TransitionCode(decision.code), decision.reason
+        else:  # changed by someone else (an operator, a crash), or the first look after start-up
+            code, reason = TransitionCode.OBSERVED, f"managed agent(s) found {observed.value}"
+        t = self.service.change(observed, code=code.value, reason=reason, now=now)
+        if t is None:
+            return
+        b.act(SendHeartbeatNow())  # tell the peer at once what we run now
+        if t.from_state == ServiceState.UNKNOWN.name and not acted:
+            b.note(TransitionCode.OBSERVED, f"first look after start-up: {t.subject} {t.to_state}")
+            return  # nothing changed, nothing to alert or notify
+        b.changed(t)
+        action = Action.START if observed is ServiceState.RUNNING else Action.STOP
+        b.act(RaiseAlert(code=AlertCode.SERVICE_TRANSITION, key=alert_key(self.config.agent_id),
+                         context=alert_context(t.code, action, ", ".join(acted) or managed.names), healthy=True))
+
+    # -- the timer ---------------------------------------------------------------------------------------
+    def next_deadline(self, now: float) -> float | None:
+        """When a fact changes on its own (a liveness deadline) or the witness must be asked again."""
+        due = [d for d in (self.peer.next_deadline(now), self.witness.next_deadline(now), self.deadlines.earliest())
+               if d is not None]
+        return min(due, default=None)
+
+    _HANDLERS = {
+        HeartbeatReceived: _heartbeat,
+        WitnessAcked: _witness_acked,
+        InputRejected: _rejected,
+        PlatformUnavailable: _platform_unavailable,
+        CycleStarted: _cycle,
+        WitnessAnswered: _witness_answered,
+        ManagedRead: _managed_read,
+    }
+
+
+__all__ = ["SERVICE_MOVES", "AgentDecider", "ServiceState", "config_error_step"]

@@ -1,0 +1,156 @@
+"""What the failover agent's decider is fed (events) and what it asks the driver to do (actions).
+
+All frozen, keyword-only and without I/O: the driver (``agent``) turns VIP pubsub, RPC and
+``platform.control`` answers into events, and carries the actions of each ``Step`` out through
+``failover_core.shell.carry_out``. A handler may answer with the next event (the result of its I/O):
+``ManagedRead`` after ``StartService``/``StopService``, ``WitnessAnswered`` after ``AskWitness``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from failover_agent.codes import AlertCode
+from failover_agent.wire import WitnessAnswer
+from failover_core.errors import LocalUsageError
+
+
+@dataclass(frozen=True, slots=True)
+class AgentState:
+    """One managed agent as ``platform.control`` reported it."""
+
+    identity: str
+    uuid: str | None  # None: not installed here
+    running: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ManagedView:
+    """The managed agents at one read: their states, and how the alerts name them."""
+
+    states: tuple[AgentState, ...]
+    names: str
+
+    @property
+    def active(self) -> bool:
+        return any(s.running for s in self.states)
+
+    @property
+    def startable(self) -> tuple[str, ...]:
+        return tuple(s.identity for s in self.states if s.uuid and not s.running)
+
+    @property
+    def stoppable(self) -> tuple[str, ...]:
+        return tuple(s.identity for s in self.states if s.uuid and s.running)
+
+    @property
+    def missing(self) -> tuple[str, ...]:
+        return tuple(s.identity for s in self.states if s.uuid is None)
+
+
+# -- events ------------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HeartbeatReceived:
+    """An authenticated heartbeat of the peer arrived; ``active``: the peer says it runs the service."""
+
+    now: float
+    active: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WitnessAcked:
+    """The witness acknowledged our heartbeat with a valid signed ack."""
+
+    now: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InputRejected:
+    """A heartbeat (``source`` "peer"), a witness ack or verdict (``source`` "witness") was dropped."""
+
+    source: str
+    reason: str  # a DropCode value (RemoteInputError.reason)
+    detail: str = ""
+
+    def __post_init__(self) -> None:
+        if self.source not in ("peer", "witness"):
+            raise LocalUsageError(f"InputRejected.source must be 'peer' or 'witness', got {self.source!r}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CycleStarted:
+    """The loop woke and read the managed agents: decide now."""
+
+    now: float
+    managed: ManagedView
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PlatformUnavailable:
+    """The loop woke but ``platform.control`` could not be read."""
+
+    now: float
+    error: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WitnessAnswered:
+    """The answer to ``AskWitness``: a checked verdict, or None (unreachable, or the answer was dropped)."""
+
+    now: float
+    answer: WitnessAnswer | None
+    dropped: InputRejected | None = None  # the answer that came back but was dropped, and why
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ManagedRead:
+    """After ``StartService``/``StopService``: what was started or stopped, and the state read back."""
+
+    now: float
+    acted: tuple[str, ...]
+    managed: ManagedView
+
+
+Event = HeartbeatReceived | WitnessAcked | InputRejected | CycleStarted | PlatformUnavailable | WitnessAnswered \
+    | ManagedRead
+
+
+# -- actions -----------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class StartService:
+    """Start every installed managed agent that is not running; answer with ``ManagedRead``."""
+
+
+@dataclass(frozen=True, slots=True)
+class StopService:
+    """Stop every managed agent that runs; answer with ``ManagedRead``."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AskWitness:
+    """Ask the witness whether it still hears ``subject``; answer with ``WitnessAnswered``."""
+
+    subject: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RaiseAlert:
+    """Publish a health alert (``vip.health.send_alert``) and set the agent's health status."""
+
+    code: AlertCode
+    key: str
+    context: str
+    healthy: bool  # the status set beside the alert: GOOD after a transition, BAD for a config error
+
+
+@dataclass(frozen=True, slots=True)
+class SendHeartbeatNow:
+    """Tell the peer at once what we run now (do not wait for the next heartbeat period)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunCycleNow:
+    """Wake the loop: a fact changed, decide again at once."""
+
+
+AgentAction = StartService | StopService | AskWitness | RaiseAlert | SendHeartbeatNow | RunCycleNow

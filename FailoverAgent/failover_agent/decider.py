@@ -143,6 +143,7 @@ class AgentDecider:
 
     def _cycle(self, e: CycleStarted, b: StepBuilder[AgentAction]) -> None:
         # 2. the documented table and the guards of failover_core.decide
+        self._verifying = self._acting = None  # a cycle that failed half-way left nothing to wait for
         facts = self._facts(e.now, e.managed.active)
         decision = decide(self.role, facts, self.policy)
         self.deadlines.clear("verify")

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from failover_agent.config_file import load_agent_config
 from failover_agent.config import DEFAULT_WITNESS_IDENTITY, FailoverConfig, WitnessConfig, parse_agent_config
+from failover_agent.config_file import load_agent_config
 from failover_core.config import ConfigError
 from failover_core.tables import Role
 

@@ -1,0 +1,341 @@
+"""AgentDecider with a fake clock: every table cell through its Step, the guards, the agent's own codes."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+import failover_agent
+from failover_agent.codes import AlertCode, DecisionCode, DropCode, TransitionCode
+from failover_agent.config import FailoverConfig, parse_agent_config
+from failover_agent.decider import AgentDecider, ServiceState, config_error_step
+from failover_agent.events import (
+    AgentState,
+    AskWitness,
+    CycleStarted,
+    HeartbeatReceived,
+    InputRejected,
+    ManagedRead,
+    ManagedView,
+    PlatformUnavailable,
+    RaiseAlert,
+    RunCycleNow,
+    SendHeartbeatNow,
+    StartService,
+    StopService,
+    WitnessAcked,
+    WitnessAnswered,
+)
+from failover_agent.wire import WitnessAnswer
+from failover_core.clock import FakeClock
+from failover_core.decide import Facts, Policy, decide
+from failover_core.errors import LocalUsageError
+from failover_core.liveness import Liveness
+from failover_core.step import Step
+from failover_core.tables import TABLES, VERIFY_TABLE, Action, Role, Verdict
+
+UP, DOWN, UNKNOWN = Liveness.UP, Liveness.DOWN, Liveness.UNKNOWN
+TIMEOUT = 3.0
+SVC = "svc"
+PEER_OF = {Role.PRIMARY: "secondary", Role.SECONDARY: "primary", Role.SIMPLE_PRIMARY: "simple_secondary",
+           Role.SIMPLE_SECONDARY: "simple_primary"}
+
+
+def config(role: Role, **extra: object) -> FailoverConfig:
+    data: dict = {"agent_id": role.value, "remote_vip": "ipc://@/peer", "agent_vip_identity": SVC,
+                  "heartbeat_period": 1, "timeout": TIMEOUT, **extra}
+    if role.uses_witness:
+        data.update(simple_behavior=False, witness_vip="ipc://@/witness")
+    cfg = parse_agent_config(data, source="test")
+    assert isinstance(cfg, FailoverConfig) and cfg.role is role
+    return cfg
+
+
+def values(codes: type) -> set[str]:
+    return {c.value for c in codes}
+
+
+def view(running: bool, installed: bool = True) -> ManagedView:
+    return ManagedView(states=(AgentState(SVC, "uuid-1" if installed else None, running),), names=SVC)
+
+
+class Node:
+    """A decider and a fake clock; ``settle`` moves the peer and witness to UP or DOWN."""
+
+    def __init__(self, role: Role, **extra: object) -> None:
+        self.clock = FakeClock(100.0)
+        self.role = role
+        self.decider = AgentDecider(config(role, **extra), subject=SVC, now=self.clock.now())
+
+    def feed(self, event: object) -> Step:
+        step = self.decider.handle(event)
+        assert isinstance(step, Step)
+        return step
+
+    def settle(self, peer: Liveness, witness: Liveness = DOWN, peer_active: bool = False) -> None:
+        """Past every start-up grace, then hear the ones that must be UP (the others stay silent: DOWN)."""
+        self.clock.advance(2 * TIMEOUT)
+        if peer is UP:
+            self.feed(HeartbeatReceived(now=self.clock.now(), active=peer_active))
+        if witness is UP:
+            self.feed(WitnessAcked(now=self.clock.now()))
+
+    def cycle(self, running: bool, installed: bool = True) -> Step:
+        return self.feed(CycleStarted(now=self.clock.now(), managed=view(running, installed)))
+
+    def observe_first(self, running: bool) -> None:
+        """The first cycle records what runs (UNKNOWN -> RUNNING/STOPPED) without an alert."""
+        self.decider.service.change(ServiceState.RUNNING if running else ServiceState.STOPPED, code="observed",
+                                    reason="test set-up", now=self.clock.now())
+
+
+def cells() -> list[tuple[Role, tuple[Liveness, ...], object]]:
+    return [(role, key, cell) for role, table in TABLES.items() for key, cell in table.items()]
+
+
+def key_facts(role: Role, key: tuple[Liveness, ...]) -> tuple[Liveness, Liveness]:
+    if role is Role.SIMPLE_PRIMARY:
+        return UP, DOWN
+    if role is Role.SIMPLE_SECONDARY:
+        return key[0], DOWN
+    return key[0], key[1]
+
+
+# -- every table cell through the decider ----------------------------------------------------------
+@pytest.mark.parametrize(("role", "key", "cell"), cells(), ids=lambda v: getattr(v, "code", None) or str(v))
+def test_every_table_cell_through_the_deciders_step(role, key, cell) -> None:
+    node = Node(role)
+    peer, witness = key_facts(role, key)
+    node.settle(peer, witness)
+    running_before = cell.action is Action.STOP  # so that the cell has something to do
+    node.observe_first(running_before)
+    step = node.cycle(running=running_before)
+    if cell.action is Action.VERIFY:
+        assert step.actions == (AskWitness(subject=PEER_OF[role]),) and step.reason is None
+        return
+    assert step.reason is not None and step.reason.code == cell.code and step.reason.code in values(DecisionCode)
+    assert step.reason.text == f"{cell.action.value}: {cell.reason}"
+    assert step.actions == ((StartService(),) if cell.action is Action.START else (StopService(),))
+    assert step.transitions == ()
+    after = node.feed(ManagedRead(now=node.clock.now(), acted=(SVC,), managed=view(not running_before)))
+    assert [(t.from_state, t.to_state, t.code) for t in after.transitions] == [
+        ("STOPPED", "RUNNING", cell.code) if cell.action is Action.START else ("RUNNING", "STOPPED", cell.code)]
+    assert after.transitions[0].code in values(TransitionCode)
+    assert after.of_type(SendHeartbeatNow) == [SendHeartbeatNow()]
+    (alert,) = after.of_type(RaiseAlert)
+    assert alert.code is AlertCode.SERVICE_TRANSITION and alert.key == f"failover {role.value}" and alert.healthy
+    assert SVC in alert.context
+    status = node.decider.decision
+    assert status is not None and (status.action, status.code) == (cell.action, cell.code)
+
+
+@pytest.mark.parametrize(("verdict", "cell"), list(VERIFY_TABLE.items()), ids=lambda v: getattr(v, "code", str(v)))
+def test_the_secondary_verify_cell_and_the_witness_verdict(verdict, cell) -> None:
+    node = Node(Role.SECONDARY)
+    node.settle(DOWN, UP)
+    node.observe_first(False)
+    ask = node.cycle(running=False)
+    assert ask.actions == (AskWitness(subject="primary"),)
+    state = DOWN if verdict is Verdict.PRIMARY_DOWN else UP
+    answer = WitnessAnswer(verdict, state, 0.0 if state is DOWN else 1.5)
+    step = node.feed(WitnessAnswered(now=node.clock.now(), answer=answer))
+    assert step.reason is not None and step.reason.code == cell.code
+    assert node.decider.witness_answer == answer
+    if cell.action is Action.START:
+        assert step.actions == (StartService(),)
+        after = node.feed(ManagedRead(now=node.clock.now(), acted=(SVC,), managed=view(True)))
+        assert after.transitions[0].code == "secondary.verified.primary_down"
+        assert after.of_type(RaiseAlert)[0].context == f"Primary is inactive starting agent {SVC}"
+        assert node.decider.next_deadline(node.clock.now()) == node.clock.now() + TIMEOUT  # the witness's deadline
+    else:
+        assert step.actions == ()  # nothing runs: nothing to stop
+        # ask again when the witness would call the primary down (1.5 s), not a heartbeat later
+        assert node.decider.deadlines.get("verify") == node.clock.now() + 1.0  # min(remaining, heartbeat_period)
+
+
+# -- the guards -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("role", list(Role))
+def test_startup_guard_holds_until_the_peer_is_heard(role) -> None:
+    node = Node(role)
+    step = node.cycle(running=False)
+    assert step.reason is not None and step.reason.code == f"{role.value}.startup"
+    assert step.actions == (SendHeartbeatNow(),) and step.transitions == ()  # first look: no alert, no notify
+    assert [n.code for n in step.notes] == ["observed"]
+    assert node.decider.service.state is ServiceState.STOPPED
+
+
+@pytest.mark.parametrize("role", [Role.PRIMARY, Role.SIMPLE_PRIMARY])
+def test_handover_guard_waits_for_the_secondary_to_release(role) -> None:
+    node = Node(role)
+    node.settle(UP, UP, peer_active=True)
+    node.observe_first(False)
+    held = node.cycle(running=False)
+    assert held.reason is not None and held.reason.code == f"{role.value}.handover" and held.actions == ()
+    released = node.feed(HeartbeatReceived(now=node.clock.now(), active=False))
+    assert released.actions == (RunCycleNow(),)  # the peer's claim changed: decide again at once
+    assert node.cycle(running=False).actions == (StartService(),)
+
+
+@pytest.mark.parametrize("role", [Role.SECONDARY, Role.SIMPLE_SECONDARY])
+def test_failback_hold_keeps_the_service_until_the_primary_stayed_up(role) -> None:
+    node = Node(role, failback_delay=5)
+    node.settle(UP, UP)
+    node.observe_first(True)
+    held = node.cycle(running=True)
+    assert held.reason is not None and held.reason.code == f"{role.value}.failback_hold" and held.actions == ()
+    for _ in range(6):  # the primary keeps talking for 6 s
+        node.clock.advance(1.0)
+        node.feed(HeartbeatReceived(now=node.clock.now(), active=False))
+        node.feed(WitnessAcked(now=node.clock.now()))
+    assert node.cycle(running=True).actions == (StopService(),)
+
+
+def test_heartbeats_wake_the_loop_only_when_a_fact_changes() -> None:
+    node = Node(Role.SIMPLE_SECONDARY)
+    now = node.clock.now()
+    assert node.feed(HeartbeatReceived(now=now, active=True)).actions == (RunCycleNow(),)  # peer came up
+    assert node.feed(HeartbeatReceived(now=now + 1, active=True)).empty  # nothing new
+    assert node.feed(HeartbeatReceived(now=now + 2, active=False)).actions == (RunCycleNow(),)  # released
+    assert node.feed(WitnessAcked(now=now + 2)).actions == (RunCycleNow(),)
+    assert node.feed(WitnessAcked(now=now + 3)).empty
+    assert node.decider.next_deadline(now + 3) == now + 2 + TIMEOUT  # the peer's deadline comes first
+
+
+# -- the codes the driver used to invent ---------------------------------------------------------------
+def test_platform_unavailable_holds_and_is_the_decision() -> None:
+    node = Node(Role.PRIMARY)
+    step = node.feed(PlatformUnavailable(now=node.clock.now(), error="no answer"))
+    assert step.reason is not None and step.reason.code == DecisionCode.LOCAL_PLATFORM_UNAVAILABLE
+    assert step.reason.code == "local.platform_unavailable" and "no answer" in step.reason.text
+    assert step.actions == () and step.transitions == ()
+    assert node.decider.decision is not None and node.decider.decision.action is Action.HOLD
+
+
+def test_a_verification_raced_by_the_primarys_heartbeat_decides_again() -> None:
+    node = Node(Role.SECONDARY)
+    node.settle(DOWN, UP)
+    node.observe_first(False)
+    assert node.cycle(running=False).of_type(AskWitness)
+    node.feed(HeartbeatReceived(now=node.clock.now(), active=True))  # the primary speaks while we ask
+    answer = WitnessAnswer(Verdict.PRIMARY_DOWN, DOWN, 0.0)
+    step = node.feed(WitnessAnswered(now=node.clock.now(), answer=answer))
+    assert step.reason is not None and step.reason.code == "secondary.verify_raced"
+    assert step.actions == (RunCycleNow(),) and step.transitions == ()
+    assert node.decider.service.state is ServiceState.STOPPED
+
+
+def test_an_unanswered_verification_holds() -> None:
+    node = Node(Role.SECONDARY)
+    node.settle(DOWN, UP)
+    node.observe_first(False)
+    node.cycle(running=False)
+    step = node.feed(WitnessAnswered(now=node.clock.now(), answer=None))
+    assert step.reason is not None and step.reason.code == "secondary.verify_failed" and step.actions == ()
+    with pytest.raises(LocalUsageError):  # no question pending
+        node.feed(WitnessAnswered(now=node.clock.now(), answer=None))
+
+
+def test_a_dropped_verdict_is_counted_and_holds() -> None:
+    node = Node(Role.SECONDARY)
+    node.settle(DOWN, UP)
+    node.observe_first(False)
+    node.cycle(running=False)
+    step = node.feed(WitnessAnswered(now=node.clock.now(), answer=None,
+                                     dropped=InputRejected(source="witness", reason="bad_mac", detail="forged")))
+    assert step.reason is not None and step.reason.code == "secondary.verify_failed"
+    assert [n.code for n in step.notes] == ["bad_mac"]
+    assert node.decider.rejected == {"witness_bad_mac": 1}
+
+
+def test_a_change_made_by_someone_else_is_observed_and_alerted() -> None:
+    node = Node(Role.SIMPLE_SECONDARY)
+    node.settle(UP)
+    node.observe_first(True)  # after a takeover, the primary is back: STOP; an operator already stopped it
+    step = node.cycle(running=False)
+    assert step.reason is not None and step.reason.code == "simple_secondary.primary_up"
+    assert [(t.from_state, t.to_state, t.code) for t in step.transitions] == [("RUNNING", "STOPPED", "observed")]
+    assert step.transitions[0].code in values(TransitionCode)
+    (alert,) = step.of_type(RaiseAlert)
+    assert alert.context == f"Agent {SVC} found stopped (not by the failover agent)"
+
+
+def test_a_managed_agent_not_installed_is_noted_once() -> None:
+    node = Node(Role.SIMPLE_PRIMARY)
+    node.settle(UP)
+    node.observe_first(False)
+    first = node.cycle(running=False, installed=False)
+    assert first.actions == () and [n.code for n in first.notes] == ["local.managed_missing"]
+    assert node.cycle(running=False, installed=False).notes == ()
+
+
+def test_rejected_heartbeats_are_counted_and_noted_sparsely() -> None:
+    node = Node(Role.SIMPLE_SECONDARY)
+    noted = [bool(node.feed(InputRejected(source="peer", reason="replayed")).notes) for _ in range(12)]
+    assert noted == [True] + [False] * 8 + [True, False, False]  # the 1st and the 10th
+    assert node.decider.rejected == {"replayed": 12}
+    assert node.feed(InputRejected(source="witness", reason="malformed")).notes[0].code == DropCode.MALFORMED
+    assert node.decider.rejected["witness_malformed"] == 1
+    with pytest.raises(ValueError):
+        node.feed(InputRejected(source="peer", reason="no_such_code"))
+
+
+def test_config_error_step_publishes_the_error_unhealthy() -> None:
+    step = config_error_step("bad.json: key 'x'")
+    assert step.actions == (RaiseAlert(code=AlertCode.CONFIG_ERROR, key="failover config",
+                                       context="Configuration error: bad.json: key 'x'", healthy=False),)
+
+
+def test_unknown_event_is_a_local_error() -> None:
+    with pytest.raises(LocalUsageError):
+        Node(Role.PRIMARY).feed(object())
+
+
+# -- the codes: every code the decider can produce is a member ------------------------------------------
+def test_every_table_cell_code_is_a_decision_code_and_start_stop_cells_are_transition_codes() -> None:
+    all_cells = [cell for _, _, cell in cells()] + list(VERIFY_TABLE.values())
+    for cell in all_cells:
+        assert cell.code in values(DecisionCode), cell.code
+        if cell.action in (Action.START, Action.STOP):
+            assert cell.code in values(TransitionCode), cell.code
+    transition_codes = {c.value for c in TransitionCode} - {"observed"}
+    assert transition_codes == {c.code for c in all_cells if c.action in (Action.START, Action.STOP)}
+
+
+def test_every_code_decide_can_return_is_a_decision_code() -> None:
+    values = (UP, DOWN, UNKNOWN)
+    seen = set()
+    for role in Role:
+        for peer in values:
+            for witness in values:
+                for verdict in (None, *Verdict):
+                    for peer_active in (None, False, True):
+                        for self_active in (False, True):
+                            for policy in (Policy(), Policy(failback_delay=10, wait_for_peer_state=True)):
+                                facts = Facts(peer=peer, witness=witness, verdict=verdict, peer_active=peer_active,
+                                              self_active=self_active, peer_up_for=1.0 if peer is UP else 0.0)
+                                seen.add(decide(role, facts, policy).code)
+    assert seen <= {c.value for c in DecisionCode}, seen - {c.value for c in DecisionCode}
+    agent_own = {"secondary.verify_raced", "secondary.verify_failed", "local.platform_unavailable",
+                 "local.managed_missing"}
+    assert {c.value for c in DecisionCode} == seen | agent_own  # no member that nothing produces
+
+
+def test_every_drop_reason_of_the_wire_checks_is_a_drop_code() -> None:
+    package = Path(failover_agent.__file__).parent
+    sources = [package / "wire.py", package.parent / "failover_core" / "heartbeat_auth.py"]
+    reasons = set()
+    for path in sources:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "RemoteInputError":
+                first = node.args[0]
+                assert isinstance(first, ast.Constant), f"{path.name}: a RemoteInputError reason is not a literal"
+                reasons.add(first.value)
+    assert reasons and reasons <= {c.value for c in DropCode}, reasons
+
+
+def test_alert_contexts_are_keyed_by_transition_codes() -> None:
+    from failover_agent import alerts
+
+    assert set(alerts._CONTEXT_BY_CODE) <= set(TransitionCode)

@@ -62,7 +62,7 @@ def test_status_prints_the_table(tmp_path, capsys):
     assert main(["-c", str(cfg), "--status", "--status-file", str(status)]) == 1  # no valet has run yet
     status.write_text(json.dumps({"valet_pid": 1, "config": str(cfg), "updated": "2026-01-01T00:00:00Z",
                                   "processes": [{"process": "Web", "state": "active", "active_host": "b",
-                                                 "last_transition": "Web: STARTING -> ACTIVE (started on b) [STARTED]",
+                                                 "last_transition": "Web: STARTING -> ACTIVE (started on b) [started]",
                                                  "last_transition_time": "2026-01-01T00:00:00Z"}]}))
     capsys.readouterr()
     assert main(["-c", str(cfg), "--status", "--status-file", str(status)]) == 0

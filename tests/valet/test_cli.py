@@ -50,7 +50,8 @@ def test_bad_config_exits_2_with_file_and_line_and_runs_nothing(tmp_path):
     r = subprocess.run([PY, "-m", "HaValet", "-c", str(cfg)], capture_output=True, text=True, timeout=30,
                        cwd=tmp_path)
     assert r.returncode == 2
-    assert f"{cfg}:11: [Db] start_command: a command must be a quoted string" in r.stderr
+    assert (f"{cfg}:11: key '[Db] start_command': value '__import__(\"os\").system(\"touch pwned\")' is not allowed: "
+            "a command must be a quoted string") in r.stderr
     assert "missing required key" not in r.stderr
     assert not (tmp_path / "pwned").exists()
 

@@ -27,13 +27,14 @@ TOML form (``.toml``): the same sections as tables and the same keys; command va
 written (no ``%`` language), and every command gets HAVALET_HOST, HAVALET_USER, HAVALET_PORT,
 HAVALET_PROTOCOL and HAVALET_PROCESS in its environment to reach stand-by hosts.
 
-Everything is validated once, here, into frozen pydantic models; errors name file, line, key and value.
+Everything is validated once, here, into frozen pydantic models. A bad file raises failover_core's
+ConfigError, one line per problem: ``file:line: key '[Section] key': value ... is not allowed: ...``
+(TOML problems have no line; a problem with a whole line has no key).
 """
 
 from __future__ import annotations
 
 import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,7 +42,7 @@ from typing import Any
 
 from pydantic import Field, ValidationError, model_validator
 
-from failover_core.config import ConfigError, StrictModel
+from failover_core.config import MISSING, ConfigError, StrictModel, parse_config_text
 from HaValet.command_expr import ExprError, parse_command_expr
 
 COMMAND_KEYS = ("start_command", "stop_command", "test_command")
@@ -63,19 +64,10 @@ _SECTION_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.@-]*\Z")
 _PLACEHOLDER_RE = re.compile(r"@([A-Za-z_][A-Za-z0-9_]*)@")
 
 
-class ValetConfigError(ConfigError):
-    """A ConfigError whose lines read ``file:line: [section] key: problem (value ...)``."""
-
-    def __init__(self, source: str, problems: list[tuple[str, object, str]]) -> None:
-        super().__init__(source, problems)
-        lines = []
-        for where, value, problem in problems:
-            shown = "" if value is None else f" (value {str(value)[:120]!r})"
-            lines.append(f"{where}: {problem}{shown}")
-        self.args = ("\n".join(lines),)
-
-    def __str__(self) -> str:
-        return str(self.args[0])
+# one problem of a file, for failover_core's ConfigError: (key, value, what is allowed, line or None)
+Problem = tuple[str, object, str, int | None]
+# where a key was set: ("[Section] key", line or None)
+Place = tuple[str, int | None]
 
 
 class Timing(StrictModel):
@@ -158,8 +150,8 @@ class ValetConfig(StrictModel):
         """The config limited to one logical process (``-p NAME``)."""
         chosen = tuple(p for p in self.processes if p.name == name or p.name.split("@", 1)[0] == name)
         if not chosen:
-            raise ValetConfigError(self.source, [(self.source, name, "no such process (known: "
-                                                  + ", ".join(p.name for p in self.processes) + ")")])
+            raise ConfigError(self.source, [("--process", name, "no such process (known: "
+                                             + ", ".join(p.name for p in self.processes) + ")")])
         return self.model_copy(update={"processes": chosen})
 
 
@@ -172,14 +164,13 @@ class RawSection:
     entries: dict[str, tuple[str, int]] = field(default_factory=dict)  # key -> (raw value, line)
 
 
-def parse_sections(text: str, source: str) -> tuple[list[RawSection], list[tuple[str, object, str]]]:
+def parse_sections(text: str) -> tuple[list[RawSection], list[Problem]]:
     """Split cfg text into sections of ``key -> (raw value, line)``; syntax errors carry the line."""
     sections: list[RawSection] = []
-    problems: list[tuple[str, object, str]] = []
+    problems: list[Problem] = []
     current: RawSection | None = None
     for lineno, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
-        where = f"{source}:{lineno}"
         if not line or line.startswith(("#", ";")):
             continue
         header = None
@@ -189,7 +180,7 @@ def parse_sections(text: str, source: str) -> tuple[list[RawSection], list[tuple
             header = line[1:-1].strip()
         if header is not None:
             if not _SECTION_RE.match(header):
-                problems.append((where, header, "bad section name (letters, digits, _ . @ - only)"))
+                problems.append(("", header, "bad section name (letters, digits, _ . @ - only)", lineno))
                 current = None
                 continue
             current = RawSection(header, lineno)
@@ -198,15 +189,15 @@ def parse_sections(text: str, source: str) -> tuple[list[RawSection], list[tuple
         key, sep, value = line.partition("=")
         key = key.strip()
         if not sep or not _KEY_RE.match(key):
-            problems.append((where, line, "expected 'key = value', ':Section' or '[Section]'"))
+            problems.append(("", line, "expected 'key = value', ':Section' or '[Section]'", lineno))
             continue
         if current is None:
-            problems.append((where, line, "'key = value' before any section header"))
+            problems.append(("", line, "'key = value' before any section header", lineno))
             continue
         canonical = KEY_ALIASES.get(key, key)
         if canonical in current.entries:
-            problems.append((f"{where}: [{current.name}] {key}", None,
-                             f"duplicate key (first set on line {current.entries[canonical][1]})"))
+            problems.append((f"[{current.name}] {key}", value.strip(),
+                             f"duplicate key (first set on line {current.entries[canonical][1]})", lineno))
             continue
         current.entries[canonical] = (value.strip(), lineno)
     return sections, problems
@@ -234,58 +225,55 @@ class _Section:
     """A section after value parsing: plain values plus, per command key, a renderer for a host."""
 
     name: str
-    where: str
+    where: Place  # the section header
     values: dict[str, Any]
-    key_where: dict[str, str]
+    key_where: dict[str, Place]
     templates: dict[str, Any]  # key -> CommandTemplate (cfg form) or str (TOML form)
 
 
-def _cfg_sections(raw: list[RawSection], source: str) -> tuple[list[_Section], dict[str, dict[str, Any]],
-                                                                list[tuple[str, object, str]]]:
+def _cfg_sections(raw: list[RawSection]) -> tuple[list[_Section], dict[str, dict[str, Any]], list[Problem]]:
     sections: list[_Section] = []
     reserved: dict[str, dict[str, Any]] = {}
-    problems: list[tuple[str, object, str]] = []
+    problems: list[Problem] = []
     for rs in raw:
         if rs.name.lower() in RESERVED_SECTIONS:
             reserved.setdefault(rs.name.lower(), {}).update({k: _plain_value(v) for k, (v, _) in rs.entries.items()})
             reserved.setdefault(f"{rs.name.lower()}:where", {}).update(
-                {k: f"{source}:{ln}: [{rs.name}] {k}" for k, (_, ln) in rs.entries.items()})
+                {k: (f"[{rs.name}] {k}", ln) for k, (_, ln) in rs.entries.items()})
             continue
         values: dict[str, Any] = {}
         templates: dict[str, Any] = {}
         names = frozenset(k for k in rs.entries if k not in COMMAND_KEYS) | {"host"}
         for key, (value, lineno) in rs.entries.items():
-            where = f"{source}:{lineno}: [{rs.name}] {key}"
+            where = f"[{rs.name}] {key}"
             if key not in PROCESS_KEYS:
                 problems.append((where, value, "unknown key (allowed: " + ", ".join(sorted(PROCESS_KEYS))
-                                 + "; aliases: " + ", ".join(sorted(KEY_ALIASES)) + ")"))
+                                 + "; aliases: " + ", ".join(sorted(KEY_ALIASES)) + ")", lineno))
             elif key in COMMAND_KEYS:
                 templates[key] = None  # present (even if wrong): not also reported as missing
                 if value[:1] not in ("'", '"', "("):
                     problems.append((where, value, "a command must be a quoted string, optionally "
-                                                   "followed by % (key, ...)"))
+                                                   "followed by % (key, ...)", lineno))
                     continue
                 try:
                     templates[key] = parse_command_expr(value, names)
                 except ExprError as e:
-                    problems.append((where, value, str(e)))
+                    problems.append((where, value, str(e), lineno))
             else:
                 values[key] = _plain_value(value)
-        sections.append(_Section(rs.name, f"{source}:{rs.line}: [{rs.name}]", values,
-                                 {k: f"{source}:{ln}: [{rs.name}] {k}" for k, (_, ln) in rs.entries.items()},
-                                 templates))
+        sections.append(_Section(rs.name, (f"[{rs.name}]", rs.line), values,
+                                 {k: (f"[{rs.name}] {k}", ln) for k, (_, ln) in rs.entries.items()}, templates))
     return sections, reserved, problems
 
 
-def _toml_sections(data: Mapping[str, Any], source: str) -> tuple[list[_Section], dict[str, dict[str, Any]],
-                                                                  list[tuple[str, object, str]]]:
+def _toml_sections(data: Mapping[str, Any]) -> tuple[list[_Section], dict[str, dict[str, Any]], list[Problem]]:
     sections: list[_Section] = []
     reserved: dict[str, dict[str, Any]] = {}
-    problems: list[tuple[str, object, str]] = []
+    problems: list[Problem] = []
     for name, table in data.items():
-        where = f"{source}: [{name}]"
+        where = f"[{name}]"
         if not isinstance(table, Mapping):
-            problems.append((where, table, "every top-level entry must be a table ([Name])"))
+            problems.append((where, table, "every top-level entry must be a table ([Name])", None))
             continue
         if name.lower() in RESERVED_SECTIONS:
             reserved.setdefault(name.lower(), {}).update(table)
@@ -296,15 +284,16 @@ def _toml_sections(data: Mapping[str, Any], source: str) -> tuple[list[_Section]
             key = KEY_ALIASES.get(key0, key0)
             if key not in PROCESS_KEYS:
                 problems.append((f"{where} {key0}", value, "unknown key (allowed: " + ", ".join(sorted(PROCESS_KEYS))
-                                 + ")"))
+                                 + ")", None))
             elif key in COMMAND_KEYS:
                 if not isinstance(value, str) or not value.strip():
-                    problems.append((f"{where} {key0}", value, "a command must be a non-empty string"))
+                    problems.append((f"{where} {key0}", value, "a command must be a non-empty string", None))
                 else:
                     templates[key] = value
             else:
                 values[key] = value
-        sections.append(_Section(str(name), where, values, {k: f"{where} {k}" for k in values}, templates))
+        sections.append(_Section(str(name), (where, None), values, {k: (f"{where} {k}", None) for k in values},
+                                 templates))
     return sections, reserved, problems
 
 
@@ -325,44 +314,50 @@ def _fill_placeholders(command: str, placeholders: Mapping[str, str], missing: s
     return _PLACEHOLDER_RE.sub(sub, command)
 
 
-def _validate(model: type[StrictModel], data: Mapping[str, Any], where: str,
-              key_where: Mapping[str, str] | None = None) -> Any:
-    """Validate or raise; ``key_where`` maps a key to its ``file:line: [section] key`` text when known."""
+def _check(model: type[StrictModel], data: Mapping[str, Any], where: Place,
+           key_where: Mapping[str, Place] | None = None) -> tuple[Any, list[Problem]]:
+    """(the validated model, []) or (None, its problems); ``key_where`` says where each key was set, when known."""
     try:
-        return model.model_validate(data)
+        return model.model_validate(data), []
     except ValidationError as e:
-        problems = []
+        problems: list[Problem] = []
         for err in e.errors(include_url=False):
             loc = [str(p) for p in err.get("loc", ())]
             known = [key_where[p] for p in reversed(loc) if key_where and p in key_where]
-            place = known[0] if known else f"{where} {'.'.join(loc)}".rstrip()
-            problems.append((place, err.get("input") if err.get("type") != "missing" else None,
-                             err.get("msg", "invalid")))
-        raise ValetConfigError(where, problems) from None
+            key, line = known[0] if known else (f"{where[0]} {'.'.join(loc)}".rstrip(), where[1])
+            problems.append((key, MISSING if err.get("type") == "missing" else err.get("input"),
+                             err.get("msg", "invalid"), line))
+        return None, problems
+
+
+def _validate(model: type[StrictModel], data: Mapping[str, Any], source: str, where: Place,
+              key_where: Mapping[str, Place] | None = None) -> Any:
+    """The validated model, or ConfigError naming the file, line, key and value."""
+    obj, problems = _check(model, data, where, key_where)
+    if problems:
+        raise ConfigError(source, problems)
+    return obj
 
 
 def build_config(sections: list[_Section], reserved: Mapping[str, Mapping[str, Any]], source: str,
-                 problems: list[tuple[str, object, str]]) -> ValetConfig:
+                 problems: list[Problem]) -> ValetConfig:
     """Turn parsed sections into validated ProcessSpecs (instances in preference order)."""
     valet_section = dict(reserved.get("valet", {}))
     timing_data = {k: valet_section.pop(k) for k in list(valet_section) if k in TIMING_KEYS}
-    settings: ValetSettings | None = None
-    try:
-        settings = _validate(ValetSettings, {**valet_section, "timing": timing_data}, f"{source}: [valet]",
-                             reserved.get("valet:where", {}))
-    except ValetConfigError as e:
-        problems.extend(e.problems)
+    settings, settings_problems = _check(ValetSettings, {**valet_section, "timing": timing_data}, ("[valet]", None),
+                                         reserved.get("valet:where", {}))
+    problems.extend(settings_problems)
     placeholders = {str(k): str(v) for k, v in reserved.get("placeholders", {}).items()}
     missing_placeholders: set[str] = set()
 
     for s in sections:
         for key in REQUIRED_KEYS:
             if key not in s.values and key not in s.templates:
-                problems.append((s.where, None, f"missing required key '{key}'"
+                problems.append((f"{s.where[0]} {key}", MISSING, f"missing required key '{key}'"
                                  + (" (also accepted: " + ", ".join(a for a, c in KEY_ALIASES.items() if c == key)
-                                    + ")" if key in KEY_ALIASES.values() else "")))
+                                    + ")" if key in KEY_ALIASES.values() else ""), s.where[1]))
     if problems or settings is None:
-        raise ValetConfigError(source, problems)
+        raise ConfigError(source, problems)
 
     groups: dict[str, list[_Section]] = {}
     for s in sections:
@@ -387,9 +382,10 @@ def _build_process(pname: str, unit: list[_Section], settings: ValetSettings, pl
     seen: set[str] = set()
     first = unit[0]
     timing_over = {k: v for s in unit for k, v in s.values.items() if k in TIMING_KEYS}
-    timing = _validate(Timing, {**settings.timing.model_dump(), **timing_over}, first.where,
+    timing = _validate(Timing, {**settings.timing.model_dump(), **timing_over}, source, first.where,
                        {k: v for s in unit for k, v in s.key_where.items()})
-    order = min(_validate(_Order, {"order": s.values.get("order", 0)}, s.where, s.key_where).order for s in unit)
+    order = min(_validate(_Order, {"order": s.values.get("order", 0)}, source, s.where, s.key_where).order
+                for s in unit)
     position = 0
 
     def add(s: _Section, host: str, standby_only: bool) -> None:
@@ -399,7 +395,8 @@ def _build_process(pname: str, unit: list[_Section], settings: ValetSettings, pl
             cmds = {k: _fill_placeholders(_render(s.templates[k], s.values, host), placeholders, missing)
                     for k in COMMAND_KEYS}
         except ExprError as e:
-            raise ValetConfigError(source, [(s.where, None, f"command for host {host}: {e}")]) from None
+            raise ConfigError(source, [(s.where[0], host, f"command for host {host}: {e}",
+                                        s.where[1])]) from None
         data = {"host": host, "user": s.values["user"], "port": _opt_str(s.values.get("port")),
                 "protocol": _opt_str(s.values.get("protocol")), "priority": s.values.get("priority", 1),
                 **cmds, "standby_only": standby_only}
@@ -408,7 +405,8 @@ def _build_process(pname: str, unit: list[_Section], settings: ValetSettings, pl
     for s in unit:
         host = str(s.values["host"]).strip()
         if host in seen:
-            raise ValetConfigError(source, [(s.where, host, "this host already has a section for this process")])
+            key, line = s.key_where.get("host", s.where)
+            raise ConfigError(source, [(key, host, "this host already has a section for this process", line)])
         seen.add(host)
         add(s, host, False)
     for s in unit:
@@ -418,12 +416,12 @@ def _build_process(pname: str, unit: list[_Section], settings: ValetSettings, pl
                 add(s, h, True)
     instances = []
     for _, data, s in ranked:
-        instances.append(_validate(InstanceSpec, data, s.where, s.key_where))
+        instances.append(_validate(InstanceSpec, data, source, s.where, s.key_where))
     # preference: own hosts before stand-by-only hosts, then configured priority (lower wins), then file order
     keyed = sorted(zip(ranked, instances, strict=True),
                    key=lambda ri: (ri[0][0][0], ri[1].priority, ri[0][0][2]))
     return _validate(ProcessSpec, {"name": pname, "order": order, "instances": [i for _, i in keyed],
-                                   "timing": timing}, first.where)
+                                   "timing": timing}, source, first.where)
 
 
 class _Order(StrictModel):
@@ -437,19 +435,15 @@ def _opt_str(v: Any) -> str | None:
 # ---------------------------------------------------------------- entry points
 
 def parse_config(text: str, source: str = "<config>", fmt: str | None = None) -> ValetConfig:
-    """Parse cfg (default) or TOML (``fmt='toml'``) text into a ValetConfig, or raise ValetConfigError."""
+    """Parse cfg (default) or TOML (``fmt='toml'``) text into a ValetConfig, or raise ConfigError."""
     if fmt == "toml":
-        try:
-            data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as e:
-            raise ValetConfigError(source, [(source, None, f"not valid TOML: {e}")]) from None
-        sections, reserved, problems = _toml_sections(data, source)
+        sections, reserved, problems = _toml_sections(parse_config_text(text, source=source, fmt="toml"))
     else:
-        raw, syntax_problems = parse_sections(text, source)
-        sections, reserved, problems = _cfg_sections(raw, source)
+        raw, syntax_problems = parse_sections(text)
+        sections, reserved, problems = _cfg_sections(raw)
         problems = syntax_problems + problems
     if not sections and not problems:
-        problems.append((source, None, "no process section found (expected ':Name' or '[Name]' sections)"))
+        problems.append(("", MISSING, "no process section found (expected ':Name' or '[Name]' sections)", None))
     return build_config(sections, reserved, source, problems)
 
 
@@ -458,5 +452,5 @@ def load_config(path: str | Path) -> ValetConfig:
     try:
         text = p.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
-        raise ValetConfigError(str(p), [(str(p), None, f"cannot read the file: {e}")]) from None
+        raise ConfigError(str(p), [("", str(p), f"cannot read the file: {e}")]) from None
     return parse_config(text, str(p), "toml" if p.suffix == ".toml" else None)

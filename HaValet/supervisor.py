@@ -1,41 +1,118 @@
-"""ProcessSupervisor: the sans-I/O brain that keeps one logical process active on exactly one host.
+"""ProcessSupervisor: the sans-I/O decider that keeps one logical process active on exactly one host.
 
-It runs no command and reads no clock. The driver feeds it ``now`` and command results and carries
-out the actions it returns (h11 style: events in, actions out)::
+It runs no command and reads no clock. The driver feeds it one frozen event at a time and carries
+out the ``failover_core.step.Step`` it returns (h11 style: events in, actions out)::
 
-    step = sup.tick(now)                                   # due work: a test round, a poll, a start
-    step = sup.on_test(host, rc, tag=a.tag, now=now)       # a test command finished
-    step = sup.on_start(host, rc, tag=a.tag, now=now)      # a start command finished
-    step = sup.on_stop(host, rc, now=now)                  # a stop command finished
-    sup.next_deadline()                                    # when to call tick() again
+    step = sup.handle(Tick(now=now))                                  # the timer: a round, a poll, a give-up
+    step = sup.handle(TestDone(host=h, rc=rc, tag=a.tag, now=now))    # a test command finished
+    step = sup.handle(StartDone(host=h, rc=rc, tag=a.tag, now=now))   # a start command finished
+    step = sup.handle(StopDone(host=h, rc=rc, now=now))               # a stop command finished
+    sup.next_deadline()                                               # when to feed the next Tick
 
-Each ``Step`` holds actions (RunTest/RunStart/RunStop), the Transitions made (via
-failover_core.transitions.StateMachine: log, notify) and notes (code, one-line reason) to log.
+A Step holds the actions (RunTest/RunStart/RunStop, in order), the transitions made (through
+failover_core.transitions.StateMachine) and the reason (a ``HaValet.codes`` code and one sentence);
+an earlier decision of the same step (a start that failed before the next host is tried) is a note.
 
 Rules (one place): a *round* tests every host at once; when all results are in, failover_core
 ``elect`` decides. One up: ACTIVE there. Several up: CONFLICT, keep the lowest runtime priority
 (ties: configured order) and stop the rest. None up: start on the best host; if its start fails
 (non-zero, timeout, or no test shows it up within ``start_grace``) stop it there (best effort: a late
-riser must not become a second active) and try the next host at once; when
-every host failed, BACKOFF (initial, doubling, capped) then a fresh round. Each failure (a start that
-failed, or an active instance found down) is remembered; ``max_failures`` within ``failure_window``
--> FATAL (gave up, alert), and rounds continue so the process is picked up when it comes back.
+riser must not become a second active) and try the next host at once; when every host failed,
+BACKOFF (initial, doubling, capped) then a fresh round. Each failure (a start that failed, or an
+active instance found down) is remembered; ``max_failures`` within ``failure_window`` -> FATAL (gave
+up, alert), and rounds continue so the process is picked up when it comes back.
 Exit status of a test: 1..125 = up with that runtime priority; 0 = down; None (could not run,
 timed out), 126/127 (cannot run / not found), 128+n (signal) and 255 (ssh failure) = down.
+
+Reading order: events, actions, states; then the supervisor: queries, ``handle``, what each command
+result means, the round's decision (ordered guards: some instance up, none up), starts and their
+failures, and the timer last.
 """
 
 from __future__ import annotations
 
 import enum
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from failover_core.election import Candidate, elect
-from failover_core.transitions import StateMachine, Transition
+from failover_core.election import Candidate, Election, elect
+from failover_core.errors import LocalUsageError
+from failover_core.step import ReasonCode, Step, StepBuilder
+from failover_core.transitions import StateMachine
+from HaValet.codes import NoteCode, TransitionCode
 from HaValet.config import Timing
 
 MAX_RUNTIME_PRIORITY = 125
 
+
+# ---------------------------------------------------------------------- events (the driver feeds these)
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Tick:
+    """The driver's timer: due work (a round, a verification poll, the end of start_grace) runs now."""
+
+    now: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TestDone:
+    """A test command finished on ``host`` (rc None: it could not run or timed out)."""
+
+    __test__ = False  # not a pytest test class
+
+    host: str
+    rc: int | None
+    tag: str  # the tag of the RunTest it answers
+    now: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StartDone:
+    """A start command finished on ``host``; ``detail`` says how when it failed."""
+
+    host: str
+    rc: int | None
+    tag: str  # the tag of the RunStart it answers
+    now: float
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StopDone:
+    """A stop command finished on ``host``; ``detail`` says how when it failed."""
+
+    host: str
+    rc: int | None
+    now: float
+    detail: str = ""
+
+
+Event = Tick | TestDone | StartDone | StopDone
+
+
+# ---------------------------------------------------------------------- actions (the driver runs these)
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunTest:
+    host: str
+    tag: str  # "round:N" or "verify:N": hand it back with the result
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunStart:
+    host: str
+    tag: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunStop:
+    host: str
+
+
+Action = RunTest | RunStart | RunStop
+
+
+# ---------------------------------------------------------------------- states and exit statuses
 
 class ProcState(enum.Enum):
     UNKNOWN = "unknown"  # no round finished yet
@@ -53,6 +130,12 @@ ALLOWED_MOVES: dict[ProcState, set[ProcState]] = {
     ProcState.STARTING: {ProcState.ACTIVE, ProcState.BACKOFF, ProcState.FATAL},
     ProcState.BACKOFF: {ProcState.ACTIVE, ProcState.CONFLICT, ProcState.STARTING, ProcState.FATAL},
     ProcState.FATAL: {ProcState.ACTIVE, ProcState.CONFLICT},
+}
+
+# the code of a move into ACTIVE, by the state it leaves
+ACTIVE_FROM: dict[ProcState, TransitionCode] = {
+    ProcState.UNKNOWN: TransitionCode.FOUND_UP, ProcState.CONFLICT: TransitionCode.CONFLICT_RESOLVED,
+    ProcState.FATAL: TransitionCode.RECOVERED, ProcState.BACKOFF: TransitionCode.CAME_UP,
 }
 
 
@@ -79,47 +162,53 @@ def describe_rc(rc: int | None) -> str:
     return f"up, priority {rc}"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RunTest:
-    host: str
-    tag: str  # "round:N" or "verify:N": hand it back with the result
+def _failed_how(rc: int | None, detail: str) -> str:
+    return detail or ("did not run to completion" if rc is None else f"exit {rc}")
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RunStart:
-    host: str
-    tag: str
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RunStop:
-    host: str
-
-
-Action = RunTest | RunStart | RunStop
-
-
-@dataclass(slots=True)
-class Step:
-    actions: list[Action] = field(default_factory=list)
-    transitions: list[Transition] = field(default_factory=list)
-    notes: list[tuple[str, str]] = field(default_factory=list)  # (code, reason) lines without a state change
-
-    def extend(self, other: Step) -> Step:
-        self.actions += other.actions
-        self.transitions += other.transitions
-        self.notes += other.notes
-        return self
-
+# ---------------------------------------------------------------------- the supervisor's own state
 
 @dataclass(slots=True)
 class _Attempt:
+    """A start on one host: the start command in flight, then (verifying) tests until up or grace ends."""
+
     host: str
     tag: str
     verifying: bool = False
     grace_deadline: float = 0.0
     next_poll_at: float = 0.0
     poll_tag: str | None = None  # tag of the verification test in flight
+
+
+class FailureWindow:
+    """Failures (a failed start, an active instance found down) within the last ``window`` seconds."""
+
+    __slots__ = ("_at", "limit", "window")
+
+    def __init__(self, window: float, limit: int) -> None:
+        self.window = window
+        self.limit = limit
+        self._at: deque[float] = deque()
+
+    def count(self, now: float) -> int:
+        while self._at and self._at[0] <= now - self.window:
+            self._at.popleft()
+        return len(self._at)
+
+    def record(self, now: float) -> bool:
+        """Remember one failure; True when the restart limit is reached."""
+        self._at.append(now)
+        return self.count(now) >= self.limit
+
+    def clear(self) -> None:
+        self._at.clear()
+
+
+def _decide(b: StepBuilder[Action], code: ReasonCode, text: str) -> None:
+    """Record a decision: it becomes the step's reason; an earlier one of the same step becomes a note."""
+    if b.reason is not None:
+        b.notes.append(b.reason)
+    b.because(code, text)
 
 
 class ProcessSupervisor:
@@ -139,7 +228,7 @@ class ProcessSupervisor:
         self._round_results: dict[str, int | None] = {}
         self._attempt: _Attempt | None = None
         self._tried: list[str] = []
-        self._failures: deque[float] = deque()
+        self._failures = FailureWindow(timing.failure_window, timing.max_failures)
         self._backoff_level = 0
         self._backoff_until: float | None = None
         self._stopping: set[str] = set()
@@ -151,11 +240,10 @@ class ProcessSupervisor:
         return self.machine.state
 
     def failures_in_window(self, now: float) -> int:
-        self._expire(now)
-        return len(self._failures)
+        return self._failures.count(now)
 
     def next_deadline(self) -> float | None:
-        """When tick() has something to do next (None: waiting for a command result only)."""
+        """When the next Tick has something to do (None: waiting for a command result only)."""
         if self._attempt is not None:
             a = self._attempt
             if not a.verifying or a.poll_tag is not None:
@@ -185,148 +273,118 @@ class ProcessSupervisor:
             "last_transition_at": last.at if last else None,
         }
 
-    # ------------------------------------------------------------------ events
-    def tick(self, now: float) -> Step:
-        step = Step()
-        a = self._attempt
-        if a is not None:
-            if a.verifying and a.poll_tag is None:
-                if now >= a.grace_deadline:
-                    step.extend(self._attempt_failed(
-                        now, f"{a.host} did not test up within start_grace {self.timing.start_grace:g}s"))
-                elif now >= a.next_poll_at:
-                    a.poll_tag = self._tag("verify")
-                    step.actions.append(RunTest(host=a.host, tag=a.poll_tag))
-            return step
-        due = self._round_due()
-        if self._round_tag is None and now >= due:
-            self._round_tag = self._tag("round")
-            self._round_results = {}
-            # deadlines, not sleeps: a late wake-up does not push every later round back
-            late = now - due
-            self._next_round_at = (due if late < self.timing.interval else now) + self.timing.interval
-            step.actions += [RunTest(host=h, tag=self._round_tag) for h in self.hosts]
-        return step
+    # ------------------------------------------------------------------ one event in, one Step out
+    def handle(self, event: Event) -> Step[Action]:
+        b: StepBuilder[Action] = StepBuilder()
+        match event:
+            case TestDone():
+                self._on_test_done(b, event)
+            case StartDone():
+                self._on_start_done(b, event)
+            case StopDone():
+                self._on_stop_done(b, event)
+            case Tick():
+                self._on_tick(b, event.now)
+            case _:
+                raise LocalUsageError(f"{self.name}: not a supervisor event: {event!r}")
+        return b.build()
 
-    def on_test(self, host: str, rc: int | None, *, tag: str, now: float) -> Step:
-        if host in self.last_rc:
-            self.last_rc[host] = rc
+    # ------------------------------------------------------------------ command results
+    def _on_test_done(self, b: StepBuilder[Action], e: TestDone) -> None:
+        if e.host in self.last_rc:
+            self.last_rc[e.host] = e.rc
         a = self._attempt
-        if a is not None and tag == a.poll_tag and host == a.host:
-            a.poll_tag = None
-            if runtime_priority(rc) > 0:
-                return self._started(now, rc)
-            a.next_poll_at = now + self.timing.start_poll
-            if now >= a.grace_deadline:
-                grace = self.timing.start_grace
-                return self._attempt_failed(
-                    now, f"{a.host} did not test up within start_grace {grace:g}s ({describe_rc(rc)})")
-            return Step()
-        if tag != self._round_tag or host not in self.hosts or host in self._round_results:
-            return Step(notes=[("STALE_RESULT", f"ignored test result of {host} for {tag}")])
-        self._round_results[host] = rc
+        if a is not None and e.tag == a.poll_tag and e.host == a.host:
+            self._decide_verification(b, a, e)
+            return
+        if e.tag != self._round_tag or e.host not in self.hosts or e.host in self._round_results:
+            _decide(b, NoteCode.STALE_RESULT, f"ignored test result of {e.host} for {e.tag}")
+            return
+        self._round_results[e.host] = e.rc
         if len(self._round_results) < len(self.hosts):
-            return Step()
+            return  # the round waits for every host
         results = self._round_results
         self._round_tag = None
         self.rounds_done += 1
-        return self._round_complete(now, results)
+        self._decide_round(b, results, e.now)
 
-    def on_start(self, host: str, rc: int | None, *, tag: str, now: float, detail: str = "") -> Step:
+    def _on_start_done(self, b: StepBuilder[Action], e: StartDone) -> None:
         a = self._attempt
-        if a is None or tag != a.tag or host != a.host:
-            return Step(notes=[("STALE_RESULT", f"ignored start result of {host} for {tag}")])
-        if rc != 0:
-            why = detail or ("did not run to completion" if rc is None else f"exit {rc}")
-            return self._attempt_failed(now, f"start on {host} failed ({why})")
-        a.verifying = True
-        a.grace_deadline = now + self.timing.start_grace
-        a.poll_tag = self._tag("verify")
-        return Step(actions=[RunTest(host=host, tag=a.poll_tag)],
-                    notes=[("START_RETURNED", f"start on {host} returned 0; testing it")])
-
-    def on_stop(self, host: str, rc: int | None, *, now: float, detail: str = "") -> Step:
-        self._stopping.discard(host)
-        if rc == 0:
-            return Step(notes=[("STOPPED", f"stop on {host} returned 0")])
-        why = detail or ("did not run to completion" if rc is None else f"exit {rc}")
-        return Step(notes=[("STOP_FAILED", f"stop on {host} failed ({why}); the next round will retry")])
-
-    # ------------------------------------------------------------------ internals
-    def _tag(self, kind: str) -> str:
-        self._counter += 1
-        return f"{kind}:{self._counter}"
-
-    def _expire(self, now: float) -> None:
-        while self._failures and self._failures[0] <= now - self.timing.failure_window:
-            self._failures.popleft()
-
-    def _fail(self, now: float) -> bool:
-        """Remember one failure; True when the restart limit is reached."""
-        self._failures.append(now)
-        self._expire(now)
-        return len(self._failures) >= self.timing.max_failures
-
-    def _change(self, step: Step, to: ProcState, code: str, reason: str, now: float) -> None:
-        t = self.machine.change(to, code=code, reason=reason, now=now)
-        if t is not None:
-            step.transitions.append(t)
+        if a is None or e.tag != a.tag or e.host != a.host:
+            _decide(b, NoteCode.STALE_RESULT, f"ignored start result of {e.host} for {e.tag}")
+        elif e.rc != 0:
+            self._start_failed(b, e.now, f"start on {e.host} failed ({_failed_how(e.rc, e.detail)})")
         else:
-            step.notes.append((code, reason))
+            a.verifying = True
+            a.grace_deadline = e.now + self.timing.start_grace
+            a.poll_tag = self._tag("verify")
+            b.act(RunTest(host=e.host, tag=a.poll_tag))
+            _decide(b, NoteCode.START_RETURNED, f"start on {e.host} returned 0; testing it")
 
-    def _give_up(self, step: Step, now: float, why: str) -> None:
-        self._attempt = None
-        self._tried = []
-        self._backoff_until = None
-        self.active_host = None
-        n = len(self._failures)
-        self._change(step, ProcState.FATAL, "GAVE_UP",
-                     f"gave up: {why}; {n} failures within {self.timing.failure_window:g}s "
-                     f"(limit {self.timing.max_failures}); still testing every {self.timing.interval:g}s", now)
+    def _on_stop_done(self, b: StepBuilder[Action], e: StopDone) -> None:
+        self._stopping.discard(e.host)
+        if e.rc == 0:
+            _decide(b, NoteCode.STOPPED, f"stop on {e.host} returned 0")
+        else:
+            _decide(b, NoteCode.STOP_FAILED,
+                    f"stop on {e.host} failed ({_failed_how(e.rc, e.detail)}); the next round will retry")
 
-    def _round_complete(self, now: float, results: dict[str, int | None]) -> Step:
-        step = Step()
+    # ------------------------------------------------------------------ a round's decision
+    def _decide_round(self, b: StepBuilder[Action], results: dict[str, int | None], now: float) -> None:
         election = elect([Candidate(name=h, runtime_priority=runtime_priority(results[h])) for h in self.hosts])
-        state = self.state
         if election.keep is not None:
-            previous = self.active_host
-            self.active_host = election.keep
-            if state is ProcState.FATAL or state is ProcState.BACKOFF:
-                self._failures.clear()
-                self._backoff_level = 0
-                self._backoff_until = None
-            if election.stop:
-                to_stop = [h for h in election.stop if h not in self._stopping]
-                self._stopping.update(to_stop)
-                step.actions += [RunStop(host=h) for h in to_stop]
-                self._change(step, ProcState.CONFLICT, "MANY_UP", election.reason, now)
-                return step
-            if state is ProcState.ACTIVE and previous == election.keep:
-                return step  # steady state: nothing to say
-            code = {ProcState.UNKNOWN: "FOUND_UP", ProcState.CONFLICT: "CONFLICT_RESOLVED",
-                    ProcState.FATAL: "RECOVERED", ProcState.BACKOFF: "CAME_UP"}.get(state, "UP")
-            if state is ProcState.ACTIVE and previous != election.keep:
-                step.notes.append(("ACTIVE_MOVED", f"active instance moved {previous} -> {election.keep}"))
-            self._change(step, ProcState.ACTIVE, code, f"active on {election.keep}: {election.reason}", now)
-            return step
-        # none up
+            self._decide_some_up(b, election, now)
+        else:
+            self._decide_none_up(b, results, now)
+
+    def _decide_some_up(self, b: StepBuilder[Action], election: Election, now: float) -> None:
+        state = self.state
+        previous, self.active_host = self.active_host, election.keep
+        if state in (ProcState.FATAL, ProcState.BACKOFF):  # it came back: the failure history is over
+            self._failures.clear()
+            self._backoff_level = 0
+            self._backoff_until = None
+        # 1. several up: keep the best, stop each other one once (a stop in flight is not sent again)
+        if election.stop:
+            to_stop = [h for h in election.stop if h not in self._stopping]
+            self._stopping.update(to_stop)
+            b.act(*(RunStop(host=h) for h in to_stop))
+            self._change(b, ProcState.CONFLICT, TransitionCode.MANY_UP, election.reason, now)
+            return
+        # 2. steady state: nothing to say
+        if state is ProcState.ACTIVE and previous == election.keep:
+            return
+        # 3. still one up, on another host
+        if state is ProcState.ACTIVE:
+            _decide(b, NoteCode.ACTIVE_MOVED, f"active instance moved {previous} -> {election.keep}")
+        # 4. ACTIVE there
+        code = ACTIVE_FROM.get(state, TransitionCode.UP)
+        self._change(b, ProcState.ACTIVE, code, f"active on {election.keep}: {election.reason}", now)
+
+    def _decide_none_up(self, b: StepBuilder[Action], results: dict[str, int | None], now: float) -> None:
+        state = self.state
         downs = ", ".join(f"{h}: {describe_rc(results[h])}" for h in self.hosts)
         self.active_host = None
+        # 1. gave up: keep testing, start nothing
         if state is ProcState.FATAL:
-            return step
+            return
+        # 2. backing off: wait
         if state is ProcState.BACKOFF and self._backoff_until is not None and now < self._backoff_until:
-            return step
-        if state in (ProcState.ACTIVE, ProcState.CONFLICT) and self._fail(now):
-            self._give_up(step, now, f"process went down again ({downs})")
-            return step
-        if self.failures_in_window(now) >= self.timing.max_failures:
-            self._give_up(step, now, f"restart limit reached ({downs})")
-            return step
+            return
+        # 3. the active instance went down: one failure, maybe the last allowed
+        if state in (ProcState.ACTIVE, ProcState.CONFLICT) and self._failures.record(now):
+            self._give_up(b, now, f"process went down again ({downs})")
+            return
+        # 4. too many failures already
+        if self._failures.count(now) >= self.timing.max_failures:
+            self._give_up(b, now, f"restart limit reached ({downs})")
+            return
+        # 5. start on the best host, then the next ones
         self._tried = []
-        return step.extend(self._start_next(now, f"no instance up ({downs})"))
+        self._start_next(b, now, f"no instance up ({downs})")
 
-    def _start_next(self, now: float, why: str) -> Step:
-        step = Step()
+    # ------------------------------------------------------------------ starts
+    def _start_next(self, b: StepBuilder[Action], now: float, why: str) -> None:
         remaining = [h for h in self.hosts if h not in self._tried]
         if not remaining:
             delay = min(self.timing.backoff_initial * (2 ** self._backoff_level), self.timing.backoff_max)
@@ -335,36 +393,46 @@ class ProcessSupervisor:
             self._next_round_at = self._backoff_until
             self._attempt = None
             self._tried = []
-            self._change(step, ProcState.BACKOFF, "ALL_HOSTS_FAILED",
+            self._change(b, ProcState.BACKOFF, TransitionCode.ALL_HOSTS_FAILED,
                          f"every host failed to start ({why}); next attempt in {delay:g}s", now)
-            return step
+            return
         host = remaining[0]
         self._attempt = _Attempt(host=host, tag=self._tag("start"))
         self._backoff_until = None
-        step.actions.append(RunStart(host=host, tag=self._attempt.tag))
+        b.act(RunStart(host=host, tag=self._attempt.tag))
         if self.state is ProcState.STARTING:
-            step.notes.append(("TRYING_NEXT_HOST", f"{why}; starting on {host}"))
+            _decide(b, NoteCode.TRYING_NEXT_HOST, f"{why}; starting on {host}")
         else:
-            self._change(step, ProcState.STARTING, "STARTING", f"{why}; starting on {host}", now)
-        return step
+            self._change(b, ProcState.STARTING, TransitionCode.STARTING, f"{why}; starting on {host}", now)
 
-    def _attempt_failed(self, now: float, why: str) -> Step:
+    def _decide_verification(self, b: StepBuilder[Action], a: _Attempt, e: TestDone) -> None:
+        a.poll_tag = None
+        if runtime_priority(e.rc) > 0:
+            self._started(b, e.now, e.rc)
+            return
+        a.next_poll_at = e.now + self.timing.start_poll
+        if e.now >= a.grace_deadline:
+            self._start_failed(b, e.now, f"{a.host} did not test up within start_grace "
+                                         f"{self.timing.start_grace:g}s ({describe_rc(e.rc)})")
+        # otherwise still within start_grace: the timer polls again
+
+    def _start_failed(self, b: StepBuilder[Action], now: float, why: str) -> None:
         assert self._attempt is not None
         host = self._attempt.host
-        step = Step(notes=[("START_FAILED", why)])
+        _decide(b, NoteCode.START_FAILED, why)
         self._tried.append(host)
         self._attempt = None
         # a start that failed or timed out may still bring its instance up later: stop it (best effort)
         # before another host is tried, so a late riser cannot make a second active instance
         if host not in self._stopping:
             self._stopping.add(host)
-            step.actions.append(RunStop(host=host))
-        if self._fail(now):
-            self._give_up(step, now, why)
-            return step
-        return step.extend(self._start_next(now, why))
+            b.act(RunStop(host=host))
+        if self._failures.record(now):
+            self._give_up(b, now, why)
+            return
+        self._start_next(b, now, why)
 
-    def _started(self, now: float, rc: int | None) -> Step:
+    def _started(self, b: StepBuilder[Action], now: float, rc: int | None) -> None:
         assert self._attempt is not None
         host = self._attempt.host
         self._attempt = None
@@ -373,6 +441,45 @@ class ProcessSupervisor:
         self._backoff_until = None
         self.active_host = host
         self._next_round_at = now + self.timing.interval
-        step = Step()
-        self._change(step, ProcState.ACTIVE, "STARTED", f"started on {host} ({describe_rc(rc)})", now)
-        return step
+        self._change(b, ProcState.ACTIVE, TransitionCode.STARTED, f"started on {host} ({describe_rc(rc)})", now)
+
+    def _give_up(self, b: StepBuilder[Action], now: float, why: str) -> None:
+        self._attempt = None
+        self._tried = []
+        self._backoff_until = None
+        self.active_host = None
+        n = self._failures.count(now)
+        self._change(b, ProcState.FATAL, TransitionCode.GAVE_UP,
+                     f"gave up: {why}; {n} failures within {self.timing.failure_window:g}s "
+                     f"(limit {self.timing.max_failures}); still testing every {self.timing.interval:g}s", now)
+
+    # ------------------------------------------------------------------ the one choke point and tags
+    def _change(self, b: StepBuilder[Action], to: ProcState, code: TransitionCode, text: str, now: float) -> None:
+        """Move to ``to`` (a Transition in the step) or, when already there, record the decision alone."""
+        b.changed(self.machine.change(to, code=code, reason=text, now=now))
+        _decide(b, code, text)
+
+    def _tag(self, kind: str) -> str:
+        self._counter += 1
+        return f"{kind}:{self._counter}"
+
+    # ------------------------------------------------------------------ the timer (last)
+    def _on_tick(self, b: StepBuilder[Action], now: float) -> None:
+        a = self._attempt
+        if a is not None:
+            if a.verifying and a.poll_tag is None:
+                if now >= a.grace_deadline:
+                    self._start_failed(b, now, f"{a.host} did not test up within start_grace "
+                                               f"{self.timing.start_grace:g}s")
+                elif now >= a.next_poll_at:
+                    a.poll_tag = self._tag("verify")
+                    b.act(RunTest(host=a.host, tag=a.poll_tag))
+            return
+        due = self._round_due()
+        if self._round_tag is None and now >= due:
+            self._round_tag = self._tag("round")
+            self._round_results = {}
+            # deadlines, not sleeps: a late wake-up does not push every later round back
+            late = now - due
+            self._next_round_at = (due if late < self.timing.interval else now) + self.timing.interval
+            b.act(*(RunTest(host=h, tag=self._round_tag) for h in self.hosts))

@@ -1,12 +1,14 @@
 """The HaValet driver: one asyncio loop, one coroutine per logical process, every command concurrent.
 
-It owns every process, clock and file; HaValet.supervisor decides. For each process it calls
-``tick(now)`` at the supervisor's next deadline (monotonic clock), runs the returned commands as
-concurrent tasks, feeds their results back, logs every transition (and note) with its reason code,
-hands transitions to the notify dispatcher and keeps the status file current. Processes start in
-``order`` (ascending): a level begins once every process of the lower levels has settled (is active,
-in backoff or has given up). First rounds of one level are spread over min(interval, 1 s) so 500
-processes do not spawn 500 commands in the same millisecond.
+It owns every process, clock and file; HaValet.supervisor decides. For each process it feeds a
+``Tick`` at the supervisor's next deadline (monotonic clock) and a ``TestDone``/``StartDone``/
+``StopDone`` when a command finishes, and carries out each returned Step in one place
+(``_carry_out``: failover_core.shell.carry_out logs the decision with its code, hands transitions to
+notify, and hands each action to its handler, which spawns the command as a concurrent task). It
+keeps the status file current. Processes start in ``order`` (ascending): a level begins once every
+process of the lower levels has settled (is active, in backoff or has given up). First rounds of one
+level are spread over min(interval, 1 s) so 500 processes do not spawn 500 commands in the same
+millisecond.
 """
 
 from __future__ import annotations
@@ -17,17 +19,34 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+from failover_core.shell.carry_out import DecisionLog, Handlers, carry_out
 from failover_core.shell.clock import MonotonicClock
 from failover_core.shell.notify import NotifyDispatcher, SubprocessHookRunner
+from failover_core.step import Reason, Step
 from failover_core.transitions import Transition
+from HaValet.codes import NoteCode
 from HaValet.commands import CommandResult, close_lingering, run_command
 from HaValet.config import ProcessSpec, ValetConfig
-from HaValet.supervisor import ProcessSupervisor, ProcState, RunStart, RunStop, RunTest, Step, describe_rc
+from HaValet.supervisor import (
+    Action,
+    Event,
+    ProcessSupervisor,
+    ProcState,
+    RunStart,
+    RunStop,
+    RunTest,
+    StartDone,
+    StopDone,
+    TestDone,
+    Tick,
+    describe_rc,
+)
 
 log = logging.getLogger("HaValet")
 SETTLED = (ProcState.ACTIVE, ProcState.CONFLICT, ProcState.BACKOFF, ProcState.FATAL)
@@ -38,8 +57,44 @@ class _Process:
     spec: ProcessSpec
     sup: ProcessSupervisor
     env: dict[str, dict[str, str]]
+    decisions: DecisionLog
+    handlers: Handlers = field(default_factory=dict)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     settled: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class _TransitionSink:
+    """Where carry_out hands each transition: the notify hook, the embedder's callback, the status file."""
+
+    def __init__(self, notify: NotifyDispatcher | None, on_transition: Callable[[Transition], None] | None,
+                 status_dirty: asyncio.Event) -> None:
+        self.notify = notify
+        self.on_transition = on_transition
+        self.status_dirty = status_dirty
+
+    def submit(self, transition: Transition) -> None:
+        if self.notify is not None:
+            self.notify.submit(transition)
+        if self.on_transition is not None:
+            self.on_transition(transition)
+        self.status_dirty.set()
+
+
+def decisions_without_transition(step: Step[Action]) -> list[Reason]:
+    """The step's notes and, when it changed no state, its reason (what ``on_note`` is told), in order."""
+    reasons = list(step.notes)
+    if step.reason is not None and not step.transitions:
+        reasons.append(step.reason)
+    return [r for r in reasons if r.code != NoteCode.STALE_RESULT]
+
+
+def _failed(action: Action, detail: str, now: float) -> Event:
+    """The result to feed when running ``action`` raised inside the valet: a failed command."""
+    if isinstance(action, RunTest):
+        return TestDone(host=action.host, rc=None, tag=action.tag, now=now)
+    if isinstance(action, RunStart):
+        return StartDone(host=action.host, rc=None, tag=action.tag, now=now, detail=detail)
+    return StopDone(host=action.host, rc=None, now=now, detail=detail)
 
 
 class Valet:
@@ -61,6 +116,7 @@ class Valet:
         self.commands_run = 0
         self._tasks: set[asyncio.Task[Any]] = set()
         self._status_dirty = asyncio.Event()
+        self._transitions = _TransitionSink(notify, on_transition, self._status_dirty)
 
     # ------------------------------------------------------------------ main
     async def run(self, stop: asyncio.Event) -> None:
@@ -78,7 +134,10 @@ class Valet:
                     spread = min(spec.timing.interval, 1.0) * i / len(specs)
                     sup = ProcessSupervisor(spec.name, spec.hosts, spec.timing, now=now, first_round_at=now + spread)
                     env = {inst.host: {**os.environ, **inst.environment(spec.name)} for inst in spec.instances}
-                    proc = _Process(spec, sup, env)
+                    proc = _Process(spec, sup, env, DecisionLog(log, spec.name))
+                    proc.handlers = {RunTest: partial(self._spawn, proc, self._run_test),
+                                     RunStart: partial(self._spawn, proc, self._run_start),
+                                     RunStop: partial(self._spawn, proc, self._run_stop)}
                     self.processes[spec.name] = proc
                     loops.append(asyncio.create_task(self._process_loop(proc), name=f"valet:{spec.name}"))
                 if level != levels[-1]:
@@ -109,7 +168,7 @@ class Valet:
     async def _process_loop(self, p: _Process) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            self._apply(p, p.sup.tick(self.clock.now()))
+            self._carry_out(p, p.sup.handle(Tick(now=self.clock.now())))
             deadline = p.sup.next_deadline()
             p.wake.clear()
             # a plain loop timer sets the same event a command result sets (cheaper than wait_for's task)
@@ -121,67 +180,60 @@ class Valet:
                 if timer is not None:
                     timer.cancel()
 
-    # ------------------------------------------------------------------ effects
-    def _apply(self, p: _Process, step: Step) -> None:
-        name = p.spec.name
-        for t in step.transitions:
-            log.info("%s", t)
-            if self.notify is not None:
-                self.notify.submit(t)
-            if self.on_transition is not None:
-                self.on_transition(t)
-            self._status_dirty.set()
-        for code, reason in step.notes:
-            level = logging.DEBUG if code == "STALE_RESULT" else logging.INFO
-            log.log(level, "%s: %s [%s]", name, reason, code)
-            if self.on_note is not None and code != "STALE_RESULT":
-                self.on_note(name, code, reason)
+    # ------------------------------------------------------------------ carrying out a Step (the one place)
+    def _carry_out(self, p: _Process, step: Step[Action]) -> None:
+        """Log and notify through failover_core's carry_out, which hands each action to ``p.handlers``.
+
+        The handlers spawn their command as a task, so a round's tests run concurrently (carry_out_async
+        would await each in turn); every result comes back through ``_command`` as an event.
+        """
+        carry_out(step, p.handlers, log=p.decisions, notify=self._transitions)
+        if self.on_note is not None:
+            for reason in decisions_without_transition(step):
+                self.on_note(p.spec.name, reason.code, reason.text)
         if p.sup.state in SETTLED:
             p.settled.set()
-        for action in step.actions:
-            task = asyncio.create_task(self._execute(p, action))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
 
-    async def _execute(self, p: _Process, action: RunTest | RunStart | RunStop) -> None:
+    def _spawn(self, p: _Process, run: Callable[[_Process, Any], Awaitable[Event]], action: Action) -> None:
+        task = asyncio.create_task(self._command(p, run, action))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _command(self, p: _Process, run: Callable[[_Process, Any], Awaitable[Event]], action: Action) -> None:
+        """Run one command and feed its result back (a failure inside the valet counts as a failed command)."""
         try:
-            await self._execute_unguarded(p, action)
+            event = await run(p, action)
         except asyncio.CancelledError:
             raise
         except Exception as e:  # a bug or an OS surprise must not leave the supervisor waiting forever
             log.exception("%s: %s on %s failed inside the valet", p.spec.name, type(action).__name__, action.host)
-            now = self.clock.now()
-            detail = f"valet error: {e}"
-            if isinstance(action, RunTest):
-                step = p.sup.on_test(action.host, None, tag=action.tag, now=now)
-            elif isinstance(action, RunStart):
-                step = p.sup.on_start(action.host, None, tag=action.tag, now=now, detail=detail)
-            else:
-                step = p.sup.on_stop(action.host, None, now=now, detail=detail)
-            self._apply(p, step)
-            p.wake.set()
-
-    async def _execute_unguarded(self, p: _Process, action: RunTest | RunStart | RunStop) -> None:
-        inst = p.spec.instance(action.host)
-        timing = p.spec.timing
-        env = p.env[action.host]
-        self.commands_run += 1
-        if isinstance(action, RunTest):
-            r = await run_command(inst.test_command, timeout=timing.command_timeout, env=env)
-            self._log_result(p, "test", action.host, r, describe_rc(r.rc), logging.DEBUG)
-            step = p.sup.on_test(action.host, r.rc, tag=action.tag, now=self.clock.now())
-        elif isinstance(action, RunStart):
-            log.info("%s: starting on %s: %s", p.spec.name, action.host, inst.start_command)
-            r = await run_command(inst.start_command, timeout=timing.start_timeout, env=env)
-            self._log_result(p, "start", action.host, r, r.detail, logging.INFO)
-            step = p.sup.on_start(action.host, r.rc, tag=action.tag, now=self.clock.now(), detail=r.detail)
-        else:
-            log.info("%s: stopping on %s: %s", p.spec.name, action.host, inst.stop_command)
-            r = await run_command(inst.stop_command, timeout=timing.stop_timeout, env=env)
-            self._log_result(p, "stop", action.host, r, r.detail, logging.INFO)
-            step = p.sup.on_stop(action.host, r.rc, now=self.clock.now(), detail=r.detail)
-        self._apply(p, step)
+            event = _failed(action, f"valet error: {e}", self.clock.now())
+        self._carry_out(p, p.sup.handle(event))
         p.wake.set()
+
+    # ------------------------------------------------------------------ the commands
+    async def _run_test(self, p: _Process, action: RunTest) -> TestDone:
+        self.commands_run += 1
+        command = p.spec.instance(action.host).test_command
+        r = await run_command(command, timeout=p.spec.timing.command_timeout, env=p.env[action.host])
+        self._log_result(p, "test", action.host, r, describe_rc(r.rc), logging.DEBUG)
+        return TestDone(host=action.host, rc=r.rc, tag=action.tag, now=self.clock.now())
+
+    async def _run_start(self, p: _Process, action: RunStart) -> StartDone:
+        self.commands_run += 1
+        command = p.spec.instance(action.host).start_command
+        log.info("%s: starting on %s: %s", p.spec.name, action.host, command)
+        r = await run_command(command, timeout=p.spec.timing.start_timeout, env=p.env[action.host])
+        self._log_result(p, "start", action.host, r, r.detail, logging.INFO)
+        return StartDone(host=action.host, rc=r.rc, tag=action.tag, now=self.clock.now(), detail=r.detail)
+
+    async def _run_stop(self, p: _Process, action: RunStop) -> StopDone:
+        self.commands_run += 1
+        command = p.spec.instance(action.host).stop_command
+        log.info("%s: stopping on %s: %s", p.spec.name, action.host, command)
+        r = await run_command(command, timeout=p.spec.timing.stop_timeout, env=p.env[action.host])
+        self._log_result(p, "stop", action.host, r, r.detail, logging.INFO)
+        return StopDone(host=action.host, rc=r.rc, now=self.clock.now(), detail=r.detail)
 
     @staticmethod
     def _log_result(p: _Process, kind: str, host: str, r: CommandResult, what: str, level: int) -> None:

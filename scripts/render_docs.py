@@ -45,6 +45,7 @@ def render_codes(module_name: str) -> Callable[[], str]:
 SECTIONS: list[tuple[str, str, Callable[[], str]]] = [
     ("docs/core.md", "tables", render_markdown),
     ("docs/failoveragent.md", "codes", render_codes("failover_agent.codes")),
+    ("docs/valet.md", "codes", render_codes("HaValet.codes")),
 ]
 
 

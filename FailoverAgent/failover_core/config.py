@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -26,20 +26,30 @@ M = TypeVar("M", bound=BaseModel)
 
 
 class ConfigError(FailoverCoreError):
-    """The operator's configuration is wrong. ``problems`` lists (key, value, allowed) triples."""
+    """The operator's configuration is wrong. ``problems`` lists (key, value, allowed) triples.
 
-    def __init__(self, source: str, problems: list[tuple[str, object, str]]) -> None:
+    A problem may carry a fourth item, the line of the file it is on (formats with lines, such as
+    HaValet's cfg): it is kept in ``lines`` (parallel to ``problems``, None where unknown) and the
+    message then reads ``file:line: key 'k': value ... is not allowed: ...`` (``file:line: value ...``
+    when the problem is the line itself rather than a key).
+    """
+
+    def __init__(self, source: str, problems: Sequence[tuple[str, object, str] | tuple[str, object, str, int | None]]
+                 ) -> None:
         self.source = source
-        self.problems = problems
+        self.problems: list[tuple[str, object, str]] = [(p[0], p[1], p[2]) for p in problems]
+        self.lines: list[int | None] = [p[3] if len(p) > 3 else None for p in problems]  # type: ignore[misc]
         lines = []
-        for key, value, allowed in problems:
-            where = f"key {key!r}" if key else "top level"
+        for (key, value, allowed), line in zip(self.problems, self.lines, strict=True):
+            place = source if line is None else f"{source}:{line}"
+            where = f"key {key!r}: " if key else ("top level: " if line is None else "")
             shown = "(missing)" if value is _MISSING else repr(value)
-            lines.append(f"{source}: {where}: value {shown} is not allowed: {allowed}")
+            lines.append(f"{place}: {where}value {shown} is not allowed: {allowed}")
         super().__init__("\n".join(lines))
 
 
 _MISSING = type("Missing", (), {"__repr__": lambda self: "(missing)"})()
+MISSING = _MISSING  # the value of a problem whose key is absent (shown as "(missing)")
 
 
 class StrictModel(BaseModel):

@@ -71,3 +71,14 @@ def test_parse_json_and_toml_and_their_errors(tmp_path):
     assert load_config_file(p) == {"timeout": 30}
     with pytest.raises(ConfigError, match="cannot read"):
         load_config_file(tmp_path / "missing.json")
+
+
+def test_a_problem_may_name_its_line():
+    e = ConfigError("valet.cfg", [("[Web] port", "x", "a number", 7), ("", "key value", "expected 'key = value'", 9),
+                                  ("timeout", 0, "greater than 0")])
+    assert str(e).splitlines() == ["valet.cfg:7: key '[Web] port': value 'x' is not allowed: a number",
+                                   "valet.cfg:9: value 'key value' is not allowed: expected 'key = value'",
+                                   "valet.cfg: key 'timeout': value 0 is not allowed: greater than 0"]
+    assert e.problems == [("[Web] port", "x", "a number"), ("", "key value", "expected 'key = value'"),
+                          ("timeout", 0, "greater than 0")]
+    assert e.lines == [7, 9, None]

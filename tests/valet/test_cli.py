@@ -50,7 +50,8 @@ def test_bad_config_exits_2_with_file_and_line_and_runs_nothing(tmp_path):
     r = subprocess.run([PY, "-m", "HaValet", "-c", str(cfg)], capture_output=True, text=True, timeout=30,
                        cwd=tmp_path)
     assert r.returncode == 2
-    assert f"{cfg}:11: [Db] start_command: a command must be a quoted string" in r.stderr
+    assert (f"{cfg}:11: key '[Db] start_command': value '__import__(\"os\").system(\"touch pwned\")' is not allowed: "
+            "a command must be a quoted string") in r.stderr
     assert "missing required key" not in r.stderr
     assert not (tmp_path / "pwned").exists()
 
@@ -62,7 +63,7 @@ def test_status_prints_the_table(tmp_path, capsys):
     assert main(["-c", str(cfg), "--status", "--status-file", str(status)]) == 1  # no valet has run yet
     status.write_text(json.dumps({"valet_pid": 1, "config": str(cfg), "updated": "2026-01-01T00:00:00Z",
                                   "processes": [{"process": "Web", "state": "active", "active_host": "b",
-                                                 "last_transition": "Web: STARTING -> ACTIVE (started on b) [STARTED]",
+                                                 "last_transition": "Web: STARTING -> ACTIVE (started on b) [started]",
                                                  "last_transition_time": "2026-01-01T00:00:00Z"}]}))
     capsys.readouterr()
     assert main(["-c", str(cfg), "--status", "--status-file", str(status)]) == 0

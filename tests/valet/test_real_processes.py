@@ -83,7 +83,7 @@ def test_test_exit_codes_drive_priority(state_dir, run_valet):
     assert probe(state_dir, "a") == 0 and probe(state_dir, "b") == 1
     log = valet.log()
     assert "Web: UNKNOWN -> CONFLICT (2 instances up: b (priority 1), a (priority 3); keeping b, stopping a)" in log
-    assert "[CONFLICT_RESOLVED]" in log
+    assert "[conflict_resolved]" in log
     # now b reports a worse priority and a comes back with a better one: b is stopped instead
     (state_dir / "b.priority").write_text("9\n")
     (state_dir / "a.priority").write_text("2\n")
@@ -148,7 +148,7 @@ def test_restart_limit_gives_up_alerts_and_recovers_by_itself(tmp_path, run_vale
         """)
     valet = run_valet(cfg)
     valet.wait_state("Flaky", "fatal", timeout=20)
-    wait_until(lambda: notify_log.exists() and "FATAL GAVE_UP" in notify_log.read_text(), 10, "the alert",
+    wait_until(lambda: notify_log.exists() and "FATAL gave_up" in notify_log.read_text(), 10, "the alert",
                valet.diagnostics)
     assert starts.read_text().split() == ["h1", "h2", "h1"]  # h1, next host h2, backoff, h1: 3rd failure
     assert "gave up: start on h1 failed (exit 1)" in valet.log()
@@ -159,12 +159,12 @@ def test_restart_limit_gives_up_alerts_and_recovers_by_itself(tmp_path, run_vale
     assert valet.process("Flaky")["state"] == "fatal" and valet.log().count("Flaky") == rounds_before
     up.with_name("up.h1").touch()  # the process comes back by itself (test exits 1 = up, priority 1)
     valet.wait_state("Flaky", "active", timeout=10, host="h1")
-    wait_until(lambda: "Flaky FATAL ACTIVE RECOVERED" in notify_log.read_text(), 10, "recovery notice",
+    wait_until(lambda: "Flaky FATAL ACTIVE recovered" in notify_log.read_text(), 10, "recovery notice",
                valet.diagnostics)
     lines = notify_log.read_text().splitlines()
-    assert lines == ["Flaky UNKNOWN STARTING STARTING", "Flaky STARTING BACKOFF ALL_HOSTS_FAILED",
-                     "Flaky BACKOFF STARTING STARTING", "Flaky STARTING FATAL GAVE_UP",
-                     "Flaky FATAL ACTIVE RECOVERED"]
+    assert lines == ["Flaky UNKNOWN STARTING starting", "Flaky STARTING BACKOFF all_hosts_failed",
+                     "Flaky BACKOFF STARTING starting", "Flaky STARTING FATAL gave_up",
+                     "Flaky FATAL ACTIVE recovered"]
 
 
 def test_startup_follows_order_and_cannot_run_counts_as_down(tmp_path, run_valet):

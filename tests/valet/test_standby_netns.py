@@ -56,9 +56,9 @@ def test_preferred_host_fails_to_start_standby_takes_over_then_primary_returns(n
     valet.wait_state("Web", "active", timeout=30, host="10.99.0.2")
     assert client_probe(hosts, "10.99.0.2") == 1
     log = valet.log()
-    assert "start on 10.99.0.1 failed (exit 1); starting on 10.99.0.2 [TRYING_NEXT_HOST]" in log
+    assert "start on 10.99.0.1 failed (exit 1); starting on 10.99.0.2 [trying_next_host]" in log
     assert "cannot listen on 10.99.0.1:8080" in log  # the real reason, from the start command's output
-    assert "Web: STARTING -> ACTIVE (started on 10.99.0.2 (up, priority 1)) [STARTED]" in log
+    assert "Web: STARTING -> ACTIVE (started on 10.99.0.2 (up, priority 1)) [started]" in log
 
     # A is repaired and its own init starts the service again: two up, exactly one may stay (A: preferred)
     hosts.repair_host("10.99.0.1")
@@ -69,7 +69,7 @@ def test_preferred_host_fails_to_start_standby_takes_over_then_primary_returns(n
     wait_until(lambda: client_probe(hosts, "10.99.0.2") == 0, 10, "B stopped", valet.diagnostics)
     assert client_probe(hosts, "10.99.0.1") == 1
     log = valet.log()
-    assert "keeping 10.99.0.1, stopping 10.99.0.2) [MANY_UP]" in log
-    assert "[CONFLICT_RESOLVED]" in log
+    assert "keeping 10.99.0.1, stopping 10.99.0.2) [many_up]" in log
+    assert "[conflict_resolved]" in log
     assert valet.stop() == 0  # SIGTERM: a clean exit
     assert "Exception ignored" not in valet.log() and "Traceback" not in valet.log()

@@ -140,3 +140,17 @@ def test_carry_out_async_awaits_in_order() -> None:
     step = Step(actions=(Lamp(1), Beep(), Lamp(2)))
     results = asyncio.run(carry_out_async(step, {Lamp: lamp, Beep: lambda a: order.append("beep")}))
     assert order == ["lamp 1", "beep", "lamp 2"] and results == [1, None, 2]
+
+
+def test_rate_limited_notes_log_at_info_on_powers_of_ten(caplog: pytest.LogCaptureFixture) -> None:
+    log = DecisionLog(logging.getLogger("test.notes"), rate_limited={"dropped"})
+    with caplog.at_level(logging.DEBUG, logger="test.notes"):
+        for _ in range(100):
+            log.step(Step(notes=(Reason("dropped", "bad packet"),)))
+        log.step(Step(notes=(Reason("start_failed", "exit 1"),)))
+        log.step(Step(notes=(Reason("start_failed", "exit 1"),)))
+    info = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
+    assert info == ["note: bad packet [dropped] (1 so far)", "note: bad packet [dropped] (10 so far)",
+                    "note: bad packet [dropped] (100 so far)",
+                    "note: exit 1 [start_failed]", "note: exit 1 [start_failed]"]
+    assert log.note_counts["dropped"] == 100

@@ -5,7 +5,8 @@ It does three things, in this order, and nothing else:
 1. logs the decision: each transition on one INFO line (``subject: FROM -> TO (reason) [code]``),
    the step's reason on one line with its code (INFO when the step changed or did something, or
    the code differs from the last one this ``DecisionLog`` saw; DEBUG when it repeats), each note
-   on one INFO line;
+   on one INFO line (a note whose code is one of the log's ``rate_limited`` codes, such as a dropped
+   packet, goes to INFO only for the 1st, 10th, 100th ... time, with its count; DEBUG otherwise);
 2. hands the transitions to the notify dispatcher (if any), in order: hooks run once each, in order;
 3. hands each action, in order, to the driver's handler for its type (looked up along the MRO, so a
    handler for a base class serves its subclasses). An action with no handler is a bug in the
@@ -17,9 +18,10 @@ that are awaitable (asyncio drivers), still one at a time, in order.
 
 from __future__ import annotations
 
+import collections
 import inspect
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
 
 from failover_core.errors import LocalUsageError
@@ -38,11 +40,13 @@ class TransitionSink(Protocol):
 class DecisionLog:
     """A driver's logger plus the last reason code it logged (repeats go to DEBUG)."""
 
-    def __init__(self, logger: logging.Logger, prefix: str = "") -> None:
+    def __init__(self, logger: logging.Logger, prefix: str = "", *, rate_limited: Iterable[str] = ()) -> None:
         self.logger = logger
         self.prefix = f"{prefix}: " if prefix else ""
         self.last_code: str | None = None
         self.count = 0  # decisions logged (INFO or DEBUG)
+        self.rate_limited = frozenset(rate_limited)
+        self.note_counts: collections.Counter[str] = collections.Counter()
 
     def step(self, step: Step[Any]) -> None:
         for t in step.transitions:
@@ -53,7 +57,20 @@ class DecisionLog:
             self.last_code = step.reason.code
             self.count += 1
         for note in step.notes:
-            self.logger.info("%snote: %s", self.prefix, note)
+            self.note_counts[note.code] += 1
+            n = self.note_counts[note.code]
+            if note.code not in self.rate_limited:
+                self.logger.info("%snote: %s", self.prefix, note)
+            elif _power_of_ten(n):
+                self.logger.info("%snote: %s (%d so far)", self.prefix, note, n)
+            else:
+                self.logger.debug("%snote: %s (%d so far)", self.prefix, note, n)
+
+
+def _power_of_ten(n: int) -> bool:
+    while n % 10 == 0:
+        n //= 10
+    return n == 1
 
 
 def _resolve(step: Step[Any], handlers: Handlers) -> list[Callable[[Any], Any]]:

@@ -189,7 +189,7 @@ class VrrpRouter:
     # -- the one entry point ---------------------------------------------------------------
     def handle(self, event: Event) -> Step[Action]:
         step: StepBuilder[Action] = StepBuilder()
-        match event:
+        match event:  # the most frequent first: adverts, then timers
             case AdvertIn():
                 self._advert(event, step)
             case Deadline(now=now):

@@ -1,10 +1,16 @@
-"""The asyncio driver: owns the sockets, netlink, the clock and signals; the routers decide.
+"""The asyncio driver: owns the sockets, netlink, the clock, signals and track script processes.
 
-One event loop for every virtual router of the process. Each router (``machine.VrrpRouter``)
-asks for one deadline; the driver keeps one ``loop.call_at`` handle per router and only
-re-arms it when the wanted deadline moves earlier (a handle that fires early is a no-op for the
-router, which then asks again). So an idle Backup wakes about once per Master_Down_Interval and
-otherwise sleeps in epoll: no fixed tick, no busy loop. ``loop.time()`` is time.monotonic().
+The routers decide (``machine.VrrpRouter``: roles, priorities from track script results, when to
+send adverts and gratuitous ARP); the driver turns I/O into their events and carries out each
+returned Step through ``failover_core.shell.carry_out`` (logs the reason and transitions, hands
+transitions to the instance's notify dispatcher, runs each action with this driver's handler).
+
+One event loop for every virtual router of the process. Each router asks for one wake-up time
+(``SetTimer``, always the step's last action); the driver keeps one ``loop.call_at`` handle per
+router and only re-arms it when the wanted time moves earlier (a handle that fires early is a
+no-op for the router, which then asks again). So an idle Backup wakes about once per
+Master_Down_Interval and otherwise sleeps in epoll: no fixed tick, no busy loop. ``loop.time()``
+is time.monotonic().
 
 Adverts come from one raw socket per interface (``netio.VrrpSocket``), are decoded by the codec
 and dispatched by VRID with their kernel arrival time; whatever the codec or a router rejects is
@@ -29,29 +35,30 @@ import os
 import signal
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface
+from typing import Any
 
 from pyroute2 import AsyncIPRoute
 
 from failover_core.errors import RemoteInputError
+from failover_core.shell.carry_out import DecisionLog, carry_out
 from failover_core.shell.notify import NotifyDispatcher, SubprocessHookRunner
+from VrrpFailover.codes import PacketDropCode
 from VrrpFailover.config import InstanceConfig
 from VrrpFailover.machine import (
-    Action,
     AddAddresses,
     AdvertIn,
-    Changed,
     Deadline,
     Event,
-    FaultChange,
-    PriorityChange,
     RemoveAddresses,
     SendAdvert,
     SendGarp,
     SetTimer,
     Shutdown,
     Startup,
+    TrackResult,
     VrrpRouter,
     VrrpState,
 )
@@ -60,8 +67,6 @@ from VrrpFailover.packet import VRRP_GROUP, Advert, decode_ip_packet, encode
 from VrrpFailover.track import TrackScriptRunner
 
 log = logging.getLogger("vrrp")
-
-DROP_UNKNOWN_VRID = "unknown_vrid"
 
 
 def arrival_time(kernel_time: float | None, *, offset: float, now: float, floor: float, stepped: bool) -> float:
@@ -95,13 +100,14 @@ class Instance:
     config: InstanceConfig
     router: VrrpRouter
     iface: InterfaceRuntime
+    decisions: DecisionLog
+    handlers: dict[type, Callable[[Any], None]] = field(default_factory=dict)  # by action type
     timer: asyncio.TimerHandle | None = None
     timer_at: float | None = None
     notify: NotifyDispatcher | None = None
     track: TrackScriptRunner | None = None
     sent: int = 0
     send_errors: int = 0
-    garp_rounds_left: int = 0
     _adverts: dict[tuple[int, IPv4Address], bytes] = field(default_factory=dict)
 
     def advert_bytes(self, priority: int, dst: IPv4Address) -> bytes:
@@ -126,7 +132,7 @@ class VrrpDaemon:
         self._stopping = False
         self._netlink_q: asyncio.Queue[tuple[Instance, str, IPv4Interface]] = asyncio.Queue()
         self._netlink_task: asyncio.Task[None] | None = None
-        self._arm_later: dict[int, Instance] | None = None  # during a drain: timers armed at the end
+        self._arm_later: dict[int, tuple[Instance, float | None]] | None = None  # during a drain: armed at the end
 
     # -- set-up / tear-down ------------------------------------------------------------------
     async def _open(self, ipr: AsyncIPRoute) -> None:
@@ -151,7 +157,9 @@ class VrrpDaemon:
             self.interfaces[name] = InterfaceRuntime(facts=facts, sock=sock, garp=garp, wake=wake)
         for c in self.configs:
             rt = self.interfaces[c.interface_name]
-            inst = Instance(config=c, router=VrrpRouter(c, rt.facts.primary_ip), iface=rt)
+            inst = Instance(config=c, router=VrrpRouter(c, rt.facts.primary_ip), iface=rt,
+                            decisions=DecisionLog(log, c.name))
+            inst.handlers = self._handlers(inst)
             if c.notify:
                 inst.notify = NotifyDispatcher(SubprocessHookRunner(c.notify), name=f"notify-{c.name}")
             rt.routers[c.vrid] = inst
@@ -290,8 +298,8 @@ class VrrpDaemon:
             self._drain_queue(rt, now, offset, stepped, floor, limit)
         finally:
             touched, self._arm_later = self._arm_later, None
-            for inst in touched.values():
-                self._arm(inst, inst.router.deadline)
+            for inst, at in touched.values():
+                self._arm(inst, at)
 
     def _drain_queue(self, rt: InterfaceRuntime, now: float, offset: float, stepped: bool, floor: float,
                      limit: int | None) -> None:
@@ -311,7 +319,7 @@ class VrrpDaemon:
                 continue
             inst = rt.routers.get(rx.advert.vrid)
             if inst is None:
-                rt.drops[DROP_UNKNOWN_VRID] += 1
+                rt.drops[PacketDropCode.UNKNOWN_VRID] += 1
                 continue
             if self._stopping:
                 continue
@@ -333,58 +341,53 @@ class VrrpDaemon:
 
     def _on_track(self, inst: Instance, ok: bool, detail: str) -> None:
         assert self._loop is not None
-        if self._stopping:
-            return
-        ts = inst.config.track_script
-        assert ts is not None
-        now = self._loop.time()
-        if ts.is_fault:
-            self._feed(inst, FaultChange(now=now, faulty=not ok, detail=detail))
-        else:
-            w = ts.weight or 0
-            applied = (w > 0 and ok) or (w < 0 and not ok)
-            self._feed(inst, PriorityChange(now=now, priority=inst.config.priority + (w if applied else 0)))
+        if not self._stopping:
+            self._feed(inst, TrackResult(now=self._loop.time(), ok=ok, detail=detail))
 
-    # -- actions out -------------------------------------------------------------------------
+    # -- steps out -------------------------------------------------------------------------
     def _feed(self, inst: Instance, event: Event) -> None:
-        before = inst.router.state
-        for action in inst.router.handle(event):
-            try:
-                self._do(inst, action)
-            except OSError as e:  # netlink or socket trouble: log, count, keep the role decision
-                inst.send_errors += 1
-                log.error("%s: %s failed: %s", inst.config.name, type(action).__name__, e)
-        if inst.router.state is not before:
+        """The router decides; carry_out logs, notifies and runs the actions with ``inst.handlers``."""
+        step = inst.router.handle(event)
+        carry_out(step, inst.handlers, log=inst.decisions, notify=inst.notify)
+        if step.transitions:
             self._update_reading(inst.iface)
+            self._write_status()
 
-    def _do(self, inst: Instance, action: Action) -> None:
-        c, rt = inst.config, inst.iface
-        match action:
-            case SendAdvert(priority=prio):
-                for dst in c.unicast_peers or (VRRP_GROUP,):
-                    rt.sock.send(inst.advert_bytes(prio, dst), dst)
-                inst.sent += 1
-            case AddAddresses():
-                for iface in c.ip_addresses:
-                    self._netlink_q.put_nowait((inst, "add", iface))
-            case RemoveAddresses():
-                for iface in c.ip_addresses:
-                    self._netlink_q.put_nowait((inst, "remove", iface))
-            case SendGarp(addresses=addrs):
-                rt.garp.send(addrs)
-                inst.garp_rounds_left = c.garp_repeat - 1
-                if inst.garp_rounds_left > 0 and self._loop is not None:
-                    self._loop.call_later(c.garp_delay, self._garp_again, inst)
-            case Changed(transition=t):
-                log.info("%s", t)
-                if inst.notify is not None:
-                    inst.notify.submit(t)
-                self._write_status()
-            case SetTimer(at=at):
-                if self._arm_later is not None:
-                    self._arm_later[id(inst)] = inst  # one timer for the last advert of the batch
-                else:
-                    self._arm(inst, at)
+    def _handlers(self, inst: Instance) -> dict[type, Callable[[Any], None]]:
+        """This instance's handler per action type. A failing socket or netlink call is logged and
+        counted and the step goes on: the role decision stands."""
+
+        def guarded(do: Callable[[Any], None]) -> Callable[[Any], None]:
+            def handler(action: Any) -> None:
+                try:
+                    do(action)
+                except OSError as e:
+                    inst.send_errors += 1
+                    log.error("%s: %s failed: %s", inst.config.name, type(action).__name__, e)
+            return handler
+
+        return {
+            SendAdvert: guarded(lambda a: self._send_advert(inst, a)),
+            AddAddresses: guarded(lambda a: self._queue_addresses(inst, "add")),
+            RemoveAddresses: guarded(lambda a: self._queue_addresses(inst, "remove")),
+            SendGarp: guarded(lambda a: inst.iface.garp.send(a.addresses)),
+            SetTimer: lambda a: self._set_timer(inst, a.at),
+        }
+
+    def _send_advert(self, inst: Instance, action: SendAdvert) -> None:
+        for dst in inst.config.unicast_peers or (VRRP_GROUP,):
+            inst.iface.sock.send(inst.advert_bytes(action.priority, dst), dst)
+        inst.sent += 1
+
+    def _queue_addresses(self, inst: Instance, op: str) -> None:
+        for iface in inst.config.ip_addresses:  # with their prefix lengths (the actions carry the bare IPs)
+            self._netlink_q.put_nowait((inst, op, iface))
+
+    def _set_timer(self, inst: Instance, at: float | None) -> None:
+        if self._arm_later is not None:
+            self._arm_later[id(inst)] = (inst, at)  # one timer for the last advert of the batch
+        else:
+            self._arm(inst, at)
 
     async def _netlink_worker(self) -> None:
         """Address changes in the order the routers asked for them, one at a time."""
@@ -402,14 +405,6 @@ class VrrpDaemon:
                           inst.iface.facts.name, e)
             finally:
                 self._netlink_q.task_done()
-
-    def _garp_again(self, inst: Instance) -> None:
-        if self._stopping or inst.router.state is not VrrpState.MASTER or inst.garp_rounds_left <= 0:
-            return
-        inst.garp_rounds_left -= 1
-        inst.iface.garp.send(inst.config.addresses)
-        if inst.garp_rounds_left > 0 and self._loop is not None:
-            self._loop.call_later(inst.config.garp_delay, self._garp_again, inst)
 
     def _arm(self, inst: Instance, at: float | None) -> None:
         if at is None:

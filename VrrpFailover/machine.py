@@ -1,17 +1,25 @@
 """The RFC 5798 (VRRPv3) / RFC 3768 (VRRPv2) state machine of one virtual router, sans I/O.
 
 ``VrrpRouter.handle(event)`` takes one frozen event (``Startup``, ``AdvertIn``, ``Deadline``,
-``Shutdown``, ``PriorityChange``, ``FaultChange``) carrying a monotonic ``now`` and returns the
-actions for the driver to carry out, in order (``SendAdvert``, ``AddAddresses``,
-``RemoveAddresses``, ``SendGarp``, ``Changed`` (a failover_core Transition to log and notify),
-and always last ``SetTimer(at)``, the one deadline this router wants to be woken at, or None).
+``TrackResult``, ``Shutdown``) carrying a monotonic ``now`` and returns a failover_core ``Step``:
+
+- ``actions``: what the driver must do, in order (``SendAdvert``, ``AddAddresses``,
+  ``RemoveAddresses``, ``SendGarp``) and always last ``SetTimer(at)``, the one time this router
+  wants to be woken at (a ``Deadline`` event), or None;
+- ``transitions``: the state change, if any (made through failover_core.transitions.StateMachine);
+- ``reason``: why, with a code from ``VrrpFailover.codes``; None for routine inputs that decide
+  nothing new (an advert from the Master that restarts the timer, the Master's periodic advert);
+- ``notes``: a dropped advert (``AdvertDropCode``), also counted in ``drops``.
 
 One timer does both jobs of the RFC: in Backup it is the Master_Down_Timer, in Master the
-Adver_Timer. A ``Deadline`` event that arrives before the deadline is a no-op (the driver may
-wake early after the deadline moved later), so the driver never needs to cancel a timer.
+Adver_Timer (``deadline``). The gratuitous ARP rounds after becoming Master (``garp_repeat``
+rounds, ``garp_delay`` apart) are the router's second deadline (``garp_at``); ``SetTimer`` asks
+for the earlier of the two. A ``Deadline`` event before both is a no-op (the driver may wake early
+after a deadline moved later), so the driver never needs to cancel a timer.
 
-Every state change goes through failover_core.transitions.StateMachine with a stable code.
-Fault is keepalived's extra state (a failing track script); the RFC's three states are the rest.
+The effective priority is the router's too: a ``TrackResult`` of a weighted track script moves it
+(base priority + weight, clamped to 1-254; keepalived's rule), one of a fault track script moves
+the router to or from Fault (keepalived's extra state; the RFC's three states are the rest).
 """
 
 from __future__ import annotations
@@ -21,7 +29,12 @@ from collections import Counter
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 
-from failover_core.transitions import StateMachine, Transition
+from failover_core.errors import LocalUsageError
+from failover_core.step import Step, StepBuilder
+from failover_core.transitions import StateMachine
+from VrrpFailover.codes import AdvertDropCode as Drop
+from VrrpFailover.codes import DecisionCode as Decision
+from VrrpFailover.codes import TransitionCode as Code
 from VrrpFailover.config import PRIORITY_OWNER, InstanceConfig
 from VrrpFailover.packet import Advert
 
@@ -40,26 +53,6 @@ ALLOWED_MOVES: dict[VrrpState, frozenset[VrrpState]] = {
     S.MASTER: frozenset({S.BACKUP, S.INITIALIZE, S.FAULT}),
     S.FAULT: frozenset({S.BACKUP, S.MASTER, S.INITIALIZE}),
 }
-
-# stable transition reason codes
-CODE_STARTUP_OWNER = "startup_address_owner"
-CODE_STARTUP_BACKUP = "startup_backup"
-CODE_MASTER_DOWN = "master_down_interval_expired"
-CODE_MASTER_RESIGNED = "master_sent_priority_zero"
-CODE_PREEMPT = "preempt_lower_priority_master"
-CODE_HIGHER_PRIORITY = "higher_priority_advert"
-CODE_EQUAL_HIGHER_ADDRESS = "equal_priority_higher_address"
-CODE_SHUTDOWN = "shutdown"
-CODE_FAULT = "track_script_fault"
-CODE_FAULT_CLEARED = "track_script_recovered"
-
-# advert drop reasons decided here (codec-level ones are in VrrpFailover.packet)
-DROP_WRONG_VERSION = "wrong_version"
-DROP_WRONG_VRID = "wrong_vrid"
-DROP_ADDRESS_LIST = "address_list_mismatch"
-DROP_INTERVAL_MISMATCH = "interval_mismatch"
-DROP_NOT_A_PEER = "not_a_unicast_peer"
-DROP_OWN = "own_advert"
 
 
 # ---- events -------------------------------------------------------------------------------
@@ -89,21 +82,16 @@ class AdvertIn:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class PriorityChange:
-    """The track script moved the effective priority (base priority + weight, clamped to 1-254)."""
+class TrackResult:
+    """The instance's track script changed result: ``ok`` False for a non-zero exit, a timeout or a
+    command that cannot run; ``detail`` says which."""
 
     now: float
-    priority: int
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class FaultChange:
-    now: float
-    faulty: bool
+    ok: bool
     detail: str = ""
 
 
-Event = Startup | Shutdown | Deadline | AdvertIn | PriorityChange | FaultChange
+Event = Startup | Shutdown | Deadline | AdvertIn | TrackResult
 
 
 # ---- actions ------------------------------------------------------------------------------
@@ -125,12 +113,9 @@ class RemoveAddresses:
 
 @dataclass(frozen=True, slots=True)
 class SendGarp:
+    """One round of gratuitous ARP for these addresses."""
+
     addresses: tuple[IPv4Address, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Changed:
-    transition: Transition
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,8 +123,10 @@ class SetTimer:
     at: float | None
 
 
-Action = SendAdvert | AddAddresses | RemoveAddresses | SendGarp | Changed | SetTimer
+Action = SendAdvert | AddAddresses | RemoveAddresses | SendGarp | SetTimer
 
+
+# ---- timings ------------------------------------------------------------------------------
 
 def skew_time(priority: int, master_adver_interval: float, version: int) -> float:
     """RFC 5798 6.1: ((256 - Priority) * Master_Adver_Interval) / 256; RFC 3768: (256 - Priority) / 256."""
@@ -151,6 +138,8 @@ def master_down_interval(priority: int, master_adver_interval: float, version: i
     return 3 * master_adver_interval + skew_time(priority, master_adver_interval, version)
 
 
+# ---- the router ---------------------------------------------------------------------------
+
 class VrrpRouter:
     """One virtual router on one interface. ``primary_ip`` is this host's address on the interface
     (the advert source, used to break equal-priority ties)."""
@@ -161,15 +150,18 @@ class VrrpRouter:
         self.machine: StateMachine[VrrpState] = StateMachine(config.name, S.INITIALIZE, ALLOWED_MOVES)
         self.priority = config.priority  # effective priority (track script weight applied)
         self.master_adver_interval = config.advert_interval
-        self.deadline: float | None = None
+        self.deadline: float | None = None  # Master_Down_Timer (Backup) or Adver_Timer (Master)
+        self.garp_at: float | None = None  # next gratuitous ARP round (Master only)
+        self.garp_rounds_left = 0
         self.started_at: float | None = None
+        self.track_ok: bool | None = None  # last track script result (None: none reported yet)
         self.faulty = False
         self.drops: Counter[str] = Counter()
         self.master_address: IPv4Address | None = None  # who we believe is Master (Backup only)
         self._addresses = frozenset(config.addresses)
-        self._down_code = CODE_MASTER_DOWN
+        self._takeover_code = Code.MASTER_DOWN_INTERVAL_EXPIRED  # the code of the next Backup -> Master
 
-    # -- derived timings -------------------------------------------------------------------
+    # -- derived values --------------------------------------------------------------------
     @property
     def state(self) -> VrrpState:
         return self.machine.state
@@ -186,155 +178,167 @@ class VrrpRouter:
     def owner(self) -> bool:
         return self.config.priority == PRIORITY_OWNER
 
+    @property
+    def wake_at(self) -> float | None:
+        """The earlier of the RFC timer and the next GARP round: what ``SetTimer`` asks for."""
+        d, g = self.deadline, self.garp_at
+        if g is None:
+            return d
+        return g if d is None or g < d else d
+
     # -- the one entry point ---------------------------------------------------------------
-    def handle(self, event: Event) -> list[Action]:
-        out: list[Action] = []
-        match event:
+    def handle(self, event: Event) -> Step[Action]:
+        step: StepBuilder[Action] = StepBuilder()
+        match event:  # the most frequent first: adverts, then timers
+            case AdvertIn():
+                self._advert(event, step)
+            case Deadline(now=now):
+                self._deadline(now, step)
             case Startup(now=now):
                 self.started_at = now
-                self._enter_running(now, out, CODE_STARTUP_BACKUP)
+                self._enter_running(now, step, Code.STARTUP_BACKUP)
+            case TrackResult():
+                self._track(event, step)
             case Shutdown(now=now):
-                self._shutdown(now, out)
-            case Deadline(now=now):
-                self._deadline(now, out)
-            case AdvertIn():
-                self._advert(event, out)
-            case PriorityChange(now=now, priority=prio):
-                self._priority(now, prio, out)
-            case FaultChange(now=now, faulty=faulty, detail=detail):
-                self._fault(now, faulty, detail, out)
-        out.append(SetTimer(self.deadline))
-        return out
+                self._shutdown(now, step)
+        step.act(SetTimer(self.wake_at))
+        return step.build()
 
-    # -- helpers ---------------------------------------------------------------------------
-    def _change(self, to: VrrpState, code: str, reason: str, now: float, out: list[Action]) -> None:
-        t = self.machine.change(to, code=code, reason=reason, now=now)
-        if t is not None:
-            out.append(Changed(t))
-
-    def _become_master(self, now: float, code: str, reason: str, out: list[Action]) -> None:
-        out.append(SendAdvert(self.priority))
-        out.append(AddAddresses(self.config.addresses))
-        out.append(SendGarp(self.config.addresses))
-        self.deadline = now + self.config.advert_interval
-        self.master_address = None
-        self._change(S.MASTER, code, reason, now, out)
-
-    def _become_backup(self, now: float, code: str, reason: str, out: list[Action]) -> None:
-        was_master = self.state is S.MASTER
-        self.deadline = now + self.master_down_interval
-        self._down_code = CODE_MASTER_DOWN
-        if was_master and not self.owner:
-            out.append(RemoveAddresses(self.config.addresses))
-        self._change(S.BACKUP, code, reason, now, out)
-
-    def _enter_running(self, now: float, out: list[Action], code: str) -> None:
-        """RFC 5798 6.4.1 (Initialize): the owner goes Master at once, everyone else Backup."""
-        if self.faulty:
-            self._change(S.FAULT, CODE_FAULT, "track script failing at start", now, out)
-            return
-        if self.owner:
-            owner_code = CODE_STARTUP_OWNER if code == CODE_STARTUP_BACKUP else code
-            self._become_master(now, owner_code, "priority 255: address owner becomes Master at once", out)
-            return
-        self.master_adver_interval = self.config.advert_interval
-        reason = (f"started; Master_Down_Interval {self.master_down_interval:.3f}s"
-                  if code == CODE_STARTUP_BACKUP else "track script passes again; waiting as Backup")
-        self._become_backup(now, code, reason, out)
-
-    def _shutdown(self, now: float, out: list[Action]) -> None:
-        if self.state is S.MASTER:
-            out.append(SendAdvert(0))
-            if not self.owner:
-                out.append(RemoveAddresses(self.config.addresses))
-        self.deadline = None
-        self._change(S.INITIALIZE, CODE_SHUTDOWN, "shutting down" + (
-            " (sent priority 0)" if self.state is S.MASTER else ""), now, out)
-
-    def _deadline(self, now: float, out: list[Action]) -> None:
-        if self.deadline is None or now < self.deadline:
-            return
-        if self.state is S.BACKUP:
-            if self._down_code == CODE_MASTER_RESIGNED:
-                reason = f"Master sent priority 0; took over after Skew_Time {self.skew_time:.3f}s"
-            elif self._down_code == CODE_PREEMPT:
-                reason = "a lower-priority Master is advertising and preempt_mode is on"
-            else:
-                reason = f"no advert for Master_Down_Interval {self.master_down_interval:.3f}s"
-            self._become_master(now, self._down_code, reason, out)
-        elif self.state is S.MASTER:
-            out.append(SendAdvert(self.priority))
-            nxt = self.deadline + self.config.advert_interval
-            self.deadline = nxt if nxt > now else now + self.config.advert_interval
-
-    def _accept(self, ev: AdvertIn) -> bool:
-        """RFC 5798 7.1 receiver checks that need the instance's config. Counts what it drops."""
+    # -- adverts: RFC 5798 7.1 receiver checks, then 6.4.2 (Backup) / 6.4.3 (Master) --------
+    def _dropped(self, ev: AdvertIn) -> Drop | None:
+        """The receiver checks that need the instance's config: why ``ev`` must be dropped, or None."""
         adv, cfg = ev.advert, self.config
-        reason = None
         if adv.version != cfg.version:
-            reason = DROP_WRONG_VERSION
-        elif adv.vrid != cfg.vrid:
-            reason = DROP_WRONG_VRID
-        elif ev.source == self.primary_ip:
-            reason = DROP_OWN
-        elif cfg.unicast_peers and ev.source not in cfg.unicast_peers:
-            reason = DROP_NOT_A_PEER
-        elif len(adv.addresses) != len(self._addresses) or frozenset(adv.addresses) != self._addresses:
-            reason = DROP_ADDRESS_LIST
-        elif cfg.version == 2 and adv.interval != cfg.advert_interval:
-            reason = DROP_INTERVAL_MISMATCH
-        if reason is not None:
-            self.drops[reason] += 1
-            return False
-        return True
+            return Drop.WRONG_VERSION
+        if adv.vrid != cfg.vrid:
+            return Drop.WRONG_VRID
+        if ev.source == self.primary_ip:
+            return Drop.OWN_ADVERT
+        if cfg.unicast_peers and ev.source not in cfg.unicast_peers:
+            return Drop.NOT_A_UNICAST_PEER
+        if len(adv.addresses) != len(self._addresses) or frozenset(adv.addresses) != self._addresses:
+            return Drop.ADDRESS_LIST_MISMATCH
+        if cfg.version == 2 and adv.interval != cfg.advert_interval:
+            return Drop.INTERVAL_MISMATCH
+        return None
 
-    def _advert(self, ev: AdvertIn, out: list[Action]) -> None:
-        if not self._accept(ev):
-            return
-        now, adv = ev.now, ev.advert
-        if self.state is S.BACKUP:
-            if adv.priority == 0:
-                self.deadline = now + self.skew_time
-                self._down_code = CODE_MASTER_RESIGNED
-                return
-            in_preempt_delay = self.started_at is not None and now < self.started_at + self.config.preempt_delay
-            if not self.config.preempt_mode or adv.priority >= self.priority or in_preempt_delay:
-                if self.config.version == 3:
-                    self.master_adver_interval = adv.interval
-                self.deadline = now + self.master_down_interval
-                self._down_code = CODE_MASTER_DOWN
-                self.master_address = ev.source
-            else:
-                # a lower-priority Master while we preempt: let the Master_Down_Timer run out (RFC)
-                if self._down_code == CODE_MASTER_DOWN:
-                    self._down_code = CODE_PREEMPT
+    def _advert(self, ev: AdvertIn, step: StepBuilder[Action]) -> None:
+        drop = self._dropped(ev)
+        if drop is not None:
+            self.drops[drop] += 1
+            step.note(drop, f"dropped advert from {ev.source} (vrid {ev.advert.vrid}, "
+                            f"priority {ev.advert.priority}): {drop.meaning}")
+        elif self.state is S.BACKUP:
+            self._advert_in_backup(ev, step)
         elif self.state is S.MASTER:
-            if adv.priority == 0:
-                out.append(SendAdvert(self.priority))
-                self.deadline = now + self.config.advert_interval
-                return
-            if adv.priority > self.priority:
-                code = CODE_HIGHER_PRIORITY
-                why = f"advert from {ev.source} with priority {adv.priority} > {self.priority}"
-            elif adv.priority == self.priority and ev.source > self.primary_ip:
-                code, why = CODE_EQUAL_HIGHER_ADDRESS, (f"advert from {ev.source} with equal priority "
-                                                        f"{adv.priority} and a higher address than {self.primary_ip}")
-            else:
-                return
-            if self.config.version == 3:
-                self.master_adver_interval = adv.interval
-            self.master_address = ev.source
-            self._become_backup(now, code, why, out)
+            self._advert_in_master(ev, step)
+        # Initialize and Fault ignore adverts
 
-    def _priority(self, now: float, priority: int, out: list[Action]) -> None:
-        if self.owner or priority == self.priority:
+    def _advert_in_backup(self, ev: AdvertIn, step: StepBuilder[Action]) -> None:
+        now, adv = ev.now, ev.advert
+        if adv.priority == 0:
+            self.deadline = now + self.skew_time
+            self._takeover_code = Code.MASTER_SENT_PRIORITY_ZERO
+            step.because(Decision.MASTER_RESIGNING, f"{ev.source} sent priority 0: taking over after "
+                                                    f"Skew_Time {self.skew_time:.3f}s unless a Master speaks")
             return
-        self.priority = max(1, min(254, priority))
+        in_preempt_delay = self.started_at is not None and now < self.started_at + self.config.preempt_delay
+        if self.config.preempt_mode and adv.priority < self.priority and not in_preempt_delay:
+            # a lower-priority Master while we preempt: let the Master_Down_Timer run out (RFC)
+            if self._takeover_code is Code.MASTER_DOWN_INTERVAL_EXPIRED:
+                self._takeover_code = Code.PREEMPT_LOWER_PRIORITY_MASTER
+                step.because(Decision.PREEMPT_PENDING, f"{ev.source} advertises priority {adv.priority} < "
+                                                       f"{self.priority}: preempting when the timer runs out")
+            return
+        # the Master (or one at least as good) speaks: restart the Master_Down_Timer (routine, no reason)
+        if self.config.version == 3:
+            self.master_adver_interval = adv.interval
+        self.deadline = now + self.master_down_interval
+        self._takeover_code = Code.MASTER_DOWN_INTERVAL_EXPIRED
+        self.master_address = ev.source
+
+    def _advert_in_master(self, ev: AdvertIn, step: StepBuilder[Action]) -> None:
+        now, adv = ev.now, ev.advert
+        if adv.priority == 0:
+            step.act(SendAdvert(self.priority))
+            self.deadline = now + self.config.advert_interval
+            step.because(Decision.ANSWERED_PRIORITY_ZERO, f"{ev.source} sent priority 0: advertised at once")
+            return
+        if adv.priority > self.priority:
+            code = Code.HIGHER_PRIORITY_ADVERT
+            why = f"advert from {ev.source} with priority {adv.priority} > {self.priority}"
+        elif adv.priority == self.priority and ev.source > self.primary_ip:
+            code = Code.EQUAL_PRIORITY_HIGHER_ADDRESS
+            why = (f"advert from {ev.source} with equal priority {adv.priority} and a higher address "
+                   f"than {self.primary_ip}")
+        else:
+            return  # a lower priority (or a lower address): ignore it, our adverts will win
+        if self.config.version == 3:
+            self.master_adver_interval = adv.interval
+        self.master_address = ev.source
+        self._become_backup(now, code, why, step)
+
+    # -- the timers ------------------------------------------------------------------------
+    def _deadline(self, now: float, step: StepBuilder[Action]) -> None:
+        garp_due = self.garp_at is not None and now >= self.garp_at  # (before a takeover sets a new one)
+        if self.deadline is not None and now >= self.deadline:
+            if self.state is S.BACKUP:
+                self._take_over(now, step)
+            elif self.state is S.MASTER:
+                # Adver_Timer (routine, no reason): the next one on a drift-free schedule, no catch-up burst
+                step.act(SendAdvert(self.priority))
+                nxt = self.deadline + self.config.advert_interval
+                self.deadline = nxt if nxt > now else now + self.config.advert_interval
+        if garp_due and self.state is S.MASTER:
+            # the next gratuitous ARP round after becoming Master (routine, no reason)
+            step.act(SendGarp(self.config.addresses))
+            self.garp_rounds_left -= 1
+            self.garp_at = now + self.config.garp_delay if self.garp_rounds_left > 0 else None
+
+    def _take_over(self, now: float, step: StepBuilder[Action]) -> None:
+        """Backup's Master_Down_Timer ran out: become Master, saying why the timer ran out."""
+        code = self._takeover_code
+        if code is Code.MASTER_SENT_PRIORITY_ZERO:
+            why = f"Master sent priority 0; took over after Skew_Time {self.skew_time:.3f}s"
+        elif code is Code.PREEMPT_LOWER_PRIORITY_MASTER:
+            why = "a lower-priority Master is advertising and preempt_mode is on"
+        else:
+            why = f"no advert for Master_Down_Interval {self.master_down_interval:.3f}s"
+        self._become_master(now, code, why, step)
+
+    # -- track script: priority and fault --------------------------------------------------
+    def _track(self, ev: TrackResult, step: StepBuilder[Action]) -> None:
+        script = self.config.track_script
+        if script is None:
+            raise LocalUsageError(f"{self.config.name}: a TrackResult for an instance without a track_script")
+        self.track_ok = ev.ok
+        if script.is_fault:
+            self._fault(ev.now, not ev.ok, ev.detail, step)
+        else:
+            self._set_priority(ev.now, self.tracked_priority(), ev, step)
+
+    def tracked_priority(self) -> int:
+        """keepalived's rule: a positive weight is added while the check passes, a negative one while it
+        fails; clamped to 1-254. The owner keeps 255; before any result the base priority holds."""
+        script = self.config.track_script
+        if self.owner or script is None or script.weight is None or self.track_ok is None:
+            return self.config.priority
+        weight = script.weight
+        applied = (weight > 0 and self.track_ok) or (weight < 0 and not self.track_ok)
+        return max(1, min(254, self.config.priority + (weight if applied else 0)))
+
+    def _set_priority(self, now: float, priority: int, ev: TrackResult, step: StepBuilder[Action]) -> None:
+        if priority == self.priority:
+            return
+        step.because(Decision.PRIORITY_CHANGED, f"track script {'passes' if ev.ok else 'fails'}"
+                                                f"{f' ({ev.detail})' if ev.detail else ''}: "
+                                                f"priority {self.priority} -> {priority}")
+        self.priority = priority
         if self.state is S.MASTER:
-            out.append(SendAdvert(self.priority))
+            step.act(SendAdvert(self.priority))
             self.deadline = now + self.config.advert_interval
 
-    def _fault(self, now: float, faulty: bool, detail: str, out: list[Action]) -> None:
+    def _fault(self, now: float, faulty: bool, detail: str, step: StepBuilder[Action]) -> None:
         if faulty == self.faulty:
             return
         self.faulty = faulty
@@ -342,11 +346,60 @@ class VrrpRouter:
             return  # not started (or shut down): Startup will look at self.faulty
         if faulty:
             if self.state is S.MASTER:
-                out.append(SendAdvert(0))
+                step.act(SendAdvert(0))
                 if not self.owner:
-                    out.append(RemoveAddresses(self.config.addresses))
+                    step.act(RemoveAddresses(self.config.addresses))
             self.deadline = None
-            self._change(S.FAULT, CODE_FAULT, f"track script failed: {detail}" if detail else "track script failed",
-                         now, out)
+            self._change(S.FAULT, Code.TRACK_SCRIPT_FAULT,
+                         f"track script failed: {detail}" if detail else "track script failed", now, step)
         elif self.state is S.FAULT:
-            self._enter_running(now, out, CODE_FAULT_CLEARED)
+            self._enter_running(now, step, Code.TRACK_SCRIPT_RECOVERED)
+
+    # -- start and stop --------------------------------------------------------------------
+    def _enter_running(self, now: float, step: StepBuilder[Action], code: Code) -> None:
+        """RFC 5798 6.4.1 (Initialize): the owner goes Master at once, everyone else Backup."""
+        if self.faulty:
+            self._change(S.FAULT, Code.TRACK_SCRIPT_FAULT, "track script failing at start", now, step)
+            return
+        if self.owner:
+            owner_code = Code.STARTUP_ADDRESS_OWNER if code is Code.STARTUP_BACKUP else code
+            self._become_master(now, owner_code, "priority 255: address owner becomes Master at once", step)
+            return
+        self.master_adver_interval = self.config.advert_interval
+        why = (f"started; Master_Down_Interval {self.master_down_interval:.3f}s"
+               if code is Code.STARTUP_BACKUP else "track script passes again; waiting as Backup")
+        self._become_backup(now, code, why, step)
+
+    def _shutdown(self, now: float, step: StepBuilder[Action]) -> None:
+        was_master = self.state is S.MASTER
+        if was_master:
+            step.act(SendAdvert(0))
+            if not self.owner:
+                step.act(RemoveAddresses(self.config.addresses))
+        self.deadline = None
+        self._change(S.INITIALIZE, Code.SHUTDOWN, "shutting down" + (" (sent priority 0)" if was_master else ""),
+                     now, step)
+
+    # -- the moves -------------------------------------------------------------------------
+    def _become_master(self, now: float, code: Code, why: str, step: StepBuilder[Action]) -> None:
+        step.act(SendAdvert(self.priority), AddAddresses(self.config.addresses), SendGarp(self.config.addresses))
+        self.deadline = now + self.config.advert_interval
+        self.master_address = None
+        self._change(S.MASTER, code, why, now, step)
+        self.garp_rounds_left = self.config.garp_repeat - 1  # the first round went out above
+        self.garp_at = now + self.config.garp_delay if self.garp_rounds_left > 0 else None
+
+    def _become_backup(self, now: float, code: Code, why: str, step: StepBuilder[Action]) -> None:
+        was_master = self.state is S.MASTER
+        self.deadline = now + self.master_down_interval
+        self._takeover_code = Code.MASTER_DOWN_INTERVAL_EXPIRED
+        if was_master and not self.owner:
+            step.act(RemoveAddresses(self.config.addresses))
+        self._change(S.BACKUP, code, why, now, step)
+
+    def _change(self, to: VrrpState, code: Code, why: str, now: float, step: StepBuilder[Action]) -> None:
+        """The one place the state changes; leaving Master ends its gratuitous ARP rounds."""
+        step.changed(self.machine.change(to, code=code, reason=why, now=now))
+        step.because(code, why)
+        if to is not S.MASTER:
+            self.garp_at, self.garp_rounds_left = None, 0

@@ -3,8 +3,8 @@
 ``encode(advert, src, dst)`` returns the VRRP message (the kernel adds the IPv4 header);
 ``decode_ip_packet(datagram)`` takes what a raw IPPROTO_VRRP socket returns (IPv4 header + VRRP
 message) and returns a ``Received`` (source, destination, TTL, Advert) or raises
-``RemoteInputError(reason)`` with a stable reason code for the drop counters. It never raises
-anything else, whatever the bytes.
+``RemoteInputError(reason)`` with a stable reason code for the drop counters, a member of
+``VrrpFailover.codes.PacketDropCode``. It never raises anything else, whatever the bytes.
 
 Wire layouts (network byte order)::
 
@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address
 
 from failover_core.errors import RemoteInputError
+from VrrpFailover.codes import PacketDropCode as Drop
 
 IPPROTO_VRRP = 112
 VRRP_GROUP = IPv4Address("224.0.0.18")
@@ -29,19 +30,6 @@ TYPE_ADVERTISEMENT = 1
 V3_MAX_INTERVAL_CS = 0x0FFF  # 40.95 s
 AUTH_NONE = 0
 V2_AUTH_DATA_LEN = 8
-
-# stable reason codes (counters, logs, tests)
-DROP_SHORT = "short_packet"
-DROP_NOT_IPV4 = "not_ipv4"
-DROP_NOT_VRRP = "not_vrrp_protocol"
-DROP_TTL = "ttl_not_255"
-DROP_VERSION = "bad_version"
-DROP_TYPE = "bad_type"
-DROP_LENGTH = "bad_length"
-DROP_CHECKSUM = "bad_checksum"
-DROP_AUTH = "auth_type_unsupported"
-DROP_INTERVAL = "zero_interval"
-
 
 def internet_checksum(data: bytes) -> int:
     """RFC 1071 one's-complement sum of 16-bit words (odd length padded with a zero byte)."""
@@ -117,37 +105,37 @@ def encode(advert: Advert, src: IPv4Address, dst: IPv4Address = VRRP_GROUP) -> b
 def decode_message(msg: bytes, src: IPv4Address, dst: IPv4Address) -> Advert:
     """Decode a VRRP message (no IPv4 header). Raises RemoteInputError(reason) if it must be dropped."""
     if len(msg) < 8:
-        raise RemoteInputError(DROP_SHORT, f"{len(msg)} bytes")
+        raise RemoteInputError(Drop.SHORT_PACKET, f"{len(msg)} bytes")
     ver_type, vrid, priority, count = msg[0], msg[1], msg[2], msg[3]
     version, ptype = ver_type >> 4, ver_type & 0x0F
     if version not in (2, 3):
-        raise RemoteInputError(DROP_VERSION, f"version {version}")
+        raise RemoteInputError(Drop.BAD_VERSION, f"version {version}")
     if ptype != TYPE_ADVERTISEMENT:
-        raise RemoteInputError(DROP_TYPE, f"type {ptype}")
+        raise RemoteInputError(Drop.BAD_TYPE, f"type {ptype}")
     if vrid == 0:
-        raise RemoteInputError(DROP_LENGTH, "vrid 0")
+        raise RemoteInputError(Drop.BAD_LENGTH, "vrid 0")
     if count == 0:
-        raise RemoteInputError(DROP_LENGTH, "address count 0")
+        raise RemoteInputError(Drop.BAD_LENGTH, "address count 0")
     want = 8 + 4 * count + (V2_AUTH_DATA_LEN if version == 2 else 0)
     # v2 senders without auth data exist; keepalived sends the 8 zero bytes. Accept exact or longer.
     if len(msg) < want:
-        raise RemoteInputError(DROP_LENGTH, f"{len(msg)} bytes for {count} addresses (need {want})")
+        raise RemoteInputError(Drop.BAD_LENGTH, f"{len(msg)} bytes for {count} addresses (need {want})")
     msg = msg[:want]
     if version == 3:
         if internet_checksum(_pseudo_header(src, dst, len(msg)) + msg) != 0:
-            raise RemoteInputError(DROP_CHECKSUM, "v3 checksum (with IPv4 pseudo-header) mismatch")
+            raise RemoteInputError(Drop.BAD_CHECKSUM, "v3 checksum (with IPv4 pseudo-header) mismatch")
         units = struct.unpack_from("!H", msg, 4)[0] & 0x0FFF
         interval = units / 100
         auth_type = AUTH_NONE
     else:
         if internet_checksum(msg) != 0:
-            raise RemoteInputError(DROP_CHECKSUM, "v2 checksum mismatch")
+            raise RemoteInputError(Drop.BAD_CHECKSUM, "v2 checksum mismatch")
         auth_type, units = msg[4], msg[5]
         if auth_type != AUTH_NONE:
-            raise RemoteInputError(DROP_AUTH, f"auth type {auth_type}")
+            raise RemoteInputError(Drop.AUTH_TYPE_UNSUPPORTED, f"auth type {auth_type}")
         interval = float(units)
     if units == 0:
-        raise RemoteInputError(DROP_INTERVAL, "advertisement interval 0")
+        raise RemoteInputError(Drop.ZERO_INTERVAL, "advertisement interval 0")
     addresses = tuple(IPv4Address(msg[8 + 4 * i: 12 + 4 * i]) for i in range(count))
     return Advert(version=version, vrid=vrid, priority=priority, interval=interval, addresses=addresses,
                   auth_type=auth_type)
@@ -156,18 +144,18 @@ def decode_message(msg: bytes, src: IPv4Address, dst: IPv4Address) -> Advert:
 def decode_ip_packet(datagram: bytes) -> Received:
     """Decode what a raw IPPROTO_VRRP socket returns (IPv4 header + VRRP message)."""
     if len(datagram) < 20:
-        raise RemoteInputError(DROP_SHORT, f"{len(datagram)} bytes")
+        raise RemoteInputError(Drop.SHORT_PACKET, f"{len(datagram)} bytes")
     if datagram[0] >> 4 != 4:
-        raise RemoteInputError(DROP_NOT_IPV4, f"IP version {datagram[0] >> 4}")
+        raise RemoteInputError(Drop.NOT_IPV4, f"IP version {datagram[0] >> 4}")
     ihl = (datagram[0] & 0x0F) * 4
     total = struct.unpack_from("!H", datagram, 2)[0]
     if ihl < 20 or len(datagram) < ihl or total < ihl:
-        raise RemoteInputError(DROP_SHORT, f"IPv4 header length {ihl}, datagram {len(datagram)}")
+        raise RemoteInputError(Drop.SHORT_PACKET, f"IPv4 header length {ihl}, datagram {len(datagram)}")
     if datagram[9] != IPPROTO_VRRP:
-        raise RemoteInputError(DROP_NOT_VRRP, f"protocol {datagram[9]}")
+        raise RemoteInputError(Drop.NOT_VRRP_PROTOCOL, f"protocol {datagram[9]}")
     ttl = datagram[8]
     src, dst = IPv4Address(datagram[12:16]), IPv4Address(datagram[16:20])
     if ttl != VRRP_TTL:
-        raise RemoteInputError(DROP_TTL, f"TTL {ttl} from {src}")
+        raise RemoteInputError(Drop.TTL_NOT_255, f"TTL {ttl} from {src}")
     payload = datagram[ihl:min(total, len(datagram))]
     return Received(source=src, destination=dst, ttl=ttl, advert=decode_message(payload, src, dst))

@@ -46,6 +46,7 @@ SECTIONS: list[tuple[str, str, Callable[[], str]]] = [
     ("docs/core.md", "tables", render_markdown),
     ("docs/failoveragent.md", "codes", render_codes("failover_agent.codes")),
     ("docs/valet.md", "codes", render_codes("HaValet.codes")),
+    ("docs/vrrp.md", "codes", render_codes("VrrpFailover.codes")),
 ]
 
 

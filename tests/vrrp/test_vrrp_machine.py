@@ -1,4 +1,7 @@
-"""The pure RFC 5798 state machine, driven by hand-made events and a fake time line."""
+"""The pure RFC 5798 state machine, driven by hand-made events and a fake time line.
+
+``handle`` returns a failover_core Step: the tests read ``step.actions`` (as a list, ``out``),
+``step.transitions``, ``step.reason`` and ``step.notes``."""
 
 from __future__ import annotations
 
@@ -6,21 +9,25 @@ from ipaddress import IPv4Address
 
 import pytest
 
+from failover_core.errors import LocalUsageError
+from failover_core.step import Step
 from VrrpFailover import machine as m
+from VrrpFailover.codes import AdvertDropCode as Drop
+from VrrpFailover.codes import DecisionCode as Decision
+from VrrpFailover.codes import PacketDropCode as PacketDrop
+from VrrpFailover.codes import TransitionCode as Code
 from VrrpFailover.config import InstanceConfig
 from VrrpFailover.machine import (
     AddAddresses,
     AdvertIn,
-    Changed,
     Deadline,
-    FaultChange,
-    PriorityChange,
     RemoveAddresses,
     SendAdvert,
     SendGarp,
     SetTimer,
     Shutdown,
     Startup,
+    TrackResult,
     VrrpRouter,
     VrrpState,
 )
@@ -61,9 +68,15 @@ def kinds(actions) -> list[type]:
     return [type(a) for a in actions]
 
 
-def transitions(actions) -> list[tuple[str, str, str]]:
-    return [(a.transition.from_state, a.transition.to_state, a.transition.code) for a in actions
-            if isinstance(a, Changed)]
+def transitions(step: Step) -> list[tuple[str, str, str]]:
+    return [(t.from_state, t.to_state, t.code) for t in step.transitions]
+
+
+def run(r: VrrpRouter, event) -> tuple[Step, list]:
+    """Feed one event: the step and its actions as a list."""
+    step = r.handle(event)
+    assert isinstance(step, Step) and isinstance(step.actions[-1], SetTimer)  # the timer always last
+    return step, list(step.actions)
 
 
 def test_timings_follow_rfc_5798_formulas():
@@ -75,70 +88,79 @@ def test_timings_follow_rfc_5798_formulas():
 
 def test_startup_goes_backup_with_master_down_timer():
     r = VrrpRouter(cfg(), ME)
-    out = r.handle(Startup(now=T0))
-    assert transitions(out) == [("INITIALIZE", "BACKUP", m.CODE_STARTUP_BACKUP)]
+    step, out = run(r, Startup(now=T0))
+    assert transitions(step) == [("INITIALIZE", "BACKUP", Code.STARTUP_BACKUP)]
     assert out[-1] == SetTimer(T0 + 3 + 156 / 256)
     assert not any(isinstance(a, SendAdvert | AddAddresses) for a in out)
+    assert step.reason is not None and step.reason.code == Code.STARTUP_BACKUP
 
 
 def test_early_deadline_is_a_no_op():
     r = started()
-    out = r.handle(Deadline(now=T0 + 1))
+    step, out = run(r, Deadline(now=T0 + 1))
     assert out == [SetTimer(r.deadline)] and r.state is VrrpState.BACKUP
+    assert step.reason is None and not step.transitions and not step.notes
 
 
 def test_master_down_timer_makes_master_and_sends_advert_addresses_garp():
     r = started()
     t = r.deadline
-    out = r.handle(Deadline(now=t))
-    assert kinds(out) == [SendAdvert, AddAddresses, SendGarp, Changed, SetTimer]
+    step, out = run(r, Deadline(now=t))
+    assert kinds(out) == [SendAdvert, AddAddresses, SendGarp, SetTimer]
     assert out[0] == SendAdvert(100) and out[1] == AddAddresses((VIP,))
-    assert transitions(out) == [("BACKUP", "MASTER", m.CODE_MASTER_DOWN)]
+    assert transitions(step) == [("BACKUP", "MASTER", Code.MASTER_DOWN_INTERVAL_EXPIRED)]
     assert out[-1] == SetTimer(t + 1)
+    assert step.reason is not None and step.reason.code == Code.MASTER_DOWN_INTERVAL_EXPIRED
 
 
 def test_master_sends_adverts_on_a_drift_free_schedule():
-    r = master()
+    r = master(garp_repeat=1)  # one gratuitous ARP round: the repeats have their own tests below
     t = r.deadline
     for _k in range(1, 4):
-        out = r.handle(Deadline(now=t + 0.003))  # woke 3 ms late
+        step, out = run(r, Deadline(now=t + 0.003))  # woke 3 ms late
         assert out == [SendAdvert(100), SetTimer(t + 1)]
+        assert step.reason is None  # routine: no decision line per advert
         t += 1
     # woken far too late (e.g. process stopped): no burst of catch-up adverts
-    out = r.handle(Deadline(now=t + 10))
+    _, out = run(r, Deadline(now=t + 10))
     assert out == [SendAdvert(100), SetTimer(t + 11)]
 
 
 def test_backup_resets_timer_and_learns_master_interval_from_advert():
     r = started()
-    out = r.handle(AdvertIn(now=T0 + 2, source=HIGHER, advert=advert(150, interval=0.5)))
+    step, out = run(r, AdvertIn(now=T0 + 2, source=HIGHER, advert=advert(150, interval=0.5)))
     assert r.master_adver_interval == 0.5
     assert out == [SetTimer(T0 + 2 + 1.5 + 0.5 * 156 / 256)]
     assert r.master_address == HIGHER
+    assert step.reason is None and not step.notes  # routine: the Master's advert decides nothing new
 
 
 def test_backup_hearing_priority_zero_takes_over_after_skew_time():
     r = started()
     r.handle(AdvertIn(now=T0 + 1, source=HIGHER, advert=advert(150)))
-    out = r.handle(AdvertIn(now=T0 + 2, source=HIGHER, advert=advert(0)))
+    step, out = run(r, AdvertIn(now=T0 + 2, source=HIGHER, advert=advert(0)))
     assert out == [SetTimer(T0 + 2 + 156 / 256)]
-    out = r.handle(Deadline(now=T0 + 2 + 156 / 256))
-    assert transitions(out) == [("BACKUP", "MASTER", m.CODE_MASTER_RESIGNED)]
+    assert step.reason is not None and step.reason.code == Decision.MASTER_RESIGNING
+    step, out = run(r, Deadline(now=T0 + 2 + 156 / 256))
+    assert transitions(step) == [("BACKUP", "MASTER", Code.MASTER_SENT_PRIORITY_ZERO)]
 
 
 def test_backup_with_preempt_ignores_lower_priority_master_and_preempts():
     r = started(priority=200)
     deadline = r.deadline
-    out = r.handle(AdvertIn(now=T0 + 1, source=HIGHER, advert=advert(100)))
+    step, out = run(r, AdvertIn(now=T0 + 1, source=HIGHER, advert=advert(100)))
     assert out == [SetTimer(deadline)]  # not reset
-    out = r.handle(Deadline(now=deadline))
-    assert transitions(out) == [("BACKUP", "MASTER", m.CODE_PREEMPT)]
+    assert step.reason is not None and step.reason.code == Decision.PREEMPT_PENDING
+    step, out = run(r, AdvertIn(now=T0 + 2, source=HIGHER, advert=advert(100)))
+    assert out == [SetTimer(deadline)] and step.reason is None  # decided already: no second line
+    step, out = run(r, Deadline(now=deadline))
+    assert transitions(step) == [("BACKUP", "MASTER", Code.PREEMPT_LOWER_PRIORITY_MASTER)]
 
 
 def test_backup_without_preempt_accepts_lower_priority_master():
     r = started(priority=200, preempt_mode=False)
     for k in range(1, 10):
-        out = r.handle(AdvertIn(now=T0 + k, source=LOWER, advert=advert(100)))
+        _, out = run(r, AdvertIn(now=T0 + k, source=LOWER, advert=advert(100)))
         assert out[-1].at == pytest.approx(T0 + k + r.master_down_interval)
     assert r.state is VrrpState.BACKUP
 
@@ -161,90 +183,97 @@ def test_equal_priority_backup_stays_backup():
 def test_master_yields_to_higher_priority_and_removes_addresses():
     r = master()
     now = r.deadline
-    out = r.handle(AdvertIn(now=now, source=LOWER, advert=advert(101, interval=0.2)))
-    assert kinds(out) == [RemoveAddresses, Changed, SetTimer]
-    assert transitions(out) == [("MASTER", "BACKUP", m.CODE_HIGHER_PRIORITY)]
+    step, out = run(r, AdvertIn(now=now, source=LOWER, advert=advert(101, interval=0.2)))
+    assert kinds(out) == [RemoveAddresses, SetTimer]
+    assert transitions(step) == [("MASTER", "BACKUP", Code.HIGHER_PRIORITY_ADVERT)]
     assert out[-1].at == pytest.approx(now + 0.6 + 0.2 * 156 / 256)
+    assert step.reason is not None and step.reason.code == Code.HIGHER_PRIORITY_ADVERT
 
 
 def test_master_equal_priority_tie_broken_by_higher_primary_address():
     r = master()
-    out = r.handle(AdvertIn(now=r.deadline, source=LOWER, advert=advert(100)))
-    assert r.state is VrrpState.MASTER and not transitions(out)
-    out = r.handle(AdvertIn(now=r.deadline, source=HIGHER, advert=advert(100)))
-    assert transitions(out) == [("MASTER", "BACKUP", m.CODE_EQUAL_HIGHER_ADDRESS)]
+    step, _ = run(r, AdvertIn(now=r.deadline, source=LOWER, advert=advert(100)))
+    assert r.state is VrrpState.MASTER and not transitions(step)
+    step, _ = run(r, AdvertIn(now=r.deadline, source=HIGHER, advert=advert(100)))
+    assert transitions(step) == [("MASTER", "BACKUP", Code.EQUAL_PRIORITY_HIGHER_ADDRESS)]
 
 
 def test_master_ignores_lower_priority_and_answers_priority_zero_at_once():
-    r = master()
+    r = master(garp_repeat=1)  # no GARP round pending: the timer is the Adver_Timer alone
     t = r.deadline - 0.5
-    assert r.handle(AdvertIn(now=t, source=HIGHER, advert=advert(50))) == [SetTimer(r.deadline)]
-    out = r.handle(AdvertIn(now=t, source=HIGHER, advert=advert(0)))
+    assert list(r.handle(AdvertIn(now=t, source=HIGHER, advert=advert(50))).actions) == [SetTimer(r.deadline)]
+    step, out = run(r, AdvertIn(now=t, source=HIGHER, advert=advert(0)))
     assert out == [SendAdvert(100), SetTimer(t + 1)]
+    assert step.reason is not None and step.reason.code == Decision.ANSWERED_PRIORITY_ZERO
 
 
 def test_shutdown_of_master_sends_priority_zero_and_removes_addresses():
     r = master()
-    out = r.handle(Shutdown(now=r.deadline))
-    assert kinds(out) == [SendAdvert, RemoveAddresses, Changed, SetTimer]
+    step, out = run(r, Shutdown(now=r.deadline))
+    assert kinds(out) == [SendAdvert, RemoveAddresses, SetTimer]
     assert out[0] == SendAdvert(0) and out[-1] == SetTimer(None)
-    assert transitions(out) == [("MASTER", "INITIALIZE", m.CODE_SHUTDOWN)]
+    assert transitions(step) == [("MASTER", "INITIALIZE", Code.SHUTDOWN)]
 
 
 def test_shutdown_of_backup_sends_nothing():
     r = started()
-    out = r.handle(Shutdown(now=T0 + 1))
-    assert kinds(out) == [Changed, SetTimer] and out[-1] == SetTimer(None)
+    step, out = run(r, Shutdown(now=T0 + 1))
+    assert kinds(out) == [SetTimer] and out[-1] == SetTimer(None)
+    assert transitions(step) == [("BACKUP", "INITIALIZE", Code.SHUTDOWN)]
 
 
 def test_address_owner_goes_master_at_once_and_never_removes_its_addresses():
     r = VrrpRouter(cfg(priority=255), ME)
-    out = r.handle(Startup(now=T0))
-    assert transitions(out) == [("INITIALIZE", "MASTER", m.CODE_STARTUP_OWNER)]
+    step, out = run(r, Startup(now=T0))
+    assert transitions(step) == [("INITIALIZE", "MASTER", Code.STARTUP_ADDRESS_OWNER)]
     assert out[0] == SendAdvert(255)
-    out = r.handle(Shutdown(now=T0 + 1))
+    _, out = run(r, Shutdown(now=T0 + 1))
     assert SendAdvert(0) in out and not any(isinstance(a, RemoveAddresses) for a in out)
 
 
 @pytest.mark.parametrize(("adv", "source", "reason", "kw"), [
-    (advert(200, version=2), HIGHER, m.DROP_WRONG_VERSION, {}),
-    (advert(200, vrid=52), HIGHER, m.DROP_WRONG_VRID, {}),
-    (advert(200, addrs=(VIP, IPv4Address("10.99.0.101"))), HIGHER, m.DROP_ADDRESS_LIST, {}),
-    (advert(200, addrs=(IPv4Address("10.99.0.101"),)), HIGHER, m.DROP_ADDRESS_LIST, {}),
-    (advert(200, version=2, interval=2), HIGHER, m.DROP_INTERVAL_MISMATCH, {"version": 2}),
-    (advert(200), HIGHER, m.DROP_NOT_A_PEER, {"unicast_peers": ["10.99.0.11"]}),
-    (advert(200), ME, m.DROP_OWN, {}),
+    (advert(200, version=2), HIGHER, Drop.WRONG_VERSION, {}),
+    (advert(200, vrid=52), HIGHER, Drop.WRONG_VRID, {}),
+    (advert(200, addrs=(VIP, IPv4Address("10.99.0.101"))), HIGHER, Drop.ADDRESS_LIST_MISMATCH, {}),
+    (advert(200, addrs=(IPv4Address("10.99.0.101"),)), HIGHER, Drop.ADDRESS_LIST_MISMATCH, {}),
+    (advert(200, version=2, interval=2), HIGHER, Drop.INTERVAL_MISMATCH, {"version": 2}),
+    (advert(200), HIGHER, Drop.NOT_A_UNICAST_PEER, {"unicast_peers": ["10.99.0.11"]}),
+    (advert(200), ME, Drop.OWN_ADVERT, {}),
 ])
 def test_invalid_adverts_are_dropped_and_counted_without_effect(adv, source, reason, kw):
     for r in (started(**kw), master(**kw)):
         state, deadline = r.state, r.deadline
-        out = r.handle(AdvertIn(now=T0 + 0.5, source=source, advert=adv))
+        step, out = run(r, AdvertIn(now=T0 + 0.5, source=source, advert=adv))
         assert out == [SetTimer(deadline)] and r.state is state
         assert r.drops[reason] == 1
+        assert step.reason is None and [n.code for n in step.notes] == [reason]  # the drop is a note
 
 
 def test_fault_from_master_resigns_and_recovery_waits_as_backup():
-    r = master()
-    out = r.handle(FaultChange(now=r.deadline, faulty=True, detail="exit 1"))
-    assert kinds(out) == [SendAdvert, RemoveAddresses, Changed, SetTimer]
+    r = master(track_script={"command": "check"})
+    step, out = run(r, TrackResult(now=r.deadline, ok=False, detail="exit 1"))
+    assert kinds(out) == [SendAdvert, RemoveAddresses, SetTimer]
     assert out[0] == SendAdvert(0) and r.state is VrrpState.FAULT and out[-1] == SetTimer(None)
-    out = r.handle(FaultChange(now=T0 + 20, faulty=False))
-    assert transitions(out) == [("FAULT", "BACKUP", m.CODE_FAULT_CLEARED)]
+    assert transitions(step) == [("MASTER", "FAULT", Code.TRACK_SCRIPT_FAULT)]
+    assert "exit 1" in step.transitions[0].reason
+    step, out = run(r, TrackResult(now=T0 + 20, ok=True))
+    assert transitions(step) == [("FAULT", "BACKUP", Code.TRACK_SCRIPT_RECOVERED)]
     assert out[-1].at == pytest.approx(T0 + 20 + r.master_down_interval)
 
 
 def test_faulty_router_ignores_adverts_and_timers():
-    r = started()
-    r.handle(FaultChange(now=T0 + 1, faulty=True))
-    assert r.handle(Deadline(now=T0 + 100)) == [SetTimer(None)]
-    assert r.handle(AdvertIn(now=T0 + 100, source=HIGHER, advert=advert(0))) == [SetTimer(None)]
+    r = started(track_script={"command": "check", "fault": True})
+    r.handle(TrackResult(now=T0 + 1, ok=False))
+    assert list(r.handle(Deadline(now=T0 + 100)).actions) == [SetTimer(None)]
+    assert list(r.handle(AdvertIn(now=T0 + 100, source=HIGHER, advert=advert(0))).actions) == [SetTimer(None)]
     assert r.state is VrrpState.FAULT
 
 
 def test_priority_change_in_master_is_advertised_at_once():
-    r = master()
-    out = r.handle(PriorityChange(now=r.deadline - 0.5, priority=60))
+    r = master(track_script={"command": "check", "weight": -40})
+    step, out = run(r, TrackResult(now=r.deadline - 0.5, ok=False))
     assert out[0] == SendAdvert(60) and r.priority == 60
+    assert step.reason is not None and step.reason.code == Decision.PRIORITY_CHANGED
 
 
 def test_transition_sequence_is_numbered_in_order():
@@ -256,6 +285,141 @@ def test_transition_sequence_is_numbered_in_order():
     assert [t.to_state for t in r.machine.history] == ["BACKUP", "MASTER", "BACKUP", "INITIALIZE"]
 
 
+# ---- track scripts: the effective priority and Fault are the router's ------------------------
+
+@pytest.mark.parametrize(("priority", "weight", "results", "expected"), [
+    (100, -40, [], 100),  # no result yet: the base priority
+    (100, -40, [False], 60),  # a negative weight applies while the check fails
+    (100, -40, [False, True], 100),
+    (100, 20, [False], 100),  # a positive weight applies while the check passes
+    (100, 20, [False, True], 120),
+    (250, 20, [False, True], 254),  # clamped to 254: only the owner has 255
+    (10, -50, [False], 1),  # clamped to 1: 0 would mean "resigning"
+    (255, -50, [False], 255),  # the address owner keeps 255
+])
+def test_track_script_weight_moves_the_effective_priority(priority, weight, results, expected):
+    r = started(priority=priority, track_script={"command": "check", "weight": weight})
+    for k, ok in enumerate(results, start=1):
+        r.handle(TrackResult(now=T0 + k, ok=ok))
+    assert r.priority == r.tracked_priority() == expected
+    assert r.state is (VrrpState.MASTER if priority == 255 else VrrpState.BACKUP)  # a weight never faults
+
+
+def test_priority_change_in_backup_changes_skew_time_but_sends_nothing():
+    r = started(track_script={"command": "check", "weight": -40})
+    step, out = run(r, TrackResult(now=T0 + 1, ok=False, detail="exit 1"))
+    assert out == [SetTimer(r.deadline)] and r.priority == 60
+    assert r.master_down_interval == pytest.approx(3 + 196 / 256)
+    assert step.reason is not None and step.reason.code == Decision.PRIORITY_CHANGED
+    assert "100 -> 60" in step.reason.text and "exit 1" in step.reason.text
+
+
+def test_a_track_result_that_leaves_the_priority_as_it_is_decides_nothing():
+    r = master(track_script={"command": "check", "weight": 20})
+    step, out = run(r, TrackResult(now=r.deadline - 0.5, ok=False))  # +20 applies only while it passes
+    assert out == [SetTimer(r.wake_at)] and step.reason is None and r.priority == 100
+
+
+def test_fault_script_failing_before_start_starts_in_fault():
+    r = VrrpRouter(cfg(track_script={"command": "check"}), ME)
+    step, out = run(r, TrackResult(now=T0, ok=False))
+    assert r.state is VrrpState.INITIALIZE and not step.transitions and out == [SetTimer(None)]
+    step, out = run(r, Startup(now=T0 + 1))
+    assert transitions(step) == [("INITIALIZE", "FAULT", Code.TRACK_SCRIPT_FAULT)]
+    assert out == [SetTimer(None)]
+
+
+def test_a_track_result_without_a_track_script_is_a_driver_bug():
+    with pytest.raises(LocalUsageError):
+        started().handle(TrackResult(now=T0 + 1, ok=False))
+
+
+# ---- gratuitous ARP rounds after becoming Master ------------------------------------------
+
+def test_garp_rounds_follow_garp_delay_and_share_the_timer_with_adverts():
+    r = started(garp_repeat=3, garp_delay=0.4)
+    t = r.deadline
+    step, out = run(r, Deadline(now=t))
+    assert kinds(out) == [SendAdvert, AddAddresses, SendGarp, SetTimer] and out[-1] == SetTimer(t + 0.4)
+    step, out = run(r, Deadline(now=t + 0.4))
+    assert out == [SendGarp((VIP,)), SetTimer(t + 0.8)] and step.reason is None  # routine: no line
+    step, out = run(r, Deadline(now=t + 0.8))
+    assert out == [SendGarp((VIP,)), SetTimer(t + 1)]  # the third and last round
+    step, out = run(r, Deadline(now=t + 1))
+    assert out == [SendAdvert(100), SetTimer(t + 2)]
+    assert r.garp_at is None and r.garp_rounds_left == 0
+
+
+def test_default_garp_round_goes_out_with_the_first_advert():
+    r = started()  # garp_repeat 2, garp_delay 1 s, advert_interval 1 s
+    t = r.deadline
+    r.handle(Deadline(now=t))
+    step, out = run(r, Deadline(now=t + 1.003))
+    assert out == [SendAdvert(100), SendGarp((VIP,)), SetTimer(t + 2)] and step.reason is None
+    _, out = run(r, Deadline(now=t + 2))
+    assert out == [SendAdvert(100), SetTimer(t + 3)]
+
+
+def test_garp_repeat_1_sends_one_round_only():
+    r = started(garp_repeat=1)
+    t = r.deadline
+    _, out = run(r, Deadline(now=t))
+    assert out.count(SendGarp((VIP,))) == 1 and r.garp_at is None and out[-1] == SetTimer(t + 1)
+
+
+def test_garp_delay_0_sends_the_next_round_at_the_next_wake_up():
+    r = started(garp_repeat=2, garp_delay=0)
+    t = r.deadline
+    _, out = run(r, Deadline(now=t))
+    assert out.count(SendGarp((VIP,))) == 1 and out[-1] == SetTimer(t)
+    _, out = run(r, Deadline(now=t))
+    assert out == [SendGarp((VIP,)), SetTimer(t + 1)]
+
+
+@pytest.mark.parametrize("leave", ["higher_priority", "shutdown", "fault"])
+def test_leaving_master_ends_the_garp_rounds(leave):
+    r = started(garp_repeat=5, garp_delay=0.3, track_script={"command": "check"})
+    t = r.deadline
+    r.handle(Deadline(now=t))
+    if leave == "higher_priority":
+        r.handle(AdvertIn(now=t + 0.1, source=HIGHER, advert=advert(200)))
+    elif leave == "shutdown":
+        r.handle(Shutdown(now=t + 0.1))
+    else:
+        r.handle(TrackResult(now=t + 0.1, ok=False))
+    assert r.garp_at is None
+    for k in range(1, 10):
+        assert not r.handle(Deadline(now=t + 0.3 * k)).of_type(SendGarp)
+
+
+def test_a_new_term_as_master_restarts_the_garp_rounds():
+    r = started(garp_repeat=2, garp_delay=0.3)
+    t = r.deadline
+    r.handle(Deadline(now=t))
+    r.handle(AdvertIn(now=t + 0.1, source=HIGHER, advert=advert(200)))  # Backup again
+    t2 = r.deadline
+    step, out = run(r, Deadline(now=t2))  # no advert since: Master again
+    assert transitions(step) == [("BACKUP", "MASTER", Code.MASTER_DOWN_INTERVAL_EXPIRED)]
+    assert out.count(SendGarp((VIP,))) == 1 and out[-1] == SetTimer(t2 + 0.3)
+
+
+# ---- reason codes ------------------------------------------------------------------------------
+
+def test_reason_codes_keep_their_values():
+    """Logs, counters (status file drops), notify hooks and docs use these strings: they do not change."""
+    assert [c.value for c in Code] == [
+        "startup_address_owner", "startup_backup", "master_down_interval_expired", "master_sent_priority_zero",
+        "preempt_lower_priority_master", "higher_priority_advert", "equal_priority_higher_address", "shutdown",
+        "track_script_fault", "track_script_recovered"]
+    assert [c.value for c in Drop] == [
+        "wrong_version", "wrong_vrid", "address_list_mismatch", "interval_mismatch", "not_a_unicast_peer",
+        "own_advert"]
+    assert [c.value for c in PacketDrop] == [
+        "short_packet", "not_ipv4", "not_vrrp_protocol", "ttl_not_255", "bad_version", "bad_type", "bad_length",
+        "bad_checksum", "auth_type_unsupported", "zero_interval", "unknown_vrid"]
+    assert all(c.meaning for enum_ in (Code, Decision, Drop, PacketDrop) for c in enum_)
+
+
 class FakeLink:
     """h11-style: several routers wired through a lossless multicast link on a fake time line."""
 
@@ -265,8 +429,8 @@ class FakeLink:
         self.now = T0
         self.log: list[tuple[float, IPv4Address, int]] = []
 
-    def _apply(self, src: IPv4Address, out) -> None:
-        for a in out:
+    def _apply(self, src: IPv4Address, step: Step) -> None:
+        for a in step.actions:
             if isinstance(a, SendAdvert) and self.alive[src]:
                 self.log.append((self.now, src, a.priority))
                 r = self.routers[src]

@@ -11,14 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from failover_core.errors import RemoteInputError
+from VrrpFailover.codes import PacketDropCode as Drop
 from VrrpFailover.packet import (
-    DROP_CHECKSUM,
-    DROP_LENGTH,
-    DROP_NOT_VRRP,
-    DROP_SHORT,
-    DROP_TTL,
-    DROP_TYPE,
-    DROP_VERSION,
     VRRP_GROUP,
     Advert,
     decode_ip_packet,
@@ -116,7 +110,7 @@ def test_v3_checksum_covers_pseudo_header():
     decode_message(msg, SRC, VRRP_GROUP)
     with pytest.raises(RemoteInputError) as e:
         decode_message(msg, IPv4Address("10.99.0.12"), VRRP_GROUP)
-    assert e.value.reason == DROP_CHECKSUM
+    assert e.value.reason == Drop.BAD_CHECKSUM
     with pytest.raises(RemoteInputError):
         decode_message(msg, SRC, IPv4Address("10.99.0.12"))  # unicast destination changes it too
 
@@ -136,16 +130,16 @@ def with_byte(b: bytes, i: int, v: int) -> bytes:
 
 
 @pytest.mark.parametrize(("packet", "reason"), [
-    (with_byte(KA_V3_ADVERT_INT_0_1, 8, 1), DROP_TTL),  # TTL 1 (the multicast default)
-    (with_byte(KA_V3_ADVERT_INT_0_1, 8, 254), DROP_TTL),
-    (with_byte(KA_V3_ADVERT_INT_0_1, 9, 17), DROP_NOT_VRRP),
-    (with_byte(KA_V3_ADVERT_INT_0_1, 27, 0x31), DROP_CHECKSUM),  # checksum byte flipped
-    (with_byte(KA_V3_ADVERT_INT_0_1, 22, 151), DROP_CHECKSUM),  # priority changed, checksum not
-    (with_byte(KA_V3_ADVERT_INT_0_1, 20, 0x41), DROP_VERSION),
-    (with_byte(KA_V3_ADVERT_INT_0_1, 20, 0x32), DROP_TYPE),
-    (with_byte(KA_V3_ADVERT_INT_0_1, 23, 3), DROP_LENGTH),  # claims 3 addresses, carries 2
-    (KA_V3_ADVERT_INT_0_1[:20 + 6], DROP_SHORT),
-    (KA_V3_ADVERT_INT_0_1[:12], DROP_SHORT),
+    (with_byte(KA_V3_ADVERT_INT_0_1, 8, 1), Drop.TTL_NOT_255),  # TTL 1 (the multicast default)
+    (with_byte(KA_V3_ADVERT_INT_0_1, 8, 254), Drop.TTL_NOT_255),
+    (with_byte(KA_V3_ADVERT_INT_0_1, 9, 17), Drop.NOT_VRRP_PROTOCOL),
+    (with_byte(KA_V3_ADVERT_INT_0_1, 27, 0x31), Drop.BAD_CHECKSUM),  # checksum byte flipped
+    (with_byte(KA_V3_ADVERT_INT_0_1, 22, 151), Drop.BAD_CHECKSUM),  # priority changed, checksum not
+    (with_byte(KA_V3_ADVERT_INT_0_1, 20, 0x41), Drop.BAD_VERSION),
+    (with_byte(KA_V3_ADVERT_INT_0_1, 20, 0x32), Drop.BAD_TYPE),
+    (with_byte(KA_V3_ADVERT_INT_0_1, 23, 3), Drop.BAD_LENGTH),  # claims 3 addresses, carries 2
+    (KA_V3_ADVERT_INT_0_1[:20 + 6], Drop.SHORT_PACKET),
+    (KA_V3_ADVERT_INT_0_1[:12], Drop.SHORT_PACKET),
 ])
 def test_bad_packets_are_dropped_with_a_reason(packet, reason):
     with pytest.raises(RemoteInputError) as e:

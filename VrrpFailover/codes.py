@@ -1,0 +1,70 @@
+"""The reason codes of VrrpFailover: transitions, decisions that change no state, and drops.
+
+Every code the router logs (a transition, a decision, a dropped advert) and every drop counter
+(the status file's ``drops``) is a member of one of these enums. The values are stable: logs,
+counters, notify hooks and tests use them. docs/vrrp.md's code tables are generated from here.
+"""
+
+from __future__ import annotations
+
+from failover_core.step import ReasonCode
+
+
+class TransitionCode(ReasonCode):
+    """Why a virtual router changed state (the transition's code, also the step's reason)."""
+
+    STARTUP_ADDRESS_OWNER = ("startup_address_owner",
+                             "priority 255: the address owner becomes Master at once (RFC 5798 6.4.1)")
+    STARTUP_BACKUP = "startup_backup", "started as Backup with a Master_Down_Timer (RFC 5798 6.4.1)"
+    MASTER_DOWN_INTERVAL_EXPIRED = ("master_down_interval_expired",
+                                    "Backup heard no advert for Master_Down_Interval and became Master (6.4.2)")
+    MASTER_SENT_PRIORITY_ZERO = ("master_sent_priority_zero",
+                                 "the Master resigned (priority 0); Backup took over after Skew_Time (6.4.2)")
+    PREEMPT_LOWER_PRIORITY_MASTER = ("preempt_lower_priority_master",
+                                     "a lower-priority Master was advertising and preempt_mode is on (6.4.2)")
+    HIGHER_PRIORITY_ADVERT = "higher_priority_advert", "Master heard a higher priority and became Backup (6.4.3)"
+    EQUAL_PRIORITY_HIGHER_ADDRESS = ("equal_priority_higher_address",
+                                     "Master heard its own priority from a higher address and became Backup (6.4.3)")
+    SHUTDOWN = "shutdown", "the router stopped (a Master sends priority 0 and removes its addresses)"
+    TRACK_SCRIPT_FAULT = "track_script_fault", "the fault track script failed: Fault (a Master resigns first)"
+    TRACK_SCRIPT_RECOVERED = "track_script_recovered", "the fault track script passes again: back to Backup"
+
+
+class DecisionCode(ReasonCode):
+    """Decisions that change no state but change what the router does next."""
+
+    MASTER_RESIGNING = ("master_resigning",
+                        "Backup heard priority 0: Master_Down_Timer set to Skew_Time (RFC 5798 6.4.2)")
+    PREEMPT_PENDING = ("preempt_pending",
+                       "Backup heard a lower-priority Master and preempts: the Master_Down_Timer runs out (6.4.2)")
+    ANSWERED_PRIORITY_ZERO = ("answered_priority_zero",
+                              "Master heard priority 0 and advertised at once (RFC 5798 6.4.3)")
+    PRIORITY_CHANGED = ("priority_changed",
+                        "a weighted track script moved the effective priority (base + weight, clamped to 1-254)")
+
+
+class AdvertDropCode(ReasonCode):
+    """Adverts a router drops (RFC 5798 7.1 checks that need its config): counted per instance, one note each."""
+
+    WRONG_VERSION = "wrong_version", "the advert's VRRP version is not the instance's"
+    WRONG_VRID = "wrong_vrid", "the advert's VRID is not the instance's"
+    ADDRESS_LIST_MISMATCH = "address_list_mismatch", "the advert's addresses differ from the configured ones"
+    INTERVAL_MISMATCH = "interval_mismatch", "VRRPv2: the advert's interval differs from the configured one"
+    NOT_A_UNICAST_PEER = "not_a_unicast_peer", "unicast_peers is set and the sender is not one of them"
+    OWN_ADVERT = "own_advert", "the advert came from this host's own address"
+
+
+class PacketDropCode(ReasonCode):
+    """Datagrams dropped before any router sees them (the codec, then the VRID lookup): counted per interface."""
+
+    SHORT_PACKET = "short_packet", "shorter than an IPv4 header or a VRRP message"
+    NOT_IPV4 = "not_ipv4", "the IP version is not 4"
+    NOT_VRRP_PROTOCOL = "not_vrrp_protocol", "the IP protocol is not 112 (VRRP)"
+    TTL_NOT_255 = "ttl_not_255", "the IP TTL is not 255 (the sender is not on the link)"
+    BAD_VERSION = "bad_version", "the VRRP version is neither 2 nor 3"
+    BAD_TYPE = "bad_type", "the VRRP type is not 1 (advertisement)"
+    BAD_LENGTH = "bad_length", "VRID 0, no addresses, or fewer bytes than the address count needs"
+    BAD_CHECKSUM = "bad_checksum", "the checksum does not match (v3: with the IPv4 pseudo-header)"
+    AUTH_TYPE_UNSUPPORTED = "auth_type_unsupported", "VRRPv2 authentication (types 1/2) is not supported"
+    ZERO_INTERVAL = "zero_interval", "the advertisement interval is 0"
+    UNKNOWN_VRID = "unknown_vrid", "no instance on this interface has the advert's VRID"

@@ -134,7 +134,7 @@ class Valet:
                     spread = min(spec.timing.interval, 1.0) * i / len(specs)
                     sup = ProcessSupervisor(spec.name, spec.hosts, spec.timing, now=now, first_round_at=now + spread)
                     env = {inst.host: {**os.environ, **inst.environment(spec.name)} for inst in spec.instances}
-                    proc = _Process(spec, sup, env, DecisionLog(log, spec.name))
+                    proc = _Process(spec, sup, env, DecisionLog(log, spec.name, rate_limited={NoteCode.STALE_RESULT}))
                     proc.handlers = {RunTest: partial(self._spawn, proc, self._run_test),
                                      RunStart: partial(self._spawn, proc, self._run_start),
                                      RunStop: partial(self._spawn, proc, self._run_stop)}

@@ -45,7 +45,7 @@ from pyroute2 import AsyncIPRoute
 from failover_core.errors import RemoteInputError
 from failover_core.shell.carry_out import DecisionLog, carry_out
 from failover_core.shell.notify import NotifyDispatcher, SubprocessHookRunner
-from VrrpFailover.codes import PacketDropCode
+from VrrpFailover.codes import AdvertDropCode, PacketDropCode
 from VrrpFailover.config import InstanceConfig
 from VrrpFailover.machine import (
     AddAddresses,
@@ -158,7 +158,7 @@ class VrrpDaemon:
         for c in self.configs:
             rt = self.interfaces[c.interface_name]
             inst = Instance(config=c, router=VrrpRouter(c, rt.facts.primary_ip), iface=rt,
-                            decisions=DecisionLog(log, c.name))
+                            decisions=DecisionLog(log, c.name, rate_limited=AdvertDropCode))
             inst.handlers = self._handlers(inst)
             if c.notify:
                 inst.notify = NotifyDispatcher(SubprocessHookRunner(c.notify), name=f"notify-{c.name}")

@@ -543,3 +543,103 @@ def test_a_host_without_the_containers_is_not_eligible(clock: FakeClock) -> None
     assert n.role is Role.PASSIVE  # starting a container that does not exist here would only fail
     ans, _ = become_primary(n, "server1", 1, "x", clock.now())
     assert not ans.accepted and ans.detail == "missing here: web"
+
+
+# ---------------------------------------------------------------------------------------------- guard order
+# Each role's decision function is a list of ordered guards; these pin the orders that were implicit.
+
+
+def test_a_role_change_is_the_steps_reason(clock: FakeClock) -> None:
+    n = new_node(clock, "server1", term=4)
+    out = n.decide(hb(Role.STARTING, 4, now=clock.now()))
+    assert out.reason is not None and out.reason.code == TransitionCode.COLD_START_CANDIDATE
+    assert out.reason.text == out.transitions[0].reason
+
+
+def test_starting_guards_a_stall_holds_the_start_up_takeover(clock: FakeClock) -> None:
+    n = new_node(clock, "server2", term=2)
+    clock.set(104.5)
+    n.decide(Resumed(now=clock.now(), stalled_for=4.0))  # hold until 104.5 + 2 * HB_INTERVAL
+    clock.set(105.0)  # the start-up grace is over, the hold is not
+    n.decide(Tick(now=clock.now()))
+    assert n.role is Role.STARTING
+    assert n.next_deadline(clock.now()) == pytest.approx(105.5)
+    clock.set(105.5)
+    out = n.decide(Tick(now=clock.now()))
+    assert transitions(out) == [("STARTING", "ACTIVE", TransitionCode.STARTUP_PEER_SILENT)]
+
+
+def test_idle_guards_for_a_hand_over_request_eligible_then_stall_then_term(clock: FakeClock) -> None:
+    n = new_node(clock, "server2", term=3)
+    n.decide(hb(Role.ACTIVE, 3, sender="server1", now=clock.now()))
+    n.decide(Resumed(now=clock.now(), stalled_for=5.0))
+    n.decide(DockerUnreachable(detail="x", now=clock.now()))
+    ans, out = become_primary(n, "server1", 2, "stale, during a stall, docker down", clock.now())
+    assert (ans.accepted, ans.detail) == (False, "our Docker daemon does not answer")
+    assert out.actions == (ans,) and not out.transitions  # a refusal decides nothing else
+    n.decide(running(False, now=clock.now()))
+    ans, _ = become_primary(n, "server1", 2, "stale, during a stall", clock.now())
+    assert (ans.accepted, ans.detail) == (False, "just resumed from a stall")
+    clock.advance(2 * HB_INTERVAL)
+    ans, _ = become_primary(n, "server1", 2, "stale", clock.now())
+    assert (ans.accepted, ans.detail) == (False, "stale request: term 2 < our term 3")
+    ans, out = become_primary(n, "server1", 3, "current", clock.now())
+    assert ans.accepted and transitions(out) == [("PASSIVE", "ACTIVE", TransitionCode.HANDOVER_ACCEPTED)]
+
+
+def test_active_and_handing_over_refuse_a_hand_over_request_first(clock: FakeClock) -> None:
+    n = new_node(clock)
+    make_active(n, clock)
+    ans, out = become_primary(n, "server2", n.term + 5, "x", clock.now())
+    assert (ans.accepted, ans.detail) == (False, "not idle (we are active)") and out.actions == (ans,)
+    n.decide(running(False, exit_code=1, now=clock.now()))
+    assert n.role is Role.HANDING_OVER
+    ans, out = become_primary(n, "server2", n.term + 5, "x", clock.now())
+    assert (ans.accepted, ans.detail) == (False, "not idle (we are handing_over)") and out.actions == (ans,)
+
+
+def test_active_guards_a_higher_term_beats_a_failed_container(clock: FakeClock) -> None:
+    n = new_node(clock)
+    make_active(n, clock)
+    t0 = clock.now()
+    n.decide(running(False, exit_code=137, restart_policy="always", now=t0))  # failed at t0 + 3.0
+    clock.set(t0 + 3.0)
+    out = n.decide(hb(Role.ACTIVE, n.term + 1, now=clock.now()))
+    assert transitions(out) == [("ACTIVE", "PASSIVE", TransitionCode.HIGHER_TERM)]
+    assert not out.of_type(RequestHandOver) and n.role is Role.PASSIVE
+
+
+def test_active_guards_peer_lost_is_said_even_when_docker_does_not_answer(clock: FakeClock) -> None:
+    n = new_node(clock)
+    make_active(n, clock)
+    n.decide(DockerUnreachable(detail="gone", now=clock.now()))
+    clock.advance(HB_TIMEOUT + 0.1)
+    out = n.decide(Tick(now=clock.now()))
+    assert [a.code for a in out.of_type(Alert)] == [AlertCode.PEER_LOST] and n.role is Role.ACTIVE
+
+
+def test_active_guards_shutdown_waits_for_nothing_in_flight(clock: FakeClock) -> None:
+    n = new_node(clock)
+    n.decide(hb(Role.PASSIVE, 0, now=clock.now()))
+    assert n.role is Role.ACTIVE  # its start is still in flight
+    assert n.decide(ShutdownRequested(now=clock.now())).empty and n.role is Role.ACTIVE
+
+
+def test_handing_over_guards_only_a_higher_term_ends_the_wait_and_a_second_timeout_fails(clock: FakeClock) -> None:
+    n = handing_over(clock)
+    term = n.term
+    n.decide(HandOverAnswered(accepted=False, ambiguous=True, detail="timeout", now=clock.now()))
+    out = n.decide(hb(Role.ACTIVE, term, now=clock.now()))  # same term: no proof it took over
+    assert n.role is Role.HANDING_OVER and not out.transitions
+    assert n.decide(ShutdownRequested(now=clock.now())).empty
+    out = n.decide(HandOverAnswered(accepted=False, ambiguous=True, detail="timeout again", now=clock.now()))
+    assert transitions(out) == [("HANDING_OVER", "ACTIVE", TransitionCode.HANDOVER_FAILED)]
+    assert out.of_type(StartContainers)
+
+
+def test_a_stall_decides_nothing_but_the_alert(clock: FakeClock) -> None:
+    n = new_node(clock, "server2", term=1)
+    n.decide(hb(Role.ACTIVE, 1, sender="server1", now=clock.now()))
+    clock.advance(5.0)  # silent past its timeout, and a heartbeat is due
+    out = n.decide(Resumed(now=clock.now(), stalled_for=5.0))
+    assert [type(a) for a in out.actions] == [Alert] and not out.transitions and n.role is Role.PASSIVE

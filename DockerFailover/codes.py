@@ -33,7 +33,7 @@ class TransitionCode(ReasonCode):
 
 
 class AlertCode(ReasonCode):
-    """What a node reports without changing its role (``GET /status`` ``alerts``, a WARNING log line)."""
+    """What a node reports without changing its role (`GET /status` `alerts`, a WARNING log line)."""
 
     DOCKER_UNREACHABLE = "docker_unreachable", (
         "our Docker daemon does not answer; the containers may still run, so no failover on that alone")

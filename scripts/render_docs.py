@@ -44,6 +44,7 @@ def render_codes(module_name: str) -> Callable[[], str]:
 # (doc page, marker, renderer). Systems add their codes module here.
 SECTIONS: list[tuple[str, str, Callable[[], str]]] = [
     ("docs/core.md", "tables", render_markdown),
+    ("docs/docker.md", "codes", render_codes("DockerFailover.codes")),
 ]
 
 

@@ -7,16 +7,23 @@ signature, then the timestamp (within ``max_skew``) and the nonce (never seen) w
 failover_core's ReplayWindow; any failure is a RemoteInputError (-> 401, counted, nothing changes).
 Answers to POSTs are signed too, over ``response \\n REQUEST-NONCE \\n`` + body, so a hand-over
 cannot be "confirmed" by anyone but the peer. Heartbeat bodies also carry ``boot`` and ``seq``; the
-agent drops one older than the newest it accepted (ReplayWindow.check_seq), so a heartbeat delivered
+receiver drops one older than the newest it accepted (ReplayWindow.check_seq), so a heartbeat delivered
 late cannot overwrite newer news.
+
+``PeerInbox`` runs every check on a POST from the peer, in order, and returns what it says (a
+``PeerHeartbeat`` or a ``HandOverRequest``): a failed authentication raises ``NotAuthenticated``
+(the HTTP layer answers 401), anything else wrong (body, sender, fields, heartbeat order) a plain
+RemoteInputError (400). Either way the request changes nothing.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
+from DockerFailover.events import PeerHeartbeat, Role
 from failover_core.errors import RemoteInputError
 from failover_core.heartbeat_auth import HeartbeatSigner, ReplayWindow
 
@@ -82,3 +89,84 @@ class RequestAuthenticator:
         if signature is None:
             raise RemoteInputError("unauthenticated", "answer is not signed")
         self._signer.verify_bytes(f"response\n{request_nonce}\n".encode() + body, signature)
+
+
+class NotAuthenticated(RemoteInputError):
+    """The request failed authentication (signature, freshness or single use): answer 401."""
+
+
+def parse_heartbeat(fields: Mapping[str, Any]) -> PeerHeartbeat:
+    """A heartbeat body's fields, checked; RemoteInputError('malformed') on anything wrong."""
+    try:
+        term = fields["term"]
+        if isinstance(term, bool) or not isinstance(term, int) or term < 0:
+            raise ValueError(f"term {term!r} is not a non-negative integer")
+        for k in ("eligible", "containers_up"):
+            if not isinstance(fields[k], bool):
+                raise ValueError(f"{k} must be a boolean")
+        if not isinstance(fields["sender"], str):
+            raise ValueError("sender must be a string")
+        return PeerHeartbeat(sender=fields["sender"], term=term, role=Role(fields["role"]),
+                             eligible=fields["eligible"], containers_up=fields["containers_up"])
+    except (KeyError, ValueError, TypeError) as e:
+        raise RemoteInputError("malformed", f"heartbeat: {type(e).__name__}: {e}") from None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HandOverRequest:
+    """The body of POST /become_primary: the active peer asks us to take over."""
+
+    sender: str
+    term: int
+    reason: str
+
+
+def parse_hand_over_request(fields: Mapping[str, Any]) -> HandOverRequest:
+    term, reason = fields.get("term"), fields.get("reason", "")
+    if isinstance(term, bool) or not isinstance(term, int) or term < 0 or not isinstance(reason, str):
+        raise RemoteInputError("malformed", "become_primary needs an integer term and a string reason")
+    return HandOverRequest(sender=str(fields["sender"]), term=term, reason=reason)
+
+
+class PeerInbox:
+    """Every POST from the peer passes here, in this order: authentication (signature, timestamp,
+    nonce: NotAuthenticated), the body (a JSON object), the sender (our configured peer), the fields,
+    and for heartbeats their order (boot id and growing sequence: a late one is 'replayed')."""
+
+    def __init__(self, auth: RequestAuthenticator, peer: str, max_skew: float) -> None:
+        self.auth = auth
+        self.peer = peer
+        self.heartbeat_order = ReplayWindow(max_skew=max_skew)  # (boot, seq) of the peer's heartbeats
+
+    def _open(self, method: str, path: str, body: bytes, headers: Mapping[str, str], wall_now: float
+              ) -> tuple[str, dict[str, Any]]:
+        try:
+            nonce = self.auth.verify_request(method, path, body, headers, wall_now=wall_now)
+        except RemoteInputError as e:
+            raise NotAuthenticated(e.reason, e.detail) from None
+        fields = decode_body(body)
+        if fields.get("sender") != self.peer:
+            raise RemoteInputError("wrong_sender", f"sender {str(fields.get('sender'))[:40]!r} is not our peer")
+        return nonce, fields
+
+    def heartbeat(self, method: str, path: str, body: bytes, headers: Mapping[str, str], *,
+                  wall_now: float) -> tuple[str, PeerHeartbeat]:
+        """The request's nonce (to sign the answer with) and the heartbeat; raises RemoteInputError."""
+        nonce, fields = self._open(method, path, body, headers, wall_now)
+        hb = parse_heartbeat(fields)
+        # order: a heartbeat delayed in the network (e.g. TCP retransmitting it after a cut link heals) must not
+        # overwrite a newer one; each carries the sender's boot id and a growing sequence
+        self.heartbeat_order.check_seq(sender=hb.sender, boot=str(fields.get("boot"))[:64], seq=fields.get("seq"),
+                                       timestamp=float(headers[TS_HEADER]), wall_now=wall_now)
+        return nonce, hb
+
+    def hand_over_request(self, method: str, path: str, body: bytes, headers: Mapping[str, str], *,
+                          wall_now: float) -> tuple[str, HandOverRequest]:
+        """The request's nonce and what the peer asks; raises RemoteInputError."""
+        nonce, fields = self._open(method, path, body, headers, wall_now)
+        return nonce, parse_hand_over_request(fields)
+
+    def signed_answer(self, request_nonce: str, fields: Mapping[str, Any]) -> tuple[bytes, dict[str, str]]:
+        """The answer's body and the header that signs it over the request's nonce."""
+        data = encode_body(fields)
+        return data, {SIG_HEADER: self.auth.sign_response(request_nonce, data)}

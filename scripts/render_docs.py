@@ -47,6 +47,7 @@ SECTIONS: list[tuple[str, str, Callable[[], str]]] = [
     ("docs/failoveragent.md", "codes", render_codes("failover_agent.codes")),
     ("docs/valet.md", "codes", render_codes("HaValet.codes")),
     ("docs/vrrp.md", "codes", render_codes("VrrpFailover.codes")),
+    ("docs/docker.md", "codes", render_codes("DockerFailover.codes")),
 ]
 
 

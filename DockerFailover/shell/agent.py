@@ -1,9 +1,11 @@
-"""The agent process: one asyncio loop driving the pure PairNode.
+"""The agent process: one asyncio loop driving the pure pair decider (``DockerFailover.decider``).
 
 It owns every socket, thread and clock reading: the aiohttp server and client, the Docker worker
 thread (inspect/start/stop, one at a time, in order), the Docker event follower, the periodic
-reconcile, the term file and the notify hooks. Each fact becomes an event for PairNode; each action
-PairNode returns is carried out here, in order (a new term is on disk before anything else happens).
+reconcile, the term file and the notify hooks. Each fact becomes an event for ``PairNode.decide``;
+each step it returns is carried out in one place, ``apply``, by failover_core's ``carry_out_async``:
+the decision logged, transitions to the notify hooks, each action to its handler below (a new term
+is on disk before the actions after it). Handlers never await: a step is carried out at once.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ import aiohttp
 from aiohttp import web
 
 from DockerFailover.config import NodeConfig
-from DockerFailover.pair import (
+from DockerFailover.decider import PairNode, PairSettings
+from DockerFailover.events import (
     Action,
     Alert,
     ContainersObserved,
@@ -32,25 +35,30 @@ from DockerFailover.pair import (
     Event,
     HandOverAnswer,
     HandOverAnswered,
-    PairNode,
-    PairSettings,
+    HandOverRequested,
+    HeartbeatReceived,
     PeerHeartbeat,
     PersistTerm,
     RequestHandOver,
+    Resumed,
     Role,
     SendHeartbeat,
+    ShutdownRequested,
     StartContainers,
     StopContainers,
-    Transitioned,
+    TermNotPersisted,
+    Tick,
 )
 from DockerFailover.shell.docker_host import DockerHost, DockerUnavailable, EventFollower
 from DockerFailover.shell.http_api import build_app
+from DockerFailover.shell.status import agent_status
 from DockerFailover.shell.term_store import TermStore
-from DockerFailover.wire import SIG_HEADER, RequestAuthenticator, decode_body, encode_body
+from DockerFailover.wire import SIG_HEADER, HandOverRequest, PeerInbox, RequestAuthenticator, decode_body, encode_body
 from failover_core.errors import RemoteInputError
-from failover_core.heartbeat_auth import ReplayWindow
+from failover_core.shell.carry_out import DecisionLog, carry_out_async
 from failover_core.shell.clock import MonotonicClock
 from failover_core.shell.notify import NotifyDispatcher, SubprocessHookRunner
+from failover_core.step import Step
 
 _log = logging.getLogger("docker_failover")
 MAX_HEARTBEATS_IN_FLIGHT = 3
@@ -65,6 +73,8 @@ def pair_settings(cfg: NodeConfig) -> PairSettings:
 
 
 class Agent:
+    """The driver of one node; ``http_api`` reaches it as a ``PairEndpoint``."""
+
     def __init__(self, cfg: NodeConfig) -> None:
         self.cfg = cfg
         self.clock = MonotonicClock()
@@ -73,12 +83,18 @@ class Agent:
         self.terms.save(term)  # fail at start, not at the first takeover, if the state dir is not writable
         self.node = PairNode(pair_settings(cfg), term=term, booted_at=self.clock.now())
         self.auth = RequestAuthenticator(cfg.secret, cfg.max_clock_skew)
-        self.heartbeat_order = ReplayWindow(max_skew=cfg.max_clock_skew)  # (boot, seq) of the peer's heartbeats
+        self.inbox = PeerInbox(self.auth, cfg.peer, cfg.max_clock_skew)
         self.boot_id = secrets.token_hex(8)
         self._heartbeat_seq = 0
         self.docker = DockerHost(cfg.docker_url, timeout=max(5.0, cfg.request_timeout))
         self.docker_worker = ThreadPoolExecutor(1, thread_name_prefix="docker")
         self.notify = NotifyDispatcher(SubprocessHookRunner(cfg.notify, cfg.notify_timeout)) if cfg.notify else None
+        self.decisions = DecisionLog(_log)
+        self.handlers: dict[type, Any] = {
+            PersistTerm: self._persist_term, Alert: self._alert, StartContainers: self._start,
+            StopContainers: self._stop, RequestHandOver: self._hand_over, SendHeartbeat: self._heartbeat,
+            HandOverAnswer: self._answered,
+        }
         self.rejected: collections.Counter[str] = collections.Counter()
         self.alerts: collections.deque[dict[str, Any]] = collections.deque(maxlen=20)
         self.docker_detail = ""
@@ -91,7 +107,7 @@ class Agent:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._events: EventFollower | None = None
 
-    # ------------------------------------------------------------------ small facts
+    # ------------------------------------------------------------------ PairEndpoint (the HTTP API's view)
 
     def wall_now(self) -> float:
         return time.time()
@@ -103,79 +119,77 @@ class Agent:
             _log.warning("rejected request (%s, #%d): %s", reason, n, detail)
 
     def status(self) -> dict[str, Any]:
-        st = self.node.status(self.clock.now())
-        st["docker_detail"] = self.docker_detail
-        st["rejected"] = dict(self.rejected)
-        st["alerts"] = list(self.alerts)
-        st["transitions"] = [{"from": t.from_state.lower(), "to": t.to_state.lower(), "code": t.code,
-                              "reason": t.reason, "seq": t.seq} for t in self.node.machine.history]
-        return st
+        return agent_status(self.node, self.clock.now(), docker_detail=self.docker_detail, rejected=self.rejected,
+                            alerts=self.alerts)
 
-    def health(self) -> tuple[bool, str]:
+    def health(self) -> tuple[bool, str, str]:
+        role = self.node.role.value
         lag = self.clock.now() - self.last_loop
         if lag > max(2.0, 4 * self.cfg.check_heartbeat_interval):
-            return False, f"agent loop stalled for {lag:.1f}s"
+            return False, f"agent loop stalled for {lag:.1f}s", role
         if self.node.docker_ok is False:
-            return False, f"Docker daemon unreachable: {self.docker_detail}"
-        return True, "ok"
+            return False, f"Docker daemon unreachable: {self.docker_detail}", role
+        return True, "ok", role
 
-    # ------------------------------------------------------------------ feeding the pair logic
+    async def on_heartbeat(self, heartbeat: PeerHeartbeat) -> None:
+        await self.feed(HeartbeatReceived(now=self.clock.now(), heartbeat=heartbeat))
 
-    def _check_stall(self, now: float) -> None:
-        """Frozen (SIGSTOP) or starved for longer than a heartbeat timeout? Tell the pair logic before it
+    async def on_hand_over_request(self, request: HandOverRequest) -> HandOverAnswer:
+        step = await self.feed(HandOverRequested(now=self.clock.now(), sender=request.sender, term=request.term,
+                                                 reason=request.reason))
+        return step.of_type(HandOverAnswer)[0]
+
+    # ------------------------------------------------------------------ feeding the decider, carrying out its steps
+
+    async def _check_stall(self, now: float) -> None:
+        """Frozen (SIGSTOP) or starved for longer than a heartbeat timeout? Tell the decider before it
         reads anything that may have waited in our sockets meanwhile."""
         stalled_for = now - self.last_loop
         self.last_loop = now
         if stalled_for > max(self.cfg.heartbeat_timeout, 2 * self.cfg.check_heartbeat_interval):
-            self.apply(self.node.resumed(now, stalled_for))
+            await self.apply(self.node.decide(Resumed(now=now, stalled_for=stalled_for)))
 
-    def feed(self, event: Event) -> None:
-        now = self.clock.now()
-        self._check_stall(now)
-        self.apply(self.node.handle(event, now))
+    async def feed(self, event: Event) -> Step[Action]:
+        await self._check_stall(event.now)
+        step = self.node.decide(event)
+        await self.apply(step)
+        return step
 
-    def on_heartbeat(self, hb: PeerHeartbeat) -> None:
-        self.feed(hb)
-
-    def on_become_primary(self, sender: str, term: int, reason: str) -> HandOverAnswer:
-        now = self.clock.now()
-        self._check_stall(now)
-        answer, actions = self.node.become_primary(sender, term, reason, now)
-        _log.info("become_primary from %s (term %d): %s", sender, term,
-                  "accepted" if answer.accepted else f"refused: {answer.detail}")
-        self.apply(actions)
-        return answer
-
-    def apply(self, actions: list[Action]) -> None:
-        for a in actions:
-            if isinstance(a, PersistTerm):
-                try:
-                    self.terms.save(a.term)
-                except OSError as e:  # checked writable at start; keep running, say so loudly
-                    _log.error("cannot persist term %d to %s: %s", a.term, self.terms.path, e)
-                    self.alerts.append({"code": "term_not_persisted", "message": str(e),
-                                        "wall": round(self.wall_now(), 3)})
-            elif isinstance(a, Transitioned):
-                t = a.transition
-                _log.warning("transition %s -> %s term %d [%s]: %s", t.from_state.lower(), t.to_state.lower(),
-                             self.node.term, t.code, t.reason)
-                if self.notify is not None:
-                    self.notify.submit(t)
-            elif isinstance(a, Alert):
-                _log.warning("alert [%s]: %s", a.code.value, a.message)
-                self.alerts.append({"code": a.code.value, "message": a.message, "wall": round(self.wall_now(), 3)})
-            elif isinstance(a, StartContainers):
-                _log.info("starting %s (%s)", ", ".join(a.names), a.reason)
-                self._docker_op(lambda a=a: self.docker.start(a.names), ContainersStarted)
-            elif isinstance(a, StopContainers):
-                _log.info("stopping %s, timeout %gs (%s)", ", ".join(a.names), a.timeout, a.reason)
-                self._docker_op(lambda a=a: self.docker.stop(a.names, a.timeout), ContainersStopped)
-            elif isinstance(a, RequestHandOver):
-                self._spawn(self._request_hand_over(a))
-            elif isinstance(a, SendHeartbeat) and self._heartbeats_in_flight < MAX_HEARTBEATS_IN_FLIGHT:
-                self._heartbeat_seq += 1
-                self._spawn(self._send_heartbeat({**a.fields, "boot": self.boot_id, "seq": self._heartbeat_seq}))
+    async def apply(self, step: Step[Action]) -> None:
+        """The one place a step is carried out."""
+        await carry_out_async(step, self.handlers, log=self.decisions, notify=self.notify)
         self._wake.set()
+
+    def _persist_term(self, a: PersistTerm) -> None:
+        try:
+            self.terms.save(a.term)
+        except OSError as e:  # checked writable at start; keep running, say so loudly
+            _log.error("cannot persist term %d to %s: %s", a.term, self.terms.path, e)
+            self._spawn(self.feed(TermNotPersisted(now=self.clock.now(), term=a.term, detail=str(e))))
+
+    def _alert(self, a: Alert) -> None:
+        _log.warning("alert [%s]: %s", a.code.value, a.message)
+        self.alerts.append({"code": a.code.value, "message": a.message, "wall": round(self.wall_now(), 3)})
+
+    def _start(self, a: StartContainers) -> None:
+        _log.info("starting %s (%s)", ", ".join(a.names), a.reason)
+        self._docker_op(lambda: self.docker.start(a.names), ContainersStarted)
+
+    def _stop(self, a: StopContainers) -> None:
+        _log.info("stopping %s, timeout %gs (%s)", ", ".join(a.names), a.timeout, a.reason)
+        self._docker_op(lambda: self.docker.stop(a.names, a.timeout), ContainersStopped)
+
+    def _hand_over(self, a: RequestHandOver) -> None:
+        self._spawn(self._request_hand_over(a))
+
+    def _heartbeat(self, a: SendHeartbeat) -> None:
+        if self._heartbeats_in_flight < MAX_HEARTBEATS_IN_FLIGHT:
+            self._heartbeat_seq += 1
+            self._spawn(self._send_heartbeat({**a.fields, "boot": self.boot_id, "seq": self._heartbeat_seq}))
+
+    def _answered(self, a: HandOverAnswer) -> None:
+        _log.info("become_primary from %s (term %d): %s", a.asked_by, a.asked_term,
+                  "accepted" if a.accepted else f"refused: {a.detail}")
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -195,7 +209,7 @@ class Agent:
             except Exception as e:  # an unexpected SDK error is a failed operation
                 ok, detail = False, f"{type(e).__name__}: {e}"
             _log.info("%s: %s in %.3fs", result_event.__name__, detail, self.clock.now() - t0)
-            self.feed(result_event(ok=ok, detail=detail))
+            await self.feed(result_event(now=self.clock.now(), ok=ok, detail=detail))
             await self._inspect(self.cfg.containers)
         self._spawn(run())
 
@@ -205,14 +219,14 @@ class Agent:
             obs = await loop.run_in_executor(self.docker_worker, self.docker.inspect, names)
         except DockerUnavailable as e:
             self.docker_detail = str(e)[:300]
-            self.feed(DockerUnreachable(detail=self.docker_detail))
+            await self.feed(DockerUnreachable(now=self.clock.now(), detail=self.docker_detail))
             return
         except Exception as e:  # never let an SDK surprise kill the agent
             self.docker_detail = f"{type(e).__name__}: {e}"[:300]
-            self.feed(DockerUnreachable(detail=self.docker_detail))
+            await self.feed(DockerUnreachable(now=self.clock.now(), detail=self.docker_detail))
             return
         self.docker_detail = ""
-        self.feed(ContainersObserved(observations=obs))
+        await self.feed(ContainersObserved(now=self.clock.now(), observations=obs))
 
     def _on_docker_event(self, name: str, action: str) -> None:  # called from the event thread
         if self._loop is not None:
@@ -256,21 +270,23 @@ class Agent:
 
     async def _request_hand_over(self, a: RequestHandOver) -> None:
         fields = {"sender": self.cfg.name, "term": a.term, "reason": a.reason}
+        accepted, term, ambiguous = False, None, False
         try:
             status, data = await self._post("/become_primary", fields)
             if status != 200 or data is None:
-                ev = HandOverAnswered(accepted=False, detail=f"HTTP {status}")
+                detail = f"HTTP {status}"
             else:
-                term = data.get("term")
-                ev = HandOverAnswered(accepted=data.get("accepted") is True,
-                                      term=term if isinstance(term, int) and not isinstance(term, bool) else None,
-                                      detail=str(data.get("detail", ""))[:200])
+                answered_term = data.get("term")
+                accepted = data.get("accepted") is True
+                if isinstance(answered_term, int) and not isinstance(answered_term, bool):
+                    term = answered_term
+                detail = str(data.get("detail", ""))[:200]
         except TimeoutError as e:  # sent, maybe received and acted on: the peer's next heartbeat tells
-            ev = HandOverAnswered(accepted=False, ambiguous=True, detail=f"no answer within "
-                                  f"{self.cfg.request_timeout:g}s ({type(e).__name__})")
+            ambiguous, detail = True, f"no answer within {self.cfg.request_timeout:g}s ({type(e).__name__})"
         except (aiohttp.ClientError, RemoteInputError, OSError) as e:
-            ev = HandOverAnswered(accepted=False, detail=f"{type(e).__name__}: {e}"[:200])
-        self.feed(ev)
+            detail = f"{type(e).__name__}: {e}"[:200]
+        await self.feed(HandOverAnswered(now=self.clock.now(), accepted=accepted, term=term, detail=detail,
+                                         ambiguous=ambiguous))
 
     # ------------------------------------------------------------------ main loop
 
@@ -278,8 +294,7 @@ class Agent:
         while not self._stopping.is_set():
             now = self.clock.now()
             try:
-                self._check_stall(now)
-                self.apply(self.node.tick(now))
+                await self.feed(Tick(now=now))
             except Exception:  # a bug must not silently stop the heartbeats: log it loudly, keep deciding
                 _log.exception("decision cycle failed")
                 await asyncio.sleep(self.cfg.check_heartbeat_interval)
@@ -294,7 +309,7 @@ class Agent:
         for sig in (signal.SIGTERM, signal.SIGINT):
             self._loop.add_signal_handler(sig, self._stopping.set)
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.cfg.request_timeout))
-        runner = web.AppRunner(build_app(self), access_log=None)
+        runner = web.AppRunner(build_app(self, self.inbox), access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, self.cfg.listen, self.cfg.port, reuse_address=True)
         try:
@@ -330,7 +345,7 @@ class Agent:
 
     async def _shutdown(self) -> None:
         """An active agent hands over before it exits (if the peer can take over)."""
-        self.apply(self.node.shutdown(self.clock.now()))
+        await self.apply(self.node.decide(ShutdownRequested(now=self.clock.now())))
         deadline = self.clock.now() + self.cfg.stop_timeout + 2 * self.cfg.request_timeout + 2
         while self.node.role is Role.HANDING_OVER and self.clock.now() < deadline:
             self._wake.clear()

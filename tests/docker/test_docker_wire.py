@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from DockerFailover.wire import NONCE_HEADER, SIG_HEADER, TS_HEADER, RequestAuthenticator, decode_body, encode_body
+from DockerFailover.wire import (
+    NONCE_HEADER,
+    SIG_HEADER,
+    TS_HEADER,
+    NotAuthenticated,
+    PeerInbox,
+    RequestAuthenticator,
+    decode_body,
+    encode_body,
+)
 from failover_core.errors import RemoteInputError
 
 SECRET = "shared-secret-0123456789"
@@ -72,3 +81,43 @@ def test_malformed_bodies(body: bytes) -> None:
     with pytest.raises(RemoteInputError) as e:
         decode_body(body)
     assert e.value.reason == "malformed"
+
+
+def inbox_and_sender() -> tuple[PeerInbox, RequestAuthenticator]:
+    return PeerInbox(RequestAuthenticator(SECRET, 30), "server1", 30), RequestAuthenticator(SECRET, 30)
+
+
+HB = {"sender": "server1", "term": 3, "role": "active", "eligible": True, "containers_up": True, "boot": "b1"}
+
+
+def test_inbox_checks_authentication_then_sender_then_fields_then_order() -> None:
+    inbox, tx = inbox_and_sender()
+
+    def send(fields: dict, nonce: str, path: str = "/heartbeat", secret_tx: RequestAuthenticator = tx):
+        body = encode_body(fields)
+        h = signed(secret_tx, body, nonce=nonce, path=path)
+        open_ = inbox.heartbeat if path == "/heartbeat" else inbox.hand_over_request
+        return open_("POST", path, body, h, wall_now=1000.0)
+
+    nonce, heartbeat = send({**HB, "seq": 5}, "a" * 16)
+    assert nonce == "a" * 16 and heartbeat.term == 3 and heartbeat.role.value == "active"
+    with pytest.raises(NotAuthenticated) as e:  # 401
+        send({**HB, "seq": 6}, "b" * 16, secret_tx=RequestAuthenticator("another-secret-xxxxxx", 30))
+    assert e.value.reason == "bad_mac"
+    for fields, reason in (({**HB, "sender": "intruder", "seq": 7}, "wrong_sender"),
+                           ({**HB, "term": "x", "seq": 8}, "malformed"),
+                           ({**HB, "seq": 4}, "replayed")):  # older than the newest accepted: delivered late
+        with pytest.raises(RemoteInputError) as e:  # 400
+            send(fields, fields["sender"][:1] * 8 + str(fields["seq"]) * 8)
+        assert e.value.reason == reason and not isinstance(e.value, NotAuthenticated)
+    _, asked = send({"sender": "server1", "term": 4, "reason": "web died"}, "c" * 16, path="/become_primary")
+    assert (asked.sender, asked.term, asked.reason) == ("server1", 4, "web died")
+    with pytest.raises(RemoteInputError, match="malformed"):
+        send({"sender": "server1", "term": True}, "d" * 16, path="/become_primary")
+
+
+def test_inbox_answers_are_signed_over_the_request_nonce() -> None:
+    inbox, tx = inbox_and_sender()
+    data, headers = inbox.signed_answer("n" * 16, {"accepted": True, "term": 4, "detail": "accepted"})
+    assert decode_body(data) == {"accepted": True, "term": 4, "detail": "accepted"}
+    tx.verify_response("n" * 16, data, headers[SIG_HEADER])

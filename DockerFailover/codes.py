@@ -1,0 +1,49 @@
+"""DockerFailover's reason codes: why a role changed (TransitionCode) and what was reported (AlertCode).
+
+The values are stable: they appear in logs, in ``GET /status`` (``last_transition.code``,
+``transitions[].code``, ``alerts[].code``), in the notify hook's ``FAILOVER_CODE`` and in tests.
+docs/docker.md's code tables are generated from these enums (``python scripts/render_docs.py``).
+"""
+
+from __future__ import annotations
+
+from failover_core.step import ReasonCode
+
+
+class TransitionCode(ReasonCode):
+    """Why a node changed its role (the code of the transition and of the step's reason)."""
+
+    PEER_ACTIVE = "peer_active", "starting -> passive: the peer is active (a restarted node comes back passive)"
+    STARTUP_PEER_SILENT = "startup_peer_silent", "starting -> active: no heartbeat within `startup_grace_period`"
+    COLD_START_CANDIDATE = "cold_start_candidate", (
+        "starting/passive -> active: both idle; the node whose containers already run, else the first server listed")
+    PEER_HEARTBEAT_LOST = "peer_heartbeat_lost", "passive -> active: no heartbeat for `heartbeat_timeout`"
+    HIGHER_TERM = "higher_term", "active/handing_over -> passive: an active peer has a higher term"
+    SPLIT_BRAIN_TIEBREAK = "split_brain_tiebreak", (
+        "active -> passive: both active in the same term; the first server listed keeps it")
+    CONTAINER_FAILED = "container_failed", (
+        "active -> handing_over: a container is down past its grace; stop the containers, ask the peer")
+    FAILBACK = "failback", "active -> handing_over: failback policy, the preferred peer has been up for the hold-down"
+    HANDED_OVER = "handed_over", "handing_over -> passive: the peer confirmed the hand-over (a signed answer)"
+    HANDOVER_FAILED = "handover_failed", (
+        "handing_over -> active: the hand-over was refused or not confirmed; start our containers again")
+    STOP_FAILED = "stop_failed", "handing_over -> active: stopping our containers failed; keep them"
+    HANDOVER_ACCEPTED = "handover_accepted", "passive/starting -> active: the peer handed over to us"
+    SHUTDOWN = "shutdown", "active -> handing_over: the agent is shutting down and the peer can take over"
+
+
+class AlertCode(ReasonCode):
+    """What a node reports without changing its role (`GET /status` `alerts`, a WARNING log line)."""
+
+    DOCKER_UNREACHABLE = "docker_unreachable", (
+        "our Docker daemon does not answer; the containers may still run, so no failover on that alone")
+    DOCKER_BACK = "docker_back", "our Docker daemon answers again"
+    PEER_LOST = "peer_lost", "the peer went silent (active: we keep the containers; idle: we cannot take over)"
+    PEER_BACK = "peer_back", "heartbeats from the peer again after it was reported lost"
+    CONTAINER_FAILED_NO_PEER = "container_failed_no_peer", (
+        "a container is down past its grace and the peer cannot take over: restart it here")
+    STRAY_CONTAINERS = "stray_containers", "managed containers run here while the peer is active: stop them"
+    START_FAILED = "start_failed", "starting the containers failed"
+    STOP_FAILED_PASSIVE = "stop_failed_passive", "stopping the containers failed (outside a hand-over)"
+    STALLED = "stalled", "the agent was frozen or starved; no takeover on silence until the backlog is read"
+    TERM_NOT_PERSISTED = "term_not_persisted", "the new term could not be written to `state_dir`"

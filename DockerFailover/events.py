@@ -1,0 +1,197 @@
+"""What goes into DockerFailover's pair decider and what comes out: roles, events, actions. Data only.
+
+Every event is a frozen, slotted, keyword-only dataclass carrying the monotonic ``now`` at which
+the driver saw it; ``PairNode.decide(event)`` returns a ``failover_core.step.Step`` of the actions
+below (the role changes travel in ``Step.transitions``, their reason in ``Step.reason``).
+``PeerHeartbeat`` is not an event but a value: what the peer said about itself (the wire parses it,
+``HeartbeatReceived`` brings it in, the decider keeps the last one as its view of the peer).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Any
+
+from DockerFailover.codes import AlertCode
+from DockerFailover.containers import ContainerObservation
+
+
+class Role(enum.Enum):
+    STARTING = "starting"
+    PASSIVE = "passive"
+    ACTIVE = "active"
+    HANDING_OVER = "handing_over"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PeerHeartbeat:
+    """What the configured peer said about itself in an authenticated heartbeat."""
+
+    sender: str
+    term: int
+    role: Role
+    eligible: bool  # its Docker daemon answers and no managed container is missing there
+    containers_up: bool  # all managed containers are up there
+
+
+# ---------------------------------------------------------------------------------------------- events
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Tick:
+    """Time passed: the driver's loop woke up (a deadline, or after carrying out a step)."""
+
+    now: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HeartbeatReceived:
+    """An authenticated, in-order heartbeat from the configured peer."""
+
+    now: float
+    heartbeat: PeerHeartbeat
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ContainersObserved:
+    """``docker inspect`` of the managed containers answered."""
+
+    now: float
+    observations: tuple[ContainerObservation, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DockerUnreachable:
+    """``docker inspect`` failed: our Docker daemon does not answer."""
+
+    now: float
+    detail: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ContainersStarted:
+    """A ``StartContainers`` finished."""
+
+    now: float
+    ok: bool
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ContainersStopped:
+    """A ``StopContainers`` finished."""
+
+    now: float
+    ok: bool
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HandOverAnswered:
+    """The peer answered our ``RequestHandOver`` (or did not: ``ambiguous`` after a timeout)."""
+
+    now: float
+    accepted: bool
+    term: int | None = None
+    detail: str = ""
+    ambiguous: bool = False  # no answer (timeout): the peer may or may not have taken over
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HandOverRequested:
+    """The active peer asks us to take over (POST /become_primary); it has stopped its containers."""
+
+    now: float
+    sender: str
+    term: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ShutdownRequested:
+    """The agent is asked to exit (SIGTERM/SIGINT)."""
+
+    now: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Resumed:
+    """The driver was frozen or starved for ``stalled_for`` s (SIGSTOP, swap, a stuck thread)."""
+
+    now: float
+    stalled_for: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TermNotPersisted:
+    """A ``PersistTerm`` could not be written (the state dir was writable at start)."""
+
+    now: float
+    term: int
+    detail: str
+
+
+Event = (Tick | HeartbeatReceived | ContainersObserved | DockerUnreachable | ContainersStarted | ContainersStopped
+         | HandOverAnswered | HandOverRequested | ShutdownRequested | Resumed | TermNotPersisted)
+
+# ---------------------------------------------------------------------------------------------- actions
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PersistTerm:
+    """Write the new term to disk (before the actions after it)."""
+
+    term: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StartContainers:
+    names: tuple[str, ...]
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StopContainers:
+    names: tuple[str, ...]
+    timeout: float
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RequestHandOver:
+    """POST /become_primary to the peer; its answer comes back as ``HandOverAnswered``."""
+
+    term: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SendHeartbeat:
+    fields: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Alert:
+    """Report something without a role change (``GET /status`` alerts, a WARNING line)."""
+
+    code: AlertCode
+    message: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HandOverAnswer:
+    """What we answer to the peer's POST /become_primary (``HandOverRequested``)."""
+
+    accepted: bool
+    term: int
+    detail: str
+    asked_by: str
+    asked_term: int
+
+    def wire_fields(self) -> dict[str, Any]:
+        """The answer's body on the wire."""
+        return {"accepted": self.accepted, "term": self.term, "detail": self.detail}
+
+
+Action = PersistTerm | StartContainers | StopContainers | RequestHandOver | SendHeartbeat | Alert | HandOverAnswer

@@ -6,7 +6,7 @@ Every role change goes through one StateMachine and comes out in ``Step.transiti
 stable ``TransitionCode`` (also the step's reason). Terms (epochs) only grow; a term change is a
 ``PersistTerm`` action that the driver writes to disk before carrying out the actions after it.
 
-How ``decide(event)`` reads, top to bottom:
+How ``handle(event)`` reads, top to bottom:
 1. ``_learn``: the event updates the facts and decides nothing: the peer's last heartbeat and
    liveness, the containers' watches, Docker reachability, operations in flight, the term an answer
    carried, the hold after a stall. It reports what it saw change (Docker back, a start that failed).
@@ -121,7 +121,7 @@ def _peer_after_hand_over(hb: PeerHeartbeat | None, sender: str, role: Role, ter
 
 @dataclass(slots=True)
 class PairNode:
-    """One agent's view of the pair. The driver calls ``decide(event)`` and sleeps until ``next_deadline``."""
+    """One agent's view of the pair. The driver calls ``handle(event)`` and sleeps until ``next_deadline``."""
 
     settings: PairSettings
     term: int
@@ -204,7 +204,7 @@ class PairNode:
 
     # ------------------------------------------------------------------ the decision
 
-    def decide(self, event: Event) -> Step[Action]:
+    def handle(self, event: Event) -> Step[Action]:
         """One event in, one step out: learn the facts, then the current role decides."""
         b: Build = StepBuilder()
         if self._learn(event, b):

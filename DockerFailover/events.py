@@ -1,7 +1,7 @@
 """What goes into DockerFailover's pair decider and what comes out: roles, events, actions. Data only.
 
 Every event is a frozen, slotted, keyword-only dataclass carrying the monotonic ``now`` at which
-the driver saw it; ``PairNode.decide(event)`` returns a ``failover_core.step.Step`` of the actions
+the driver saw it; ``PairNode.handle(event)`` returns a ``failover_core.step.Step`` of the actions
 below (the role changes travel in ``Step.transitions``, their reason in ``Step.reason``).
 ``PeerHeartbeat`` is not an event but a value: what the peer said about itself (the wire parses it,
 ``HeartbeatReceived`` brings it in, the decider keeps the last one as its view of the peer).

@@ -147,11 +147,11 @@ class Agent:
         stalled_for = now - self.last_loop
         self.last_loop = now
         if stalled_for > max(self.cfg.heartbeat_timeout, 2 * self.cfg.check_heartbeat_interval):
-            await self.apply(self.node.decide(Resumed(now=now, stalled_for=stalled_for)))
+            await self.apply(self.node.handle(Resumed(now=now, stalled_for=stalled_for)))
 
     async def feed(self, event: Event) -> Step[Action]:
         await self._check_stall(event.now)
-        step = self.node.decide(event)
+        step = self.node.handle(event)
         await self.apply(step)
         return step
 
@@ -345,7 +345,7 @@ class Agent:
 
     async def _shutdown(self) -> None:
         """An active agent hands over before it exits (if the peer can take over)."""
-        await self.apply(self.node.decide(ShutdownRequested(now=self.clock.now())))
+        await self.apply(self.node.handle(ShutdownRequested(now=self.clock.now())))
         deadline = self.clock.now() + self.cfg.stop_timeout + 2 * self.cfg.request_timeout + 2
         while self.node.role is Role.HANDING_OVER and self.clock.now() < deadline:
             self._wake.clear()

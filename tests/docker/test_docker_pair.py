@@ -71,7 +71,7 @@ def transitions(step: Step) -> list[tuple[str, str, str]]:
 
 def become_primary(n: PairNode, sender: str, term: int, reason: str, now: float) -> tuple[HandOverAnswer, Step]:
     """The peer's POST /become_primary: the decider's answer and the whole step."""
-    step = n.decide(HandOverRequested(now=now, sender=sender, term=term, reason=reason))
+    step = n.handle(HandOverRequested(now=now, sender=sender, term=term, reason=reason))
     [answer] = step.of_type(HandOverAnswer)
     return answer, step
 
@@ -83,44 +83,44 @@ def clock() -> FakeClock:
 
 def new_node(clock: FakeClock, name: str = "server1", term: int = 0, **kw: object) -> PairNode:
     n = PairNode(settings(name, **kw), term=term, booted_at=clock.now())
-    n.decide(running(False, status="created", now=clock.now()))
+    n.handle(running(False, status="created", now=clock.now()))
     return n
 
 
 def make_active(node: PairNode, clock: FakeClock) -> None:
     """Drive a node to ACTIVE with its container up and the peer passive."""
-    node.decide(hb(Role.PASSIVE, node.term, now=clock.now()))
+    node.handle(hb(Role.PASSIVE, node.term, now=clock.now()))
     assert node.role is Role.ACTIVE
-    node.decide(ContainersStarted(ok=True, now=clock.now()))
-    node.decide(running(True, now=clock.now()))
+    node.handle(ContainersStarted(ok=True, now=clock.now()))
+    node.handle(running(True, now=clock.now()))
 
 
 def test_cold_start_preferred_server_becomes_active_and_persists_term(clock: FakeClock) -> None:
     n1, n2 = new_node(clock, "server1", term=4), new_node(clock, "server2", term=4)
-    out1 = n1.decide(hb(Role.STARTING, 4, sender="server2", now=clock.now()))
-    out2 = n2.decide(hb(Role.STARTING, 4, sender="server1", now=clock.now()))
+    out1 = n1.handle(hb(Role.STARTING, 4, sender="server2", now=clock.now()))
+    out2 = n2.handle(hb(Role.STARTING, 4, sender="server1", now=clock.now()))
     assert n1.role is Role.ACTIVE and n1.term == 5
     assert transitions(out1) == [("STARTING", "ACTIVE", TransitionCode.COLD_START_CANDIDATE)]
     # the new term is on disk before the containers are started
     assert kinds(out1)[:2] == [PersistTerm, StartContainers] and len(out1.transitions) == 1
     assert n2.role is Role.STARTING and not kinds(out2)
-    n2.decide(hb(Role.ACTIVE, 5, sender="server1", now=clock.now()))
+    n2.handle(hb(Role.ACTIVE, 5, sender="server1", now=clock.now()))
     assert n2.role is Role.PASSIVE and n2.term == 5
 
 
 def test_cold_start_prefers_the_node_whose_containers_already_run(clock: FakeClock) -> None:
     n2 = new_node(clock, "server2")
-    n2.decide(running(True, now=clock.now()))
-    out = n2.decide(hb(Role.STARTING, 0, sender="server1", up=False, now=clock.now()))
+    n2.handle(running(True, now=clock.now()))
+    out = n2.handle(hb(Role.STARTING, 0, sender="server1", up=False, now=clock.now()))
     assert n2.role is Role.ACTIVE, out
 
 
 def test_node_waits_for_docker_before_deciding_or_sending_heartbeats(clock: FakeClock) -> None:
     n = PairNode(settings(), term=0, booted_at=clock.now())
-    assert not any(isinstance(a, SendHeartbeat) for a in n.decide(Tick(now=clock.now())).actions)
-    n.decide(hb(Role.STARTING, 0, now=clock.now()))
+    assert not any(isinstance(a, SendHeartbeat) for a in n.handle(Tick(now=clock.now())).actions)
+    n.handle(hb(Role.STARTING, 0, now=clock.now()))
     assert n.role is Role.STARTING  # docker not observed yet: not eligible
-    out = n.decide(running(False, now=clock.now()))
+    out = n.handle(running(False, now=clock.now()))
     assert n.role is Role.ACTIVE
     assert [a.fields["eligible"] for a in out.actions if isinstance(a, SendHeartbeat)] == [True]
 
@@ -128,31 +128,31 @@ def test_node_waits_for_docker_before_deciding_or_sending_heartbeats(clock: Fake
 def test_silent_peer_at_start_takes_over_only_after_startup_grace(clock: FakeClock) -> None:
     n = new_node(clock, "server2", term=2)
     clock.advance(4.99)
-    assert n.decide(Tick(now=clock.now())).actions and n.role is Role.STARTING
+    assert n.handle(Tick(now=clock.now())).actions and n.role is Role.STARTING
     assert n.next_deadline(clock.now()) == pytest.approx(105.0)
     clock.set(105.0)
-    out = n.decide(Tick(now=clock.now()))
+    out = n.handle(Tick(now=clock.now()))
     assert n.role is Role.ACTIVE and n.term == 3
     assert transitions(out) == [("STARTING", "ACTIVE", TransitionCode.STARTUP_PEER_SILENT)]
 
 
 def test_restarted_node_comes_back_passive_and_learns_the_term(clock: FakeClock) -> None:
     n = new_node(clock, "server1", term=3)  # was active in term 3 before its restart
-    out = n.decide(hb(Role.ACTIVE, 7, now=clock.now()))
+    out = n.handle(hb(Role.ACTIVE, 7, now=clock.now()))
     assert n.role is Role.PASSIVE and n.term == 7
     assert PersistTerm(term=7) in out.actions
 
 
 def test_passive_takes_over_exactly_at_the_heartbeat_deadline(clock: FakeClock) -> None:
     n = new_node(clock, "server2", term=1)
-    n.decide(hb(Role.ACTIVE, 1, sender="server1", now=clock.now()))
+    n.handle(hb(Role.ACTIVE, 1, sender="server1", now=clock.now()))
     last = clock.now()
     assert n.next_deadline(clock.now()) <= last + HB_TIMEOUT
     clock.set(last + HB_TIMEOUT - 0.001)
-    n.decide(Tick(now=clock.now()))
+    n.handle(Tick(now=clock.now()))
     assert n.role is Role.PASSIVE
     clock.set(last + HB_TIMEOUT)
-    out = n.decide(Tick(now=clock.now()))
+    out = n.handle(Tick(now=clock.now()))
     assert n.role is Role.ACTIVE and n.term == 2
     assert transitions(out) == [("PASSIVE", "ACTIVE", TransitionCode.PEER_HEARTBEAT_LOST)]
     assert StartContainers(names=("web",), reason=out.transitions[0].reason) in out.actions
@@ -160,11 +160,11 @@ def test_passive_takes_over_exactly_at_the_heartbeat_deadline(clock: FakeClock) 
 
 def test_no_takeover_while_our_docker_is_unreachable(clock: FakeClock) -> None:
     n = new_node(clock, "server2", term=1)
-    n.decide(hb(Role.ACTIVE, 1, sender="server1", now=clock.now()))
-    out = n.decide(DockerUnreachable(detail="connection refused", now=clock.now()))
+    n.handle(hb(Role.ACTIVE, 1, sender="server1", now=clock.now()))
+    out = n.handle(DockerUnreachable(detail="connection refused", now=clock.now()))
     assert Alert in kinds(out)
     clock.advance(10)
-    out = n.decide(Tick(now=clock.now()))
+    out = n.handle(Tick(now=clock.now()))
     assert n.role is Role.PASSIVE
     assert any(isinstance(a, Alert) and a.code is AlertCode.PEER_LOST for a in out.actions)
 
@@ -172,21 +172,21 @@ def test_no_takeover_while_our_docker_is_unreachable(clock: FakeClock) -> None:
 def test_active_with_unreachable_docker_keeps_role_and_does_not_hand_over(clock: FakeClock) -> None:
     n = new_node(clock)
     make_active(n, clock)
-    out = n.decide(DockerUnreachable(detail="gone", now=clock.now()))
+    out = n.handle(DockerUnreachable(detail="gone", now=clock.now()))
     assert [a.code for a in out.actions if isinstance(a, Alert)] == [AlertCode.DOCKER_UNREACHABLE]
     for _ in range(20):
         clock.advance(0.5)
-        n.decide(hb(Role.PASSIVE, n.term, now=clock.now()))
+        n.handle(hb(Role.PASSIVE, n.term, now=clock.now()))
         assert n.role is Role.ACTIVE
     assert n.heartbeat_fields()["eligible"] is False
-    out = n.decide(running(True, now=clock.now()))
+    out = n.handle(running(True, now=clock.now()))
     assert [a.code for a in out.actions if isinstance(a, Alert)] == [AlertCode.DOCKER_BACK]
 
 
 def test_higher_term_active_heartbeat_demotes_and_stops_containers(clock: FakeClock) -> None:
     n = new_node(clock)
     make_active(n, clock)
-    out = n.decide(hb(Role.ACTIVE, n.term + 1, now=clock.now()))
+    out = n.handle(hb(Role.ACTIVE, n.term + 1, now=clock.now()))
     assert n.role is Role.PASSIVE
     assert transitions(out) == [("ACTIVE", "PASSIVE", TransitionCode.HIGHER_TERM)]
     assert any(isinstance(a, StopContainers) for a in out.actions)
@@ -196,8 +196,8 @@ def test_equal_term_split_resolves_to_the_preferred_server(clock: FakeClock) -> 
     a, b = new_node(clock, "server1", term=5), new_node(clock, "server2", term=5)
     for n in (a, b):
         n.machine.change(Role.ACTIVE, code="test", reason="forced split", now=clock.now())
-    out_a = a.decide(hb(Role.ACTIVE, 5, sender="server2", now=clock.now()))
-    out_b = b.decide(hb(Role.ACTIVE, 5, sender="server1", now=clock.now()))
+    out_a = a.handle(hb(Role.ACTIVE, 5, sender="server2", now=clock.now()))
+    out_b = b.handle(hb(Role.ACTIVE, 5, sender="server1", now=clock.now()))
     assert a.role is Role.ACTIVE and b.role is Role.PASSIVE
     assert transitions(out_b) == [("ACTIVE", "PASSIVE", TransitionCode.SPLIT_BRAIN_TIEBREAK)]
     # the one that keeps it answers at once (one heartbeat resolves the split)
@@ -208,7 +208,7 @@ def test_lower_term_active_peer_makes_us_send_a_heartbeat_now(clock: FakeClock) 
     n = new_node(clock)
     make_active(n, clock)
     clock.advance(0.01)
-    out = n.decide(hb(Role.ACTIVE, n.term - 1 if n.term else 0, now=clock.now()))
+    out = n.handle(hb(Role.ACTIVE, n.term - 1 if n.term else 0, now=clock.now()))
     assert n.role is Role.ACTIVE
     assert any(isinstance(x, SendHeartbeat) and x.fields["role"] == "active" for x in out.actions)
 
@@ -216,7 +216,7 @@ def test_lower_term_active_peer_makes_us_send_a_heartbeat_now(clock: FakeClock) 
 def test_idle_peer_with_higher_term_does_not_demote_an_active(clock: FakeClock) -> None:
     n = new_node(clock)
     make_active(n, clock)
-    out = n.decide(hb(Role.PASSIVE, 40, now=clock.now()))
+    out = n.handle(hb(Role.PASSIVE, 40, now=clock.now()))
     assert n.role is Role.ACTIVE and n.term == 41
     assert PersistTerm(term=41) in out.actions
 
@@ -225,14 +225,14 @@ def test_container_failure_hands_over_stop_first_then_request(clock: FakeClock) 
     n = new_node(clock)
     make_active(n, clock)
     term = n.term
-    out = n.decide(running(False, exit_code=137, now=clock.now()))  # restart policy "no": no grace
+    out = n.handle(running(False, exit_code=137, now=clock.now()))  # restart policy "no": no grace
     assert n.role is Role.HANDING_OVER
     assert transitions(out) == [("ACTIVE", "HANDING_OVER", TransitionCode.CONTAINER_FAILED)]
     assert any(isinstance(a, StopContainers) for a in out.actions)
     assert not any(isinstance(a, RequestHandOver) for a in out.actions)
-    out = n.decide(ContainersStopped(ok=True, now=clock.now()))
+    out = n.handle(ContainersStopped(ok=True, now=clock.now()))
     assert next(a for a in out.actions if isinstance(a, RequestHandOver)).term == term
-    out = n.decide(HandOverAnswered(accepted=True, term=term + 1, now=clock.now()))
+    out = n.handle(HandOverAnswered(accepted=True, term=term + 1, now=clock.now()))
     assert n.role is Role.PASSIVE and n.term == term + 1
     assert transitions(out) == [("HANDING_OVER", "PASSIVE", TransitionCode.HANDED_OVER)]
 
@@ -242,29 +242,29 @@ def test_unconfirmed_hand_over_restarts_our_containers_and_waits(clock: FakeCloc
     n = new_node(clock, startup_grace_period=1.0)
     assert n.settings.retry_hold == 3.0
     make_active(n, clock)
-    n.decide(running(False, exit_code=1, now=clock.now()))
-    n.decide(ContainersStopped(ok=True, now=clock.now()))
-    out = n.decide(HandOverAnswered(accepted=False, detail="TimeoutError", now=clock.now()))
+    n.handle(running(False, exit_code=1, now=clock.now()))
+    n.handle(ContainersStopped(ok=True, now=clock.now()))
+    out = n.handle(HandOverAnswered(accepted=False, detail="TimeoutError", now=clock.now()))
     assert n.role is Role.ACTIVE
     assert transitions(out) == [("HANDING_OVER", "ACTIVE", TransitionCode.HANDOVER_FAILED)]
     assert any(isinstance(a, StartContainers) for a in out.actions)
-    n.decide(ContainersStarted(ok=True, now=clock.now()))
+    n.handle(ContainersStarted(ok=True, now=clock.now()))
     # still failing: no new hand-over before the retry hold-down
     clock.advance(n.settings.startup_grace_period + 0.1)
-    n.decide(hb(Role.PASSIVE, n.term, now=clock.now()))
-    out = n.decide(running(False, exit_code=1, now=clock.now()))
+    n.handle(hb(Role.PASSIVE, n.term, now=clock.now()))
+    out = n.handle(running(False, exit_code=1, now=clock.now()))
     assert n.role is Role.ACTIVE
     clock.set(clock.now() + n.settings.retry_hold)
-    n.decide(hb(Role.PASSIVE, n.term, now=clock.now()))
-    out = n.decide(Tick(now=clock.now()))
+    n.handle(hb(Role.PASSIVE, n.term, now=clock.now()))
+    out = n.handle(Tick(now=clock.now()))
     assert n.role is Role.HANDING_OVER, out
 
 
 def test_failed_stop_aborts_the_hand_over(clock: FakeClock) -> None:
     n = new_node(clock)
     make_active(n, clock)
-    n.decide(running(False, exit_code=1, now=clock.now()))
-    out = n.decide(ContainersStopped(ok=False, detail="daemon gone", now=clock.now()))
+    n.handle(running(False, exit_code=1, now=clock.now()))
+    out = n.handle(ContainersStopped(ok=False, detail="daemon gone", now=clock.now()))
     assert n.role is Role.ACTIVE and not any(isinstance(a, RequestHandOver) for a in out.actions)
 
 
@@ -272,7 +272,7 @@ def test_no_peer_to_hand_over_to_restarts_locally(clock: FakeClock) -> None:
     n = new_node(clock)
     make_active(n, clock)
     clock.advance(HB_TIMEOUT + 0.1)  # peer silent
-    out = n.decide(running(False, exit_code=1, now=clock.now()))
+    out = n.handle(running(False, exit_code=1, now=clock.now()))
     assert n.role is Role.ACTIVE
     assert any(isinstance(a, StartContainers) for a in out.actions)
     assert AlertCode.CONTAINER_FAILED_NO_PEER in [a.code for a in out.actions if isinstance(a, Alert)]
@@ -282,17 +282,17 @@ def test_restart_policy_gets_the_restart_grace(clock: FakeClock) -> None:
     n = new_node(clock)
     make_active(n, clock)
     t0 = clock.now()
-    n.decide(running(False, exit_code=137, restart_policy="on-failure", now=clock.now()))
+    n.handle(running(False, exit_code=137, restart_policy="on-failure", now=clock.now()))
     assert n.role is Role.ACTIVE
     clock.advance(2.9)
-    n.decide(hb(Role.PASSIVE, n.term, now=clock.now()))
-    n.decide(running(False, restarting=True, restart_policy="on-failure", now=clock.now()))
+    n.handle(hb(Role.PASSIVE, n.term, now=clock.now()))
+    n.handle(running(False, restarting=True, restart_policy="on-failure", now=clock.now()))
     assert n.role is Role.ACTIVE
     assert n.next_deadline(clock.now()) <= t0 + 3.0
     # back up within the grace: the spell is over
-    n.decide(running(True, restart_policy="on-failure", restart_count=1, now=clock.now()))
+    n.handle(running(True, restart_policy="on-failure", restart_count=1, now=clock.now()))
     clock.set(t0 + 10)
-    n.decide(hb(Role.PASSIVE, n.term, now=clock.now()))
+    n.handle(hb(Role.PASSIVE, n.term, now=clock.now()))
     assert n.role is Role.ACTIVE
 
 
@@ -300,49 +300,49 @@ def test_restart_policy_not_back_within_grace_hands_over(clock: FakeClock) -> No
     n = new_node(clock)
     make_active(n, clock)
     t0 = clock.now()
-    n.decide(running(False, exit_code=137, restart_policy="always", now=clock.now()))
+    n.handle(running(False, exit_code=137, restart_policy="always", now=clock.now()))
     clock.set(t0 + 2.0)
-    n.decide(hb(Role.PASSIVE, n.term, now=clock.now()))
-    n.decide(Tick(now=clock.now()))
+    n.handle(hb(Role.PASSIVE, n.term, now=clock.now()))
+    n.handle(Tick(now=clock.now()))
     assert n.role is Role.ACTIVE
     clock.set(t0 + 3.0)
-    n.decide(hb(Role.PASSIVE, n.term, now=clock.now()))
+    n.handle(hb(Role.PASSIVE, n.term, now=clock.now()))
     assert n.role is Role.HANDING_OVER
 
 
 def test_unhealthy_counts_as_down_at_once(clock: FakeClock) -> None:
     n = new_node(clock)
     make_active(n, clock)
-    out = n.decide(running(True, health="unhealthy", restart_policy="always", now=clock.now()))
+    out = n.handle(running(True, health="unhealthy", restart_policy="always", now=clock.now()))
     assert n.role is Role.HANDING_OVER, out
 
 
 def test_started_container_has_the_startup_grace_to_come_up(clock: FakeClock) -> None:
     n = new_node(clock, "server2", term=1)
-    n.decide(hb(Role.ACTIVE, 1, sender="server1", now=clock.now()))
+    n.handle(hb(Role.ACTIVE, 1, sender="server1", now=clock.now()))
     clock.advance(HB_TIMEOUT)
-    n.decide(Tick(now=clock.now()))
+    n.handle(Tick(now=clock.now()))
     assert n.role is Role.ACTIVE
-    n.decide(ContainersStarted(ok=True, now=clock.now()))
-    n.decide(running(True, health="starting", now=clock.now()))
+    n.handle(ContainersStarted(ok=True, now=clock.now()))
+    n.handle(running(True, health="starting", now=clock.now()))
     clock.advance(4.9)
-    n.decide(Tick(now=clock.now()))
+    n.handle(Tick(now=clock.now()))
     assert n.role is Role.ACTIVE
-    n.decide(running(True, health="healthy", now=clock.now()))
+    n.handle(running(True, health="healthy", now=clock.now()))
     clock.advance(60)
-    n.decide(Tick(now=clock.now()))
+    n.handle(Tick(now=clock.now()))
     assert n.role is Role.ACTIVE
 
 
 def test_become_primary_accepts_only_when_idle_eligible_and_current(clock: FakeClock) -> None:
     n = new_node(clock, "server2", term=3)
-    n.decide(hb(Role.ACTIVE, 3, sender="server1", now=clock.now()))
+    n.handle(hb(Role.ACTIVE, 3, sender="server1", now=clock.now()))
     ans, _ = become_primary(n, "server1", 2, "old", clock.now())
     assert not ans.accepted and "stale" in ans.detail and n.role is Role.PASSIVE
-    n.decide(DockerUnreachable(detail="x", now=clock.now()))
+    n.handle(DockerUnreachable(detail="x", now=clock.now()))
     ans, _ = become_primary(n, "server1", 3, "x", clock.now())
     assert not ans.accepted and n.role is Role.PASSIVE
-    n.decide(running(False, now=clock.now()))
+    n.handle(running(False, now=clock.now()))
     ans, out = become_primary(n, "server1", 3, "web died", clock.now())
     assert ans.accepted and ans.term == 4 and n.role is Role.ACTIVE
     assert kinds(out)[:2] == [PersistTerm, StartContainers] and len(out.transitions) == 1
@@ -352,70 +352,70 @@ def test_become_primary_accepts_only_when_idle_eligible_and_current(clock: FakeC
 
 def test_passive_stops_stray_containers_when_peer_is_active(clock: FakeClock) -> None:
     n = new_node(clock, "server1", term=1)
-    n.decide(running(True, now=clock.now()))  # our agent was killed while active; containers kept running
-    out = n.decide(hb(Role.ACTIVE, 2, now=clock.now()))
+    n.handle(running(True, now=clock.now()))  # our agent was killed while active; containers kept running
+    out = n.handle(hb(Role.ACTIVE, 2, now=clock.now()))
     assert n.role is Role.PASSIVE
     assert any(isinstance(a, StopContainers) for a in out.actions)
     assert AlertCode.STRAY_CONTAINERS in [a.code for a in out.actions if isinstance(a, Alert)]
     # not twice while the stop is in flight
-    out = n.decide(running(True, now=clock.now()))
+    out = n.handle(running(True, now=clock.now()))
     assert not any(isinstance(a, StopContainers) for a in out.actions)
 
 
 def test_failback_waits_for_the_hold_down(clock: FakeClock) -> None:
     n = new_node(clock, "server2", term=1, failback=True, failback_hold_down=10.0)
-    n.decide(hb(Role.ACTIVE, 1, sender="server1", now=clock.now()))
+    n.handle(hb(Role.ACTIVE, 1, sender="server1", now=clock.now()))
     clock.advance(HB_TIMEOUT)
-    n.decide(Tick(now=clock.now()))
-    n.decide(ContainersStarted(ok=True, now=clock.now()))
-    n.decide(running(True, now=clock.now()))
+    n.handle(Tick(now=clock.now()))
+    n.handle(ContainersStarted(ok=True, now=clock.now()))
+    n.handle(running(True, now=clock.now()))
     assert n.role is Role.ACTIVE
     t0 = clock.now()
     while clock.now() < t0 + 9.9:
-        n.decide(hb(Role.PASSIVE, n.term, sender="server1", now=clock.now()))
+        n.handle(hb(Role.PASSIVE, n.term, sender="server1", now=clock.now()))
         assert n.role is Role.ACTIVE
         clock.advance(0.5)
     clock.advance(0.2)
-    out = n.decide(hb(Role.PASSIVE, n.term, sender="server1", now=clock.now()))
+    out = n.handle(hb(Role.PASSIVE, n.term, sender="server1", now=clock.now()))
     assert n.role is Role.HANDING_OVER
     assert transitions(out) == [("ACTIVE", "HANDING_OVER", TransitionCode.FAILBACK)]
 
 
 def test_no_failback_without_the_policy(clock: FakeClock) -> None:
     n = new_node(clock, "server2", term=1)
-    n.decide(hb(Role.ACTIVE, 1, sender="server1", now=clock.now()))
+    n.handle(hb(Role.ACTIVE, 1, sender="server1", now=clock.now()))
     clock.advance(HB_TIMEOUT)
-    n.decide(Tick(now=clock.now()))
-    n.decide(ContainersStarted(ok=True, now=clock.now()))
-    n.decide(running(True, now=clock.now()))
+    n.handle(Tick(now=clock.now()))
+    n.handle(ContainersStarted(ok=True, now=clock.now()))
+    n.handle(running(True, now=clock.now()))
     for _ in range(400):
         clock.advance(0.5)
-        n.decide(hb(Role.PASSIVE, n.term, sender="server1", now=clock.now()))
+        n.handle(hb(Role.PASSIVE, n.term, sender="server1", now=clock.now()))
     assert n.role is Role.ACTIVE
 
 
 def test_shutdown_hands_over_only_if_the_peer_can_take_it(clock: FakeClock) -> None:
     n = new_node(clock)
     make_active(n, clock)
-    out = n.decide(ShutdownRequested(now=clock.now()))
+    out = n.handle(ShutdownRequested(now=clock.now()))
     assert n.role is Role.HANDING_OVER and transitions(out) == [("ACTIVE", "HANDING_OVER", TransitionCode.SHUTDOWN)]
-    n.decide(running(True, now=clock.now()))  # inspected while the stop runs: stale, ignored
-    n.decide(ContainersStopped(ok=True, now=clock.now()))
-    out = n.decide(HandOverAnswered(accepted=True, term=n.term + 1, now=clock.now()))
+    n.handle(running(True, now=clock.now()))  # inspected while the stop runs: stale, ignored
+    n.handle(ContainersStopped(ok=True, now=clock.now()))
+    out = n.handle(HandOverAnswered(accepted=True, term=n.term + 1, now=clock.now()))
     assert n.role is Role.PASSIVE
     # what we saw before the stop is stale: no "stray container" stop of our own stopped container
     assert not any(isinstance(a, (StopContainers, Alert)) for a in out.actions), out
     m = new_node(clock)
     make_active(m, clock)
     clock.advance(HB_TIMEOUT + 1)
-    assert m.decide(ShutdownRequested(now=clock.now())).empty and m.role is Role.ACTIVE
+    assert m.handle(ShutdownRequested(now=clock.now())).empty and m.role is Role.ACTIVE
 
 
 def test_heartbeats_are_scheduled_by_deadline(clock: FakeClock) -> None:
     n = new_node(clock)
     times = []
     while clock.now() < 110.0:
-        times += [clock.now() for a in n.decide(Tick(now=clock.now())).actions if isinstance(a, SendHeartbeat)]
+        times += [clock.now() for a in n.handle(Tick(now=clock.now())).actions if isinstance(a, SendHeartbeat)]
         clock.set(n.next_deadline(clock.now()))
     gaps = [b - a for a, b in itertools.pairwise(times)]
     assert times[0] == 100.0 + HB_INTERVAL  # the first one went out in new_node()
@@ -454,41 +454,41 @@ def test_crash_loop_with_healthcheck_fails_after_the_restart_grace(clock: FakeCl
     n = new_node(clock)
     make_active(n, clock)
     t0 = clock.now()
-    n.decide(running(False, exit_code=127, restart_policy="on-failure", now=clock.now()))
+    n.handle(running(False, exit_code=127, restart_policy="on-failure", now=clock.now()))
     while clock.now() < t0 + 2.7:  # every restart runs for a moment, its health check never passes
         clock.advance(0.2)
-        n.decide(hb(Role.PASSIVE, n.term, now=clock.now()))
-        n.decide(running(True, health="starting", restart_policy="on-failure", exit_code=0, now=clock.now()))
+        n.handle(hb(Role.PASSIVE, n.term, now=clock.now()))
+        n.handle(running(True, health="starting", restart_policy="on-failure", exit_code=0, now=clock.now()))
         assert n.role is Role.ACTIVE
-        n.decide(running(False, exit_code=127, restart_policy="on-failure", now=clock.now()))
+        n.handle(running(False, exit_code=127, restart_policy="on-failure", now=clock.now()))
     clock.set(t0 + 3.0)
-    n.decide(hb(Role.PASSIVE, n.term, now=clock.now()))
+    n.handle(hb(Role.PASSIVE, n.term, now=clock.now()))
     assert n.role is Role.HANDING_OVER
 
 
 def test_after_a_stall_the_passive_reads_before_it_takes_over(clock: FakeClock) -> None:
     n = new_node(clock, "server2", term=1)
-    n.decide(hb(Role.ACTIVE, 1, sender="server1", now=clock.now()))
+    n.handle(hb(Role.ACTIVE, 1, sender="server1", now=clock.now()))
     clock.advance(5.0)  # we were frozen; the peer's heartbeats are waiting in our socket
-    out = n.decide(Resumed(now=clock.now(), stalled_for=5.0))
+    out = n.handle(Resumed(now=clock.now(), stalled_for=5.0))
     assert [a.code for a in out.actions if isinstance(a, Alert)] == [AlertCode.STALLED]
-    n.decide(Tick(now=clock.now()))
+    n.handle(Tick(now=clock.now()))
     assert n.role is Role.PASSIVE
-    n.decide(hb(Role.ACTIVE, 1, sender="server1", now=clock.now() + 0.01))  # the backlog is read
+    n.handle(hb(Role.ACTIVE, 1, sender="server1", now=clock.now() + 0.01))  # the backlog is read
     clock.advance(2 * HB_INTERVAL)
-    n.decide(Tick(now=clock.now()))
+    n.handle(Tick(now=clock.now()))
     assert n.role is Role.PASSIVE
     # really silent: the takeover comes at the heartbeat deadline as usual
     clock.advance(HB_TIMEOUT)
-    n.decide(Tick(now=clock.now()))
+    n.handle(Tick(now=clock.now()))
     assert n.role is Role.ACTIVE
 
 
 def handing_over(clock: FakeClock) -> PairNode:
     n = new_node(clock)
     make_active(n, clock)
-    n.decide(running(False, exit_code=1, now=clock.now()))
-    n.decide(ContainersStopped(ok=True, now=clock.now()))
+    n.handle(running(False, exit_code=1, now=clock.now()))
+    n.handle(ContainersStopped(ok=True, now=clock.now()))
     assert n.role is Role.HANDING_OVER
     return n
 
@@ -496,23 +496,23 @@ def handing_over(clock: FakeClock) -> PairNode:
 def test_unanswered_hand_over_waits_for_the_peers_word_and_finds_it_active(clock: FakeClock) -> None:
     n = handing_over(clock)
     term = n.term
-    out = n.decide(HandOverAnswered(accepted=False, ambiguous=True, detail="timeout", now=clock.now()))
+    out = n.handle(HandOverAnswered(accepted=False, ambiguous=True, detail="timeout", now=clock.now()))
     assert n.role is Role.HANDING_OVER and not any(isinstance(a, StartContainers) for a in out.actions)
     clock.advance(0.3)
-    out = n.decide(hb(Role.ACTIVE, term + 1, now=clock.now()))  # it did take over
+    out = n.handle(hb(Role.ACTIVE, term + 1, now=clock.now()))  # it did take over
     assert n.role is Role.PASSIVE and not any(isinstance(a, StartContainers) for a in out.actions)
 
 
 def test_unanswered_hand_over_without_news_restarts_our_containers_at_the_deadline(clock: FakeClock) -> None:
     n = handing_over(clock)
     t0 = clock.now()
-    n.decide(HandOverAnswered(accepted=False, ambiguous=True, detail="timeout", now=clock.now()))
+    n.handle(HandOverAnswered(accepted=False, ambiguous=True, detail="timeout", now=clock.now()))
     assert n.next_deadline(clock.now()) <= t0 + HB_TIMEOUT
     clock.set(t0 + HB_TIMEOUT - 0.01)
-    n.decide(hb(Role.PASSIVE, n.term, now=clock.now()))  # idle heartbeats are no proof either way
+    n.handle(hb(Role.PASSIVE, n.term, now=clock.now()))  # idle heartbeats are no proof either way
     assert n.role is Role.HANDING_OVER
     clock.set(t0 + HB_TIMEOUT)
-    out = n.decide(Tick(now=clock.now()))
+    out = n.handle(Tick(now=clock.now()))
     assert n.role is Role.ACTIVE
     assert transitions(out) == [("HANDING_OVER", "ACTIVE", TransitionCode.HANDOVER_FAILED)]
     assert any(isinstance(a, StartContainers) for a in out.actions)
@@ -520,26 +520,26 @@ def test_unanswered_hand_over_without_news_restarts_our_containers_at_the_deadli
 
 def test_a_refused_hand_over_restarts_at_once(clock: FakeClock) -> None:
     n = handing_over(clock)
-    out = n.decide(HandOverAnswered(accepted=False, term=n.term, detail="not idle", now=clock.now()))
+    out = n.handle(HandOverAnswered(accepted=False, term=n.term, detail="not idle", now=clock.now()))
     assert n.role is Role.ACTIVE and any(isinstance(a, StartContainers) for a in out.actions)
 
 
 def test_become_primary_refused_right_after_a_stall(clock: FakeClock) -> None:
     n = new_node(clock, "server2", term=1)
-    n.decide(hb(Role.ACTIVE, 1, sender="server1", now=clock.now()))
+    n.handle(hb(Role.ACTIVE, 1, sender="server1", now=clock.now()))
     clock.advance(5)
-    n.decide(Resumed(now=clock.now(), stalled_for=5.0))
+    n.handle(Resumed(now=clock.now(), stalled_for=5.0))
     ans, _ = become_primary(n, "server1", 1, "queued while we were frozen", clock.now())
     assert not ans.accepted and "stall" in ans.detail and n.role is Role.PASSIVE
 
 
 def test_a_host_without_the_containers_is_not_eligible(clock: FakeClock) -> None:
     n = new_node(clock, "server2", term=1)
-    n.decide(hb(Role.ACTIVE, 1, sender="server1", now=clock.now()))
-    n.decide(ContainersObserved(observations=(ContainerObservation(name="web", exists=False),), now=clock.now()))
+    n.handle(hb(Role.ACTIVE, 1, sender="server1", now=clock.now()))
+    n.handle(ContainersObserved(observations=(ContainerObservation(name="web", exists=False),), now=clock.now()))
     assert n.heartbeat_fields()["eligible"] is False
     clock.advance(HB_TIMEOUT + 1)
-    n.decide(Tick(now=clock.now()))
+    n.handle(Tick(now=clock.now()))
     assert n.role is Role.PASSIVE  # starting a container that does not exist here would only fail
     ans, _ = become_primary(n, "server1", 1, "x", clock.now())
     assert not ans.accepted and ans.detail == "missing here: web"
@@ -551,7 +551,7 @@ def test_a_host_without_the_containers_is_not_eligible(clock: FakeClock) -> None
 
 def test_a_role_change_is_the_steps_reason(clock: FakeClock) -> None:
     n = new_node(clock, "server1", term=4)
-    out = n.decide(hb(Role.STARTING, 4, now=clock.now()))
+    out = n.handle(hb(Role.STARTING, 4, now=clock.now()))
     assert out.reason is not None and out.reason.code == TransitionCode.COLD_START_CANDIDATE
     assert out.reason.text == out.transitions[0].reason
 
@@ -559,25 +559,25 @@ def test_a_role_change_is_the_steps_reason(clock: FakeClock) -> None:
 def test_starting_guards_a_stall_holds_the_start_up_takeover(clock: FakeClock) -> None:
     n = new_node(clock, "server2", term=2)
     clock.set(104.5)
-    n.decide(Resumed(now=clock.now(), stalled_for=4.0))  # hold until 104.5 + 2 * HB_INTERVAL
+    n.handle(Resumed(now=clock.now(), stalled_for=4.0))  # hold until 104.5 + 2 * HB_INTERVAL
     clock.set(105.0)  # the start-up grace is over, the hold is not
-    n.decide(Tick(now=clock.now()))
+    n.handle(Tick(now=clock.now()))
     assert n.role is Role.STARTING
     assert n.next_deadline(clock.now()) == pytest.approx(105.5)
     clock.set(105.5)
-    out = n.decide(Tick(now=clock.now()))
+    out = n.handle(Tick(now=clock.now()))
     assert transitions(out) == [("STARTING", "ACTIVE", TransitionCode.STARTUP_PEER_SILENT)]
 
 
 def test_idle_guards_for_a_hand_over_request_eligible_then_stall_then_term(clock: FakeClock) -> None:
     n = new_node(clock, "server2", term=3)
-    n.decide(hb(Role.ACTIVE, 3, sender="server1", now=clock.now()))
-    n.decide(Resumed(now=clock.now(), stalled_for=5.0))
-    n.decide(DockerUnreachable(detail="x", now=clock.now()))
+    n.handle(hb(Role.ACTIVE, 3, sender="server1", now=clock.now()))
+    n.handle(Resumed(now=clock.now(), stalled_for=5.0))
+    n.handle(DockerUnreachable(detail="x", now=clock.now()))
     ans, out = become_primary(n, "server1", 2, "stale, during a stall, docker down", clock.now())
     assert (ans.accepted, ans.detail) == (False, "our Docker daemon does not answer")
     assert out.actions == (ans,) and not out.transitions  # a refusal decides nothing else
-    n.decide(running(False, now=clock.now()))
+    n.handle(running(False, now=clock.now()))
     ans, _ = become_primary(n, "server1", 2, "stale, during a stall", clock.now())
     assert (ans.accepted, ans.detail) == (False, "just resumed from a stall")
     clock.advance(2 * HB_INTERVAL)
@@ -592,7 +592,7 @@ def test_active_and_handing_over_refuse_a_hand_over_request_first(clock: FakeClo
     make_active(n, clock)
     ans, out = become_primary(n, "server2", n.term + 5, "x", clock.now())
     assert (ans.accepted, ans.detail) == (False, "not idle (we are active)") and out.actions == (ans,)
-    n.decide(running(False, exit_code=1, now=clock.now()))
+    n.handle(running(False, exit_code=1, now=clock.now()))
     assert n.role is Role.HANDING_OVER
     ans, out = become_primary(n, "server2", n.term + 5, "x", clock.now())
     assert (ans.accepted, ans.detail) == (False, "not idle (we are handing_over)") and out.actions == (ans,)
@@ -602,9 +602,9 @@ def test_active_guards_a_higher_term_beats_a_failed_container(clock: FakeClock) 
     n = new_node(clock)
     make_active(n, clock)
     t0 = clock.now()
-    n.decide(running(False, exit_code=137, restart_policy="always", now=t0))  # failed at t0 + 3.0
+    n.handle(running(False, exit_code=137, restart_policy="always", now=t0))  # failed at t0 + 3.0
     clock.set(t0 + 3.0)
-    out = n.decide(hb(Role.ACTIVE, n.term + 1, now=clock.now()))
+    out = n.handle(hb(Role.ACTIVE, n.term + 1, now=clock.now()))
     assert transitions(out) == [("ACTIVE", "PASSIVE", TransitionCode.HIGHER_TERM)]
     assert not out.of_type(RequestHandOver) and n.role is Role.PASSIVE
 
@@ -612,34 +612,34 @@ def test_active_guards_a_higher_term_beats_a_failed_container(clock: FakeClock) 
 def test_active_guards_peer_lost_is_said_even_when_docker_does_not_answer(clock: FakeClock) -> None:
     n = new_node(clock)
     make_active(n, clock)
-    n.decide(DockerUnreachable(detail="gone", now=clock.now()))
+    n.handle(DockerUnreachable(detail="gone", now=clock.now()))
     clock.advance(HB_TIMEOUT + 0.1)
-    out = n.decide(Tick(now=clock.now()))
+    out = n.handle(Tick(now=clock.now()))
     assert [a.code for a in out.of_type(Alert)] == [AlertCode.PEER_LOST] and n.role is Role.ACTIVE
 
 
 def test_active_guards_shutdown_waits_for_nothing_in_flight(clock: FakeClock) -> None:
     n = new_node(clock)
-    n.decide(hb(Role.PASSIVE, 0, now=clock.now()))
+    n.handle(hb(Role.PASSIVE, 0, now=clock.now()))
     assert n.role is Role.ACTIVE  # its start is still in flight
-    assert n.decide(ShutdownRequested(now=clock.now())).empty and n.role is Role.ACTIVE
+    assert n.handle(ShutdownRequested(now=clock.now())).empty and n.role is Role.ACTIVE
 
 
 def test_handing_over_guards_only_a_higher_term_ends_the_wait_and_a_second_timeout_fails(clock: FakeClock) -> None:
     n = handing_over(clock)
     term = n.term
-    n.decide(HandOverAnswered(accepted=False, ambiguous=True, detail="timeout", now=clock.now()))
-    out = n.decide(hb(Role.ACTIVE, term, now=clock.now()))  # same term: no proof it took over
+    n.handle(HandOverAnswered(accepted=False, ambiguous=True, detail="timeout", now=clock.now()))
+    out = n.handle(hb(Role.ACTIVE, term, now=clock.now()))  # same term: no proof it took over
     assert n.role is Role.HANDING_OVER and not out.transitions
-    assert n.decide(ShutdownRequested(now=clock.now())).empty
-    out = n.decide(HandOverAnswered(accepted=False, ambiguous=True, detail="timeout again", now=clock.now()))
+    assert n.handle(ShutdownRequested(now=clock.now())).empty
+    out = n.handle(HandOverAnswered(accepted=False, ambiguous=True, detail="timeout again", now=clock.now()))
     assert transitions(out) == [("HANDING_OVER", "ACTIVE", TransitionCode.HANDOVER_FAILED)]
     assert out.of_type(StartContainers)
 
 
 def test_a_stall_decides_nothing_but_the_alert(clock: FakeClock) -> None:
     n = new_node(clock, "server2", term=1)
-    n.decide(hb(Role.ACTIVE, 1, sender="server1", now=clock.now()))
+    n.handle(hb(Role.ACTIVE, 1, sender="server1", now=clock.now()))
     clock.advance(5.0)  # silent past its timeout, and a heartbeat is due
-    out = n.decide(Resumed(now=clock.now(), stalled_for=5.0))
+    out = n.handle(Resumed(now=clock.now(), stalled_for=5.0))
     assert [type(a) for a in out.actions] == [Alert] and not out.transitions and n.role is Role.PASSIVE

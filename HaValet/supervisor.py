@@ -24,9 +24,9 @@ up, alert), and rounds continue so the process is picked up when it comes back.
 Exit status of a test: 1..125 = up with that runtime priority; 0 = down; None (could not run,
 timed out), 126/127 (cannot run / not found), 128+n (signal) and 255 (ssh failure) = down.
 
-Reading order: events, actions, states; then the supervisor: queries, ``handle``, what each command
-result means, the round's decision (ordered guards: some instance up, none up), starts and their
-failures, and the timer last.
+Reading order (events and actions are in ``HaValet.events``): states; then the supervisor:
+queries, ``handle``, what each command result means, the round's decision (ordered guards: some
+instance up, none up), starts and their failures, and the timer last.
 """
 
 from __future__ import annotations
@@ -41,75 +41,9 @@ from failover_core.step import ReasonCode, Step, StepBuilder
 from failover_core.transitions import StateMachine
 from HaValet.codes import NoteCode, TransitionCode
 from HaValet.config import Timing
+from HaValet.events import Action, Event, RunStart, RunStop, RunTest, StartDone, StopDone, TestDone, Tick
 
 MAX_RUNTIME_PRIORITY = 125
-
-
-# ---------------------------------------------------------------------- events (the driver feeds these)
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Tick:
-    """The driver's timer: due work (a round, a verification poll, the end of start_grace) runs now."""
-
-    now: float
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TestDone:
-    """A test command finished on ``host`` (rc None: it could not run or timed out)."""
-
-    __test__ = False  # not a pytest test class
-
-    host: str
-    rc: int | None
-    tag: str  # the tag of the RunTest it answers
-    now: float
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class StartDone:
-    """A start command finished on ``host``; ``detail`` says how when it failed."""
-
-    host: str
-    rc: int | None
-    tag: str  # the tag of the RunStart it answers
-    now: float
-    detail: str = ""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class StopDone:
-    """A stop command finished on ``host``; ``detail`` says how when it failed."""
-
-    host: str
-    rc: int | None
-    now: float
-    detail: str = ""
-
-
-Event = Tick | TestDone | StartDone | StopDone
-
-
-# ---------------------------------------------------------------------- actions (the driver runs these)
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RunTest:
-    host: str
-    tag: str  # "round:N" or "verify:N": hand it back with the result
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RunStart:
-    host: str
-    tag: str
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RunStop:
-    host: str
-
-
-Action = RunTest | RunStart | RunStop
 
 
 # ---------------------------------------------------------------------- states and exit statuses

@@ -33,20 +33,8 @@ from failover_core.transitions import Transition
 from HaValet.codes import NoteCode
 from HaValet.commands import CommandResult, close_lingering, run_command
 from HaValet.config import ProcessSpec, ValetConfig
-from HaValet.supervisor import (
-    Action,
-    Event,
-    ProcessSupervisor,
-    ProcState,
-    RunStart,
-    RunStop,
-    RunTest,
-    StartDone,
-    StopDone,
-    TestDone,
-    Tick,
-    describe_rc,
-)
+from HaValet.events import Action, Event, RunStart, RunStop, RunTest, StartDone, StopDone, TestDone, Tick
+from HaValet.supervisor import ProcessSupervisor, ProcState, describe_rc
 
 log = logging.getLogger("HaValet")
 SETTLED = (ProcState.ACTIVE, ProcState.CONFLICT, ProcState.BACKOFF, ProcState.FATAL)

@@ -47,7 +47,7 @@ from failover_core.shell.carry_out import DecisionLog, carry_out
 from failover_core.shell.notify import NotifyDispatcher, SubprocessHookRunner
 from VrrpFailover.codes import AdvertDropCode, PacketDropCode
 from VrrpFailover.config import InstanceConfig
-from VrrpFailover.machine import (
+from VrrpFailover.events import (
     AddAddresses,
     AdvertIn,
     Deadline,
@@ -59,9 +59,8 @@ from VrrpFailover.machine import (
     Shutdown,
     Startup,
     TrackResult,
-    VrrpRouter,
-    VrrpState,
 )
+from VrrpFailover.machine import VrrpRouter, VrrpState
 from VrrpFailover.netio import AddressManager, GarpSender, InterfaceFacts, PriorityZeroSocket, VrrpSocket
 from VrrpFailover.packet import VRRP_GROUP, Advert, decode_ip_packet, encode
 from VrrpFailover.track import TrackScriptRunner

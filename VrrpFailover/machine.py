@@ -1,6 +1,6 @@
 """The RFC 5798 (VRRPv3) / RFC 3768 (VRRPv2) state machine of one virtual router, sans I/O.
 
-``VrrpRouter.handle(event)`` takes one frozen event (``Startup``, ``AdvertIn``, ``Deadline``,
+``VrrpRouter.handle(event)`` takes one frozen event (``VrrpFailover.events``: ``Startup``, ``AdvertIn``, ``Deadline``,
 ``TrackResult``, ``Shutdown``) carrying a monotonic ``now`` and returns a failover_core ``Step``:
 
 - ``actions``: what the driver must do, in order (``SendAdvert``, ``AddAddresses``,
@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import enum
 from collections import Counter
-from dataclasses import dataclass
 from ipaddress import IPv4Address
 
 from failover_core.errors import LocalUsageError
@@ -36,7 +35,20 @@ from VrrpFailover.codes import AdvertDropCode as Drop
 from VrrpFailover.codes import DecisionCode as Decision
 from VrrpFailover.codes import TransitionCode as Code
 from VrrpFailover.config import PRIORITY_OWNER, InstanceConfig
-from VrrpFailover.packet import Advert
+from VrrpFailover.events import (
+    Action,
+    AddAddresses,
+    AdvertIn,
+    Deadline,
+    Event,
+    RemoveAddresses,
+    SendAdvert,
+    SendGarp,
+    SetTimer,
+    Shutdown,
+    Startup,
+    TrackResult,
+)
 
 
 class VrrpState(enum.Enum):
@@ -53,77 +65,6 @@ ALLOWED_MOVES: dict[VrrpState, frozenset[VrrpState]] = {
     S.MASTER: frozenset({S.BACKUP, S.INITIALIZE, S.FAULT}),
     S.FAULT: frozenset({S.BACKUP, S.MASTER, S.INITIALIZE}),
 }
-
-
-# ---- events -------------------------------------------------------------------------------
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Startup:
-    now: float
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Shutdown:
-    now: float
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Deadline:
-    """The driver's timer for this router went off (possibly early: then nothing happens)."""
-
-    now: float
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class AdvertIn:
-    now: float
-    source: IPv4Address
-    advert: Advert
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TrackResult:
-    """The instance's track script changed result: ``ok`` False for a non-zero exit, a timeout or a
-    command that cannot run; ``detail`` says which."""
-
-    now: float
-    ok: bool
-    detail: str = ""
-
-
-Event = Startup | Shutdown | Deadline | AdvertIn | TrackResult
-
-
-# ---- actions ------------------------------------------------------------------------------
-
-@dataclass(frozen=True, slots=True)
-class SendAdvert:
-    priority: int
-
-
-@dataclass(frozen=True, slots=True)
-class AddAddresses:
-    addresses: tuple[IPv4Address, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class RemoveAddresses:
-    addresses: tuple[IPv4Address, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class SendGarp:
-    """One round of gratuitous ARP for these addresses."""
-
-    addresses: tuple[IPv4Address, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class SetTimer:
-    at: float | None
-
-
-Action = SendAdvert | AddAddresses | RemoveAddresses | SendGarp | SetTimer
 
 
 # ---- timings ------------------------------------------------------------------------------

@@ -9,18 +9,8 @@ import pytest
 from failover_core.clock import FakeClock
 from failover_core.step import Step
 from HaValet.config import Timing
-from HaValet.supervisor import (
-    ProcessSupervisor,
-    ProcState,
-    RunStart,
-    RunStop,
-    RunTest,
-    StartDone,
-    StopDone,
-    TestDone,
-    Tick,
-    runtime_priority,
-)
+from HaValet.events import RunStart, RunStop, RunTest, StartDone, StopDone, TestDone, Tick
+from HaValet.supervisor import ProcessSupervisor, ProcState, runtime_priority
 
 TIMING = Timing(interval=1.0, command_timeout=2.0, start_grace=3.0, start_poll=0.25, backoff_initial=1.0,
                 backoff_max=4.0, max_failures=5, failure_window=60.0)

@@ -17,7 +17,7 @@ from VrrpFailover.codes import DecisionCode as Decision
 from VrrpFailover.codes import PacketDropCode as PacketDrop
 from VrrpFailover.codes import TransitionCode as Code
 from VrrpFailover.config import InstanceConfig
-from VrrpFailover.machine import (
+from VrrpFailover.events import (
     AddAddresses,
     AdvertIn,
     Deadline,
@@ -28,9 +28,8 @@ from VrrpFailover.machine import (
     Shutdown,
     Startup,
     TrackResult,
-    VrrpRouter,
-    VrrpState,
 )
+from VrrpFailover.machine import VrrpRouter, VrrpState
 from VrrpFailover.packet import Advert
 
 VIP = IPv4Address("10.99.0.100")

@@ -1,0 +1,82 @@
+"""The events a VrrpRouter (``VrrpFailover.machine``) takes and the actions it returns.
+
+Frozen values with no logic; every event carries the monotonic ``now``. ``SetTimer`` is always the
+last action of a step: the one deadline the router wants to be woken at.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from ipaddress import IPv4Address
+
+from VrrpFailover.packet import Advert
+
+# ---- events -------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Startup:
+    now: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Shutdown:
+    now: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Deadline:
+    """The driver's timer for this router went off (possibly early: then nothing happens)."""
+
+    now: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AdvertIn:
+    now: float
+    source: IPv4Address
+    advert: Advert
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TrackResult:
+    """The instance's track script changed result: ``ok`` False for a non-zero exit, a timeout or a
+    command that cannot run; ``detail`` says which."""
+
+    now: float
+    ok: bool
+    detail: str = ""
+
+
+Event = Startup | Shutdown | Deadline | AdvertIn | TrackResult
+
+
+# ---- actions ------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class SendAdvert:
+    priority: int
+
+
+@dataclass(frozen=True, slots=True)
+class AddAddresses:
+    addresses: tuple[IPv4Address, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveAddresses:
+    addresses: tuple[IPv4Address, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SendGarp:
+    """One round of gratuitous ARP for these addresses."""
+
+    addresses: tuple[IPv4Address, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SetTimer:
+    at: float | None
+
+
+Action = SendAdvert | AddAddresses | RemoveAddresses | SendGarp | SetTimer

@@ -7,12 +7,15 @@ It reads no clock, opens no socket and runs no process. Drivers feed it facts an
 - ``tables``      the documented behaviour tables of the VOLTTRON failover agent, as data
 - ``decide``      decide(role, facts, now) -> Decision(action, code, reason): guards, then the table
 - ``transitions`` Transition records and StateMachine, the one choke point for state changes
+- ``step``        the shape of one decision cycle shared by the four systems: Step (actions,
+                  transitions, reason, notes), Reason, ReasonCode (the base of every code enum), Deadlines
 - ``hooks``       the notify-hook interface and the in-order, exactly-once delivery queue
 - ``heartbeat_auth`` HMAC signing and replay rejection for heartbeats
 - ``config``      validate a mapping into a typed (pydantic) model with an error naming file/key/value
 - ``clock``       the Clock protocol drivers implement and FakeClock for tests
-- ``shell``       the only I/O in this package: the shared CLI ``--check`` convention and the
-                  subprocess notify-hook runner, used by the drivers
+- ``shell``       the only I/O in this package, used by the drivers: ``carry_out`` (log a Step,
+                  notify its transitions, dispatch its actions), the real clock, config files, the
+                  CLI ``--check`` convention and the subprocess notify-hook runner
 """
 
 from failover_core.clock import Clock, FakeClock
@@ -24,6 +27,7 @@ from failover_core.hooks import HookQueue, HookResult, HookRunner
 from failover_core.liveness import Liveness, PeerLiveness
 from failover_core.shell.clock import MonotonicClock
 from failover_core.shell.config_file import load_config_file
+from failover_core.step import Deadlines, Reason, ReasonCode, Step, StepBuilder
 from failover_core.tables import Action, Role, Verdict
 from failover_core.transitions import IllegalTransition, StateMachine, Transition
 
@@ -31,6 +35,7 @@ __all__ = [
     "Action",
     "Clock",
     "ConfigError",
+    "Deadlines",
     "Decision",
     "Facts",
     "FailoverCoreError",
@@ -45,10 +50,14 @@ __all__ = [
     "MonotonicClock",
     "PeerLiveness",
     "Policy",
+    "Reason",
+    "ReasonCode",
     "RemoteInputError",
     "ReplayWindow",
     "Role",
     "StateMachine",
+    "Step",
+    "StepBuilder",
     "StrictModel",
     "Transition",
     "Verdict",

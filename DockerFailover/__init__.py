@@ -6,6 +6,6 @@ Pure logic (no I/O, fed events and a monotonic ``now``):
   ``wire``        request/answer signing and verification (HMAC, timestamp, nonce)
   ``config``      config.py via ``ast`` (never executed), TOML, JSON -> NodeConfig
 The I/O side, ``shell``: ``agent`` (the asyncio loop), ``http_api`` (aiohttp), ``docker_host``
-(Docker SDK, event stream), ``term_store``. ``cli`` is the console entry; ``demo`` and
-``two_host_lab`` (two dockerd in network namespaces) serve the demo, tests and benchmark.
+(Docker SDK, event stream), ``term_store``. ``cli`` is the console entry. The test bed (two dockerd
+in network namespaces) and the demo live in labs/ (``labs.docker``, ``labs.docker_demo``), not here.
 """

@@ -1,7 +1,7 @@
 """poll_until: poll a condition until it is truthy or a deadline on the monotonic clock passes.
 
-The one deadline loop behind the test beds' wait helpers (VrrpFailover.lab, DockerFailover.two_host_lab,
-failover_agent.cluster, tests/valet/helpers). Each keeps its own name, argument order and failure type
+The one deadline loop behind the test beds' wait helpers (labs.vrrp, labs.docker,
+labs.volttron_cluster, tests/valet/helpers). Each keeps its own name, argument order and failure type
 and delegates here; ``sleep`` is injectable (gevent.sleep for the VOLTTRON harness).
 """
 

@@ -32,7 +32,7 @@ from typing import Any
 import docker
 import requests
 
-from failover_core.shell.wait import poll_until
+from labs.wait import poll_until
 
 # the lab agents' timings (write_config); tests bound their waits generously around them
 HB_INTERVAL = 0.2

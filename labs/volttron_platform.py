@@ -31,7 +31,7 @@ from pathlib import Path
 
 PLATFORM_USER = os.environ.get("FT_VOLTTRON_USER", "volttron")
 PLATFORM_VENV = Path(os.environ.get("FT_PLATFORM_VENV", "/opt/failover-toolkit/platform-venv"))
-FAILOVER_AGENT_SRC = Path(__file__).resolve().parent.parent  # FailoverAgent/ (pyproject.toml + packages)
+FAILOVER_AGENT_SRC = Path(__file__).resolve().parent.parent / "FailoverAgent"  # pyproject.toml + packages
 CONTROL = "platform.control"
 FAILOVER_CAPABILITIES = ("platform.control.start_agent", "platform.control.stop_agent")
 

@@ -36,7 +36,7 @@ from typing import Any
 
 from pyroute2 import IPRoute, netns
 
-from failover_core.shell.wait import poll_until
+from labs.wait import poll_until
 from VrrpFailover.netio import IP_MULTICAST_ALL
 from VrrpFailover.packet import IPPROTO_VRRP, VRRP_GROUP, Received, decode_ip_packet
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from failover_core.shell.wait import WaitTimeout, poll_until
+from labs.wait import WaitTimeout, poll_until
 
 
 def test_returns_the_first_truthy_value_and_sleeps_between_polls():

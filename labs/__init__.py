@@ -1,6 +1,6 @@
 """labs: the test beds, demos and sample service of the toolkit; not installed, not shipped.
 
-Network-namespace labs (``vrrp``, ``docker``, ``valet``), real VOLTTRON
+Network-namespace labs (``netns`` builds them for ``vrrp``, ``docker`` and ``valet``), real VOLTTRON
 platforms (``volttron_platform``, ``volttron_cluster``), the valet's sample service, one
 ``*_demo`` per system and the one wait helper (``wait``). Used by the tests (pytest puts the repo
 root on sys.path), ``make demo`` and ``make bench``, which run from the repo root. setup.py and the

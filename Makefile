@@ -8,12 +8,12 @@ PYTEST_ARGS ?=
 export FT_PREFIX FT_VOLTTRON_USER
 export FT_PLATFORM_VENV := $(FT_PREFIX)/platform-venv
 
-# demo module per system: make demo SYSTEM=core|agent|vrrp|docker|valet
-DEMO_core := failover_core.demo
-DEMO_agent := failover_agent.demo
-DEMO_vrrp := VrrpFailover.demo
-DEMO_docker := DockerFailover.demo
-DEMO_valet := HaValet.demo
+# demo module per system (labs/, run from the repo root): make demo SYSTEM=core|agent|vrrp|docker|valet
+DEMO_core := labs.core_demo
+DEMO_agent := labs.agent_demo
+DEMO_vrrp := labs.vrrp_demo
+DEMO_docker := labs.docker_demo
+DEMO_valet := labs.valet_demo
 
 .PHONY: setup demo test lint bench clean-venv
 
@@ -30,10 +30,10 @@ test: setup
 lint: setup
 	$(PY) -m ruff check .
 
-# make bench BENCH=vrrp (runs bench/vrrp.py)
+# make bench BENCH=vrrp (runs bench/vrrp.py as the module bench.vrrp, so the repo root and labs/ import)
 BENCH ?= failoveragent
 bench: setup
-	$(PY) bench/$(BENCH).py
+	$(PY) -m bench.$(BENCH)
 
 clean-venv:
 	rm -rf $(VENV) $(FT_PREFIX)/platform-venv

@@ -9,6 +9,7 @@ Pure logic (no I/O, fed events carrying a monotonic ``now``):
   ``config``      config.py via ``ast`` (never executed), TOML, JSON -> NodeConfig
 The I/O side, ``shell``: ``agent`` (the asyncio loop, carries out each Step), ``http_api`` (aiohttp,
 talks to the agent through the PairEndpoint protocol), ``status`` (GET /status JSON),
-``docker_host`` (Docker SDK, event stream), ``term_store``. ``cli`` is the console entry; ``demo`` and
-``two_host_lab`` (two dockerd in network namespaces) serve the demo, tests and benchmark.
+``docker_host`` (Docker SDK, event stream), ``term_store``. ``cli`` is the console entry. The test
+bed (two dockerd in network namespaces) and the demo live in labs/ (``labs.docker``,
+``labs.docker_demo``), not here.
 """

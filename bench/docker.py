@@ -27,13 +27,9 @@ import threading
 import time
 from pathlib import Path
 
-# this file is named docker.py: keep its directory off sys.path so ``import docker`` finds the Docker SDK
-if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
-    del sys.path[0]
-
 import requests
 
-from DockerFailover.two_host_lab import TwoHostLab, wait_until
+from labs.docker import TwoHostLab, wait_until
 
 HB_INTERVAL, HB_TIMEOUT = 0.2, 1.0
 

@@ -7,7 +7,7 @@ the primary and wait for failback. Prints median and p95 takeover, the ratio to 
 timeout, and a reference measured in the same run: how long platform.control takes to bring the
 same service agent from "start" to "running" on its own (the floor under any takeover).
 
-    python bench/failoveragent.py [--trials 10] [--timeout 3] [--heartbeat-period 1]
+    python -m bench.failoveragent [--trials 10] [--timeout 3] [--heartbeat-period 1]
 Goal (issue 3): p95 <= timeout + 0.5 s.
 """
 
@@ -21,7 +21,7 @@ import warnings
 
 import gevent
 
-from failover_agent.cluster import OBSERVER, SERVICE, Cluster, Wheels, wait_for
+from labs.volttron_cluster import OBSERVER, SERVICE, Cluster, Wheels, wait_for
 
 warnings.filterwarnings("ignore", message="Monkey-patching ssl")  # volttron patches late: noise
 

@@ -11,7 +11,7 @@ Each monitored "process" is a flag file: up while it exists. test_command = ``te
   same run, is interval + start time (the median duration of the same ``touch`` spawned the same way),
   i.e. the worst case "killed just after a test" of a loop that tests every interval.
 
-Usage: python bench/valet.py [--sizes 10,100,500] [--samples 40] [--cpu-window 10]
+Usage: python -m bench.valet [--sizes 10,100,500] [--samples 40] [--cpu-window 10]
 """
 
 from __future__ import annotations

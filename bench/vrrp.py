@@ -30,7 +30,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from VrrpFailover.lab import Lab, RouterProcess, keepalived_config, ours_config, wait_for
+from labs.vrrp import Lab, RouterProcess, keepalived_config, ours_config, wait_for
 from VrrpFailover.machine import master_down_interval, skew_time
 
 IMPLS = ("ours", "keepalived")

@@ -1,9 +1,11 @@
-"""The installed distribution: imports, `python -m X --help`, the make demo trace."""
+"""The installed distribution: imports, `python -m X --help`; and the make demo trace (labs.core_demo)."""
 
 import subprocess
 import sys
 
 import pytest
+
+from labs import importable_env
 
 
 def test_packages_import():
@@ -21,7 +23,8 @@ def test_module_cli_parses_help_and_offers_check(module):
 
 
 def test_core_demo_prints_a_decision_trace():
-    r = subprocess.run([sys.executable, "-m", "failover_core.demo"], capture_output=True, text=True, timeout=60)
+    r = subprocess.run([sys.executable, "-m", "labs.core_demo"], capture_output=True, text=True, timeout=60,
+                       env=importable_env())  # labs/ is not installed
     assert r.returncode == 0, r.stderr
     out = r.stdout
     assert "[secondary.verified.primary_down]" in out  # takeover confirmed by the witness

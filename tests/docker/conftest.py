@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from DockerFailover.two_host_lab import TwoHostLab, wait_until
+from labs.docker import TwoHostLab, wait_until
 
 os.environ.setdefault("FT_PREFIX", "/opt/failover-toolkit")
 

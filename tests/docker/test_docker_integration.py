@@ -14,8 +14,8 @@ import time
 import pytest
 import requests
 
-from DockerFailover.two_host_lab import HB_INTERVAL, HB_TIMEOUT, MARGIN, RESTART_GRACE, TwoHostLab, wait_until
 from DockerFailover.wire import RequestAuthenticator, encode_body
+from labs.docker import HB_INTERVAL, HB_TIMEOUT, MARGIN, RESTART_GRACE, TwoHostLab, wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -35,7 +35,7 @@ class AlertLog:
 
 
 def make_cluster(mode: str, **kwargs: Any) -> Iterator[Any]:
-    from failover_agent.cluster import Cluster
+    from labs.volttron_cluster import Cluster
 
     cluster = Cluster(mode, prefix=f"ft-agent-{mode}-", **kwargs)
     try:

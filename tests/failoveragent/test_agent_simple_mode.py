@@ -13,10 +13,10 @@ import time
 import gevent
 import pytest
 
-from failover_agent.cluster import FAILOVER, SERVICE, Cluster, Wheels, wait_for
-from failover_agent.platform_runner import copy_agent_source
 from failover_agent.wire import Heartbeat, make_heartbeat
 from failover_core.heartbeat_auth import HeartbeatSigner
+from labs.volttron_cluster import FAILOVER, SERVICE, Cluster, Wheels, wait_for
+from labs.volttron_platform import copy_agent_source
 
 from .conftest import AlertLog, make_cluster
 

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from failover_agent.cluster import SERVICE, Cluster, wait_for
+from labs.volttron_cluster import SERVICE, Cluster, wait_for
 
 from .conftest import AlertLog, make_cluster
 

@@ -14,9 +14,17 @@ from pathlib import Path
 
 import pytest
 
-from HaValet.netns_lab import NetnsLab
+from labs import importable_env
+from labs.valet import NetnsLab
 
 from .helpers import ValetProcess, kill_services
+
+
+@pytest.fixture(autouse=True)
+def labs_importable(monkeypatch: pytest.MonkeyPatch) -> None:
+    """labs/ is not installed: every ``python -m labs.valet_service`` a test, a valet or a namespace runs
+    inherits the repo root on PYTHONPATH from here."""
+    monkeypatch.setenv("PYTHONPATH", importable_env()["PYTHONPATH"])
 
 
 @pytest.fixture

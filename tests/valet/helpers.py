@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from failover_core.shell.wait import WaitTimeout, poll_until
+from labs.wait import WaitTimeout, poll_until
 
 PY = sys.executable
 

@@ -35,9 +35,9 @@ def service_cfg(state: Path, hosts: tuple[str, ...] = ("a",), extra: str = "", t
             {standby}
             user = {os.environ.get("USER", "root")}
             protocol = http
-            start_command = "@PY@ -m HaValet.sample_service start --state-dir @STATE@ --name %s" % (host)
-            stop_command = "@PY@ -m HaValet.sample_service stop --state-dir @STATE@ --name %s" % (host)
-            test_command = "@PY@ -m HaValet.sample_service probe --state-dir @STATE@ --name %s" % (host)
+            start_command = "@PY@ -m labs.valet_service start --state-dir @STATE@ --name %s" % (host)
+            stop_command = "@PY@ -m labs.valet_service stop --state-dir @STATE@ --name %s" % (host)
+            test_command = "@PY@ -m labs.valet_service probe --state-dir @STATE@ --name %s" % (host)
         """) + extra
 
 
@@ -49,7 +49,7 @@ def service_pid(state: Path, name: str) -> int | None:
 
 
 def probe(state: Path, name: str) -> int:
-    return subprocess.run([PY, "-m", "HaValet.sample_service", "probe", "--state-dir", str(state), "--name", name],
+    return subprocess.run([PY, "-m", "labs.valet_service", "probe", "--state-dir", str(state), "--name", name],
                           timeout=10).returncode
 
 
@@ -75,7 +75,7 @@ def test_killed_service_is_restarted_within_interval_plus_start_time(state_dir, 
 def test_test_exit_codes_drive_priority(state_dir, run_valet):
     # both instances already run; b answers priority 1, a (preferred by config) answers 3: a must go
     for name in ("a", "b"):
-        subprocess.run([PY, "-m", "HaValet.sample_service", "start", "--state-dir", str(state_dir), "--name", name],
+        subprocess.run([PY, "-m", "labs.valet_service", "start", "--state-dir", str(state_dir), "--name", name],
                        check=True, timeout=20)
     (state_dir / "a.priority").write_text("3\n")
     valet = run_valet(service_cfg(state_dir, hosts=("a", "b")))
@@ -87,7 +87,7 @@ def test_test_exit_codes_drive_priority(state_dir, run_valet):
     # now b reports a worse priority and a comes back with a better one: b is stopped instead
     (state_dir / "b.priority").write_text("9\n")
     (state_dir / "a.priority").write_text("2\n")
-    subprocess.run([PY, "-m", "HaValet.sample_service", "start", "--state-dir", str(state_dir), "--name", "a"],
+    subprocess.run([PY, "-m", "labs.valet_service", "start", "--state-dir", str(state_dir), "--name", "a"],
                    check=True, timeout=20)
     valet.wait_state("Web", "active", timeout=20, host="a")
     wait_until(lambda: probe(state_dir, "b") == 0, 10, "b stopped", valet.diagnostics)

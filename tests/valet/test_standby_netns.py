@@ -32,14 +32,14 @@ def netns_cfg(hosts, state) -> str:
         user = root
         port = 8080
         protocol = http
-        start_command = "ip netns exec @NSP@%s @PY@ -m HaValet.sample_service start --state-dir @STATE@ --name %s --bind %s --port %s" % (host, host, host, port)
-        stop_command = "ip netns exec @NSP@%s @PY@ -m HaValet.sample_service stop --state-dir @STATE@ --name %s" % (host, host)
-        test_command = "ip netns exec @NSP@client @PY@ -m HaValet.sample_service probe --url http://%s:%s/ --timeout 1" % (host, port)
+        start_command = "ip netns exec @NSP@%s @PY@ -m labs.valet_service start --state-dir @STATE@ --name %s --bind %s --port %s" % (host, host, host, port)
+        stop_command = "ip netns exec @NSP@%s @PY@ -m labs.valet_service stop --state-dir @STATE@ --name %s" % (host, host)
+        test_command = "ip netns exec @NSP@client @PY@ -m labs.valet_service probe --url http://%s:%s/ --timeout 1" % (host, port)
         """)  # noqa: E501 (one cfg line per command, as operators write them)
 
 
 def client_probe(hosts, address: str) -> int:
-    return subprocess.run(["ip", "netns", "exec", hosts.client, PY, "-m", "HaValet.sample_service", "probe",
+    return subprocess.run(["ip", "netns", "exec", hosts.client, PY, "-m", "labs.valet_service", "probe",
                            "--url", f"http://{address}:8080/", "--timeout", "1"], timeout=20).returncode
 
 
@@ -62,7 +62,7 @@ def test_preferred_host_fails_to_start_standby_takes_over_then_primary_returns(n
 
     # A is repaired and its own init starts the service again: two up, exactly one may stay (A: preferred)
     hosts.repair_host("10.99.0.1")
-    subprocess.run(["ip", "netns", "exec", hosts.ns("10.99.0.1"), PY, "-m", "HaValet.sample_service", "start",
+    subprocess.run(["ip", "netns", "exec", hosts.ns("10.99.0.1"), PY, "-m", "labs.valet_service", "start",
                     "--state-dir", str(state_dir), "--name", "10.99.0.1", "--bind", "10.99.0.1", "--port", "8080"],
                    check=True, timeout=20)
     valet.wait_state("Web", "active", timeout=30, host="10.99.0.1")

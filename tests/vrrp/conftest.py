@@ -1,4 +1,4 @@
-"""Fixtures of the VRRP tests: a throw-away namespace test bed per test (VrrpFailover.lab.Lab).
+"""Fixtures of the VRRP tests: a throw-away namespace test bed per test (labs.vrrp.Lab).
 
 Integration tests need root, iproute2 and keepalived (scripts/bootstrap.sh installs them). The
 lab removes its namespaces and ends the processes it started (by PID) even when a test fails;
@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from VrrpFailover.lab import Lab
+from labs.vrrp import Lab
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from VrrpFailover.lab import VIP, Lab, keepalived_config, ours_config, wait_for
+from labs.vrrp import VIP, Lab, keepalived_config, ours_config, wait_for
 from VrrpFailover.machine import master_down_interval, skew_time
 
 pytestmark = pytest.mark.integration

@@ -10,7 +10,7 @@ from ipaddress import IPv4Address
 
 import pytest
 
-from VrrpFailover.lab import VIP, Lab, ours_config, wait_for
+from labs.vrrp import VIP, Lab, ours_config, wait_for
 from VrrpFailover.machine import master_down_interval, skew_time
 from VrrpFailover.packet import VRRP_GROUP, Advert, encode
 

@@ -19,9 +19,10 @@ from pathlib import Path
 
 from failover_core.transitions import Transition
 from HaValet.config import parse_config
-from HaValet.netns_lab import NetnsLab
 from HaValet.supervisor import ProcState
 from HaValet.valet import Valet, render_status
+from labs import importable_env
+from labs.valet import NetnsLab
 
 PY = sys.executable
 T0 = time.monotonic()
@@ -40,7 +41,7 @@ start_grace = 3
 backoff_initial = 0.5
 [placeholders]
 NSP = {lab.prefix}
-SVC = {PY} -m HaValet.sample_service
+SVC = {PY} -m labs.valet_service
 DIR = {state}
 
 # The documented ha_valet.cfg shape: one section, its own host plus a stand-by list.
@@ -58,7 +59,7 @@ test_command = "ip netns exec @NSP@client @SVC@ probe --url http://%s:%s/ --time
 
 
 def client_get(lab: NetnsLab, address: str) -> str:
-    rc = subprocess.run(["ip", "netns", "exec", lab.client, PY, "-m", "HaValet.sample_service", "probe",
+    rc = subprocess.run(["ip", "netns", "exec", lab.client, PY, "-m", "labs.valet_service", "probe",
                          "--url", f"http://{address}:8080/"], timeout=10).returncode
     return f"answers (priority {rc})" if rc else "no answer"
 
@@ -105,7 +106,7 @@ async def scenario(lab: NetnsLab, state: Path) -> None:
         lab.repair_host("10.99.0.1")
         say("REPAIR: host 10.99.0.1 is back; its init starts the service there again")
         await asyncio.to_thread(subprocess.run, [
-            "ip", "netns", "exec", lab.ns("10.99.0.1"), PY, "-m", "HaValet.sample_service", "start",
+            "ip", "netns", "exec", lab.ns("10.99.0.1"), PY, "-m", "labs.valet_service", "start",
             "--state-dir", str(state), "--name", "10.99.0.1", "--bind", "10.99.0.1", "--port", "8080"], check=True)
         await wait_for(valet, ProcState.ACTIVE, "10.99.0.1")
         for _ in range(100):
@@ -127,6 +128,8 @@ def main() -> int:
         print("the valet demo creates network namespaces: run it as root (make demo SYSTEM=valet)", file=sys.stderr)
         return 1
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    # the valet's commands and ours run ``python -m labs.valet_service``: labs/ is not installed
+    os.environ["PYTHONPATH"] = importable_env()["PYTHONPATH"]
     with tempfile.TemporaryDirectory(prefix="havalet-demo-") as tmp, NetnsLab(2) as lab:
         state = Path(tmp)
         say(f"lab: namespaces {lab.ns('10.99.0.1')}, {lab.ns('10.99.0.2')} (hosts) and {lab.client} (client)")

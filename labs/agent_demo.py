@@ -1,6 +1,6 @@
 """Live demo: three real VOLTTRON platforms on loopback, a managed agent, a killed primary, failback.
 
-Run ``python -m failover_agent.demo`` (or ``make demo``) as root: it starts the platforms as the
+Run ``python -m labs.agent_demo`` (or ``make demo``) as root: it starts the platforms as the
 non-root platform user, installs the failover agents (standard mode, witness-verified) and a
 stand-in service agent, kills the primary platform (SIGKILL of the platform and its agents, by
 PID), prints a timeline of who runs the service and how long the takeover took, brings the primary
@@ -17,7 +17,7 @@ import warnings
 
 import gevent
 
-from failover_agent.cluster import SERVICE, Cluster, wait_for
+from labs.volttron_cluster import SERVICE, Cluster, wait_for
 
 # volttron monkey-patches late (ssl already imported): harmless here, noise in the output
 warnings.filterwarnings("ignore", message="Monkey-patching ssl")

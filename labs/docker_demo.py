@@ -21,7 +21,7 @@ from pathlib import Path
 
 import requests
 
-from DockerFailover.two_host_lab import TwoHostLab, wait_until
+from labs.docker import TwoHostLab, wait_until
 
 SETTINGS = {"heartbeat_interval": 0.5, "check_heartbeat_interval": 0.5, "heartbeat_timeout": 2.0,
             "startup_grace_period": 5.0, "restart_grace_period": 3.0, "stop_timeout": 5}

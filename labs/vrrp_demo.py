@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 
-from VrrpFailover.lab import VIP, Lab, RouterProcess, keepalived_config, ours_config, wait_for
+from labs.vrrp import VIP, Lab, RouterProcess, keepalived_config, ours_config, wait_for
 from VrrpFailover.machine import master_down_interval, skew_time
 
 REPLY = re.compile(r"^\[(\d+\.\d+)\] .*icmp_seq=(\d+)")
@@ -61,7 +61,7 @@ def say(msg: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m VrrpFailover.demo", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m labs.vrrp_demo", description=__doc__.splitlines()[0])
     p.add_argument("--peer", choices=["keepalived", "ours"], default="keepalived")
     p.add_argument("--advert-interval", type=float, default=0.1)
     args = p.parse_args(argv)

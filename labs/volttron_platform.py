@@ -29,9 +29,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from labs.wait import WaitTimeout, poll_until
+
 PLATFORM_USER = os.environ.get("FT_VOLTTRON_USER", "volttron")
 PLATFORM_VENV = Path(os.environ.get("FT_PLATFORM_VENV", "/opt/failover-toolkit/platform-venv"))
-FAILOVER_AGENT_SRC = Path(__file__).resolve().parent.parent  # FailoverAgent/ (pyproject.toml + packages)
+FAILOVER_AGENT_SRC = Path(__file__).resolve().parent.parent / "FailoverAgent"  # pyproject.toml + packages
 CONTROL = "platform.control"
 FAILOVER_CAPABILITIES = ("platform.control.start_agent", "platform.control.stop_agent")
 
@@ -137,14 +139,21 @@ class Platform:
             env=self.env, cwd=self.root, user=self.user, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=stderr, start_new_session=True, preexec_fn=_restore_sigint)
         stderr.close()
-        while not (self.vhome / "VOLTTRON_PID").exists():
-            if self.proc.poll() is not None:
-                raise PlatformError(f"platform {self.name} exited rc={self.proc.returncode}: "
+        proc = self.proc
+
+        def started() -> bool:
+            if (self.vhome / "VOLTTRON_PID").exists():
+                return True
+            if proc.poll() is not None:
+                raise PlatformError(f"platform {self.name} exited rc={proc.returncode}: "
                                     f"{(self.root / 'stderr.log').read_text()[-2000:]}")
-            if time.monotonic() - t0 > timeout:
-                self.crash()
-                raise PlatformError(f"platform {self.name} did not start within {timeout:g}s")
-            time.sleep(0.1)
+            return False
+
+        try:
+            poll_until(started, timeout, what=f"platform {self.name} to start", interval=0.1)
+        except WaitTimeout:
+            self.crash()
+            raise PlatformError(f"platform {self.name} did not start within {timeout:g}s") from None
         self.startup_s = time.monotonic() - t0
 
     @property

@@ -2,14 +2,17 @@
 
 It is a real service the valet can manage the way an operator's would be managed::
 
-    python -m HaValet.sample_service start --state-dir D --name N [--bind ADDR] [--port P] [--priority K]
-    python -m HaValet.sample_service stop  --state-dir D --name N
-    python -m HaValet.sample_service probe --state-dir D --name N   |   probe --url http://ADDR:P/
+    python -m labs.valet_service start --state-dir D --name N [--bind ADDR] [--port P] [--priority K]
+    python -m labs.valet_service stop  --state-dir D --name N
+    python -m labs.valet_service probe --state-dir D --name N   |   probe --url http://ADDR:P/
 
 ``start`` launches ``serve`` in the background and returns 0 once it listens (1 if it could not bind).
 ``GET /priority`` answers the runtime priority: the file ``D/N.priority`` if present, else ``--priority``.
 ``probe`` exits with that priority (1..125) when the service answers, 0 when it does not: the
 ha_valet test_command convention. ``stop`` sends SIGTERM to the pid in ``D/N.pid`` and waits.
+
+labs/ is not installed: whoever runs this module (a valet, a namespace, another user) needs the
+repo root on PYTHONPATH (``labs.importable_env``); ``start`` passes it on to ``serve``.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+
+from labs import importable_env
 
 
 def _paths(state_dir: str, name: str) -> tuple[Path, Path, Path]:
@@ -57,7 +62,7 @@ def serve(args: argparse.Namespace) -> int:
     try:
         server = http.server.ThreadingHTTPServer((args.bind, args.port), Handler)
     except OSError as e:
-        print(f"sample_service {args.name}: cannot listen on {args.bind}:{args.port}: {e}", file=sys.stderr)
+        print(f"valet_service {args.name}: cannot listen on {args.bind}:{args.port}: {e}", file=sys.stderr)
         return 1
     signal.signal(signal.SIGTERM, _raise_interrupt)
     pid_file.write_text(f"{os.getpid()}\n")
@@ -80,18 +85,19 @@ def start(args: argparse.Namespace) -> int:
     for p in (pid_file, port_file):
         with contextlib.suppress(OSError):
             p.unlink()
-    cmd = [sys.executable, "-m", "HaValet.sample_service", "serve", "--state-dir", args.state_dir,
+    cmd = [sys.executable, "-m", "labs.valet_service", "serve", "--state-dir", args.state_dir,
            "--name", args.name, "--bind", args.bind, "--port", str(args.port), "--priority", str(args.priority)]
-    child = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, start_new_session=True)
+    child = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, start_new_session=True,
+                             env=importable_env())
     deadline = time.monotonic() + args.wait
     while time.monotonic() < deadline:
         if port_file.exists():
             return 0
         if child.poll() is not None:
-            print(f"sample_service {args.name}: failed to start (exit {child.returncode})", file=sys.stderr)
+            print(f"valet_service {args.name}: failed to start (exit {child.returncode})", file=sys.stderr)
             return 1
         time.sleep(0.01)
-    print(f"sample_service {args.name}: not listening after {args.wait}s", file=sys.stderr)
+    print(f"valet_service {args.name}: not listening after {args.wait}s", file=sys.stderr)
     return 1
 
 
@@ -139,7 +145,7 @@ def probe(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="sample_service", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m labs.valet_service", description=__doc__.splitlines()[0])
     p.add_argument("action", choices=["serve", "start", "stop", "probe"])
     p.add_argument("--state-dir", "--dir", default="/tmp")
     p.add_argument("--name", default="sample")

@@ -19,15 +19,15 @@ from typing import Any
 
 import gevent
 
-from failover_agent.platform_runner import (
+from failover_agent.remote import RemoteLink, RemoteUnavailable
+from labs.volttron_platform import (
     InstalledAgent,
     Platform,
     build_failover_agent_wheel,
     build_service_agent_wheel,
     make_shared_dir,
 )
-from failover_agent.remote import RemoteLink, RemoteUnavailable
-from failover_core.shell.wait import WaitTimeout, poll_until
+from labs.wait import WaitTimeout, poll_until
 
 SERVICE = "ft.service"
 FAILOVER = "ft.failover"

@@ -1,9 +1,9 @@
 """A throw-away VRRP test bed in network namespaces, shared by the tests, the demo and the bench.
 
-``Lab(hosts=("a", "b", "c"))`` creates ``<prefix>-sw`` holding a bridge and one namespace per host
-(``<prefix>-a`` ...) with a veth ``eth0`` addressed 10.99.0.11, .12, ... /24; the prefix is random
-so parallel runs never collide. ``Lab.close()`` kills every process the lab started (by PID) and
-deletes its namespaces; use it as a context manager so that happens on failure too.
+``Lab(hosts=("a", "b", "c"))`` builds a labs.netns segment: ``<prefix>-sw`` holding the switch and one
+namespace per host (``<prefix>-a`` ...) with ``eth0`` addressed 10.99.0.11, .12, ... /24; the prefix
+is random so parallel runs never collide. ``Lab.close()`` kills every process the lab started (by PID)
+and deletes its namespaces; use it as a context manager so that happens on failure too.
 
 Routers: ``start_ours(host, config)`` runs ``python -m VrrpFailover`` inside the namespace and
 ``start_keepalived(host, ...)`` runs keepalived in the foreground (VRRP only), both logging to
@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import secrets
 import shutil
 import signal
 import socket
@@ -34,9 +33,10 @@ from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Any
 
-from pyroute2 import IPRoute, netns
+from pyroute2 import IPRoute
 
-from failover_core.shell.wait import poll_until
+from labs.netns import NetnsSegment
+from labs.wait import poll_until
 from VrrpFailover.netio import IP_MULTICAST_ALL
 from VrrpFailover.packet import IPPROTO_VRRP, VRRP_GROUP, Received, decode_ip_packet
 
@@ -47,10 +47,6 @@ VIP = IPv4Address(f"{SUBNET}.100")
 def wait_for(cond: Callable[[], Any], timeout: float, interval: float = 0.005, what: str = "condition") -> Any:
     """Poll ``cond`` until it returns a truthy value or ``timeout`` passes (then raise TimeoutError)."""
     return poll_until(cond, timeout, what=what, interval=interval)
-
-
-def _ip(*args: str) -> None:
-    subprocess.run(["ip", *args], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
 @dataclass
@@ -189,23 +185,24 @@ def ours_config(*, name: str = "VR_1", vrid: int = 51, priority: int = 100, adve
 class Lab:
     def __init__(self, hosts: Iterable[str] = ("a", "b", "c"), prefix: str | None = None) -> None:
         self.hosts = tuple(hosts)
-        self.prefix = prefix or f"vr{secrets.token_hex(3)}"
+        self.net = NetnsSegment({h: f"{SUBNET}.{11 + i}" for i, h in enumerate(self.hosts)}, prefix=prefix,
+                                tag="vr", switch="sw")
+        self.prefix = self.net.prefix
         self.dir = Path(tempfile.mkdtemp(prefix=f"{self.prefix}-"))
         self.processes: list[RouterProcess] = []
         self._ipr: dict[str, IPRoute] = {}
         self._observers: list[AdvertObserver] = []
-        self._made: list[str] = []
 
     # -- topology ----------------------------------------------------------------------------
     def ns(self, host: str) -> str:
-        return f"{self.prefix}-{host}"
+        return self.net.ns(host)
 
     @property
     def switch(self) -> str:
-        return f"{self.prefix}-sw"
+        return self.net.ns("sw")
 
     def address(self, host: str) -> IPv4Address:
-        return IPv4Address(f"{SUBNET}.{11 + self.hosts.index(host)}")
+        return IPv4Address(self.net.address(host))
 
     def __enter__(self) -> Lab:
         try:
@@ -219,32 +216,16 @@ class Lab:
         self.close()
 
     def up(self) -> None:
-        sw = self.switch
-        _ip("netns", "add", sw)
-        self._made.append(sw)
-        _ip("-n", sw, "link", "add", "br0", "type", "bridge")
-        _ip("-n", sw, "link", "set", "br0", "type", "bridge", "mcast_snooping", "0")
-        _ip("-n", sw, "link", "set", "br0", "up")
-        for h in self.hosts:
-            ns = self.ns(h)
-            _ip("netns", "add", ns)
-            self._made.append(ns)
-            _ip("-n", ns, "link", "set", "lo", "up")
-            _ip("link", "add", "eth0", "netns", ns, "type", "veth", "peer", "name", f"p-{h}", "netns", sw)
-            _ip("-n", sw, "link", "set", f"p-{h}", "master", "br0", "up")
-            _ip("-n", ns, "addr", "add", f"{self.address(h)}/24", "dev", "eth0")
-            _ip("-n", ns, "link", "set", "eth0", "up")
+        self.net.up()
 
     def set_link(self, host: str, up: bool) -> None:
         """Cut or restore a host's cable (its port on the switch)."""
-        _ip("-n", self.switch, "link", "set", f"p-{host}", "up" if up else "down")
+        self.net.set_port(host, up)
 
     def isolate(self, *hosts: str, on: bool = True) -> None:
         """Stop (or restore) traffic between these hosts' switch ports; each still reaches the others.
         Carrier stays up, so routers see a silent peer, not a dead link."""
-        for h in hosts:
-            subprocess.run(["ip", "netns", "exec", self.switch, "bridge", "link", "set", "dev", f"p-{h}",
-                            "isolated", "on" if on else "off"], check=True)
+        self.net.isolate(*hosts, on=on)
 
     def close(self) -> None:
         for obs in self._observers:
@@ -256,20 +237,14 @@ class Lab:
             with contextlib.suppress(Exception):
                 ipr.close()
         self._ipr.clear()
-        for ns in reversed(self._made):
-            subprocess.run(["ip", "netns", "del", ns], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        self._made.clear()
+        self.net.teardown()
         if os.environ.get("VRRP_LAB_KEEP_LOGS") is None:
             shutil.rmtree(self.dir, ignore_errors=True)
 
     # -- inside a namespace ------------------------------------------------------------------
     def in_ns(self, host: str, make: Callable[[], Any]) -> Any:
         """Create a socket-like object inside the host's namespace (it stays there once made)."""
-        netns.pushns(self.ns(host))
-        try:
-            return make()
-        finally:
-            netns.popns()
+        return self.net.in_ns(host, make)
 
     def addresses(self, host: str) -> set[IPv4Address]:
         ipr = self._ipr.get(host)
@@ -285,7 +260,7 @@ class Lab:
         return [h for h in (hosts or self.hosts) if self.has_vip(h, vip)]
 
     def exec(self, host: str, argv: list[str], **kw: Any) -> subprocess.CompletedProcess[bytes]:
-        return subprocess.run(["ip", "netns", "exec", self.ns(host), *argv], **kw)
+        return self.net.exec(host, argv, **kw)
 
     def mac(self, host: str) -> str:
         return self.exec(host, ["cat", "/sys/class/net/eth0/address"], capture_output=True,
@@ -305,9 +280,8 @@ class Lab:
     def _popen(self, host: str, argv: list[str], log_path: Path, env: dict[str, str] | None = None
                ) -> subprocess.Popen[bytes]:
         with open(log_path, "ab") as log:
-            return subprocess.Popen(["ip", "netns", "exec", self.ns(host), *argv], stdin=subprocess.DEVNULL,
-                                    stdout=log, stderr=subprocess.STDOUT, env=env,
-                                    preexec_fn=_default_signals)
+            return self.net.popen(host, argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                  env=env, preexec_fn=_default_signals)
 
     def start_ours(self, host: str, config: dict[str, Any] | list[dict[str, Any]], *, tag: str = "",
                    extra_args: Iterable[str] = ()) -> RouterProcess:

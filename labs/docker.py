@@ -3,12 +3,12 @@
 Not used by the agent. Needs root, iproute2, iptables, nsenter, dockerd and busybox-static.
 Each host is a network namespace with its own ``dockerd`` (own data-root, exec-root, pidfile,
 socket, config file), started with ``nsenter --net`` (``ip netns exec`` hides the cgroups), joined
-by a bridge in the root namespace that also carries a private /24 so this process reaches both
-hosts. Every name (namespaces, bridge, veths, iptables comment, directories) carries a run id, so
-parallel runs never collide. ``close()`` removes everything it made, in reverse order, even after
-a failure half-way: containers, daemons (by PID), leftover processes of this run's containerd
-(found by this run's unique directory), mounts under the run directory, namespaces, bridge,
-the iptables rule, the directory.
+by a labs.netns segment whose switch is in the root namespace and carries a private /24, so this
+process reaches both hosts. Every name (namespaces, bridge, veths, iptables comment, directories)
+carries a run id, so parallel runs never collide. ``close()`` removes everything it made, in reverse
+order, even after a failure half-way: containers, daemons (by PID), leftover processes of this run's
+containerd (found by this run's unique directory), mounts under the run directory, the segment
+(veths, namespaces, iptables rule, bridge), the directory.
 
 Agents run as real processes inside the namespaces: ``lab.start_agent("a", config_path)``.
 """
@@ -16,7 +16,6 @@ Agents run as real processes inside the namespaces: ``lab.start_agent("a", confi
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import json
 import os
 import random
@@ -32,7 +31,8 @@ from typing import Any
 import docker
 import requests
 
-from failover_core.shell.wait import poll_until
+from labs.netns import NetnsSegment, unused_subnet
+from labs.wait import poll_until
 
 # the lab agents' timings (write_config); tests bound their waits generously around them
 HB_INTERVAL = 0.2
@@ -84,25 +84,13 @@ class TwoHostLab:
     run_id: str = field(default_factory=lambda: f"{os.getpid() % 1000:03d}{random.randrange(16**3):03x}")
     base: Path = field(init=False)
     hosts: dict[str, Host] = field(default_factory=dict)
-    bridge: str = field(init=False)
-    subnet: ipaddress.IPv4Network = field(init=False)
+    net: NetnsSegment | None = None
     _made: list[str] = field(default_factory=list)  # what to undo
 
     def __post_init__(self) -> None:
         self.base = Path(f"/tmp/fdk-{self.run_id}")
-        self.bridge = f"fdk{self.run_id}br"
 
     # ------------------------------------------------------------------ set-up
-
-    def _free_subnet(self) -> ipaddress.IPv4Network:
-        used = sh("ip", "-4", "route", "show", "table", "all").stdout + sh("ip", "-4", "addr").stdout
-        choices = list(range(1, 255))
-        random.shuffle(choices)
-        for y in choices:
-            net = ipaddress.IPv4Network(f"10.231.{y}.0/24")
-            if f"10.231.{y}." not in used:
-                return net
-        raise RuntimeError("no free 10.231.Y.0/24 subnet for the lab")
 
     def open(self) -> TwoHostLab:
         if os.geteuid() != 0:
@@ -120,43 +108,30 @@ class TwoHostLab:
         return self
 
     def _network(self) -> None:
-        self.subnet = self._free_subnet()
-        gw = str(self.subnet.network_address + 1)
+        subnet = unused_subnet("10.231.{}.0/24")
         self.base.mkdir(parents=True)
         self._made.append("dir")
-        sh("ip", "link", "add", self.bridge, "type", "bridge")
-        self._made.append("bridge")
-        sh("ip", "addr", "add", f"{gw}/24", "dev", self.bridge)
-        sh("ip", "link", "set", self.bridge, "up")
-        sh("iptables", "-I", "FORWARD", "-i", self.bridge, "-o", self.bridge, "-j", "ACCEPT",
-           "-m", "comment", "--comment", f"fdk-{self.run_id}")
-        self._made.append("iptables")
-        for i, key in enumerate(("a", "b")):
-            ns = f"fdk-{self.run_id}-{key}"
-            ip = str(self.subnet.network_address + 11 + i)
-            host = Host(key=key, netns=ns, ip=ip, dir=self.base / key)
+        # the switch in the root namespace, with the gateway address: this process reaches both hosts;
+        # no default route in the hosts: nothing in the lab can reach any address outside it (DNS fails at once)
+        self.net = NetnsSegment({key: str(subnet.network_address + 11 + i) for i, key in enumerate(("a", "b"))},
+                                prefix=f"fdk-{self.run_id}", switch=None,
+                                switch_address=str(subnet.network_address + 1))
+        for key in self.net.hosts:
+            host = Host(key=key, netns=self.net.ns(key), ip=self.net.address(key), dir=self.base / key)
             host.dir.mkdir()
-            sh("ip", "netns", "add", ns)
             self.hosts[key] = host
-            veth = f"fdk{self.run_id}{key}"
-            sh("ip", "link", "add", veth, "type", "veth", "peer", "name", f"{veth}c")
-            sh("ip", "link", "set", f"{veth}c", "netns", ns)
-            sh("ip", "-n", ns, "link", "set", f"{veth}c", "name", "eth0")
-            sh("ip", "-n", ns, "addr", "add", f"{ip}/24", "dev", "eth0")
-            sh("ip", "-n", ns, "link", "set", "eth0", "up")
-            sh("ip", "-n", ns, "link", "set", "lo", "up")
-            sh("ip", "link", "set", veth, "master", self.bridge, "up")
-            # no default route: nothing in the lab can reach any address outside it (DNS fails at once)
+        self.net.up()
 
     def _start_dockerd(self, host: Host) -> None:
         cfg = host.dir / "daemon.json"
         cfg.write_text("{}\n")
         log = open(host.dir / "dockerd.log", "ab")  # noqa: SIM115 - owned by the process
-        host.dockerd = subprocess.Popen(
-            ["nsenter", f"--net=/run/netns/{host.netns}", "dockerd", "--config-file", str(cfg),
-             "--data-root", str(host.dir / "data"), "--exec-root", str(host.dir / "exec"),
-             "--pidfile", str(host.dir / "docker.pid"), "-H", host.socket, "--log-level", "warn"],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        assert self.net is not None
+        host.dockerd = self.net.popen(
+            host.key, ["dockerd", "--config-file", str(cfg), "--data-root", str(host.dir / "data"),
+                       "--exec-root", str(host.dir / "exec"), "--pidfile", str(host.dir / "docker.pid"),
+                       "-H", host.socket, "--log-level", "warn"],
+            net_only=True, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         log.close()
 
     def _wait_dockerd(self, host: Host, timeout: float = 60) -> None:
@@ -265,10 +240,10 @@ class TwoHostLab:
         server = "server1" if key == "a" else "server2"
         h.agent_log = h.dir / f"agent-{server}.log"
         log = open(h.agent_log, "ab")  # noqa: SIM115 - owned by the process
-        h.agent = subprocess.Popen(
-            ["nsenter", f"--net=/run/netns/{h.netns}", sys.executable, "-m", "DockerFailover",
-             "--server", server, "--config", str(config), *extra],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        assert self.net is not None
+        h.agent = self.net.popen(
+            key, [sys.executable, "-m", "DockerFailover", "--server", server, "--config", str(config), *extra],
+            net_only=True, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         log.close()
         return h.agent
 
@@ -303,14 +278,12 @@ class TwoHostLab:
 
     def cut_link(self, key: str) -> None:
         """Partition host ``key`` from the other host (this process still reaches both)."""
-        h, other = self.hosts[key], self.hosts["b" if key == "a" else "a"]
-        for chain, flag in (("INPUT", "-s"), ("OUTPUT", "-d")):
-            sh("ip", "netns", "exec", h.netns, "iptables", "-I", chain, flag, other.ip, "-j", "DROP")
+        assert self.net is not None
+        self.net.block(key, "b" if key == "a" else "a")
 
     def heal_link(self, key: str) -> None:
-        h, other = self.hosts[key], self.hosts["b" if key == "a" else "a"]
-        for chain, flag in (("INPUT", "-s"), ("OUTPUT", "-d")):
-            sh("ip", "netns", "exec", h.netns, "iptables", "-D", chain, flag, other.ip, "-j", "DROP", check=False)
+        assert self.net is not None
+        self.net.block(key, "b" if key == "a" else "a", on=False)
 
     def kill_dockerd(self, key: str) -> None:
         h = self.hosts[key]
@@ -384,18 +357,8 @@ class TwoHostLab:
                       if line.split()[1].startswith(str(self.base) + "/")]
             for m in sorted(mounts, key=len, reverse=True):
                 attempt(f"umount {m}", lambda m=m: sh("umount", "-l", m))
-        for h in self.hosts.values():
-            attempt(f"netns {h.netns}", lambda h=h: sh("ip", "netns", "del", h.netns))
-        if "bridge" in self._made:
-            attempt("bridge", lambda: sh("ip", "link", "del", self.bridge))
-        if "iptables" in self._made:
-            attempt("iptables", lambda: sh("iptables", "-D", "FORWARD", "-i", self.bridge, "-o", self.bridge,
-                                           "-j", "ACCEPT", "-m", "comment", "--comment", f"fdk-{self.run_id}"))
-        for h in self.hosts.values():
-            veth = f"fdk{self.run_id}{h.key}"
-            with contextlib.suppress(TimeoutError):
-                wait_until(lambda v=veth: sh("ip", "link", "show", v, check=False).returncode != 0, 5,
-                           what=f"{veth} to go")
+        if self.net is not None:
+            errors += [f"network: {e}" for e in self.net.teardown()]
         if "dir" in self._made:
             attempt("dir", lambda: shutil.rmtree(self.base))
         self._made.clear()

@@ -1,6 +1,6 @@
 """A decision trace of standard mode on a fake clock: the core alone, no platforms.
 
-Run: ``python -m failover_core.demo``. Primary, secondary and witness exchange heartbeats every
+Run: ``python -m labs.core_demo``. Primary, secondary and witness exchange heartbeats every
 second (timeout 3 s); the primary dies at t=10 and returns at t=20. Every decision change of either
 node is printed with its reason code, so the table rows can be seen at work.
 """

@@ -1,7 +1,7 @@
 """poll_until: poll a condition until it is truthy or a deadline on the monotonic clock passes.
 
-The one deadline loop behind the test beds' wait helpers (VrrpFailover.lab, DockerFailover.two_host_lab,
-failover_agent.cluster, tests/valet/helpers). Each keeps its own name, argument order and failure type
+The one deadline loop behind the test beds' wait helpers (labs.vrrp, labs.docker, labs.volttron_platform,
+labs.volttron_cluster, tests/valet/helpers). Each keeps its own name, argument order and failure type
 and delegates here; ``sleep`` is injectable (gevent.sleep for the VOLTTRON harness).
 """
 
@@ -17,8 +17,10 @@ class WaitTimeout(TimeoutError):
 
 
 def poll_until(cond: Callable[[], Any], timeout: float, *, what: str = "condition", interval: float = 0.05,
-               sleep: Callable[[float], Any] = time.sleep) -> Any:
-    """Return the first truthy value of ``cond()``; raise WaitTimeout once ``timeout`` seconds have passed."""
+               sleep: Callable[[float], Any] | None = None) -> Any:
+    """Return the first truthy value of ``cond()``; raise WaitTimeout once ``timeout`` seconds have passed.
+    ``sleep`` defaults to ``time.sleep`` as it is at the call (gevent's, once VOLTTRON has patched it)."""
+    sleep = sleep or time.sleep
     deadline = time.monotonic() + timeout
     while True:
         value = cond()

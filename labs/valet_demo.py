@@ -82,7 +82,7 @@ async def scenario(lab: NetnsLab, state: Path) -> None:
         say(f"TRANSITION {t}")
 
     def on_note(process: str, code: str, reason: str) -> None:
-        if code in ("START_FAILED", "TRYING_NEXT_HOST", "STOPPED", "STOP_FAILED"):
+        if code in ("start_failed", "trying_next_host", "stopped", "stop_failed"):
             say(f"           {process}: {reason} [{code}]")
 
     valet = Valet(config, on_transition=on_transition, on_note=on_note)

@@ -42,7 +42,7 @@ def test_project_wheel_holds_the_systems_and_no_test_beds(tmp_path):
     assert tops - {"failover_core", "failover_agent", "DockerFailover", "VrrpFailover", "HaValet"} == {
         "failover_toolkit-0.1.0.dist-info"}
     assert not [n for n in names if LAB_FILES.search(n)]
-    for module in ("failover_core/decide.py", "failover_agent/agent.py", "DockerFailover/pair.py",
+    for module in ("failover_core/decide.py", "failover_agent/agent.py", "DockerFailover/decider.py",
                    "VrrpFailover/machine.py", "HaValet/valet.py"):
         assert module in names  # the check above looked at a real wheel
 

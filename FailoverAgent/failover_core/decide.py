@@ -7,10 +7,15 @@ carries out the action and logs the reason. Ordered guards come first; the docum
 1. startup     a fact the table reads is still UNKNOWN (never heard, still within its grace):
                HOLD, so a restarted node does not start on a guess.
 2. verify      the table says VERIFY: the witness's verdict (if any) picks START or STOP.
-3. handover    we would START while the peer is UP and says it runs the service: HOLD until it
+3. rejoin      (standard roles) the table says START from a cell where the peer is not heard, we do
+               not run the service, and no witness verdict decided it: START only when the witness
+               says the peer cannot be running it (``witness_peer_active`` False: the witness calls
+               it DOWN, or heard it say it runs nothing). A node back from isolation hears the witness
+               before its peer; without this it would start beside the peer that took over.
+4. handover    we would START while the peer is UP and says it runs the service: HOLD until it
                releases (no moment with two actives on failback). With ``policy.wait_for_peer_state``
                also HOLD a START while the peer is still UNKNOWN (we do not know what it runs yet).
-4. failback    a standby-by-rank node runs the service and the preferred peer came back: HOLD it
+5. failback    a standby-by-rank node runs the service and the preferred peer came back: HOLD it
                until the peer has been up for ``policy.failback_delay`` seconds (hold-down).
 """
 
@@ -33,6 +38,9 @@ class Facts:
     peer_active: bool | None = None  # what the peer's last heartbeat said about its own service
     self_active: bool = False  # does the service run here now
     peer_up_for: float = 0.0  # seconds the peer has been continuously UP
+    # the witness's word on the peer (failover_core.witness_book.WitnessView.may_be_active):
+    # False = it cannot be running the service, True = it says it does, None = no word (yet)
+    witness_peer_active: bool | None = None
 
     def __post_init__(self) -> None:
         for name in ("peer", "witness"):
@@ -81,8 +89,19 @@ def decide(role: Role, facts: Facts, policy: Policy = Policy()) -> Decision:
         waiting = [n for n, v in ((peer_name, facts.peer), ("witness", facts.witness)) if v is Liveness.UNKNOWN]
         return Decision(Action.HOLD, f"{role.value}.startup",
                         f"starting up: not heard from {' or '.join(waiting)} yet, keeping current state")
+    verified = False
     if cell.action is Action.VERIFY and facts.verdict is not None:
-        cell = VERIFY_TABLE[facts.verdict]
+        cell, verified = VERIFY_TABLE[facts.verdict], True
+
+    if (cell.action is Action.START and not facts.self_active and role.uses_witness and not verified
+            and facts.peer is not Liveness.UP and facts.witness is Liveness.UP
+            and facts.witness_peer_active is not False):
+        said = ("says the secondary runs the service" if facts.witness_peer_active
+                else "has no word yet on whether the secondary runs the service")
+        if not role.is_primary:
+            said = said.replace("secondary", "primary")
+        return Decision(Action.HOLD, f"{role.value}.rejoin",
+                        f"{cell.reason}; but the witness {said}: not starting beside it")
 
     if (cell.action is Action.START and not facts.self_active and policy.wait_for_peer_state
             and facts.peer is Liveness.UNKNOWN):

@@ -2,7 +2,7 @@
 
 import pytest
 
-from failover_core import Action, Facts, Liveness, LocalUsageError, Policy, Role, decide
+from failover_core import Action, Facts, Liveness, LocalUsageError, Policy, Role, Verdict, decide
 
 UP, DOWN, UNKNOWN = Liveness.UP, Liveness.DOWN, Liveness.UNKNOWN
 
@@ -87,3 +87,31 @@ def test_decision_is_pure():
     assert decide(Role.SECONDARY, f) == decide(Role.SECONDARY, f)
     with pytest.raises(AttributeError):
         f.peer = UP  # frozen
+
+
+@pytest.mark.parametrize(("said", "words"), [(True, "says the secondary runs the service"),
+                                             (None, "has no word yet")])
+def test_primary_back_from_isolation_does_not_start_while_the_witness_may_see_the_secondary_run(said, words):
+    # it hears the witness again but not yet the secondary: the table cell alone would say start
+    d = decide(Role.PRIMARY, Facts(peer=Liveness.DOWN, witness=Liveness.UP, witness_peer_active=said))
+    assert (d.action, d.code) == (Action.HOLD, "primary.rejoin")
+    assert words in d.reason
+
+
+def test_primary_starts_once_the_witness_says_the_secondary_cannot_be_running():
+    d = decide(Role.PRIMARY, Facts(peer=Liveness.DOWN, witness=Liveness.UP, witness_peer_active=False))
+    assert (d.action, d.code) == (Action.START, "primary.secondary_down.witness_up")
+
+
+def test_rejoin_guard_never_stops_a_running_primary_nor_touches_simple_mode_or_a_verified_secondary():
+    running = decide(Role.PRIMARY, Facts(peer=Liveness.DOWN, witness=Liveness.UP, self_active=True,
+                                         witness_peer_active=True))
+    assert running.action is Action.START
+    simple = decide(Role.SIMPLE_SECONDARY, Facts(peer=Liveness.DOWN, witness=Liveness.UP, witness_peer_active=True))
+    assert simple.action is Action.START
+    verified = decide(Role.SECONDARY, Facts(peer=Liveness.DOWN, witness=Liveness.UP, verdict=Verdict.PRIMARY_DOWN,
+                                            witness_peer_active=True))
+    assert (verified.action, verified.code) == (Action.START, "secondary.verified.primary_down")
+    # a stale verdict handed to a primary does not bypass the guard
+    stale = decide(Role.PRIMARY, Facts(peer=Liveness.DOWN, witness=Liveness.UP, verdict=Verdict.PRIMARY_DOWN))
+    assert stale.code == "primary.rejoin"

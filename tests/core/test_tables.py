@@ -31,7 +31,8 @@ CELLS = [
 @pytest.mark.parametrize(("role", "peer", "witness", "action", "code"), CELLS,
                          ids=[f"{c[0].value}-peer_{c[1].value}-witness_{c[2].value}" for c in CELLS])
 def test_every_documented_cell(role, peer, witness, action, code):
-    d = decide(role, Facts(peer=peer, witness=witness))
+    # the witness's word on the peer is the one that lets every cell through (the rejoin guard has its own tests)
+    d = decide(role, Facts(peer=peer, witness=witness, witness_peer_active=False))
     assert (d.action, d.code) == (action, code)
     assert d.reason  # a sentence for the log and the alert
 

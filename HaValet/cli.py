@@ -42,11 +42,48 @@ def _load(args: argparse.Namespace) -> ValetConfig:
     return config.only(args.process) if args.process else config
 
 
+def describe_mode(config: ValetConfig) -> list[str]:
+    """What ``--check`` says about the mode (stderr): which one, and what a cut link does."""
+    hm = config.settings.host_mode
+    if hm is None:
+        return ["mode: single valet (this valet tests, starts and stops every host's instance through the "
+                "commands; it is the one point of failure: set [valet] node, secret and peers for the per-host "
+                "mode)"]
+    lines = [f"mode: per-host, node {hm.node}, listening on {hm.listen}, peers "
+             + ", ".join(f"{n}={u}" for n, u in hm.peers.items())
+             + "; pairs only (each process has exactly two hosts: the first is the primary)"]
+    if hm.standard:
+        lines.append(f"standard mode (witness {hm.witness_url}, groups "
+                     + ", ".join(hm.witness_group(p.name) for p in config.processes) + "): "
+                     + hm.fencing.explain()
+                     + f"; configure each witness group with timeout = {hm.heartbeat_timeout:g} and "
+                       f"stop_bound = {hm.stop_bound:g}")
+    else:
+        lines.append(f"simple mode (no witness): a peer silent for {hm.heartbeat_timeout:g}s is taken as down, "
+                     "so a cut link between the valets gives TWO ACTIVE instances until it heals (then the "
+                     "secondary stops within a heartbeat); set witness_url and witness_secret to prevent it")
+    lines.append("a valet killed with SIGKILL leaves its process running; see docs/valet.md for the bounds")
+    return lines
+
+
 def _render_check(config: ValetConfig) -> str:
-    """The effective config as JSON (stdout); warnings go to stderr so stdout stays JSON."""
+    """The effective config as JSON (stdout); mode and warnings go to stderr so stdout stays JSON."""
+    for line in describe_mode(config):
+        print(line, file=sys.stderr)
     for w in config.warnings:
         print(f"warning: {w}", file=sys.stderr)
-    return render_effective(config)
+    return render_effective(_masked(config))
+
+
+def _masked(config: ValetConfig) -> ValetConfig:
+    """Secrets masked: --check output lands in logs and tickets."""
+    hm = config.settings.host_mode
+    if hm is None:
+        return config
+    masked = hm.model_copy(update={"secret": f"*** ({len(hm.secret)} characters)",
+                                   "witness_secret": None if hm.witness_secret is None
+                                   else f"*** ({len(hm.witness_secret)} characters)"})
+    return config.model_copy(update={"settings": config.settings.model_copy(update={"host_mode": masked})})
 
 
 async def _run(config: ValetConfig, status_file: str | None) -> None:
@@ -54,6 +91,11 @@ async def _run(config: ValetConfig, status_file: str | None) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    if config.settings.host_mode is not None:
+        from HaValet.host_valet import HostValet  # aiohttp is imported only for the per-host mode
+
+        await HostValet(config, status_path=status_file).run(stop)
+        return
     await Valet(config, status_path=status_file).run(stop)
 
 

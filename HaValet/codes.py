@@ -34,3 +34,32 @@ class NoteCode(ReasonCode):
     STOP_FAILED = "stop_failed", "a stop command failed: the next round that finds the instance up retries it"
     ACTIVE_MOVED = "active_moved", "the one instance up is now on another host (still ACTIVE)"
     STALE_RESULT = "stale_result", "a command result for a round or start that is over: ignored"
+
+
+class PairCode(ReasonCode):
+    """Per-host mode (``HaValet.arbiter``): transitions of one process on this host. Decisions taken by
+    failover_core's tables carry the table's code (``primary.secondary_down.witness_up``, ...) instead."""
+
+    STARTING = "pair.starting", "the tables say this host runs the process: starting it here"
+    STARTED = "pair.started", "the started instance tested up within start_grace"
+    FOUND_UP = "pair.found_up", "the local instance tests up and this host may run it"
+    STOPPING = "pair.stopping", "this host must not run the process (the tables, a failed start, or fencing)"
+    STOPPED = "pair.stopped", "the local instance is stopped"
+    WENT_DOWN = "pair.went_down", "the local active instance tested down"
+    START_FAILED = "pair.start_failed", "a start failed here: not eligible until the retry delay ends"
+    RETRY = "pair.retry", "the retry delay after a failed start ended: eligible again"
+    FENCED = "pair.fenced", "no acknowledged contact with the peer or the witness for heartbeat_timeout: stopping"
+    PEER_CANNOT_RUN = "pair.peer_cannot_run", "the preferred peer is heard and cannot run it (failed start)"
+    PEER_LEFT = "pair.peer_left", "the peer valet said goodbye and runs nothing: taking over at once"
+    HANDING_OVER = "pair.handing_over", "this valet is stopping cleanly: stopping the process for the peer"
+    LEAVING = "pair.leaving", "this valet is stopping cleanly"
+
+
+class PairNoteCode(ReasonCode):
+    """Per-host mode: decisions that change no state."""
+
+    HOLD = "pair.hold", "keep what runs now (a guard of failover_core.decide, or waiting to hear the peer)"
+    NO_CONTACT = "pair.no_contact", "the tables say start, but no acknowledged contact yet: not starting"
+    RANKING_MISMATCH = "pair.ranking_mismatch", "the peer ranks the hosts differently: changing nothing"
+    KEEP_ON_LEAVE = "pair.keep_on_leave", "stopping cleanly with no peer able to take over: the process keeps running"
+    STALE_RESULT = "pair.stale_result", "a command result for an attempt that is over: ignored"

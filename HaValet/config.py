@@ -18,7 +18,9 @@ cfg form (the original tool's format)::
   section serves its own host and every stand-by host (the original re-evaluated the expression
   with ``host`` rebound the same way).
 - ``[valet]`` holds settings of the valet itself (intervals, timeouts, restart limits, notify,
-  status_file); ``[placeholders]`` maps ``NAME = value`` to fill ``@NAME@`` in commands. Placeholders
+  status_file) and, for the per-host mode, ``node``, ``listen``, ``secret``, ``peers``, heartbeat timing
+  and the witness (``HostMode``; without ``node`` the valet runs in single-valet mode); ``[placeholders]``
+  maps ``NAME = value`` to fill ``@NAME@`` in commands. Placeholders
   that are not filled stay as written (``--check`` lists them as warnings).
 - Sections with the same name are one logical process when any of them has a stand-by list (the
   README's "Host A / Host B" example); otherwise they are independent processes named ``Name@host``.
@@ -40,9 +42,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from failover_core.config import MISSING, ConfigError, StrictModel, parse_config_text
+from failover_core.fencing import FencingTiming
 from HaValet.command_expr import ExprError, parse_command_expr
 
 COMMAND_KEYS = ("start_command", "stop_command", "test_command")
@@ -86,12 +89,137 @@ class Timing(StrictModel):
     failure_window: float = Field(300.0, gt=0, le=86400, description="... within this many seconds")
 
 
+HOST_MODE_KEYS = ("node", "listen", "secret", "peers", "heartbeat_interval", "heartbeat_timeout", "stop_bound",
+                  "failback_delay", "witness_url", "witness_secret", "witness_group_prefix", "max_clock_skew")
+DEFAULT_LISTEN_PORT = 8791
+_NODE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}\Z")
+
+
+def _split_address(value: str, what: str) -> tuple[str, int]:
+    """``ADDR:PORT`` (``[v6]:PORT``) -> (address, port)."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{what} must be ADDRESS:PORT (e.g. 10.0.0.1:{DEFAULT_LISTEN_PORT})")
+    return host.strip("[]"), int(port)
+
+
+class HostMode(StrictModel):
+    """The per-host mode (``node`` set in ``[valet]``): one valet per host, each acting on its own host only.
+
+    The valets of a process's two hosts exchange signed heartbeats (HTTP, HMAC with ``secret``) and decide
+    with failover_core's tables who runs it: simple tables without a witness, standard ones with it.
+    """
+
+    node: str = Field(description="this valet's host, as the processes' host / stand_by_list name it")
+    listen: str = Field(f"0.0.0.0:{DEFAULT_LISTEN_PORT}", description="ADDRESS:PORT the valet listens on")
+    secret: str = Field(min_length=16, description="shared HMAC secret of the valets (same on every host)")
+    peers: dict[str, str] = Field(min_length=1, description="the other valets: name -> http://ADDRESS:PORT")
+    heartbeat_interval: float = Field(1.0, gt=0, le=60, description="seconds between heartbeats")
+    heartbeat_timeout: float = Field(3.0, gt=0, le=600,
+                                     description="T: the active's lease; silence after which a peer is down "
+                                                 "(simple mode) / the base of down_after (with a witness)")
+    stop_bound: float | None = Field(None, ge=0, le=3600,
+                                     description="S: stopping the process takes at most this (default: the "
+                                                 "largest stop_timeout + 0.5 s)")
+    failback_delay: float = Field(0.0, ge=0, le=86400,
+                                  description="a running secondary keeps the process until the primary is "
+                                              "back for this long")
+    witness_url: str | None = Field(None, description="http://ADDRESS:PORT of the failover-witness")
+    witness_secret: str | None = Field(None, min_length=16, description="the witness groups' shared secret")
+    witness_group_prefix: str = Field("", description="witness group = this + the process name")
+    max_clock_skew: float = Field(30.0, gt=0, le=3600, description="signed messages older/newer are refused")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _parse_text(cls, data: Any) -> Any:
+        """cfg values are text: ``peers = B=http://10.0.0.2:8791, C=...``."""
+        if isinstance(data, Mapping) and isinstance(data.get("peers"), str):
+            peers: dict[str, str] = {}
+            for item in _split_hosts(data["peers"]):
+                name, sep, url = item.partition("=")
+                if not sep or not name.strip() or not url.strip():
+                    raise ValueError(f"peers: {item!r} is not NAME=http://ADDRESS:PORT")
+                peers[name.strip()] = url.strip()
+            data = {**data, "peers": peers}
+        return data
+
+    @field_validator("node")
+    @classmethod
+    def _node(cls, v: str) -> str:
+        if not _NODE_RE.match(v):
+            raise ValueError("a name of letters, digits and _ . : @ - (at most 128)")
+        return v
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, v: str) -> str:
+        _split_address(v, "listen")
+        return v
+
+    @field_validator("peers")
+    @classmethod
+    def _peers(cls, v: dict[str, str]) -> dict[str, str]:
+        for name, url in v.items():
+            if not _NODE_RE.match(name):
+                raise ValueError(f"peer name {name!r}: letters, digits and _ . : @ - only")
+            _peer_url(url)
+        return {name: _peer_url(url) for name, url in v.items()}
+
+    @field_validator("witness_url")
+    @classmethod
+    def _witness_url(cls, v: str | None) -> str | None:
+        return None if v is None else _peer_url(v)
+
+    def problems(self) -> list[tuple[str, object, str]]:
+        """Checks across keys: (key, value, what is allowed)."""
+        out: list[tuple[str, object, str]] = []
+        if self.node in self.peers:
+            out.append(("peers", self.node, "peers lists this node itself"))
+        if self.heartbeat_interval >= self.heartbeat_timeout:
+            out.append(("heartbeat_interval", self.heartbeat_interval,
+                        f"must be smaller than heartbeat_timeout ({self.heartbeat_timeout:g})"))
+        if (self.witness_url is None) != (self.witness_secret is None):
+            out.append(("witness_url" if self.witness_url is None else "witness_secret", MISSING,
+                        "witness_url and witness_secret go together (both, or neither for simple mode)"))
+        return out
+
+    @property
+    def listen_address(self) -> tuple[str, int]:
+        return _split_address(self.listen, "listen")
+
+    @property
+    def standard(self) -> bool:
+        """With a witness: failover_core's standard tables, fencing and the rejoin guard."""
+        return self.witness_url is not None
+
+    def witness_group(self, process: str) -> str:
+        return f"{self.witness_group_prefix}{process}"
+
+    @property
+    def fencing(self) -> FencingTiming:
+        """The timing argument's numbers (failover_core.fencing): T = heartbeat_timeout, S = stop_bound."""
+        return FencingTiming(timeout=self.heartbeat_timeout, stop_bound=self.stop_bound or 0.0)
+
+    @property
+    def peer_down_after(self) -> float:
+        """Silence after which a peer valet counts as down: T + margin with a witness, T without."""
+        return self.fencing.down_after if self.standard else self.heartbeat_timeout
+
+
+def _peer_url(url: str) -> str:
+    m = re.fullmatch(r"https?://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(\d{1,5})/?", url)
+    if m is None or not 0 < int(m.group(2)) < 65536:
+        raise ValueError(f"{url!r} is not http://ADDRESS:PORT")
+    return url.rstrip("/")
+
+
 class ValetSettings(StrictModel):
     """The ``[valet]`` section: defaults for every process plus notify and status output."""
 
     timing: Timing = Timing()
     notify: str | None = None
     status_file: str | None = None
+    host_mode: HostMode | None = None
 
 
 class InstanceSpec(StrictModel):
@@ -344,6 +472,9 @@ def build_config(sections: list[_Section], reserved: Mapping[str, Mapping[str, A
     """Turn parsed sections into validated ProcessSpecs (instances in preference order)."""
     valet_section = dict(reserved.get("valet", {}))
     timing_data = {k: valet_section.pop(k) for k in list(valet_section) if k in TIMING_KEYS}
+    host_data = {k: valet_section.pop(k) for k in list(valet_section) if k in HOST_MODE_KEYS}
+    if host_data:
+        valet_section["host_mode"] = host_data
     settings, settings_problems = _check(ValetSettings, {**valet_section, "timing": timing_data}, ("[valet]", None),
                                          reserved.get("valet:where", {}))
     problems.extend(settings_problems)
@@ -373,6 +504,8 @@ def build_config(sections: list[_Section], reserved: Mapping[str, Mapping[str, A
     warnings = tuple(f"placeholder @{p}@ is not filled (add it to [placeholders]); left as written"
                      for p in sorted(missing_placeholders))
     processes.sort(key=lambda p: p.order)  # stable: file order within one order
+    if settings.host_mode is not None:
+        settings = _check_host_mode(settings, processes, source, reserved.get("valet:where", {}))
     return ValetConfig(source=source, settings=settings, processes=tuple(processes), warnings=warnings)
 
 
@@ -422,6 +555,36 @@ def _build_process(pname: str, unit: list[_Section], settings: ValetSettings, pl
                    key=lambda ri: (ri[0][0][0], ri[1].priority, ri[0][0][2]))
     return _validate(ProcessSpec, {"name": pname, "order": order, "instances": [i for _, i in keyed],
                                    "timing": timing}, source, first.where)
+
+
+def _check_host_mode(settings: ValetSettings, processes: list[ProcessSpec], source: str,
+                     where: Mapping[str, Place]) -> ValetSettings:
+    """Per-host mode: every process is a pair that includes this node, its other host is a configured peer."""
+    hm = settings.host_mode
+    assert hm is not None
+    key, line = where.get("node", ("[valet] node", None))
+    problems: list[Problem] = [(*where.get(k, (f"[valet] {k}", None))[:1], v, allowed,
+                                where.get(k, ("", None))[1]) for k, v, allowed in hm.problems()]
+    for p in processes:
+        if hm.node not in p.hosts:
+            problems.append((key, hm.node, f"this node is not a host of process {p.name} (its hosts: "
+                             + ", ".join(p.hosts) + "); give this valet only the processes of its own host", line))
+        elif len(p.hosts) != 2:
+            problems.append((f"[{p.name}] stand_by_list", ", ".join(p.hosts),
+                             "the per-host mode arbitrates pairs: a process needs exactly two hosts (its host and "
+                             "one stand-by); run more hosts with the single-valet mode", None))
+        else:
+            other = next(h for h in p.hosts if h != hm.node)
+            if other not in hm.peers:
+                pk, pl = where.get("peers", ("[valet] peers", None))
+                problems.append((pk, ", ".join(hm.peers), f"no peer valet for host {other} of process {p.name} "
+                                 f"(add {other}=http://ADDRESS:PORT)", pl))
+    if problems:
+        raise ConfigError(source, problems)
+    if hm.stop_bound is None:
+        bound = max((p.timing.stop_timeout for p in processes), default=0.0) + 0.5
+        settings = settings.model_copy(update={"host_mode": hm.model_copy(update={"stop_bound": bound})})
+    return settings
 
 
 class _Order(StrictModel):

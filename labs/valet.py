@@ -9,7 +9,7 @@ leave the lab; the random prefix keeps parallel runs apart. A cfg reaches a host
 
 from __future__ import annotations
 
-from labs.netns import NetnsSegment
+from labs.netns import NetnsSegment, run
 
 CLIENT_ADDRESS = "10.99.0.100"
 
@@ -38,6 +38,13 @@ class NetnsLab:
     def break_host(self, address: str) -> None:
         """The host loses its address: services there can no longer bind to it or be reached."""
         self.net.set_address(address, present=False)
+
+    def cut(self, address: str, other_address: str, on: bool = True) -> None:
+        """iptables in ``address``'s namespace drops traffic from and to ``other_address`` (a host or the client);
+        ``on=False`` removes one such pair of rules."""
+        for chain, flag in (("INPUT", "-s"), ("OUTPUT", "-d")):
+            run("ip", "netns", "exec", self.ns(address), "iptables", "-I" if on else "-D", chain, flag,
+                other_address, "-j", "DROP", check=on)
 
     def repair_host(self, address: str) -> None:
         self.net.set_address(address, present=True)

@@ -6,7 +6,9 @@ It is a real service the valet can manage the way an operator's would be managed
     python -m labs.valet_service stop  --state-dir D --name N
     python -m labs.valet_service probe --state-dir D --name N   |   probe --url http://ADDR:P/
 
-``start`` launches ``serve`` in the background and returns 0 once it listens (1 if it could not bind).
+``serve`` appends ``up WALLTIME PID`` to ``D/N.journal`` once it listens and ``down WALLTIME PID`` when it exits
+on SIGTERM/SIGINT (a SIGKILL writes nothing): the ground truth of when the service ran, for the tests'
+overlap checks. ``start`` launches ``serve`` in the background and returns 0 once it listens (1 if it could not bind).
 ``GET /priority`` answers the runtime priority: the file ``D/N.priority`` if present, else ``--priority``.
 ``probe`` exits with that priority (1..125) when the service answers, 0 when it does not: the
 ha_valet test_command convention. ``stop`` sends SIGTERM to the pid in ``D/N.pid`` and waits.
@@ -29,6 +31,11 @@ import urllib.request
 from pathlib import Path
 
 from labs import importable_env
+
+
+def _journal(state_dir: str, name: str, what: str) -> None:
+    with open(Path(state_dir) / f"{name}.journal", "a") as f:
+        f.write(f"{what} {time.time():.6f} {os.getpid()}\n")
 
 
 def _paths(state_dir: str, name: str) -> tuple[Path, Path, Path]:
@@ -67,12 +74,14 @@ def serve(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, _raise_interrupt)
     pid_file.write_text(f"{os.getpid()}\n")
     port_file.write_text(f"{server.server_address[1]}\n")
+    _journal(args.state_dir, args.name, "up")
     try:
         server.serve_forever(poll_interval=0.2)
     except KeyboardInterrupt:
         pass
     finally:
         server.server_close()
+        _journal(args.state_dir, args.name, "down")
         for p in (pid_file, port_file):
             with contextlib.suppress(OSError):
                 if p == port_file or p.read_text().strip() == str(os.getpid()):

@@ -1,0 +1,372 @@
+"""The per-host mode's driver: one valet per host, acting on its own host, arbitrating with its peer valets.
+
+It owns every process, socket, clock and file; ``HaValet.arbiter.PairArbiter`` decides (one per process).
+For each process it feeds a ``Tick`` at the arbiter's next deadline (monotonic clock), ``TestDone``/
+``StartDone``/``StopDone`` when a local command finishes, ``PeerHeard`` when the peer valet's signed heartbeat
+or answer arrives, ``WitnessAnswered`` when the witness acknowledges ours, and carries out each Step in one
+place (``_carry_out``: failover_core.shell.carry_out logs, notifies and hands each action to its handler,
+which spawns the command or the HTTP request as a task).
+
+HTTP (aiohttp): the valet listens on ``listen`` for ``POST /v1/valet/heartbeat`` (``HaValet.wire``) and
+``GET /status``; it sends its heartbeats to each process's peer and, with a witness, to the witness
+(``FailoverWitness.client.WitnessClient``, group = ``witness_group_prefix`` + process name). On SIGTERM it
+hands each process it runs over to a peer that can take it (stops it here first), says goodbye to its
+peers, and exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from failover_core.errors import RemoteInputError
+from failover_core.request_auth import MAX_BODY, SIG_HEADER, NotAuthenticated, RequestAuthenticator
+from failover_core.shell.carry_out import DecisionLog, Handlers, carry_out
+from failover_core.shell.clock import MonotonicClock
+from failover_core.shell.notify import NotifyDispatcher, SubprocessHookRunner
+from failover_core.step import Step
+from failover_core.transitions import Transition
+from FailoverWitness.client import WitnessClient, WitnessError
+from HaValet.arbiter import PairArbiter
+from HaValet.codes import PairNoteCode
+from HaValet.commands import close_lingering, run_command
+from HaValet.config import HostMode, ProcessSpec, ValetConfig
+from HaValet.events import (
+    Leave,
+    PairAction,
+    PairEvent,
+    PeerHeard,
+    RunStart,
+    RunStop,
+    RunTest,
+    SendHeartbeat,
+    StartDone,
+    StopDone,
+    TestDone,
+    Tick,
+    WitnessAnswered,
+)
+from HaValet.supervisor import describe_rc
+from HaValet.valet import _TransitionSink
+from HaValet.wire import HEARTBEAT_PATH, ValetHeartbeat, ValetInbox, ValetSender
+
+log = logging.getLogger("HaValet")
+LEAVE_GRACE = 2.0  # on SIGTERM, beyond the stop command's own timeout: time to say goodbye
+LOGGED_AT = (1, 10, 100, 1000)
+
+
+@dataclass
+class _Process:
+    spec: ProcessSpec
+    arb: PairArbiter
+    env: dict[str, str]
+    decisions: DecisionLog
+    peer_url: str
+    witness: WitnessClient | None
+    handlers: Handlers = field(default_factory=dict)
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class HostValet:
+    """The per-host valet (module docstring). ``run(stop)`` until ``stop`` is set."""
+
+    def __init__(self, config: ValetConfig, *, status_path: str | Path | None = None,
+                 clock: MonotonicClock | None = None,
+                 on_transition: Callable[[Transition], None] | None = None) -> None:
+        if config.settings.host_mode is None:
+            raise ValueError("HostValet needs [valet] node (the per-host mode)")
+        self.config = config
+        self.mode: HostMode = config.settings.host_mode
+        self.clock = clock or MonotonicClock()
+        path = status_path or config.settings.status_file
+        self.status_path = Path(path) if path else None
+        notify = None
+        if config.settings.notify:
+            notify = NotifyDispatcher(SubprocessHookRunner(config.settings.notify,
+                                                           timeout=config.settings.timing.command_timeout))
+        self.notify = notify
+        self.boot = secrets.token_hex(8)
+        self.auth = RequestAuthenticator(self.mode.secret, self.mode.max_clock_skew)
+        by_peer: dict[str, set[str]] = {}
+        for p in config.processes:
+            for h in p.hosts:
+                if h != self.mode.node:
+                    by_peer.setdefault(h, set()).add(p.name)
+        self.inbox = ValetInbox(self.auth, {k: frozenset(v) for k, v in by_peer.items()}, self.mode.max_clock_skew)
+        self.sender = ValetSender(self.auth)
+        self.processes: dict[str, _Process] = {}
+        self.rejected: dict[str, int] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._status_dirty = asyncio.Event()
+        self._transitions = _TransitionSink(notify, on_transition, self._status_dirty)
+        self._http: aiohttp.ClientSession | None = None
+        self._warned_down_after: set[str] = set()
+
+    # ------------------------------------------------------------------ main
+    async def run(self, stop: asyncio.Event) -> None:
+        m = self.mode
+        log.info("ha-valet: per-host mode on %s (%s), %d process(es) from %s; %s", m.node,
+                 "standard: witness " + str(m.witness_url) if m.standard else "simple: no witness",
+                 len(self.config.processes), self.config.source,
+                 m.fencing.explain() if m.standard else
+                 f"a peer silent for {m.heartbeat_timeout:g}s is down; a cut link gives two actives until it heals")
+        for w in self.config.warnings:
+            log.warning("config: %s", w)
+        now = self.clock.now()
+        self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=m.heartbeat_interval))
+        for spec in self.config.processes:
+            arb = PairArbiter(spec.name, spec.hosts, m.node, m, spec.timing, now=now)
+            inst = spec.instance(m.node)
+            witness = None
+            if m.witness_url is not None and m.witness_secret is not None:
+                witness = WitnessClient(m.witness_url, m.witness_group(spec.name), m.node, m.witness_secret,
+                                        timeout=m.heartbeat_interval, boot=self.boot, max_skew=m.max_clock_skew)
+            proc = _Process(spec, arb, {**os.environ, **inst.environment(spec.name)},
+                            DecisionLog(log, spec.name, rate_limited={PairNoteCode.STALE_RESULT}),
+                            m.peers[arb.peer], witness)
+            proc.handlers = {RunTest: partial(self._spawn, proc, self._run_test),
+                             RunStart: partial(self._spawn, proc, self._run_start),
+                             RunStop: partial(self._spawn, proc, self._run_stop),
+                             SendHeartbeat: partial(self._spawn, proc, self._send_heartbeat)}
+            self.processes[spec.name] = proc
+        runner = web.AppRunner(self._app(), access_log=None)
+        await runner.setup()
+        host, port = m.listen_address
+        await web.TCPSite(runner, host, port, reuse_address=True).start()
+        log.info("ha-valet: listening on %s:%d for %s", host, port, ", ".join(m.peers))
+        loops = [asyncio.create_task(self._process_loop(p), name=f"valet:{p.spec.name}")
+                 for p in self.processes.values()]
+        writer = asyncio.create_task(self._status_writer())
+        try:
+            await stop.wait()
+            await self._leave()
+        finally:
+            for t in loops:
+                t.cancel()
+            for t in list(self._tasks):
+                t.cancel()
+            await asyncio.gather(*loops, *self._tasks, return_exceptions=True)
+            writer.cancel()
+            await asyncio.gather(writer, return_exceptions=True)
+            self.write_status()
+            await runner.cleanup()
+            for p in self.processes.values():
+                if p.witness is not None:
+                    await p.witness.close()
+            await self._http.close()
+            close_lingering()
+            if self.notify is not None:
+                await asyncio.to_thread(self.notify.close, 5.0)
+            log.info("ha-valet: stopped")
+
+    async def _leave(self) -> None:
+        """Hand over (stop here first) what a peer can take, say goodbye, wait for the goodbyes to go out."""
+        for p in self.processes.values():
+            self._carry_out(p, p.arb.handle(Leave(now=self.clock.now())))
+        limit = max((p.spec.timing.stop_timeout for p in self.processes.values()), default=0.0) + LEAVE_GRACE
+        deadline = self.clock.now() + limit
+        while not all(p.arb.finished for p in self.processes.values()) and self.clock.now() < deadline:
+            await asyncio.sleep(0.02)
+        pending = [t for t in self._tasks if t.get_name().startswith("heartbeat:")]
+        if pending:
+            await asyncio.wait(pending, timeout=LEAVE_GRACE)
+
+    async def _process_loop(self, p: _Process) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            self._carry_out(p, p.arb.handle(Tick(now=self.clock.now())))
+            deadline = p.arb.next_deadline()
+            p.wake.clear()
+            timer = None if deadline is None else loop.call_later(max(deadline - self.clock.now(), 0.001),
+                                                                  p.wake.set)
+            try:
+                await p.wake.wait()
+            finally:
+                if timer is not None:
+                    timer.cancel()
+
+    # ------------------------------------------------------------------ carrying out a Step (the one place)
+    def _carry_out(self, p: _Process, step: Step[PairAction]) -> None:
+        carry_out(step, p.handlers, log=p.decisions, notify=self._transitions)
+        p.wake.set()  # deadlines may have moved
+
+    def _feed(self, p: _Process, event: PairEvent) -> None:
+        self._carry_out(p, p.arb.handle(event))
+
+    def _spawn(self, p: _Process, run: Callable[[_Process, Any], Any], action: PairAction) -> None:
+        name = f"heartbeat:{p.spec.name}" if isinstance(action, SendHeartbeat) else f"command:{p.spec.name}"
+        task = asyncio.create_task(self._command(p, run, action), name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _command(self, p: _Process, run: Callable[[_Process, Any], Any], action: PairAction) -> None:
+        try:
+            await run(p, action)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # a bug or an OS surprise must not leave the arbiter waiting forever
+            log.exception("%s: %s failed inside the valet", p.spec.name, type(action).__name__)
+            now = self.clock.now()
+            if isinstance(action, RunTest):
+                self._feed(p, TestDone(host=action.host, rc=None, tag=action.tag, now=now))
+            elif isinstance(action, RunStart):
+                self._feed(p, StartDone(host=action.host, rc=None, tag=action.tag, now=now, detail=f"valet: {e}"))
+            elif isinstance(action, RunStop):
+                self._feed(p, StopDone(host=action.host, rc=None, now=now, detail=f"valet: {e}"))
+
+    # ------------------------------------------------------------------ local commands
+    async def _run_test(self, p: _Process, a: RunTest) -> None:
+        r = await run_command(p.spec.instance(a.host).test_command, timeout=p.spec.timing.command_timeout, env=p.env)
+        log.debug("%s: test on %s: %s (%s, %.3fs)", p.spec.name, a.host, describe_rc(r.rc), r.detail, r.duration)
+        self._feed(p, TestDone(host=a.host, rc=r.rc, tag=a.tag, now=self.clock.now()))
+
+    async def _run_start(self, p: _Process, a: RunStart) -> None:
+        command = p.spec.instance(a.host).start_command
+        log.info("%s: starting on %s (term %d): %s", p.spec.name, a.host, a.term, command)
+        r = await run_command(command, timeout=p.spec.timing.start_timeout,
+                              env={**p.env, "HAVALET_TERM": str(a.term)})
+        log.info("%s: start on %s: %s (%.3fs)%s", p.spec.name, a.host, r.detail, r.duration,
+                 f"; output: {r.output[-500:]}" if r.output and r.rc != 0 else "")
+        self._feed(p, StartDone(host=a.host, rc=r.rc, tag=a.tag, now=self.clock.now(), detail=r.detail))
+
+    async def _run_stop(self, p: _Process, a: RunStop) -> None:
+        command = p.spec.instance(a.host).stop_command
+        log.info("%s: stopping on %s: %s", p.spec.name, a.host, command)
+        r = await run_command(command, timeout=p.spec.timing.stop_timeout, env=p.env)
+        log.info("%s: stop on %s: %s (%.3fs)", p.spec.name, a.host, r.detail, r.duration)
+        self._feed(p, StopDone(host=a.host, rc=r.rc, now=self.clock.now(), detail=r.detail))
+
+    # ------------------------------------------------------------------ heartbeats out
+    def _state_of(self, p: _Process, *, seq: int, acked_seq: int | None = None) -> ValetHeartbeat:
+        a = p.arb
+        now = self.clock.now()
+        return ValetHeartbeat(sender=self.mode.node, process=p.spec.name, boot=self.boot, seq=seq, term=a.term,
+                              running=a.claims_running, eligible=a.eligible(now), priority=a.priority,
+                              ranking=a.ranking, leaving=a.finished, acked_seq=acked_seq)
+
+    async def _send_heartbeat(self, p: _Process, a: SendHeartbeat) -> None:
+        hb = ValetHeartbeat(sender=self.mode.node, process=p.spec.name, boot=self.boot, seq=a.seq, term=a.term,
+                            running=a.running, eligible=a.eligible, priority=a.priority, ranking=p.arb.ranking,
+                            leaving=a.leaving)
+        jobs = [self._post_peer(p, hb)]
+        if p.witness is not None:
+            jobs.append(self._post_witness(p, a))
+        await asyncio.gather(*jobs)
+
+    async def _post_peer(self, p: _Process, hb: ValetHeartbeat) -> None:
+        assert self._http is not None
+        nonce = secrets.token_hex(16)
+        body, headers = self.sender.request(hb, wall_now=time.time(), nonce=nonce)
+        try:
+            async with self._http.post(p.peer_url + HEARTBEAT_PATH, data=body,
+                                       headers={**headers, "Content-Type": "application/json"}) as r:
+                data = await r.content.read(MAX_BODY + 1)
+                if r.status != 200:
+                    self._count(f"peer_http_{r.status}", f"{p.spec.name}: peer {p.arb.peer} refused our heartbeat: "
+                                f"HTTP {r.status} {data[:200]!r}")
+                    return
+                answer = self.sender.answer(hb, nonce, data, r.headers.get(SIG_HEADER), p.arb.peer)
+        except (TimeoutError, aiohttp.ClientError, OSError) as e:
+            log.debug("%s: heartbeat %d to %s: %s", p.spec.name, hb.seq, p.arb.peer, type(e).__name__)
+            return
+        except RemoteInputError as e:
+            self._count(f"peer_answer_{e.reason}", f"{p.spec.name}: bad answer from {p.arb.peer}: {e}")
+            return
+        self._feed(p, self._peer_event(answer, acked_seq=answer.acked_seq))
+
+    async def _post_witness(self, p: _Process, a: SendHeartbeat) -> None:
+        assert p.witness is not None
+        try:
+            ack = await p.witness.heartbeat(a.term, a.running, a.seq)
+        except WitnessError as e:
+            log.debug("%s: witness heartbeat %d: %s", p.spec.name, a.seq, e)
+            return
+        if abs(ack.down_after - self.mode.fencing.down_after) > 0.01 and p.spec.name not in self._warned_down_after:
+            self._warned_down_after.add(p.spec.name)
+            log.warning("%s: the witness's down_after for group %s is %.3fs, ours %.3fs: give the witness group "
+                        "timeout %g and stop_bound %g", p.spec.name, ack.group, ack.down_after,
+                        self.mode.fencing.down_after, self.mode.heartbeat_timeout, self.mode.stop_bound)
+        view = ack.view_of(p.arb.peer)
+        self._feed(p, WitnessAnswered(seq=ack.seq, now=self.clock.now(), peer_state=view.state.value,
+                                      peer_may_be_active=view.may_be_active, highest_term=ack.highest_term))
+
+    def _peer_event(self, hb: ValetHeartbeat, acked_seq: int | None = None) -> PeerHeard:
+        return PeerHeard(peer=hb.sender, now=self.clock.now(), term=hb.term, running=hb.running,
+                         eligible=hb.eligible, priority=hb.priority, ranking=hb.ranking, leaving=hb.leaving,
+                         acked_seq=acked_seq)
+
+    def _count(self, reason: str, text: str) -> None:
+        n = self.rejected[reason] = self.rejected.get(reason, 0) + 1
+        if n in LOGGED_AT or n % 10000 == 0:
+            log.warning("%s (%s, %d so far)", text, reason, n)
+
+    # ------------------------------------------------------------------ heartbeats in
+    def _app(self) -> web.Application:
+        app = web.Application(client_max_size=MAX_BODY)
+
+        async def heartbeat(request: web.Request) -> web.Response:
+            body = await request.read()
+            try:
+                nonce, hb = self.inbox.heartbeat(request.method, request.path, body, request.headers,
+                                                 wall_now=time.time())
+            except RemoteInputError as e:
+                self._count(e.reason, f"heartbeat from {request.remote} refused: {e.detail}")
+                return web.json_response({"error": e.reason}, status=401 if isinstance(e, NotAuthenticated) else 400)
+            p = self.processes[hb.process]
+            self._feed(p, self._peer_event(hb))
+            data, headers = self.inbox.answer(nonce, self._state_of(p, seq=p.arb.seq, acked_seq=hb.seq))
+            return web.Response(body=data, content_type="application/json", headers=headers)
+
+        async def status(request: web.Request) -> web.Response:
+            return web.json_response(self.status())
+
+        app.router.add_post(HEARTBEAT_PATH, heartbeat)
+        app.router.add_get("/status", status)
+        return app
+
+    # ------------------------------------------------------------------ status
+    def status(self) -> dict[str, Any]:
+        mono, wall = self.clock.now(), time.time()
+        procs = []
+        for p in self.processes.values():
+            snap = p.arb.snapshot(mono)
+            at = snap.pop("last_transition_at")
+            snap["last_transition_time"] = (
+                time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(wall - (mono - at))) if isinstance(at, float) else None)
+            snap.pop("backoff_until")
+            procs.append(snap)
+        return {"valet_pid": os.getpid(), "config": self.config.source, "node": self.mode.node,
+                "mode": "per-host " + ("standard" if self.mode.standard else "simple"),
+                "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(wall)), "processes": procs,
+                "rejected": dict(self.rejected)}
+
+    def write_status(self) -> None:
+        if self.status_path is None:
+            return
+        tmp = self.status_path.with_name(self.status_path.name + ".tmp")
+        try:
+            tmp.write_text(json.dumps(self.status(), indent=2) + "\n")
+            tmp.replace(self.status_path)
+        except OSError as e:
+            log.warning("cannot write status file %s: %s", self.status_path, e)
+
+    async def _status_writer(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._status_dirty.wait(), 1.0)
+            self._status_dirty.clear()
+            self.write_status()
+            await asyncio.sleep(0.1)

@@ -1,0 +1,214 @@
+"""A per-host valet pair for the tests: two namespace hosts, a real ``python -m HaValet`` in each, the sample
+service as the process, optionally a real ``python -m FailoverWitness`` in the lab's client namespace, and a
+sampler that records which host runs the service every 20 ms. Everything started is ended by PID.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from labs import importable_env
+from labs.valet import CLIENT_ADDRESS, NetnsLab
+from labs.valet_pair import (
+    WITNESS_PORT,
+    Interval,
+    journal_intervals,
+    log_intervals,
+    overlap,
+    pair_cfg,
+    witness_toml,
+)
+
+from .helpers import PY, pid_alive, wait_until
+
+A, B = "10.99.0.1", "10.99.0.2"
+PROCESS = "Web"
+
+
+class Sampler(threading.Thread):
+    """Which hosts run the service (a live pid in its pid file), every ``every`` seconds, with wall times."""
+
+    def __init__(self, state_dir: Path, hosts: tuple[str, ...], every: float = 0.02) -> None:
+        super().__init__(daemon=True)
+        self.state_dir, self.hosts, self.every = state_dir, hosts, every
+        self.samples: list[tuple[float, frozenset[str]]] = []
+        self._halt = threading.Event()
+
+    def running(self) -> frozenset[str]:
+        out = set()
+        for h in self.hosts:
+            with contextlib.suppress(OSError, ValueError):
+                if pid_alive(int((self.state_dir / f"{h}.pid").read_text().strip())):
+                    out.add(h)
+        return frozenset(out)
+
+    def run(self) -> None:
+        while not self._halt.is_set():
+            self.samples.append((time.time(), self.running()))
+            time.sleep(self.every)
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.join(5)
+
+    def double_seconds(self, since: float = 0.0) -> float:
+        total = 0.0
+        for (t0, s0), (t1, _) in zip(self.samples, self.samples[1:], strict=False):
+            if t0 >= since and len(s0) > 1:
+                total += t1 - t0
+        return total
+
+
+class ValetPair:
+    def __init__(self, tmp: Path, *, witness: bool, **cfg: Any) -> None:
+        self.tmp = tmp
+        self.state = tmp / "state"
+        self.state.mkdir(parents=True)
+        self.lab = NetnsLab(2, tag="hp")
+        self.witness_wanted = witness
+        self.cfg_args = cfg
+        self.valets: dict[str, subprocess.Popen[bytes]] = {}
+        self.witness: subprocess.Popen[bytes] | None = None
+        self.killed: dict[int, float] = {}  # service pid -> when a test SIGKILLed it
+        self.sampler = Sampler(self.state, (A, B))
+        self._logs: list[Any] = []
+
+    # -------------------------------------------------------------- set-up and teardown
+    def __enter__(self) -> ValetPair:
+        self.lab.setup()
+        try:
+            if self.witness_wanted:
+                self.start_witness()
+            for node in (A, B):
+                self.start_valet(node)
+            self.sampler.start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self.sampler.is_alive():
+            self.sampler.stop()
+        for node in list(self.valets):
+            self.stop_valet(node)
+        if self.witness is not None and self.witness.poll() is None:
+            self.witness.send_signal(signal.SIGTERM)
+            try:
+                self.witness.wait(10)
+            except subprocess.TimeoutExpired:
+                self.witness.kill()
+                self.witness.wait(5)
+        for pid_file in self.state.glob("*.pid"):
+            with contextlib.suppress(ValueError, OSError, ProcessLookupError):
+                os.kill(int(pid_file.read_text().strip()), signal.SIGKILL)
+        for f in self._logs:
+            f.close()
+        self.lab.teardown()
+
+    @property
+    def witness_url(self) -> str | None:
+        return f"http://{CLIENT_ADDRESS}:{WITNESS_PORT}" if self.witness_wanted else None
+
+    def start_witness(self) -> None:
+        cfg = self.tmp / "witness.toml"
+        hb_timeout = self.cfg_args.get("heartbeat_timeout", 1.0)
+        stop_bound = self.cfg_args.get("stop_timeout", 2.0) + 0.5
+        cfg.write_text(witness_toml(CLIENT_ADDRESS, [PROCESS], heartbeat_timeout=hb_timeout, stop_bound=stop_bound))
+        log = (self.tmp / "witness.log").open("ab")
+        self._logs.append(log)
+        self.witness = subprocess.Popen(["ip", "netns", "exec", self.lab.client, PY, "-m", "FailoverWitness", "-c",
+                                         str(cfg)], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                        env=importable_env())
+        wait_until(lambda: "listening on" in (self.tmp / "witness.log").read_text(), 20, "the witness listens",
+                   lambda: (self.tmp / "witness.log").read_text())
+
+    def start_valet(self, node: str) -> None:
+        peer = B if node == A else A
+        cfg = self.tmp / f"{node}.cfg"
+        cfg.write_text(pair_cfg(node, peer, self.state, primary=A, witness_url=self.witness_url, **self.cfg_args))
+        log = self.log_path(node).open("ab")
+        self._logs.append(log)
+        self.valets[node] = subprocess.Popen(
+            ["ip", "netns", "exec", self.lab.ns(node), PY, "-W", "always", "-m", "HaValet", "-c", str(cfg),
+             "--status-file", str(self.tmp / f"{node}.status.json")],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=importable_env())
+
+    def stop_valet(self, node: str, timeout: float = 15) -> int | None:
+        p = self.valets.pop(node)
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+            try:
+                p.wait(timeout)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(5)
+        return p.returncode
+
+    def kill_valet(self, node: str) -> float:
+        """SIGKILL the valet (``ip netns exec`` execs it: the Popen's pid is the valet's)."""
+        p = self.valets.pop(node)
+        at = time.time()
+        p.kill()
+        p.wait(5)
+        return at
+
+    # -------------------------------------------------------------- looking
+    def log_path(self, node: str) -> Path:
+        return self.tmp / f"{node}.log"
+
+    def log(self, node: str) -> str:
+        return self.log_path(node).read_text(errors="replace")
+
+    def diagnostics(self) -> str:
+        out = [f"--- running now: {sorted(self.sampler.running())}"]
+        for node in (A, B):
+            out.append(f"--- valet {node} ---\n{self.log(node)[-5000:]}")
+        if self.witness_wanted:
+            out.append(f"--- witness ---\n{(self.tmp / 'witness.log').read_text()[-2000:]}")
+        return "\n".join(out)
+
+    def wait_running(self, hosts: set[str], timeout: float, what: str = "") -> float:
+        """Until exactly ``hosts`` run the service; returns when (wall time)."""
+        wait_until(lambda: self.sampler.running() == frozenset(hosts), timeout,
+                   what or f"the service running on exactly {sorted(hosts)}", self.diagnostics)
+        return time.time()
+
+    def wait_settled(self, node: str = A, timeout: float = 20) -> float:
+        """Until the service runs on ``node`` only and its valet has taken it as ACTIVE."""
+        self.wait_running({node}, timeout)
+        self.wait_log(node, "-> ACTIVE", timeout)
+        return time.time()
+
+    def wait_log(self, node: str, text: str, timeout: float) -> None:
+        wait_until(lambda: text in self.log(node), timeout, f"{node} logs {text!r}", self.diagnostics)
+
+    def kill_service(self, host: str) -> float:
+        pid = int((self.state / f"{host}.pid").read_text().strip())
+        at = time.time()
+        os.kill(pid, signal.SIGKILL)
+        self.killed[pid] = at
+        return at
+
+    def service_intervals(self, host: str) -> list[Interval]:
+        return journal_intervals(self.state, host, until=time.time(), killed=self.killed)
+
+    def valet_intervals(self, host: str) -> list[Interval]:
+        return log_intervals(self.log(host), PROCESS, host, until=time.time())
+
+    def overlaps(self) -> tuple[float, float, float]:
+        """Seconds of two running: (by the services' journals, by the valets' logs, by the sampler)."""
+        now = time.time()
+        return (overlap(self.service_intervals(A), self.service_intervals(B), until=now),
+                overlap(self.valet_intervals(A), self.valet_intervals(B), until=now),
+                self.sampler.double_seconds())

@@ -90,7 +90,8 @@ class Timing(StrictModel):
 
 
 HOST_MODE_KEYS = ("node", "listen", "secret", "peers", "heartbeat_interval", "heartbeat_timeout", "stop_bound",
-                  "failback_delay", "witness_url", "witness_secret", "witness_group_prefix", "max_clock_skew")
+                  "failback_delay", "witness_url", "witness_secret", "witness_group_prefix", "max_clock_skew",
+                  "keeper")
 DEFAULT_LISTEN_PORT = 8791
 _NODE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}\Z")
 
@@ -128,6 +129,8 @@ class HostMode(StrictModel):
     witness_secret: str | None = Field(None, min_length=16, description="the witness groups' shared secret")
     witness_group_prefix: str = Field("", description="witness group = this + the process name")
     max_clock_skew: float = Field(30.0, gt=0, le=3600, description="signed messages older/newer are refused")
+    keeper: bool = Field(True, description="run HaValet.keeper beside the valet: it stops the processes when the "
+                                           "valet dies (SIGKILL) or freezes past its lease")
 
     @model_validator(mode="before")
     @classmethod

@@ -22,6 +22,8 @@ import json
 import logging
 import os
 import secrets
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -114,6 +116,8 @@ class HostValet:
         self._transitions = _TransitionSink(notify, on_transition, self._status_dirty)
         self._http: aiohttp.ClientSession | None = None
         self._warned_down_after: set[str] = set()
+        self._keeper: subprocess.Popen[bytes] | None = None
+        self._told_keeper: dict[str, tuple[bool, float | None]] = {}
 
     # ------------------------------------------------------------------ main
     async def run(self, stop: asyncio.Event) -> None:
@@ -142,6 +146,8 @@ class HostValet:
                              RunStop: partial(self._spawn, proc, self._run_stop),
                              SendHeartbeat: partial(self._spawn, proc, self._send_heartbeat)}
             self.processes[spec.name] = proc
+        if m.keeper:
+            self._start_keeper()
         runner = web.AppRunner(self._app(), access_log=None)
         await runner.setup()
         host, port = m.listen_address
@@ -167,6 +173,7 @@ class HostValet:
                 if p.witness is not None:
                     await p.witness.close()
             await self._http.close()
+            self._close_keeper()
             close_lingering()
             if self.notify is not None:
                 await asyncio.to_thread(self.notify.close, 5.0)
@@ -202,6 +209,57 @@ class HostValet:
     def _carry_out(self, p: _Process, step: Step[PairAction]) -> None:
         carry_out(step, p.handlers, log=p.decisions, notify=self._transitions)
         p.wake.set()  # deadlines may have moved
+        if self._keeper is not None:
+            self._tell_keeper(p)
+
+    # ------------------------------------------------------------------ the keeper (HaValet.keeper)
+    def _start_keeper(self) -> None:
+        self._keeper = subprocess.Popen([sys.executable, "-m", "HaValet.keeper"], stdin=subprocess.PIPE,
+                                        start_new_session=True)
+        log.info("ha-valet: keeper pid %d stops the processes if this valet dies or freezes past its lease",
+                 self._keeper.pid)
+        for p in self.processes.values():
+            self._keeper_line({"process": p.spec.name, "host": self.mode.node,
+                               "stop_command": p.spec.instance(self.mode.node).stop_command,
+                               "stop_timeout": p.spec.timing.stop_timeout, "env": p.env})
+
+    def _tell_keeper(self, p: _Process) -> None:
+        a = p.arb
+        until = None
+        if a.standard:
+            until = a.lease.expires_at if a.lease.expires_at is not None else a.started_at + a.mode.heartbeat_timeout
+        state = (a.claims_running and not a.finished, until)
+        if self._told_keeper.get(p.spec.name) != state:
+            self._told_keeper[p.spec.name] = state
+            self._keeper_line({"process": p.spec.name, "running": state[0], "until": until})
+
+    def _keeper_line(self, msg: dict[str, Any]) -> None:
+        k = self._keeper
+        if k is None or k.stdin is None:
+            return
+        try:
+            k.stdin.write(json.dumps(msg).encode() + b"\n")
+            k.stdin.flush()
+        except OSError as e:
+            log.error("ha-valet: the keeper (pid %d) is gone (%s): a SIGKILL of this valet would now leave its "
+                      "processes running", k.pid, e)
+            self._keeper = None
+
+    def _close_keeper(self) -> None:
+        """Clean exit: goodbye to the keeper (what runs now stays as the hand-over left it)."""
+        k = self._keeper
+        if k is None:
+            return
+        self._keeper_line({"bye": True})
+        with contextlib.suppress(OSError):
+            if k.stdin is not None:
+                k.stdin.close()
+        try:
+            k.wait(5)
+        except subprocess.TimeoutExpired:
+            k.kill()
+            k.wait(5)
+        self._keeper = None
 
     def _feed(self, p: _Process, event: PairEvent) -> None:
         self._carry_out(p, p.arb.handle(event))

@@ -147,6 +147,7 @@ class ValetPair:
     def stop_valet(self, node: str, timeout: float = 15) -> int | None:
         p = self.valets.pop(node)
         if p.poll() is None:
+            p.send_signal(signal.SIGCONT)  # a test may have frozen it
             p.send_signal(signal.SIGTERM)
             try:
                 p.wait(timeout)
@@ -161,6 +162,11 @@ class ValetPair:
         at = time.time()
         p.kill()
         p.wait(5)
+        return at
+
+    def freeze_valet(self, node: str, frozen: bool = True) -> float:
+        at = time.time()
+        self.valets[node].send_signal(signal.SIGSTOP if frozen else signal.SIGCONT)
         return at
 
     # -------------------------------------------------------------- looking

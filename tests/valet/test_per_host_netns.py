@@ -154,10 +154,39 @@ def test_active_host_isolated_fences_itself_before_the_other_starts(pair_factory
     no_overlap(pair)
 
 
-def test_sigkill_of_the_active_valet_leaves_its_process_running(pair_factory):
-    """The documented bound without a keeper: the process outlives its valet. With a witness, B takes over after
-    down_after and both run until A's valet is back (it then sees B running and the pair settles to one)."""
+@pytest.mark.parametrize("witness", [False, True], ids=["simple", "witness"])
+def test_sigkill_of_the_active_valet_its_keeper_stops_the_process(pair_factory, witness):
+    pair = pair_factory(witness=witness)
+    pair.wait_settled(A)
+    killed = pair.kill_valet(A)
+    took_over = pair.wait_running({B}, 15)
+    a_stopped = max(e for _, e in pair.service_intervals(A) if e is not None)
+    figures(pair, f"sigkill-active-keeper[{'witness' if witness else 'simple'}]", keeper_stop=a_stopped - killed,
+            takeover=took_over - killed)
+    no_overlap(pair)
+    assert a_stopped - killed < 1.0, pair.diagnostics()  # the keeper's stop command, at once
+    # B waits for its peer's silence: heartbeat_timeout (simple) or down_after + the witness's word (standard)
+    assert took_over - killed < (T if not witness else T + T + STOP_BOUND + 0.5) + 2.5, pair.diagnostics()
+
+
+def test_sigstop_of_the_active_valet_past_its_lease_its_keeper_fences(pair_factory):
     pair = pair_factory(witness=True)
+    pair.wait_settled(A)
+    frozen = pair.freeze_valet(A)
+    took_over = pair.wait_running({B}, 15)
+    a_stopped = max(e for _, e in pair.service_intervals(A) if e is not None)
+    figures(pair, "sigstop-active-keeper-witness", keeper_stop=a_stopped - frozen, takeover=took_over - frozen)
+    no_overlap(pair)
+    assert a_stopped - frozen < T + STOP_BOUND, pair.diagnostics()  # at the lease's end (+ the stop command)
+    pair.freeze_valet(A, frozen=False)  # it wakes up, finds its process gone, and the pair settles on one
+    pair.wait_running({A}, 15)
+    no_overlap(pair)
+
+
+def test_sigkill_of_the_active_valet_without_keeper_leaves_its_process_running(pair_factory):
+    """The documented bound without a keeper (``keeper = no``): the process outlives its valet. With a witness, B
+    takes over after down_after and both run until A's valet is back (it then sees B running and one stops)."""
+    pair = pair_factory(witness=True, extra="keeper = no\n")
     pair.wait_settled(A)
     killed = pair.kill_valet(A)
     both = pair.wait_running({A, B}, 15)

@@ -70,3 +70,22 @@ def test_status_prints_the_table(tmp_path, capsys):
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split() == ["PROCESS", "STATE", "ACTIVE", "ON", "LAST", "TRANSITION"]
     assert lines[1].split()[:4] == ["Web", "active", "b", "2026-01-01T00:00:00Z"]
+
+
+def test_check_says_which_mode_and_what_a_cut_link_does(tmp_path, capsys):
+    cfg = tmp_path / "a.cfg"
+    head = "[valet]\nnode = a\nlisten = 10.0.0.1:8791\nsecret = a shared secret of 16+\npeers = b=http://10.0.0.2:8791\n"
+    cfg.write_text(head + CFG.split(":Db")[0])
+    assert main(["-c", str(cfg), "--check"]) == 0
+    out, err = capsys.readouterr()
+    assert "mode: per-host, node a" in err and "pairs only" in err
+    assert "TWO ACTIVE instances until it heals" in err
+    assert "a shared secret" not in out and "*** (" in out  # secrets are masked
+    cfg.write_text(head + "witness_url = http://10.0.0.9:8790\nwitness_secret = witness secret 0123456\n"
+                   + CFG.split(":Db")[0])
+    assert main(["-c", str(cfg), "--check"]) == 0
+    err = capsys.readouterr().err
+    assert "standard mode (witness http://10.0.0.9:8790, groups Web)" in err and "stop_bound = 30.5" in err
+    cfg.write_text(CFG)
+    assert main(["-c", str(cfg), "--check"]) == 0
+    assert "mode: single valet" in capsys.readouterr().err

@@ -255,3 +255,58 @@ def test_example_configs_in_the_repo_are_valid():
     assert cfg.warnings == ()
     toml = load_config(root / "ha_valet.toml")
     assert toml.processes[0].hosts == ("web1", "web2", "web3")
+
+
+# ---------------------------------------------------------------------- per-host mode ([valet] node ...)
+
+PER_HOST = textwrap.dedent("""\
+    [valet]
+    node = hostA
+    listen = 10.0.0.1:8791
+    secret = a shared secret of 16+
+    peers = hostB=http://10.0.0.2:8791
+    stop_timeout = 4
+    {extra}
+    [Web]
+    host = hostA
+    stand_by_list = hostB
+    user = u
+    start_command = "start %s" % (host)
+    stop_command = "stop %s" % (host)
+    test_command = "test %s" % (host)
+    """)
+
+
+def test_per_host_mode_keys_and_defaults():
+    cfg = parse_config(PER_HOST.format(extra=""), "a.cfg")
+    hm = cfg.settings.host_mode
+    assert hm is not None and not hm.standard
+    assert hm.peers == {"hostB": "http://10.0.0.2:8791"} and hm.listen_address == ("10.0.0.1", 8791)
+    assert hm.stop_bound == 4.5  # the largest stop_timeout + 0.5 when not given
+    assert hm.peer_down_after == hm.heartbeat_timeout  # simple: a peer silent for T is down
+    std = parse_config(PER_HOST.format(extra="witness_url = http://10.0.0.9:8790\n"
+                                             "witness_secret = the witness secret 16+"), "a.cfg").settings.host_mode
+    assert std.standard and std.peer_down_after == pytest.approx(std.fencing.down_after)
+    assert std.witness_group("Web") == "Web"
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    ("witness_url = http://10.0.0.9:8790", r"a.cfg: key '\[valet\] witness_secret': value \(missing\) .*go together"),
+    ("heartbeat_interval = 3", r"a.cfg:\d+: key '\[valet\] heartbeat_interval': value 3.0 .*smaller than"),
+    ("listen2 = x", r"key '\[valet\] listen2'"),
+], ids=["witness-half", "interval", "unknown"])
+def test_per_host_mode_errors_name_the_key(extra, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_config(PER_HOST.format(extra=extra), "a.cfg")
+
+
+def test_per_host_mode_errors_about_processes():
+    text = PER_HOST.format(extra="")
+    with pytest.raises(ConfigError, match=r"key '\[valet\] node': value 'hostC' .*not a host of process Web"):
+        parse_config(text.replace("node = hostA", "node = hostC"), "a.cfg")
+    with pytest.raises(ConfigError, match=r"\[Web\] stand_by_list.*exactly two hosts"):
+        parse_config(text.replace("stand_by_list = hostB", "stand_by_list = hostB, hostC"), "a.cfg")
+    with pytest.raises(ConfigError, match=r"\[valet\] peers.*no peer valet for host hostB"):
+        parse_config(text.replace("peers = hostB=", "peers = hostX="), "a.cfg")
+    with pytest.raises(ConfigError, match=r"\[valet\] peers"):
+        parse_config(text.replace("peers = hostB=http://10.0.0.2:8791", "peers = hostB=ftp://x"), "a.cfg")

@@ -1,0 +1,221 @@
+"""PairArbiter (per-host mode) without I/O: events in, Steps out, a fake clock. One test per guard and table path,
+and the wire format of the valets' heartbeats."""
+
+from __future__ import annotations
+
+import pytest
+
+from failover_core.errors import RemoteInputError
+from failover_core.request_auth import NotAuthenticated, RequestAuthenticator
+from HaValet.arbiter import PairArbiter, PairState
+from HaValet.config import HostMode, Timing
+from HaValet.events import (
+    Leave,
+    PeerHeard,
+    RunStart,
+    RunStop,
+    RunTest,
+    SendHeartbeat,
+    StartDone,
+    StopDone,
+    TestDone,
+    Tick,
+    WitnessAnswered,
+)
+from HaValet.wire import HEARTBEAT_PATH, ValetHeartbeat, ValetInbox, ValetSender
+
+A, B = "hostA", "hostB"
+T = 1.0
+SECRET = "0123456789abcdef-secret"
+
+
+def mode(node: str, *, witness: bool = False, **kw) -> HostMode:
+    extra = {"witness_url": "http://10.0.0.9:8790", "witness_secret": "witness-secret-0123456"} if witness else {}
+    return HostMode(node=node, secret=SECRET, peers={B if node == A else A: "http://10.0.0.2:8791"},
+                    heartbeat_interval=0.25, heartbeat_timeout=T, stop_bound=0.5, **extra, **kw)
+
+
+TIMING = Timing(interval=0.5, start_grace=2.0, start_poll=0.1, backoff_initial=2.0, backoff_max=8.0)
+
+
+def arbiter(node: str = A, now: float = 100.0, **kw) -> PairArbiter:
+    return PairArbiter("Web", (A, B), node, mode(node, **kw), TIMING, now=now)
+
+
+def test_one(arb: PairArbiter, now: float, rc: int) -> list:
+    """Tick until a test is asked for, answer it with ``rc``; the step's actions."""
+    step = arb.handle(Tick(now=now))
+    tests = [a for a in step.actions if isinstance(a, RunTest)]
+    assert tests, step
+    return list(arb.handle(TestDone(host=arb.node, rc=rc, tag=tests[-1].tag, now=now)).actions)
+
+
+test_one.__test__ = False  # a helper, not a test
+
+
+def peer(arb: PairArbiter, now: float, *, running: bool, eligible: bool = True, leaving: bool = False,
+         acked: int | None = None, ranking: tuple[str, ...] = (A, B), term: int = 1):
+    return arb.handle(PeerHeard(peer=arb.peer, now=now, term=term, running=running, eligible=eligible, priority=1,
+                                ranking=ranking, leaving=leaving, acked_seq=acked))
+
+
+def started(arb: PairArbiter, now: float, actions: list) -> None:
+    """Finish the start in ``actions``: the command returns 0 and the first verification test says up."""
+    (start,) = [a for a in actions if isinstance(a, RunStart)]
+    step = arb.handle(StartDone(host=arb.node, rc=0, tag=start.tag, now=now))
+    (poll,) = step.of_type(RunTest)
+    arb.handle(TestDone(host=arb.node, rc=1, tag=poll.tag, now=now))
+    assert arb.state is PairState.ACTIVE
+
+
+def test_simple_primary_waits_to_hear_its_peer_then_starts():
+    arb = arbiter(A)
+    assert not [a for a in test_one(arb, 100.0, 0) if isinstance(a, RunStart)]  # peer still UNKNOWN: hold
+    assert arb.last_decision.code == "simple_primary.startup"
+    step = peer(arb, 100.1, running=False, term=3)
+    (start,) = step.of_type(RunStart)
+    assert start.term == 4 and arb.state is PairState.STARTING
+    assert step.transitions[0].code == "simple_primary.always"
+    assert step.of_type(SendHeartbeat)  # the peer hears of the change at once
+
+
+def test_simple_secondary_starts_when_the_primary_is_silent_and_stops_when_it_is_heard_running():
+    arb = arbiter(B)
+    peer(arb, 100.0, running=True)
+    actions = test_one(arb, 100.0, 0)
+    assert not [a for a in actions if isinstance(a, RunStart)] and arb.last_decision.code == \
+        "simple_secondary.primary_up"
+    step = arb.handle(Tick(now=101.0))  # T of silence
+    assert len(step.of_type(RunStart)) == 1
+    started(arb, 101.1, list(step.actions))
+    step = peer(arb, 102.0, running=True)  # the cut heals: the primary runs it too
+    assert step.of_type(RunStop) and step.transitions[-1].code == "simple_secondary.primary_up"
+
+
+def test_standard_secondary_starts_only_on_the_witness_word_primary_down():
+    arb = arbiter(B, witness=True)
+    peer(arb, 100.0, running=True)
+    test_one(arb, 100.0, 0)
+    silent_until = 100.0 + arb.mode.peer_down_after  # T + margin since the last receipt
+    hb = arb.handle(Tick(now=silent_until)).of_type(SendHeartbeat)[-1]
+    step = arb.handle(WitnessAnswered(seq=hb.seq, now=silent_until, peer_state="up", peer_may_be_active=True,
+                                      highest_term=1))
+    assert not step.of_type(RunStart) and arb.last_decision.code == "secondary.verified.primary_alive"
+    hb = arb.handle(Tick(now=silent_until + 0.3)).of_type(SendHeartbeat)[-1]
+    step = arb.handle(WitnessAnswered(seq=hb.seq, now=silent_until + 0.3, peer_state="down",
+                                      peer_may_be_active=False, highest_term=1))
+    (start,) = step.of_type(RunStart)
+    assert start.term == 2 and step.transitions[0].code == "secondary.verified.primary_down"
+
+
+def test_active_without_acknowledged_contact_fences_at_its_lease_end():
+    arb = arbiter(A, witness=True)
+    step = arb.handle(Tick(now=100.0))
+    hb, test = step.of_type(SendHeartbeat)[-1], step.of_type(RunTest)[0]
+    peer(arb, 100.05, running=False, acked=hb.seq)  # acknowledged: lease = 100.0 + T
+    step = arb.handle(TestDone(host=A, rc=0, tag=test.tag, now=100.05))
+    started(arb, 100.1, list(step.actions))
+    assert arb.lease.expires_at == pytest.approx(100.0 + T)
+    assert arb.next_deadline() <= 100.0 + T
+    step = arb.handle(Tick(now=100.0 + T))  # nothing acknowledged since: fence
+    assert step.of_type(RunStop) and step.transitions[-1].code == "pair.fenced"
+
+
+def test_rejoin_guard_holds_while_the_witness_says_the_peer_runs_it():
+    arb = arbiter(A, witness=True)
+    test_one(arb, 100.0, 0)
+    now = 100.0 + arb.mode.peer_down_after + 0.1  # the peer never heard: DOWN
+    hb = arb.handle(Tick(now=now)).of_type(SendHeartbeat)[-1]
+    step = arb.handle(WitnessAnswered(seq=hb.seq, now=now, peer_state="up", peer_may_be_active=True, highest_term=4))
+    assert not step.of_type(RunStart) and arb.last_decision.code == "primary.rejoin"
+    hb = arb.handle(Tick(now=now + 0.3)).of_type(SendHeartbeat)[-1]
+    step = arb.handle(WitnessAnswered(seq=hb.seq, now=now + 0.3, peer_state="down", peer_may_be_active=False,
+                                      highest_term=4))
+    (start,) = step.of_type(RunStart)
+    assert start.term == 5  # above every term the witness has seen
+
+
+def test_ranking_mismatch_changes_nothing():
+    arb = arbiter(B)
+    test_one(arb, 100.0, 0)
+    step = peer(arb, 100.1, running=False, ranking=(B, A))
+    assert not step.of_type(RunStart) and arb.last_decision.code == "pair.ranking_mismatch"
+
+
+def test_failed_start_makes_the_host_ineligible_then_the_peer_takes_over():
+    arb = arbiter(A)
+    test_one(arb, 100.0, 0)
+    (start,) = peer(arb, 100.1, running=False).of_type(RunStart)
+    step = arb.handle(StartDone(host=A, rc=1, tag=start.tag, now=100.3, detail="exit 1"))
+    assert step.of_type(RunStop) and arb.state is PairState.FAILED and not arb.eligible(100.3)
+    assert [h for h in step.of_type(SendHeartbeat) if not h.eligible]
+    arb.handle(StopDone(host=A, rc=0, now=100.4))
+    assert arb.handle(Tick(now=102.3)).transitions[0].code == "pair.retry"  # backoff_initial 2 s
+
+    sec = arbiter(B)
+    test_one(sec, 100.0, 0)
+    step = peer(sec, 100.5, running=False, eligible=False)
+    assert step.of_type(RunStart) and step.transitions[0].code == "pair.peer_cannot_run"
+
+
+def test_leave_hands_over_to_an_eligible_peer_and_says_goodbye_after_the_stop():
+    arb = arbiter(A)
+    test_one(arb, 100.0, 1)  # found up
+    peer(arb, 100.1, running=False)
+    assert arb.state is PairState.ACTIVE
+    step = arb.handle(Leave(now=100.2))
+    assert step.of_type(RunStop) and step.transitions[0].code == "pair.handing_over"
+    step = arb.handle(StopDone(host=A, rc=0, now=100.3))
+    (bye,) = step.of_type(SendHeartbeat)
+    assert bye.leaving and not bye.running and arb.finished
+
+
+def test_leave_with_no_peer_to_take_over_keeps_the_process():
+    arb = arbiter(A)
+    test_one(arb, 100.0, 1)
+    step = arb.handle(Leave(now=100.2))
+    assert not step.of_type(RunStop) and step.notes[0].code == "pair.keep_on_leave"
+    (bye,) = step.of_type(SendHeartbeat)
+    assert bye.leaving and bye.running
+
+
+def test_a_peer_that_said_goodbye_is_replaced_at_once():
+    arb = arbiter(B)
+    peer(arb, 100.0, running=True)
+    test_one(arb, 100.0, 0)
+    step = peer(arb, 100.2, running=False, leaving=True)
+    assert step.of_type(RunStart) and step.transitions[0].code == "pair.peer_left"
+
+
+# ---------------------------------------------------------------------- wire
+
+def _hb(**kw) -> ValetHeartbeat:
+    f = {"sender": B, "process": "Web", "boot": "b1", "seq": 5, "term": 1, "running": True, "eligible": True,
+         "priority": 1, "ranking": (A, B), "leaving": False, **kw}
+    return ValetHeartbeat(**f)
+
+
+def test_wire_round_trip_and_refusals():
+    auth = RequestAuthenticator(SECRET, 30.0)
+    inbox = ValetInbox(auth, {B: frozenset({"Web"})}, 30.0)
+    sender = ValetSender(auth)
+    body, headers = sender.request(_hb(), wall_now=1000.0, nonce="n" * 16)
+    nonce, got = inbox.heartbeat("POST", HEARTBEAT_PATH, body, headers, wall_now=1000.1)
+    assert got == _hb()
+    answer_body, answer_headers = inbox.answer(nonce, _hb(sender=A, acked_seq=5))
+    sig = next(iter(answer_headers.values()))
+    assert sender.answer(_hb(), nonce, answer_body, sig, A).acked_seq == 5
+    with pytest.raises(RemoteInputError):  # an answer acking another seq is no acknowledgement
+        sender.answer(_hb(seq=6), nonce, answer_body, sig, A)
+    with pytest.raises(NotAuthenticated):  # the same request again: its nonce was used
+        inbox.heartbeat("POST", HEARTBEAT_PATH, body, headers, wall_now=1000.2)
+    body2, headers2 = sender.request(_hb(seq=4), wall_now=1000.3, nonce="m" * 16)
+    with pytest.raises(RemoteInputError, match=r"replayed|older"):  # an older seq of the same boot
+        inbox.heartbeat("POST", HEARTBEAT_PATH, body2, headers2, wall_now=1000.3)
+    wrong = ValetSender(RequestAuthenticator("another secret 0123456", 30.0))
+    body3, headers3 = wrong.request(_hb(seq=9), wall_now=1000.4, nonce="k" * 16)
+    with pytest.raises(NotAuthenticated):
+        inbox.heartbeat("POST", HEARTBEAT_PATH, body3, headers3, wall_now=1000.4)
+    body4, headers4 = sender.request(_hb(seq=10, process="Db"), wall_now=1000.5, nonce="j" * 16)
+    with pytest.raises(RemoteInputError, match="arbitrate"):
+        inbox.heartbeat("POST", HEARTBEAT_PATH, body4, headers4, wall_now=1000.5)

@@ -62,7 +62,9 @@ def describe_mode(config: ValetConfig) -> list[str]:
         lines.append(f"simple mode (no witness): a peer silent for {hm.heartbeat_timeout:g}s is taken as down, "
                      "so a cut link between the valets gives TWO ACTIVE instances until it heals (then the "
                      "secondary stops within a heartbeat); set witness_url and witness_secret to prevent it")
-    lines.append("a valet killed with SIGKILL leaves its process running; see docs/valet.md for the bounds")
+    lines.append("keeper on: if this valet is killed (SIGKILL) its keeper stops the processes at once; if it freezes, "
+                 "at its lease's end (with a witness)" if hm.keeper else
+                 "keeper off: a valet killed with SIGKILL leaves its processes running (see docs/valet.md, bounds)")
     return lines
 
 

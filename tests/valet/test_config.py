@@ -255,6 +255,10 @@ def test_example_configs_in_the_repo_are_valid():
     assert cfg.warnings == ()
     toml = load_config(root / "ha_valet.toml")
     assert toml.processes[0].hosts == ("web1", "web2", "web3")
+    a, b = load_config(root / "ha_valet-host-a.cfg"), load_config(root / "ha_valet-host-b.cfg")
+    assert a.processes[0].hosts == b.processes[0].hosts == ("valet1", "valet2")  # one ranking on both hosts
+    assert (a.settings.host_mode.node, b.settings.host_mode.node) == ("valet1", "valet2")
+    assert a.settings.host_mode.standard and a.settings.host_mode.witness_group("Ostro") == "valet-Ostro"
 
 
 # ---------------------------------------------------------------------- per-host mode ([valet] node ...)

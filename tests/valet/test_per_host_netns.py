@@ -46,7 +46,8 @@ def pair_factory(tmp_path):
 def figures(pair: ValetPair, name: str, **more: float) -> None:
     journal, logs, sampled = pair.overlaps()
     extra = " ".join(f"{k}={v:.3f}s" for k, v in more.items())
-    print(f"\nFIGURES {name}: two running by journals={journal:.3f}s logs={logs:.3f}s sampler={sampled:.3f}s {extra}")
+    print(f"\nFIGURES {name}: two_running_journals={journal:.3f}s two_running_logs={logs:.3f}s "
+          f"two_running_sampler={sampled:.3f}s {extra}")
 
 
 def no_overlap(pair: ValetPair) -> None:

@@ -112,9 +112,11 @@ def test_the_shipped_example_is_valid() -> None:
 
 def test_systemd_unit_runs_the_console_script_and_checks_the_config_first() -> None:
     text = UNIT.read_text()
-    assert re.search(r"^ExecStartPre=\S+/failover-witness --config (\S+) --check$", text, re.M)
-    start = re.search(r"^ExecStart=\S+/failover-witness --config (\S+)$", text, re.M)
-    assert start and start.group(1) == "/etc/failover-witness/witness.toml"
+    # the root-only config file reaches the unprivileged service user as a credential
+    assert re.search(r"^LoadCredential=witness.toml:/etc/failover-witness/witness.toml$", text, re.M)
+    assert re.search(r"^ExecStartPre=\S+/failover-witness --config %d/witness.toml --check$", text, re.M)
+    assert re.search(r"^ExecStart=\S+/failover-witness --config %d/witness.toml$", text, re.M)
+    assert "DynamicUser=yes" in text
     assert "Restart=always" in text and "KillSignal=SIGTERM" in text
     assert "failover-witness=FailoverWitness.cli:main" in (REPO / "setup.py").read_text()
     if shutil.which("systemd-analyze"):

@@ -147,6 +147,7 @@ def test_forged_replayed_stale_and_malformed_requests_are_refused_counted_and_ch
             (SignedRequest(HEARTBEAT_PATH, encode_body({**hb, "seq": 13}), {}, ""), 401, "unauthenticated"),
             (SignedRequest(HEARTBEAT_PATH, b"{not json", good.headers, ""), 400, "malformed"),
             (SignedRequest(HEARTBEAT_PATH, b"[" * 5000, good.headers, ""), 400, "malformed"),
+            (SignedRequest(HEARTBEAT_PATH, b" " * 100_000, good.headers, ""), 400, "malformed"),  # too large
             (signed(a, HEARTBEAT_PATH, {**hb, "term": "two", "seq": 14}, nonce="bad-term-0001"), 400, "malformed"),
             (signed(a, QUERY_PATH, {"group": "pair1", "node": "a"}, nonce="no-subject-01"), 400, "malformed"),
             (SignedRequest(QUERY_PATH, good.body, good.headers, ""), 401, "bad_mac"),  # signed for another path
@@ -159,8 +160,8 @@ def test_forged_replayed_stale_and_malformed_requests_are_refused_counted_and_ch
 
     asyncio.run(scenario())
     status = witness.status()
-    assert status["rejected"] == {"bad_mac": 2, "replayed": 2, "stale": 1, "unauthenticated": 1, "malformed": 4}
-    # the two bodies that are not JSON name no group: counted only in the total
+    assert status["rejected"] == {"bad_mac": 2, "replayed": 2, "stale": 1, "unauthenticated": 1, "malformed": 5}
+    # the three bodies that are not JSON name no group: counted only in the total
     assert status["groups"]["pair1"]["rejected"] == {**status["rejected"], "malformed": 2}
     assert status["groups"]["pair1"]["heartbeats"] == 2 and status["groups"]["pair2"]["rejected"] == {}
     assert "refused (bad_mac, 1 so far)" in witness.log_text()

@@ -20,6 +20,8 @@ from failover_core.witness_protocol import HEARTBEAT_PATH, QUERY_PATH, NodeSide,
 from FailoverWitness.client import WitnessClient, WitnessError
 from labs.witness import WitnessProcess
 
+pytestmark = pytest.mark.integration
+
 S1, S2 = "secret-of-pair-one-0123", "secret-of-pair-two-4567"
 T, STOP = 1.0, 0.3
 DOWN_AFTER = FencingTiming(timeout=T, stop_bound=STOP).down_after  # 1.66 s

@@ -46,6 +46,11 @@ class NetnsLab:
             run("ip", "netns", "exec", self.ns(address), "iptables", "-I" if on else "-D", chain, flag,
                 other_address, "-j", "DROP", check=on)
 
+    def cut_outgoing(self, address: str, other_address: str, on: bool = True) -> None:
+        """Only what ``address`` sends to ``other_address`` is dropped (one direction); it still receives."""
+        run("ip", "netns", "exec", self.ns(address), "iptables", "-I" if on else "-D", "OUTPUT", "-d", other_address,
+            "-j", "DROP", check=on)
+
     def repair_host(self, address: str) -> None:
         self.net.set_address(address, present=True)
 

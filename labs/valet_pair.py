@@ -4,7 +4,6 @@
   optional witness) managing the sample service ``labs.valet_service`` on its own host, locally (the valet
   runs inside the host's namespace, so the commands need no ssh and no ``ip netns exec``). A file
   ``STATE/<host>.broken`` makes the start on that host fail (a host that cannot run the service).
-- ``witness_toml``: a ``failover-witness`` config with one group per process, the valets' timing.
 - Timelines, in wall-clock seconds (every process of the lab shares the machine's clock):
   ``journal_intervals`` (when the service itself listened: its ``.journal``), ``log_intervals`` (from a
   valet's log: the start command's launch to the stop command's return, a superset of when it ran),
@@ -21,7 +20,6 @@ from pathlib import Path
 
 SERVICE_PORT = 8080
 VALET_PORT = 8791
-WITNESS_PORT = 8790
 SECRET = "lab secret of the valet pair, 32+"
 WITNESS_SECRET = "lab secret of the witness groups"
 
@@ -64,18 +62,6 @@ def pair_cfg(node: str, peer: str, state_dir: Path, *, primary: str, witness_url
         test_command = "@PY@ -m labs.valet_service probe --url http://%s:%s/priority --timeout 0.5" % (host, port)
         """)  # noqa: E501 (one cfg line per command, as operators write them)
     return cfg
-
-
-def witness_toml(listen: str, processes: list[str], *, heartbeat_timeout: float = 1.0, stop_bound: float = 2.5,
-                 heartbeat_interval: float = 0.25) -> str:
-    groups = "".join(textwrap.dedent(f"""\
-        [groups.{p}]
-        secret = "{WITNESS_SECRET}"
-        timeout = {heartbeat_timeout}
-        stop_bound = {stop_bound}
-        heartbeat_interval = {heartbeat_interval}
-        """) for p in processes)
-    return f'name = "lab-witness"\nlisten = "{listen}"\nport = {WITNESS_PORT}\n\n' + groups
 
 
 def journal_intervals(state_dir: Path, host: str, *, until: float | None = None,

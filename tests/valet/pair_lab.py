@@ -16,15 +16,8 @@ from typing import Any
 
 from labs import importable_env
 from labs.valet import CLIENT_ADDRESS, NetnsLab
-from labs.valet_pair import (
-    WITNESS_PORT,
-    Interval,
-    journal_intervals,
-    log_intervals,
-    overlap,
-    pair_cfg,
-    witness_toml,
-)
+from labs.valet_pair import WITNESS_SECRET, Interval, journal_intervals, log_intervals, overlap, pair_cfg
+from labs.witness import WitnessProcess
 
 from .helpers import PY, pid_alive, wait_until
 
@@ -75,7 +68,7 @@ class ValetPair:
         self.witness_wanted = witness
         self.cfg_args = cfg
         self.valets: dict[str, subprocess.Popen[bytes]] = {}
-        self.witness: subprocess.Popen[bytes] | None = None
+        self.witness: WitnessProcess | None = None
         self.killed: dict[int, float] = {}  # service pid -> when a test SIGKILLed it
         self.sampler = Sampler(self.state, (A, B))
         self._logs: list[Any] = []
@@ -102,13 +95,8 @@ class ValetPair:
             self.sampler.stop()
         for node in list(self.valets):
             self.stop_valet(node)
-        if self.witness is not None and self.witness.poll() is None:
-            self.witness.send_signal(signal.SIGTERM)
-            try:
-                self.witness.wait(10)
-            except subprocess.TimeoutExpired:
-                self.witness.kill()
-                self.witness.wait(5)
+        if self.witness is not None:
+            self.witness.stop()
         for pid_file in self.state.glob("*.pid"):
             with contextlib.suppress(ValueError, OSError, ProcessLookupError):
                 os.kill(int(pid_file.read_text().strip()), signal.SIGKILL)
@@ -118,20 +106,17 @@ class ValetPair:
 
     @property
     def witness_url(self) -> str | None:
-        return f"http://{CLIENT_ADDRESS}:{WITNESS_PORT}" if self.witness_wanted else None
+        return None if self.witness is None else self.witness.url
 
     def start_witness(self) -> None:
-        cfg = self.tmp / "witness.toml"
-        hb_timeout = self.cfg_args.get("heartbeat_timeout", 1.0)
-        stop_bound = self.cfg_args.get("stop_timeout", 2.0) + 0.5
-        cfg.write_text(witness_toml(CLIENT_ADDRESS, [PROCESS], heartbeat_timeout=hb_timeout, stop_bound=stop_bound))
-        log = (self.tmp / "witness.log").open("ab")
-        self._logs.append(log)
-        self.witness = subprocess.Popen(["ip", "netns", "exec", self.lab.client, PY, "-m", "FailoverWitness", "-c",
-                                         str(cfg)], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                        env=importable_env())
-        wait_until(lambda: "listening on" in (self.tmp / "witness.log").read_text(), 20, "the witness listens",
-                   lambda: (self.tmp / "witness.log").read_text())
+        """A real ``python -m FailoverWitness`` in the lab's client namespace, one group per process with the
+        valets' timing (timeout = heartbeat_timeout, stop_bound = stop_timeout + 0.5, as the valets compute S)."""
+        group = {"secret": WITNESS_SECRET, "timeout": self.cfg_args.get("heartbeat_timeout", 1.0),
+                 "stop_bound": self.cfg_args.get("stop_timeout", 2.0) + 0.5,
+                 "heartbeat_interval": self.cfg_args.get("heartbeat_interval", 0.25)}
+        self.witness = WitnessProcess(self.tmp / "witness", {PROCESS: group}, listen=CLIENT_ADDRESS,
+                                      popen=lambda argv, **kw: subprocess.Popen(
+                                          ["ip", "netns", "exec", self.lab.client, *argv], **kw)).start()
 
     def start_valet(self, node: str) -> None:
         peer = B if node == A else A
@@ -181,7 +166,7 @@ class ValetPair:
         for node in (A, B):
             out.append(f"--- valet {node} ---\n{self.log(node)[-5000:]}")
         if self.witness_wanted:
-            out.append(f"--- witness ---\n{(self.tmp / 'witness.log').read_text()[-2000:]}")
+            out.append(f"--- witness ---\n{self.witness.log_text()[-2000:] if self.witness else ''}")
         return "\n".join(out)
 
     def wait_running(self, hosts: set[str], timeout: float, what: str = "") -> float:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import time
 
 import pytest
@@ -152,6 +153,37 @@ def test_active_host_isolated_fences_itself_before_the_other_starts(pair_factory
     time.sleep(4 * HB)
     # the primary takes it back after the heal (failback, failback_delay 0): still never two
     pair.wait_running({A}, 10)
+    no_overlap(pair)
+
+
+def test_witness_down_alone_changes_nothing(pair_factory):
+    pair = pair_factory(witness=True)
+    pair.wait_settled(A)
+    pair.witness.stop(signal.SIGKILL)
+    time.sleep(2 * (T + STOP_BOUND + 1))  # two down_after periods: the pair still hears each other
+    assert pair.sampler.running() == {A}, pair.diagnostics()
+    assert "[pair.fenced]" not in pair.log(A) and "[pair.stopping]" not in pair.log(A)
+    figures(pair, "witness-killed")
+    no_overlap(pair)
+
+
+def test_active_whose_outgoing_traffic_is_cut_fences_although_it_hears_the_others(pair_factory):
+    """Only A's sends are dropped: it still receives B's heartbeats (B is UP for it), but nothing it sends is
+    acknowledged, so its lease runs out: only acknowledged contact renews the right to run."""
+    pair = pair_factory(witness=True)
+    pair.wait_settled(A)
+    cut = time.time()
+    pair.lab.cut_outgoing(A, B)
+    pair.lab.cut_outgoing(A, CLIENT_ADDRESS)
+    took_over = pair.wait_running({B}, 15)
+    pair.wait_log(A, "[pair.fenced]", 5)
+    a_stopped = max(e for _, e in pair.service_intervals(A) if e is not None)
+    figures(pair, "outgoing-cut-active-witness", fenced_after_cut=a_stopped - cut, takeover=took_over - cut)
+    no_overlap(pair)
+    assert a_stopped - cut < T + STOP_BOUND + 0.5, pair.diagnostics()
+    pair.lab.cut_outgoing(A, B, on=False)
+    pair.lab.cut_outgoing(A, CLIENT_ADDRESS, on=False)
+    pair.wait_running({A}, 15)  # healed: failback to the primary, never two
     no_overlap(pair)
 
 

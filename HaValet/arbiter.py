@@ -21,6 +21,7 @@ peer valet and the witness (their answers come back as ``PeerHeard(acked_seq=...
 
 Every event ends with one decision (``_decide``), ordered guards first, then the tables:
 
+0. leaving      the valet is stopping (a hand-over's stop is under way): change nothing more.
 1. startup      no local test result yet: change nothing.
 2. ranking      the peer ranks the hosts differently (the two configs disagree on who is primary): change
                 nothing and say so (acting on two opinions of "primary" could run the process twice).
@@ -381,6 +382,8 @@ class PairArbiter:
 
     def _verdict(self, now: float) -> Decision:
         hold = TableAction.HOLD
+        if self._leaving:  # the hand-over's stop is under way: start nothing, stop nothing more
+            return Decision(hold, PairCode.LEAVING, "valet stopping: handing over")
         if not self.tested:
             return Decision(hold, PairNoteCode.HOLD, "no local test result yet")
         news = self.peer_news

@@ -91,18 +91,26 @@ class ValetPair:
         self.close()
 
     def close(self) -> None:
-        if self.sampler.is_alive():
-            self.sampler.stop()
-        for node in list(self.valets):
-            self.stop_valet(node)
+        """End everything this pair started, each step on its own (one failing does not skip the others)."""
+        steps = [self.sampler.stop] if self.sampler.is_alive() else []
+        steps += [lambda node=node: self.stop_valet(node) for node in list(self.valets)]
         if self.witness is not None:
-            self.witness.stop()
+            steps.append(self.witness.stop)
+        steps += [self._kill_services, *(f.close for f in self._logs), self.lab.teardown]
+        errors = []
+        for step in steps:
+            try:
+                step()
+            except Exception as e:
+                errors.append(e)
+        self._logs.clear()
+        if errors:
+            raise errors[0]
+
+    def _kill_services(self) -> None:
         for pid_file in self.state.glob("*.pid"):
             with contextlib.suppress(ValueError, OSError, ProcessLookupError):
                 os.kill(int(pid_file.read_text().strip()), signal.SIGKILL)
-        for f in self._logs:
-            f.close()
-        self.lab.teardown()
 
     @property
     def witness_url(self) -> str | None:

@@ -165,6 +165,8 @@ def test_leave_hands_over_to_an_eligible_peer_and_says_goodbye_after_the_stop():
     assert arb.state is PairState.ACTIVE
     step = arb.handle(Leave(now=100.2))
     assert step.of_type(RunStop) and step.transitions[0].code == "pair.handing_over"
+    step = peer(arb, 100.25, running=False)  # news while the stop runs: nothing starts again
+    assert not step.of_type(RunStart) and not step.of_type(RunStop)
     step = arb.handle(StopDone(host=A, rc=0, now=100.3))
     (bye,) = step.of_type(SendHeartbeat)
     assert bye.leaving and not bye.running and arb.finished

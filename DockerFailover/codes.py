@@ -39,6 +39,8 @@ class AlertCode(ReasonCode):
         "our Docker daemon does not answer; the containers may still run, so no failover on that alone")
     DOCKER_BACK = "docker_back", "our Docker daemon answers again"
     PEER_LOST = "peer_lost", "the peer went silent (active: we keep the containers; idle: we cannot take over)"
+    PEER_LEAVING = "peer_leaving", (
+        "the peer's agent is shutting down (its last heartbeat said so): it cannot take over until it is back")
     PEER_BACK = "peer_back", "heartbeats from the peer again after it was reported lost"
     CONTAINER_FAILED_NO_PEER = "container_failed_no_peer", (
         "a container is down past its grace and the peer cannot take over: restart it here")

@@ -135,6 +135,7 @@ class PairNode:
     timers: Deadlines[Timer] = field(default_factory=Deadlines)
     failed_alerted: bool = False
     handover_detail: str = ""  # why the unanswered hand-over request got no answer
+    leaving: bool = False  # our agent is shutting down: never take over again, tell the peer
 
     def __post_init__(self) -> None:
         s = self.settings
@@ -152,7 +153,8 @@ class PairNode:
     @property
     def eligible(self) -> bool:
         """Could we run the containers? Our Docker daemon answers and none of them is missing here."""
-        return self.docker_ok is True and all(w.last is None or w.last.exists for w in self.watches.values())
+        return not self.leaving and self.docker_ok is True and \
+            all(w.last is None or w.last.exists for w in self.watches.values())
 
     @property
     def containers_up(self) -> bool:
@@ -160,7 +162,7 @@ class PairNode:
 
     def heartbeat_fields(self) -> dict[str, Any]:
         return {"sender": self.settings.name, "term": self.term, "role": self.role.value,
-                "eligible": self.eligible, "containers_up": self.containers_up}
+                "eligible": self.eligible, "containers_up": self.containers_up, "leaving": self.leaving}
 
     def _before(self, timer: Timer, now: float) -> bool:
         """Is ``timer`` set and still in the future?"""
@@ -241,7 +243,11 @@ class PairNode:
                 return False
             case HeartbeatReceived(heartbeat=hb):
                 self.liveness.heard(now)
+                was_leaving = self.peer.heartbeat is not None and self.peer.heartbeat.leaving
                 self.peer.heartbeat = hb
+                if hb.leaving and not was_leaving:
+                    b.act(Alert(code=AlertCode.PEER_LEAVING, message=f"{hb.sender} is shutting down "
+                                                                     f"({hb.role.value}): it cannot take over"))
                 if self.peer.lost_alerted:
                     b.act(Alert(code=AlertCode.PEER_BACK, message=f"heartbeats from {hb.sender} again "
                                                                   f"({hb.role.value}, term {hb.term})"))
@@ -284,7 +290,7 @@ class PairNode:
             case HandOverRequested():
                 return self._answer_as_idle(event, b)
             case ShutdownRequested():
-                return None  # nothing runs here to hand over
+                return self._leave(now, b)
             case HeartbeatReceived(heartbeat=hb) if hb.role is Role.ACTIVE:
                 self._set_term(hb.term, b)
                 self._change(Role.PASSIVE, TransitionCode.PEER_ACTIVE, f"peer {hb.sender} is active in term "
@@ -311,7 +317,7 @@ class PairNode:
             case HandOverRequested():
                 return self._answer_as_idle(event, b)
             case ShutdownRequested():
-                return None  # nothing runs here to hand over
+                return self._leave(now, b)
             case HeartbeatReceived(heartbeat=hb):
                 self._set_term(hb.term, b)  # a later term, active or idle: learn it
         s = self.settings
@@ -347,7 +353,8 @@ class PairNode:
                     self._change(Role.HANDING_OVER, TransitionCode.SHUTDOWN, f"agent shutting down; handing over "
                                  f"to {s.peer}", now, b)
                     self._stop_all("shutdown hand-over", b)
-                return None
+                    return None
+                return self._leave(now, b)
             case HeartbeatReceived(heartbeat=hb) if hb.role is Role.ACTIVE and hb.term > self.term:
                 self._set_term(hb.term, b)
                 self._step_down(TransitionCode.HIGHER_TERM, f"peer {hb.sender} is active with higher term "
@@ -459,6 +466,15 @@ class PairNode:
         b.act(HandOverAnswer(accepted=True, term=self.term, detail="accepted", asked_by=ev.sender,
                              asked_term=ev.term))
         return self._active(Tick(now=now), b)
+
+    def _leave(self, now: float, b: Build) -> None:
+        """Shutting down with nothing to hand over: what runs here keeps running; tell the peer at once that we
+        are leaving (``leaving``, not eligible), so an active peer does not stop its containers for a hand-over
+        to us that cannot happen, and an idle one knows we will not take over."""
+        if not self.leaving:
+            self.leaving = True
+            self.timers.set(Timer.HEARTBEAT, now)
+        self._heartbeat_timer(now, b)
 
     def _refuse(self, ev: HandOverRequested, detail: str, b: Build) -> None:
         b.act(HandOverAnswer(accepted=False, term=self.term, detail=detail, asked_by=ev.sender, asked_term=ev.term))

@@ -33,6 +33,7 @@ class PeerHeartbeat:
     role: Role
     eligible: bool  # its Docker daemon answers and no managed container is missing there
     containers_up: bool  # all managed containers are up there
+    leaving: bool = False  # its agent is shutting down: it will not take over (absent in older agents' heartbeats)
 
 
 # ---------------------------------------------------------------------------------------------- events

@@ -103,6 +103,7 @@ class Agent:
         self._stopping = asyncio.Event()
         self._heartbeats_in_flight = 0
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._heartbeat_tasks: set[asyncio.Task[Any]] = set()
         self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._events: EventFollower | None = None
@@ -185,16 +186,19 @@ class Agent:
     def _heartbeat(self, a: SendHeartbeat) -> None:
         if self._heartbeats_in_flight < MAX_HEARTBEATS_IN_FLIGHT:
             self._heartbeat_seq += 1
-            self._spawn(self._send_heartbeat({**a.fields, "boot": self.boot_id, "seq": self._heartbeat_seq}))
+            task = self._spawn(self._send_heartbeat({**a.fields, "boot": self.boot_id, "seq": self._heartbeat_seq}))
+            self._heartbeat_tasks.add(task)
+            task.add_done_callback(self._heartbeat_tasks.discard)
 
     def _answered(self, a: HandOverAnswer) -> None:
         _log.info("become_primary from %s (term %d): %s", a.asked_by, a.asked_term,
                   "accepted" if a.accepted else f"refused: {a.detail}")
 
-    def _spawn(self, coro: Any) -> None:
+    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     # ------------------------------------------------------------------ Docker (one worker thread, in order)
 
@@ -344,10 +348,20 @@ class Agent:
         return 0
 
     async def _shutdown(self) -> None:
-        """An active agent hands over before it exits (if the peer can take over)."""
+        """Before exiting: an active agent hands over if the peer can take over; a hand-over that fails restarts
+        our containers, and we wait for that start (the service must never be left running nowhere); an agent
+        with nothing to hand over tells the peer it is leaving, and we wait for that heartbeat to be delivered."""
         await self.apply(self.node.handle(ShutdownRequested(now=self.clock.now())))
-        deadline = self.clock.now() + self.cfg.stop_timeout + 2 * self.cfg.request_timeout + 2
-        while self.node.role is Role.HANDING_OVER and self.clock.now() < deadline:
+        deadline = self.clock.now() + self.cfg.stop_timeout + 2 * self.cfg.request_timeout + 10
+        while (self.node.role is Role.HANDING_OVER or self.node.ops_pending) and self.clock.now() < deadline:
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), 0.1)
+        if self.node.role is Role.HANDING_OVER or self.node.ops_pending:
+            _log.error("exiting with a hand-over or a container operation unfinished after %.0fs",
+                       deadline - self.clock.now())
+        if self.node.leaving:
+            _log.info("leaving: told %s", self.cfg.peer)
+        pending = [t for t in self._heartbeat_tasks if not t.done()]
+        if pending:
+            await asyncio.wait(pending, timeout=self.cfg.request_timeout + 0.5)

@@ -42,6 +42,7 @@ NODE_KEYS = (
     "heartbeat_interval", "check_heartbeat_interval", "heartbeat_timeout", "startup_grace_period",
     "restart_grace_period", "containers", "stop_timeout", "request_timeout", "max_clock_skew",
     "failback", "failback_hold_down", "notify", "notify_timeout", "docker_url", "state_dir", "listen",
+    "term_file",
 )
 
 
@@ -70,6 +71,9 @@ class NodeConfig(StrictModel):
     notify_timeout: float = Field(default=10.0, gt=0)
     docker_url: str | None = Field(default=None, description="None: DOCKER_HOST or the default socket")
     state_dir: str = "/var/lib/docker-failover"
+    term_file: str | None = Field(default=None, description=(
+        "written with the term (one line) before the containers start: bind-mount its directory read-only "
+        "into them to use the term as a fencing token"))
 
     @field_validator("containers")
     @classmethod
@@ -102,6 +106,13 @@ class NodeConfig(StrictModel):
     def _notify(cls, v: str | list[str] | None) -> str | list[str] | None:
         if v is not None and not (v.strip() if isinstance(v, str) else v):
             raise ValueError("notify must be a non-empty command (or leave it out)")
+        return v
+
+    @field_validator("term_file")
+    @classmethod
+    def _term_file(cls, v: str | None) -> str | None:
+        if v is not None and (not v.startswith("/") or v.endswith("/")):
+            raise ValueError("term_file must be an absolute file path, e.g. /run/docker-failover/term")
         return v
 
     @model_validator(mode="after")

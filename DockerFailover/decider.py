@@ -500,7 +500,7 @@ class PairNode:
             w.started_by_us(now, self.settings.startup_grace_period)
         self.failed_alerted = False
         self.ops_pending += 1
-        b.act(StartContainers(names=self.settings.containers, reason=reason))
+        b.act(StartContainers(names=self.settings.containers, reason=reason, term=self.term))
 
     def _stop_all(self, reason: str, b: Build) -> None:
         for w in self.watches.values():

@@ -148,8 +148,11 @@ class PersistTerm:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StartContainers:
+    """Start the managed containers; they run under ``term`` (written to ``term_file`` first, if configured)."""
+
     names: tuple[str, ...]
     reason: str
+    term: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -225,9 +225,9 @@ class TwoHostLab:
         settings.update(overrides)
         servers = {
             "server1": {"endpoint": b.agent_url, "port": AGENT_PORT, "docker_url": a.socket,
-                        "state_dir": str(a.dir / "state")},
+                        "state_dir": str(a.dir / "state"), "term_file": str(a.dir / "service" / "term")},
             "server2": {"endpoint": a.agent_url, "port": AGENT_PORT, "docker_url": b.socket,
-                        "state_dir": str(b.dir / "state")},
+                        "state_dir": str(b.dir / "state"), "term_file": str(b.dir / "service" / "term")},
         }
         lines = ['"""DockerFailover lab config (generated)."""']
         lines += [f"{k} = {v!r}" for k, v in settings.items()]

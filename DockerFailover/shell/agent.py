@@ -52,15 +52,41 @@ from DockerFailover.events import (
 from DockerFailover.shell.docker_host import DockerHost, DockerUnavailable, EventFollower
 from DockerFailover.shell.http_api import build_app
 from DockerFailover.shell.status import agent_status
-from DockerFailover.shell.term_store import TermStore
+from DockerFailover.shell.term_store import TermStore, write_service_term
 from DockerFailover.wire import SIG_HEADER, HandOverRequest, PeerInbox, RequestAuthenticator, decode_body, encode_body
 from failover_core.errors import RemoteInputError
+from failover_core.hooks import HookResult
 from failover_core.shell.carry_out import DecisionLog, carry_out_async
 from failover_core.shell.clock import MonotonicClock
 from failover_core.shell.notify import NotifyDispatcher, SubprocessHookRunner
 from failover_core.step import Step
+from failover_core.transitions import Transition
 
 _log = logging.getLogger("docker_failover")
+
+
+class TermHookRunner(SubprocessHookRunner):
+    """The notify hook with ``FAILOVER_TERM``: the term the node was in right after the transition (recorded
+    by ``TermTaggingSink`` when the step is carried out; the hooks run later, in order, on one thread)."""
+
+    def __init__(self, command: str | list[str], timeout: float) -> None:
+        super().__init__(command, timeout)
+        self.terms: dict[int, int] = {}
+
+    def run(self, transition: Transition) -> HookResult:
+        self.extra_env = {"FAILOVER_TERM": str(self.terms.pop(transition.seq, ""))}
+        return super().run(transition)
+
+
+class TermTaggingSink:
+    """What ``carry_out`` hands transitions to: note the node's term, then queue the hook."""
+
+    def __init__(self, node: PairNode, runner: TermHookRunner, dispatcher: NotifyDispatcher) -> None:
+        self.node, self.runner, self.dispatcher = node, runner, dispatcher
+
+    def submit(self, transition: Transition) -> None:
+        self.runner.terms[transition.seq] = self.node.term
+        self.dispatcher.submit(transition)
 MAX_HEARTBEATS_IN_FLIGHT = 3
 
 
@@ -88,7 +114,12 @@ class Agent:
         self._heartbeat_seq = 0
         self.docker = DockerHost(cfg.docker_url, timeout=max(5.0, cfg.request_timeout))
         self.docker_worker = ThreadPoolExecutor(1, thread_name_prefix="docker")
-        self.notify = NotifyDispatcher(SubprocessHookRunner(cfg.notify, cfg.notify_timeout)) if cfg.notify else None
+        self.notify: NotifyDispatcher | None = None
+        self.notify_sink: TermTaggingSink | None = None
+        if cfg.notify:
+            runner = TermHookRunner(cfg.notify, cfg.notify_timeout)
+            self.notify = NotifyDispatcher(runner)
+            self.notify_sink = TermTaggingSink(self.node, runner, self.notify)
         self.decisions = DecisionLog(_log)
         self.handlers: dict[type, Any] = {
             PersistTerm: self._persist_term, Alert: self._alert, StartContainers: self._start,
@@ -158,7 +189,7 @@ class Agent:
 
     async def apply(self, step: Step[Action]) -> None:
         """The one place a step is carried out."""
-        await carry_out_async(step, self.handlers, log=self.decisions, notify=self.notify)
+        await carry_out_async(step, self.handlers, log=self.decisions, notify=self.notify_sink)
         self._wake.set()
 
     def _persist_term(self, a: PersistTerm) -> None:
@@ -173,8 +204,17 @@ class Agent:
         self.alerts.append({"code": a.code.value, "message": a.message, "wall": round(self.wall_now(), 3)})
 
     def _start(self, a: StartContainers) -> None:
-        _log.info("starting %s (%s)", ", ".join(a.names), a.reason)
-        self._docker_op(lambda: self.docker.start(a.names), ContainersStarted)
+        _log.info("starting %s in term %d (%s)", ", ".join(a.names), a.term, a.reason)
+        term_file = self.cfg.term_file
+
+        def start() -> tuple[bool, str]:
+            if term_file is not None:
+                try:
+                    write_service_term(term_file, a.term)
+                except OSError as e:  # the containers would read a stale term: do not start them
+                    return False, f"cannot write the term to {term_file}: {e}"
+            return self.docker.start(a.names)
+        self._docker_op(start, ContainersStarted)
 
     def _stop(self, a: StopContainers) -> None:
         _log.info("stopping %s, timeout %gs (%s)", ", ".join(a.names), a.timeout, a.reason)

@@ -155,7 +155,7 @@ def test_passive_takes_over_exactly_at_the_heartbeat_deadline(clock: FakeClock) 
     out = n.handle(Tick(now=clock.now()))
     assert n.role is Role.ACTIVE and n.term == 2
     assert transitions(out) == [("PASSIVE", "ACTIVE", TransitionCode.PEER_HEARTBEAT_LOST)]
-    assert StartContainers(names=("web",), reason=out.transitions[0].reason) in out.actions
+    assert StartContainers(names=("web",), reason=out.transitions[0].reason, term=2) in out.actions
 
 
 def test_no_takeover_while_our_docker_is_unreachable(clock: FakeClock) -> None:

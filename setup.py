@@ -1,4 +1,4 @@
-"""Packaging for the failover toolkit: one distribution, five packages, four console scripts.
+"""Packaging for the failover toolkit: one distribution, six packages, four console scripts and the witness's.
 
 failover_core lives with the canonical VOLTTRON agent (FailoverAgent/failover_core) and is
 installed as a top-level package so the sibling systems import it.
@@ -13,7 +13,7 @@ setup(
     python_requires=">=3.10,<3.13",
     packages=[
         *find_packages("FailoverAgent", include=["failover_core*", "failover_agent*"]),
-        *find_packages(include=["DockerFailover*", "VrrpFailover*", "HaValet*"]),
+        *find_packages(include=["DockerFailover*", "VrrpFailover*", "HaValet*", "FailoverWitness*"]),
     ],
     package_dir={
         "failover_core": "FailoverAgent/failover_core",
@@ -34,6 +34,7 @@ setup(
             "docker-failover=DockerFailover.cli:main",
             "vrrp-failover=VrrpFailover.cli:main",
             "ha-valet=HaValet.cli:main",
+            "failover-witness=FailoverWitness.cli:main",
         ],
     },
 )

@@ -1,6 +1,7 @@
 """The agents' HTTP wire format and its authentication. No I/O: times and nonces are passed in.
 
-Every POST carries three headers: ``X-Failover-Timestamp`` (sender's wall clock, seconds),
+The signing itself is ``failover_core.request_auth`` (shared with the standalone witness): every POST carries
+three headers: ``X-Failover-Timestamp`` (sender's wall clock, seconds),
 ``X-Failover-Nonce`` (random, 8-128 chars) and ``X-Failover-Signature`` = HMAC-SHA256 (shared
 secret) over ``METHOD \\n PATH \\n TIMESTAMP \\n NONCE \\n`` + body. The receiver checks the
 signature, then the timestamp (within ``max_skew``) and the nonce (never seen) with
@@ -18,81 +19,28 @@ RemoteInputError (400). Either way the request changes nothing.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from DockerFailover.events import PeerHeartbeat, Role
 from failover_core.errors import RemoteInputError
-from failover_core.heartbeat_auth import HeartbeatSigner, ReplayWindow
+from failover_core.heartbeat_auth import ReplayWindow
+from failover_core.request_auth import (
+    MAX_BODY,
+    NONCE_HEADER,
+    SIG_HEADER,
+    TS_HEADER,
+    NotAuthenticated,
+    RequestAuthenticator,
+    decode_body,
+    encode_body,
+)
 
-TS_HEADER = "X-Failover-Timestamp"
-NONCE_HEADER = "X-Failover-Nonce"
-SIG_HEADER = "X-Failover-Signature"
-MAX_BODY = 16 * 1024
-
-
-def encode_body(fields: Mapping[str, Any]) -> bytes:
-    return json.dumps(dict(fields), sort_keys=True, separators=(",", ":")).encode()
-
-
-def decode_body(body: bytes) -> dict[str, Any]:
-    """A JSON object or RemoteInputError('malformed')."""
-    if len(body) > MAX_BODY:
-        raise RemoteInputError("malformed", f"body of {len(body)} bytes is too large")
-    try:
-        data = json.loads(body)
-    except (UnicodeDecodeError, ValueError) as e:
-        raise RemoteInputError("malformed", f"body is not JSON: {e}") from None
-    if not isinstance(data, dict):
-        raise RemoteInputError("malformed", "body is not a JSON object")
-    return data
-
-
-class RequestAuthenticator:
-    """Signs our requests and answers; verifies the peer's (HMAC + freshness + single use)."""
-
-    def __init__(self, secret: str, max_skew: float) -> None:
-        self._signer = HeartbeatSigner(secret)
-        self._replay = ReplayWindow(max_skew=max_skew)
-
-    @staticmethod
-    def _request_bytes(method: str, path: str, timestamp: str, nonce: str, body: bytes) -> bytes:
-        return f"{method.upper()}\n{path}\n{timestamp}\n{nonce}\n".encode() + body
-
-    def sign_request(self, method: str, path: str, body: bytes, *, wall_now: float, nonce: str) -> dict[str, str]:
-        ts = f"{wall_now:.6f}"
-        sig = self._signer.sign_bytes(self._request_bytes(method, path, ts, nonce, body))
-        return {TS_HEADER: ts, NONCE_HEADER: nonce, SIG_HEADER: sig}
-
-    def verify_request(self, method: str, path: str, body: bytes, headers: Mapping[str, str], *,
-                       wall_now: float) -> str:
-        """Returns the request's nonce (to sign the answer with); raises RemoteInputError."""
-        ts, nonce, sig = headers.get(TS_HEADER), headers.get(NONCE_HEADER), headers.get(SIG_HEADER)
-        if ts is None or nonce is None or sig is None:
-            raise RemoteInputError("unauthenticated", "missing signature headers")
-        if len(ts) > 32 or len(nonce) > 128:
-            raise RemoteInputError("malformed", "oversized authentication header")
-        self._signer.verify_bytes(self._request_bytes(method, path, ts, nonce, body), sig)
-        try:
-            timestamp = float(ts)
-        except ValueError:
-            raise RemoteInputError("malformed", f"timestamp {ts[:32]!r} is not a number") from None
-        self._replay.check_nonce(nonce=nonce, timestamp=timestamp, wall_now=wall_now)
-        return nonce
-
-    def sign_response(self, request_nonce: str, body: bytes) -> str:
-        return self._signer.sign_bytes(f"response\n{request_nonce}\n".encode() + body)
-
-    def verify_response(self, request_nonce: str, body: bytes, signature: str | None) -> None:
-        if signature is None:
-            raise RemoteInputError("unauthenticated", "answer is not signed")
-        self._signer.verify_bytes(f"response\n{request_nonce}\n".encode() + body, signature)
-
-
-class NotAuthenticated(RemoteInputError):
-    """The request failed authentication (signature, freshness or single use): answer 401."""
+__all__ = [  # the signed-request pieces live in failover_core.request_auth; re-exported for the agent
+    "MAX_BODY", "NONCE_HEADER", "SIG_HEADER", "TS_HEADER", "HandOverRequest", "NotAuthenticated", "PeerInbox",
+    "RequestAuthenticator", "decode_body", "encode_body", "parse_hand_over_request", "parse_heartbeat",
+]
 
 
 def parse_heartbeat(fields: Mapping[str, Any]) -> PeerHeartbeat:
@@ -171,5 +119,4 @@ class PeerInbox:
 
     def signed_answer(self, request_nonce: str, fields: Mapping[str, Any]) -> tuple[bytes, dict[str, str]]:
         """The answer's body and the header that signs it over the request's nonce."""
-        data = encode_body(fields)
-        return data, {SIG_HEADER: self.auth.sign_response(request_nonce, data)}
+        return self.auth.signed_answer(request_nonce, fields)

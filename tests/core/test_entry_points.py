@@ -11,11 +11,12 @@ from labs import importable_env
 def test_packages_import():
     import DockerFailover  # noqa: F401
     import failover_core  # noqa: F401
+    import FailoverWitness  # noqa: F401
     import HaValet  # noqa: F401
     import VrrpFailover  # noqa: F401
 
 
-@pytest.mark.parametrize("module", ["DockerFailover", "VrrpFailover", "HaValet"])
+@pytest.mark.parametrize("module", ["DockerFailover", "VrrpFailover", "HaValet", "FailoverWitness"])
 def test_module_cli_parses_help_and_offers_check(module):
     r = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr

@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = {"failover_core": ROOT / "FailoverAgent" / "failover_core",
             "failover_agent": ROOT / "FailoverAgent" / "failover_agent",
             "DockerFailover": ROOT / "DockerFailover", "VrrpFailover": ROOT / "VrrpFailover",
-            "HaValet": ROOT / "HaValet", "labs": ROOT / "labs"}
+            "HaValet": ROOT / "HaValet", "FailoverWitness": ROOT / "FailoverWitness", "labs": ROOT / "labs"}
 
 
 def _module_name(package: str, root: Path, path: Path) -> str:
@@ -123,3 +123,9 @@ def test_installed_packages_never_import_the_test_beds() -> None:
     for m, deps in GRAPH.items():
         if not m.startswith("labs"):
             assert not {d for d in deps if d.startswith("labs")}, f"{m} imports the test beds"
+
+
+def test_the_witness_stands_alone() -> None:
+    """The standalone witness needs only failover_core: no system's agent, no test bed."""
+    for m in (m for m in GRAPH if m.startswith("FailoverWitness")):
+        assert {d.split(".")[0] for d in reachable(GRAPH, m)} <= {"failover_core", "FailoverWitness"}, m

@@ -39,11 +39,12 @@ def build_project_wheel(src: Path, out: Path) -> Path:
 def test_project_wheel_holds_the_systems_and_no_test_beds(tmp_path):
     names = wheel_names(build_project_wheel(Path(REPO_ROOT), tmp_path))
     tops = {n.split("/")[0] for n in names}
-    assert tops - {"failover_core", "failover_agent", "DockerFailover", "VrrpFailover", "HaValet"} == {
+    assert tops - {"failover_core", "failover_agent", "DockerFailover", "VrrpFailover", "HaValet",
+                   "FailoverWitness"} == {
         "failover_toolkit-0.1.0.dist-info"}
     assert not [n for n in names if LAB_FILES.search(n)]
     for module in ("failover_core/decide.py", "failover_agent/agent.py", "DockerFailover/decider.py",
-                   "VrrpFailover/machine.py", "HaValet/valet.py"):
+                   "VrrpFailover/machine.py", "HaValet/valet.py", "FailoverWitness/server.py"):
         assert module in names  # the check above looked at a real wheel
 
 

@@ -1,0 +1,117 @@
+"""The witness's configuration: TOML or JSON, validated once at start. Example (``config/witness.toml``)::
+
+    name = "witness-1"            # how it signs its answers (default "witness")
+    listen = "0.0.0.0"            # an IP address (IPv4 or IPv6)
+    port = 8790                   # 0: any free port (logged at start)
+
+    [groups.web-pair]             # one witness serves several groups (pairs or clusters)
+    secret = "a long shared secret of the pair"
+    timeout = 3.0                 # T: the nodes' heartbeat timeout (their lease length)
+    stop_bound = 2.5              # S: how long a node's fencing takes (stopping its service)
+    heartbeat_interval = 1.0      # optional: checked to be below timeout
+
+Per group, ``down_after`` = T + margin (``failover_core.fencing.FencingTiming``, with optional
+``scheduling_delay`` and ``clock_drift``): the silence after which the witness calls a node DOWN. It must
+be computed from the same T and S the group's nodes use; ``-t`` prints it. Errors are ConfigError
+(file, key, value, what is allowed).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, field_validator, model_validator
+
+from failover_core.config import ConfigError, StrictModel, as_mapping, validate_config
+from failover_core.errors import LocalUsageError
+from failover_core.fencing import FencingTiming
+from failover_core.shell.config_file import load_config_file
+from failover_core.witness_protocol import NAME, GroupPolicy
+
+DEFAULT_CONFIG_PATH = "/etc/failover-witness/witness.toml"
+DEFAULT_PORT = 8790
+
+
+class GroupConfig(StrictModel):
+    """One group the witness serves."""
+
+    secret: str = Field(min_length=16, description="the group's shared HMAC secret (same on its nodes)")
+    timeout: float = Field(gt=0, description="T: the nodes' heartbeat timeout, seconds")
+    stop_bound: float = Field(ge=0, description="S: a node stops its service within this once fencing starts")
+    heartbeat_interval: float | None = Field(default=None, gt=0, description="the nodes' heartbeat period")
+    scheduling_delay: float = Field(default=0.25, ge=0, description="D: how late a timer may fire")
+    clock_drift: float = Field(default=0.001, ge=0, lt=0.1, description="rho: relative clock rate error")
+
+    @model_validator(mode="after")
+    def _interval(self) -> GroupConfig:
+        if self.heartbeat_interval is not None and self.heartbeat_interval >= self.timeout:
+            raise ValueError(f"heartbeat_interval ({self.heartbeat_interval:g}) must be smaller than "
+                             f"timeout ({self.timeout:g})")
+        return self
+
+    @property
+    def timing(self) -> FencingTiming:
+        return FencingTiming(timeout=self.timeout, stop_bound=self.stop_bound,
+                             scheduling_delay=self.scheduling_delay, clock_drift=self.clock_drift)
+
+
+class WitnessConfig(StrictModel):
+    name: str = Field(default="witness", description="the witness's id in its answers")
+    listen: str = Field(default="0.0.0.0", description="IP address to listen on")
+    port: int = Field(default=DEFAULT_PORT, ge=0, le=65535, description="0: any free port")
+    max_clock_skew: float = Field(default=30.0, gt=0, description="requests older/newer than this are refused")
+    max_nodes_per_group: int = Field(default=16, ge=2, le=1024)
+    groups: dict[str, GroupConfig] = Field(min_length=1)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not NAME.match(v):
+            raise ValueError("a name: [A-Za-z0-9][A-Za-z0-9_.:@-]* (at most 128 characters)")
+        return v
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, v: str) -> str:
+        try:
+            return str(ipaddress.ip_address(v))
+        except ValueError:
+            raise ValueError("an IP address, e.g. 0.0.0.0, 127.0.0.1 or ::") from None
+
+    @field_validator("groups")
+    @classmethod
+    def _group_names(cls, v: dict[str, GroupConfig]) -> dict[str, GroupConfig]:
+        for name in v:
+            if not NAME.match(name):
+                raise ValueError(f"group name {name!r} is not a name: [A-Za-z0-9][A-Za-z0-9_.:@-]*")
+        return v
+
+    def policies(self) -> list[GroupPolicy]:
+        return [GroupPolicy(name=n, secret=g.secret, timing=g.timing) for n, g in self.groups.items()]
+
+
+def witness_config(data: Any, *, source: str) -> WitnessConfig:
+    cfg = validate_config(WitnessConfig, as_mapping(data, source=source), source=source)
+    for name, g in cfg.groups.items():
+        try:
+            g.timing  # noqa: B018 - FencingTiming checks the combination
+        except LocalUsageError as e:
+            raise ConfigError(source, [(f"groups.{name}", g.timeout, str(e))]) from None
+    return cfg
+
+
+def load_witness_config(path: str | Path) -> WitnessConfig:
+    return witness_config(load_config_file(path), source=str(path))
+
+
+def render_effective(cfg: WitnessConfig) -> dict[str, Any]:
+    """The effective configuration for ``-t``: every default filled in, each group's down_after and margin,
+    secrets masked (the output lands in logs)."""
+    data = cfg.model_dump(mode="json")
+    for name, g in cfg.groups.items():
+        timing = g.timing
+        data["groups"][name].update(secret=f"*** ({len(g.secret)} characters)", margin=round(timing.margin, 3),
+                                    down_after=round(timing.down_after, 3), timing=timing.explain())
+    return data

@@ -16,6 +16,8 @@ import contextlib
 import logging
 import secrets
 import signal
+import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -37,6 +39,8 @@ from DockerFailover.events import (
     HandOverAnswered,
     HandOverRequested,
     HeartbeatReceived,
+    HoldFence,
+    PeerAcknowledged,
     PeerHeartbeat,
     PersistTerm,
     RequestHandOver,
@@ -48,6 +52,8 @@ from DockerFailover.events import (
     StopContainers,
     TermNotPersisted,
     Tick,
+    WitnessAnswered,
+    WitnessUnreachable,
 )
 from DockerFailover.shell.docker_host import DockerHost, DockerUnavailable, EventFollower
 from DockerFailover.shell.http_api import build_app
@@ -61,6 +67,7 @@ from failover_core.shell.clock import MonotonicClock
 from failover_core.shell.notify import NotifyDispatcher, SubprocessHookRunner
 from failover_core.step import Step
 from failover_core.transitions import Transition
+from FailoverWitness.client import WitnessClient, WitnessError
 
 _log = logging.getLogger("docker_failover")
 
@@ -95,7 +102,8 @@ def pair_settings(cfg: NodeConfig) -> PairSettings:
         name=cfg.name, peer=cfg.peer, preferred=cfg.preferred, containers=tuple(cfg.containers),
         heartbeat_interval=cfg.heartbeat_interval, heartbeat_timeout=cfg.heartbeat_timeout,
         startup_grace_period=cfg.startup_grace_period, restart_grace_period=cfg.restart_grace_period,
-        stop_timeout=cfg.stop_timeout, failback=cfg.failback, failback_hold_down=cfg.failback_hold_down)
+        stop_timeout=cfg.stop_timeout, failback=cfg.failback, failback_hold_down=cfg.failback_hold_down,
+        fencing=cfg.fencing)
 
 
 class Agent:
@@ -111,7 +119,6 @@ class Agent:
         self.auth = RequestAuthenticator(cfg.secret, cfg.max_clock_skew)
         self.inbox = PeerInbox(self.auth, cfg.peer, cfg.max_clock_skew)
         self.boot_id = secrets.token_hex(8)
-        self._heartbeat_seq = 0
         self.docker = DockerHost(cfg.docker_url, timeout=max(5.0, cfg.request_timeout))
         self.docker_worker = ThreadPoolExecutor(1, thread_name_prefix="docker")
         self.notify: NotifyDispatcher | None = None
@@ -124,8 +131,16 @@ class Agent:
         self.handlers: dict[type, Any] = {
             PersistTerm: self._persist_term, Alert: self._alert, StartContainers: self._start,
             StopContainers: self._stop, RequestHandOver: self._hand_over, SendHeartbeat: self._heartbeat,
-            HandOverAnswer: self._answered,
+            HandOverAnswer: self._answered, HoldFence: self._hold_fence,
         }
+        self.witness: WitnessClient | None = None
+        if cfg.witness is not None:
+            self.witness = WitnessClient(cfg.witness.url, cfg.witness.group, cfg.name, cfg.witness.secret,
+                                         timeout=cfg.request_timeout, boot=self.boot_id,
+                                         max_skew=cfg.max_clock_skew)
+        self._witness_in_flight = 0
+        self.fence: subprocess.Popen[bytes] | None = None
+        self._fence_line = "release\n"
         self.rejected: collections.Counter[str] = collections.Counter()
         self.alerts: collections.deque[dict[str, Any]] = collections.deque(maxlen=20)
         self.docker_detail = ""
@@ -217,6 +232,10 @@ class Agent:
         self._docker_op(start, ContainersStarted)
 
     def _stop(self, a: StopContainers) -> None:
+        if a.kill:
+            _log.warning("killing %s (%s)", ", ".join(a.names), a.reason)
+            self._docker_op(lambda: self.docker.kill(a.names), ContainersStopped)
+            return
         _log.info("stopping %s, timeout %gs (%s)", ", ".join(a.names), a.timeout, a.reason)
         self._docker_op(lambda: self.docker.stop(a.names, a.timeout), ContainersStopped)
 
@@ -225,10 +244,53 @@ class Agent:
 
     def _heartbeat(self, a: SendHeartbeat) -> None:
         if self._heartbeats_in_flight < MAX_HEARTBEATS_IN_FLIGHT:
-            self._heartbeat_seq += 1
-            task = self._spawn(self._send_heartbeat({**a.fields, "boot": self.boot_id, "seq": self._heartbeat_seq}))
+            task = self._spawn(self._send_heartbeat({**a.fields, "boot": self.boot_id}, a.seq))
             self._heartbeat_tasks.add(task)
             task.add_done_callback(self._heartbeat_tasks.discard)
+        if self.witness is not None and self._witness_in_flight < MAX_HEARTBEATS_IN_FLIGHT:
+            self._spawn(self._send_witness_heartbeat(a))
+
+    # ------------------------------------------------------------------ the fence keeper (standard mode)
+
+    def _start_fence(self) -> None:
+        argv = [sys.executable, "-m", "DockerFailover.fence", "--name", self.cfg.name,
+                *(["--docker-url", self.cfg.docker_url] if self.cfg.docker_url else []), *self.cfg.containers]
+        # a session of its own: a signal to the agent (or its process group) does not reach the keeper
+        self.fence = subprocess.Popen(argv, stdin=subprocess.PIPE, start_new_session=True)
+        _log.info("fence keeper started (pid %d)", self.fence.pid)
+
+    def _tell_fence(self, line: str) -> None:
+        for attempt in (1, 2):
+            if self.fence is None or self.fence.poll() is not None:
+                if self.fence is not None:
+                    _log.error("fence keeper exited (%s): starting a new one", self.fence.returncode)
+                self._start_fence()
+            assert self.fence is not None and self.fence.stdin is not None
+            try:
+                self.fence.stdin.write(line.encode())
+                self.fence.stdin.flush()
+                return
+            except (BrokenPipeError, OSError) as e:
+                _log.error("fence keeper pipe (attempt %d): %s", attempt, e)
+
+    def _hold_fence(self, a: HoldFence) -> None:
+        self._fence_line = "release\n" if a.until is None else f"hold {a.until:.6f}\n"
+        self._tell_fence(self._fence_line)
+
+    def _stop_fence(self) -> None:
+        """On a deliberate exit: detach (containers left running on purpose) or release, then close the pipe."""
+        if self.fence is None:
+            return
+        holding = self._fence_line.startswith("hold")
+        self._tell_fence("detach\n" if holding else "release\n")
+        if holding:
+            _log.warning("exiting with the containers running and nobody to hand them to: the fence keeper is "
+                         "detached (start this agent again soon: see docs/docker.md, standard mode shutdown)")
+        with contextlib.suppress(OSError):
+            assert self.fence.stdin is not None
+            self.fence.stdin.close()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.fence.wait(2)
 
     def _answered(self, a: HandOverAnswer) -> None:
         _log.info("become_primary from %s (term %d): %s", a.asked_by, a.asked_term,
@@ -301,16 +363,31 @@ class Agent:
             self.auth.verify_response(nonce, data, resp.headers.get(SIG_HEADER))
             return resp.status, decode_body(data)
 
-    async def _send_heartbeat(self, fields: dict[str, Any]) -> None:
+    async def _send_heartbeat(self, fields: dict[str, Any], seq: int) -> None:
         self._heartbeats_in_flight += 1
         try:
             status, _ = await self._post("/heartbeat", fields)
             if status != 200:
                 _log.debug("heartbeat to %s answered %d", self.cfg.peer, status)
+            elif self.witness is not None:  # a signed answer: the peer has this heartbeat (renews our lease)
+                await self.feed(PeerAcknowledged(now=self.clock.now(), seq=seq))
         except (aiohttp.ClientError, TimeoutError, RemoteInputError, OSError) as e:
             _log.debug("heartbeat to %s failed: %s: %s", self.cfg.peer, type(e).__name__, e)
         finally:
             self._heartbeats_in_flight -= 1
+
+    async def _send_witness_heartbeat(self, a: SendHeartbeat) -> None:
+        assert self.witness is not None
+        self._witness_in_flight += 1
+        try:
+            ack = await self.witness.heartbeat(int(a.fields["term"]), a.claims_active, a.seq)
+        except WitnessError as e:
+            _log.debug("witness heartbeat %d: %s", a.seq, e)
+            await self.feed(WitnessUnreachable(now=self.clock.now(), seq=a.seq, detail=str(e)[:200]))
+            return
+        finally:
+            self._witness_in_flight -= 1
+        await self.feed(WitnessAnswered(now=self.clock.now(), ack=ack))
 
     async def _request_hand_over(self, a: RequestHandOver) -> None:
         fields = {"sender": self.cfg.name, "term": a.term, "reason": a.reason}
@@ -366,6 +443,9 @@ class Agent:
             return 1
         _log.warning("%s listening on %s:%d, peer %s at %s, term %d, containers %s", self.cfg.name, self.cfg.listen,
                      self.cfg.port, self.cfg.peer, self.cfg.endpoint, self.node.term, ", ".join(self.cfg.containers))
+        _log.warning("%s", self.cfg.mode_summary())
+        if self.witness is not None:
+            self._start_fence()
         self._events = EventFollower(self.cfg.docker_url, self.cfg.containers, self._on_docker_event,
                                      self._on_event_gap)
         self._events.start()
@@ -381,6 +461,9 @@ class Agent:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self._session.close()
+        if self.witness is not None:
+            await self.witness.close()
+        self._stop_fence()
         self.docker_worker.shutdown(wait=False, cancel_futures=True)
         if self.notify is not None:
             self.notify.close(timeout=self.cfg.notify_timeout)

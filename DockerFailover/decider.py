@@ -132,6 +132,7 @@ class PeerView:
 
     heartbeat: PeerHeartbeat | None = None
     lost_alerted: bool = False
+    idle_since: float | None = None  # receipt time of the first heartbeat of its current idle streak
 
 
 def _peer_after_hand_over(hb: PeerHeartbeat | None, sender: str, role: Role, term: int) -> PeerHeartbeat:
@@ -165,6 +166,8 @@ class PairNode:
     witness_alerted: bool = False  # WITNESS_UNREACHABLE said, not yet WITNESS_BACK
     witness_timing_alerted: bool = False
     claim_seq: int | None = None  # we claimed "about to run" in this heartbeat; start on its answer
+    claim_purpose: str = ""  # "takeover" (the peer is silent: the table) or "cold_start" (both idle)
+    claim_not_before: float = 0.0  # after a withdrawn claim, no new one before this
     fence_sent: tuple[bool, float | None] = (False, None)  # the last HoldFence: (sent at all, until)
     table_code: str | None = None  # the table's last HOLD/STOP code while the peer is silent (said once)
 
@@ -284,6 +287,10 @@ class PairNode:
                 self.liveness.heard(now)
                 was_leaving = self.peer.heartbeat is not None and self.peer.heartbeat.leaving
                 self.peer.heartbeat = hb
+                if hb.role in (Role.PASSIVE, Role.STARTING):
+                    self.peer.idle_since = now if self.peer.idle_since is None else self.peer.idle_since
+                else:
+                    self.peer.idle_since = None
                 if hb.leaving and not was_leaving:
                     b.act(Alert(code=AlertCode.PEER_LEAVING, message=f"{hb.sender} is shutting down "
                                                                      f"({hb.role.value}): it cannot take over"))
@@ -375,9 +382,10 @@ class PairNode:
             case HeartbeatReceived(heartbeat=hb):
                 self._set_term(hb.term, b)  # an idle peer that knows a later term: learn it
         peer_down = self.liveness.state(now) is Liveness.DOWN
+        if self.claim_seq is not None and not self._claim_still_wanted(now):
+            self._withdraw_claim(f"{self.settings.peer} is no longer silent/idle", now, b)
         if self.eligible and self._peer_idle(now) and self._cold_start_candidate() and self._may_run(now):
-            self._become_active(TransitionCode.COLD_START_CANDIDATE, f"{self.settings.peer} is idle too and we are "
-                                "the cold-start candidate", now, b, new_term=self.term + 1)
+            self._cold_start(now, b)
         elif self.eligible and peer_down and not self._before(Timer.HOLD_TAKEOVER, now) and \
                 now >= self.booted_at + self.settings.startup_grace_period:
             if self.settings.standard:
@@ -401,9 +409,8 @@ class PairNode:
                 self._set_term(hb.term, b)  # a later term, active or idle: learn it
         s = self.settings
         peer_down = self.liveness.state(now) is Liveness.DOWN
-        if self.claim_seq is not None and not (peer_down and self.eligible):
-            self._withdraw_claim(f"{s.peer} is heard again" if not peer_down else "we cannot run the containers",
-                                 now, b)
+        if self.claim_seq is not None and not self._claim_still_wanted(now):
+            self._withdraw_claim(f"{s.peer} is no longer silent/idle, or we cannot run the containers", now, b)
         if self.eligible and peer_down and not self._before(Timer.HOLD_TAKEOVER, now):
             if s.standard:
                 self._takeover_by_table(now, b)
@@ -413,8 +420,7 @@ class PairNode:
                 self._become_active(TransitionCode.PEER_HEARTBEAT_LOST, f"no heartbeat from {s.peer} for {took}", now,
                                     b, new_term=self.term + 1)
         elif self.eligible and self._peer_idle(now) and self._cold_start_candidate() and self._may_run(now):
-            self._become_active(TransitionCode.COLD_START_CANDIDATE, f"{s.peer} is idle too and we are the "
-                                "cold-start candidate", now, b, new_term=self.term + 1)
+            self._cold_start(now, b)
         elif self._stray_running(now):
             names = [n for n, w in self.watches.items() if w.running]
             b.act(Alert(code=AlertCode.STRAY_CONTAINERS,
@@ -592,37 +598,95 @@ class PairNode:
                       witness_peer_active=None if view is None else view.may_be_active)
         return decide(role, facts)
 
+    def _claim_still_wanted(self, now: float) -> bool:
+        if not self.eligible:
+            return False
+        if self.claim_purpose == "takeover":
+            return self.liveness.state(now) is Liveness.DOWN
+        return self._peer_idle(now)
+
+    def _claim(self, purpose: str, why: str, now: float, b: Build) -> None:
+        """Our next heartbeat (at once) tells the witness we are about to run the containers."""
+        if now < self.claim_not_before:
+            return
+        self.claim_seq, self.claim_purpose = self.seq + 1, purpose
+        self.timers.set(Timer.CLAIM, now + self.settings.heartbeat_timeout)
+        self.timers.set(Timer.HEARTBEAT, now)
+        b.note(NoteCode.CLAIMING, why)
+
+    def _claim_answer(self, now: float, b: Build) -> WitnessAck | None:
+        """The witness's answer to our claim (None: not yet; a claim unanswered past its deadline is withdrawn)."""
+        ack = self.witness_ack
+        if self.claim_seq is not None and ack is not None and ack.seq >= self.claim_seq:
+            return ack
+        if self.claim_seq is not None and not self._before(Timer.CLAIM, now):
+            self._withdraw_claim(f"no answer from the witness within {self.settings.heartbeat_timeout:g}s", now, b)
+        return None
+
     def _takeover_by_table(self, now: float, b: Build) -> None:
         """The peer is silent for ``down_after``: the table decides; a START is a claim first (our next heartbeat
         tells the witness we are about to run), and we start only if the witness's answer to that claim
         still says START (two nodes claiming at once: the witness answers the second with the first's claim)."""
         d = self._table_decision(now)
-        ack = self.witness_ack
         if self.claim_seq is None:
             if d.action is TableAction.START and self._may_run(now):
-                self.claim_seq = self.seq + 1
-                self.timers.set(Timer.CLAIM, now + self.settings.heartbeat_timeout)
-                self.timers.set(Timer.HEARTBEAT, now)
-                b.note(NoteCode.CLAIMING, f"{d.reason} [{d.code}]")
+                self._claim("takeover", f"{d.reason} [{d.code}]", now, b)
             elif d.code != self.table_code:
                 b.act(Alert(code=AlertCode.TAKEOVER_HELD, message=f"{self.settings.peer} is silent: {d} "
                                                                   "(not starting)"))
             self.table_code = d.code
             return
-        if ack is not None and ack.seq >= self.claim_seq:
-            if d.action is TableAction.START and self._may_run(now):
-                self.claim_seq = None
-                self.timers.clear(Timer.CLAIM)
-                self.table_code = None
-                self._become_active(TransitionCode.WITNESS_CONFIRMED, f"{d.reason} [{d.code}]", now, b,
-                                    new_term=max(self.term, ack.highest_term) + 1)
-            else:
-                self._withdraw_claim(str(d), now, b)
-        elif not self._before(Timer.CLAIM, now):
-            self._withdraw_claim(f"no answer from the witness within {self.settings.heartbeat_timeout:g}s", now, b)
+        ack = self._claim_answer(now, b)
+        if ack is None:
+            return
+        if d.action is TableAction.START and self._may_run(now):
+            self._claim_done()
+            self._become_active(TransitionCode.WITNESS_CONFIRMED, f"{d.reason} [{d.code}]", now, b,
+                                new_term=max(self.term, ack.highest_term) + 1)
+        else:
+            self._withdraw_claim(str(d), now, b)
+
+    def _cold_start(self, now: float, b: Build) -> None:
+        """Both idle and we are the candidate. Simple mode: start. Standard mode: only after the peer has been
+        heard idle for two heartbeat intervals (heartbeats held up by a cut link arrive in a burst when it
+        heals, and the first may be an old "passive"), and, when the witness answers, only after its answer
+        to our claim says the peer runs nothing."""
+        s = self.settings
+        reason = f"{s.peer} is idle too and we are the cold-start candidate"
+        if not s.standard:
+            self._become_active(TransitionCode.COLD_START_CANDIDATE, reason, now, b, new_term=self.term + 1)
+            return
+        idle_since = self.peer.idle_since
+        if idle_since is None or now - idle_since < 2 * s.heartbeat_interval:
+            return
+        assert self.witness is not None
+        if self.claim_seq is None:
+            witness = self.witness.state(now)
+            if witness is Liveness.UP:
+                self._claim("cold_start", reason, now, b)
+            elif witness is Liveness.DOWN:  # the witness down alone changes nothing: the pair's own rule
+                self._become_active(TransitionCode.COLD_START_CANDIDATE, f"{reason} (witness unreachable)", now, b,
+                                    new_term=self.term + 1)
+            return
+        ack = self._claim_answer(now, b)
+        if ack is None:
+            return
+        if ack.view_of(s.peer).may_be_active is False:
+            self._claim_done()
+            self._become_active(TransitionCode.COLD_START_CANDIDATE, f"{reason}; the witness confirms it runs "
+                                "nothing", now, b, new_term=max(self.term, ack.highest_term) + 1)
+        else:
+            self._withdraw_claim(f"the witness says {s.peer} may run the containers: "
+                                 f"{ack.view_of(s.peer).as_fields()}", now, b)
+
+    def _claim_done(self) -> None:
+        self.claim_seq = None
+        self.timers.clear(Timer.CLAIM)
+        self.table_code = None
 
     def _withdraw_claim(self, why: str, now: float, b: Build) -> None:
         self.claim_seq = None
+        self.claim_not_before = now + self.settings.heartbeat_interval
         self.timers.clear(Timer.CLAIM)
         self.timers.set(Timer.HEARTBEAT, now)  # say at once that we do not run
         b.note(NoteCode.CLAIM_WITHDRAWN, why)

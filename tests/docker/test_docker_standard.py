@@ -104,7 +104,15 @@ def active_a(clock: FakeClock) -> PairNode:
     a.handle(running(False, now=clock.now()))
     a.handle(PeerAcknowledged(now=clock.now(), seq=a.seq))  # the peer has our first heartbeat
     a.handle(hb(Role.STARTING, 0, "server2", now=clock.now()))
-    assert a.role is Role.ACTIVE
+    assert a.role is Role.STARTING  # one idle heartbeat is not enough: it may be an old one, delivered late
+    clock.advance(2 * HB_INTERVAL)
+    a.handle(hb(Role.STARTING, 0, "server2", now=clock.now()))
+    out = witness_round(a, clock, Liveness.UP, active=False)  # our claim goes out with this heartbeat ...
+    assert a.claim_seq is not None and a.role is Role.STARTING, out
+    [beat] = beats(out)
+    out = a.handle(ack(a, beat.seq, Liveness.UP, active=False, now=clock.now()))  # ... and is answered
+    assert a.role is Role.ACTIVE, out
+    a.handle(PeerAcknowledged(now=clock.now(), seq=beat.seq))
     a.handle(ContainersStarted(ok=True, now=clock.now()))
     a.handle(running(True, now=clock.now()))
     return a
@@ -115,8 +123,12 @@ def tick(n: PairNode, clock: FakeClock) -> Step:
 
 
 def witness_round(n: PairNode, clock: FakeClock, peer_state: Liveness | None, **kw: object) -> Step:
-    """A heartbeat goes out now (it is due) and the witness answers it at once: the answer's step."""
-    [beat] = beats(tick(n, clock))
+    """A heartbeat goes out (now, or when it is next due) and the witness answers it at once: the answer's step."""
+    out = tick(n, clock)
+    if not beats(out):
+        clock.advance(HB_INTERVAL)
+        out = tick(n, clock)
+    [beat] = beats(out)
     return n.handle(ack(n, beat.seq, peer_state, now=clock.now(), **kw))  # type: ignore[arg-type]
 
 
@@ -269,6 +281,21 @@ def test_a_witness_that_calls_nodes_down_too_early_is_not_used(clock: FakeClock)
     assert [a.code for a in out.of_type(Alert)] == [AlertCode.WITNESS_TIMING]
     out = tick(b, clock)
     assert b.claim_seq is None and not out.transitions
+
+
+def test_a_stale_idle_heartbeat_after_a_heal_does_not_start_a_second_active(clock: FakeClock) -> None:
+    """Found on the lab: B took over while A was isolated; at the heal A got B's held-up 'passive' heartbeat
+    first and, both idle as far as it knew, started as the cold-start candidate beside B."""
+    b = passive_b(clock)
+    a = PairNode(settings("server1"), term=1, booted_at=clock.now())
+    a.handle(running(False, now=clock.now()))
+    witness_round(a, clock, Liveness.UP, active=True, term=2)
+    a.handle(hb(Role.PASSIVE, 1, "server2", now=clock.now()))  # the old one, delivered late
+    out = tick(a, clock)
+    assert a.role is Role.STARTING and a.claim_seq is None and not out.of_type(StartContainers)
+    a.handle(hb(Role.ACTIVE, 2, "server2", now=clock.now() + 0.01))  # the fresh one, right behind it
+    assert a.role is Role.PASSIVE
+    del b
 
 
 def test_simple_mode_has_no_fence_and_no_claims(clock: FakeClock) -> None:

@@ -17,8 +17,9 @@ graceful stop: this is fencing) when
 
 It imports nothing but the standard library, reads no config, and writes one log line per kill to stderr
 (the agent's log). Measured here: ready 80-155 ms after the spawn, 40-60 ms of CPU to start, 18 MB resident,
-about 2 microseconds of CPU per renewal (the agent renews at every acknowledged heartbeat: ~5 a second). The agent kills the containers
-itself at the same deadline; the keeper is the guarantee that does not depend on the agent being alive.
+about 2 microseconds of CPU per renewal (the agent renews at every acknowledged heartbeat: ~5 a
+second). The agent kills the containers itself at the same deadline; the keeper is the guarantee that
+does not depend on the agent being alive.
 """
 
 from __future__ import annotations

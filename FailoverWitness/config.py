@@ -92,8 +92,23 @@ class WitnessConfig(StrictModel):
         return [GroupPolicy(name=n, secret=g.secret, timing=g.timing) for n, g in self.groups.items()]
 
 
+def _masked(value: object) -> object:
+    """A value to show in an error without the secret in it (errors land in logs)."""
+    if isinstance(value, dict):
+        return {k: _masked_secret(v) if k == "secret" else _masked(v) for k, v in value.items()}
+    return value
+
+
+def _masked_secret(value: object) -> object:
+    return f"*** ({len(value)} characters)" if isinstance(value, str) else value
+
+
 def witness_config(data: Any, *, source: str) -> WitnessConfig:
-    cfg = validate_config(WitnessConfig, as_mapping(data, source=source), source=source)
+    try:
+        cfg = validate_config(WitnessConfig, as_mapping(data, source=source), source=source)
+    except ConfigError as e:
+        raise ConfigError(source, [(k, _masked_secret(v) if k.endswith(".secret") else _masked(v), allowed)
+                                   for k, v, allowed in e.problems]) from None
     for name, g in cfg.groups.items():
         try:
             g.timing  # noqa: B018 - FencingTiming checks the combination

@@ -17,7 +17,7 @@ import subprocess
 import sys
 
 GROUPS = [
-    ["tests/core", "tests/labs", "tests/valet", "tests/docker", "tests/vrrp"],  # asyncio/threads world
+    ["tests/core", "tests/labs", "tests/valet", "tests/docker", "tests/vrrp", "tests/witness"],  # asyncio/threads world
     # gevent world (VOLTTRON); pytest's anyio plugin would import ssl before gevent patches it
     ["tests/failoveragent", "-p", "no:anyio"],
 ]

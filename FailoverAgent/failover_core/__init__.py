@@ -11,6 +11,10 @@ It reads no clock, opens no socket and runs no process. Drivers feed it facts an
                   transitions, reason, notes), Reason, ReasonCode (the base of every code enum), Deadlines
 - ``hooks``       the notify-hook interface and the in-order, exactly-once delivery queue
 - ``heartbeat_auth`` HMAC signing and replay rejection for heartbeats
+- ``request_auth`` signed HTTP requests and nonce-bound signed answers (DockerFailover, the witness)
+- ``fencing``     FencingTiming (down_after = timeout + margin) and ContactLease (the active's right to run)
+- ``witness_book`` what a witness heard: UP/DOWN/UNKNOWN per node of a group, last claims
+- ``witness_protocol`` the standalone witness's messages and checks, both sides (NodeSide, WitnessDesk)
 - ``config``      validate a mapping into a typed (pydantic) model with an error naming file/key/value
 - ``clock``       the Clock protocol drivers implement and FakeClock for tests
 - ``shell``       the only I/O in this package, used by the drivers: ``carry_out`` (log a Step,

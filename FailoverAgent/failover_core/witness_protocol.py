@@ -413,8 +413,10 @@ class WitnessDesk:
         (``NotAuthenticated`` for HTTP 401), counted, and then nothing has changed."""
         group_name = None
         try:
-            group, nonce, fields = self._open(method, path, body, headers, wall_now)
+            fields = decode_body(body)
+            group = self._group(fields)
             group_name = group.policy.name
+            nonce = self._authenticate(group, method, path, body, headers, wall_now)
             claim = HeartbeatClaim.from_fields(fields)
             group.order.check_seq(sender=claim.node, boot=claim.boot, seq=claim.seq,
                                   timestamp=float(headers[TS_HEADER]), wall_now=wall_now)
@@ -431,8 +433,10 @@ class WitnessDesk:
         """The signed answer to a query (the book is not touched); raises RemoteInputError, counted."""
         group_name = None
         try:
-            group, nonce, fields = self._open(method, path, body, headers, wall_now)
+            fields = decode_body(body)
+            group = self._group(fields)
             group_name = group.policy.name
+            nonce = self._authenticate(group, method, path, body, headers, wall_now)
             q = QueryRequest.from_fields(fields)
         except RemoteInputError as e:
             raise self._rejected(e, group_name) from None
@@ -454,20 +458,23 @@ class WitnessDesk:
                           unheard_down_in=max(0.0, grace_left), highest_term=book.highest_term(group_name),
                           timeout=timing.timeout, down_after=timing.down_after)
 
-    def _open(self, method: str, path: str, body: bytes, headers: Mapping[str, str], wall_now: float
-              ) -> tuple[_Group, str, dict[str, Any]]:
-        fields = decode_body(body)
+    def _group(self, fields: Mapping[str, Any]) -> _Group:
+        """The group a request names (it picks the secret); the signature is checked next."""
         name = fields.get("group")
         group = self.groups.get(name) if isinstance(name, str) else None
         if group is None:
             raise NotAuthenticated("unknown_group", f"group {str(name)[:40]!r} is not served here")
+        return group
+
+    def _authenticate(self, group: _Group, method: str, path: str, body: bytes, headers: Mapping[str, str],
+                      wall_now: float) -> str:
         try:
             nonce = group.auth.verify_request(method, path, body, headers, wall_now=wall_now)
         except RemoteInputError as e:
             raise NotAuthenticated(e.reason, e.detail) from None
         if float(headers[TS_HEADER]) < self.started_wall:
             raise NotAuthenticated("stale", "signed before this witness started")
-        return group, nonce, fields
+        return nonce
 
     def _rejected(self, e: RemoteInputError, group: str | None) -> RemoteInputError:
         self.rejected[e.reason] += 1

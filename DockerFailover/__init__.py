@@ -9,7 +9,8 @@ Pure logic (no I/O, fed events carrying a monotonic ``now``):
   ``config``      config.py via ``ast`` (never executed), TOML, JSON -> NodeConfig
 The I/O side, ``shell``: ``agent`` (the asyncio loop, carries out each Step), ``http_api`` (aiohttp,
 talks to the agent through the PairEndpoint protocol), ``status`` (GET /status JSON),
-``docker_host`` (Docker SDK, event stream), ``term_store``. ``cli`` is the console entry. The test
+``docker_host`` (Docker SDK, event stream), ``term_store``. ``cli`` is the console entry; ``fence`` the
+fence keeper process of standard mode (``python -m DockerFailover.fence``, standard library only). The test
 bed (two dockerd in network namespaces) and the demo live in labs/ (``labs.docker``,
 ``labs.docker_demo``), not here.
 """

@@ -26,6 +26,14 @@ def render_without_secret(cfg: NodeConfig) -> str:
     """The effective configuration as JSON, the shared secret masked (``-t`` output lands in logs)."""
     data = cfg.model_dump(mode="json")
     data["secret"] = f"*** ({len(cfg.secret)} characters)"
+    if cfg.witness is not None:
+        data["witness"]["secret"] = f"*** ({len(cfg.witness.secret)} characters)"
+        timing = cfg.fencing
+        assert timing is not None
+        data["fencing"] = {"timeout": timing.timeout, "kill_bound": timing.stop_bound,
+                           "margin": round(timing.margin, 3), "down_after": round(timing.down_after, 3)}
+    data["mode"] = cfg.mode
+    data["mode_summary"] = cfg.mode_summary()
     return json.dumps(data, indent=2)
 
 
@@ -53,7 +61,9 @@ def main(argv: list[str] | None = None) -> int:
         return load_node_config(path, args.server)
 
     if args.check:
-        return run_check(load, render_without_secret)
+        rc = run_check(load, render_without_secret)
+        print(f"docker-failover: {load_or_exit(load).mode_summary()}", file=sys.stderr)
+        return rc
     cfg = load_or_exit(load)
     logging.basicConfig(level=getattr(logging, args.log_level),
                         format=f"%(asctime)s {cfg.name} %(levelname)s %(name)s: %(message)s")

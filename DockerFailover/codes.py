@@ -30,6 +30,12 @@ class TransitionCode(ReasonCode):
     STOP_FAILED = "stop_failed", "handing_over -> active: stopping our containers failed; keep them"
     HANDOVER_ACCEPTED = "handover_accepted", "passive/starting -> active: the peer handed over to us"
     SHUTDOWN = "shutdown", "active -> handing_over: the agent is shutting down and the peer can take over"
+    SELF_FENCED = "self_fenced", (
+        "active/handing_over -> passive (standard mode): no acknowledged contact with the peer or the witness "
+        "for `heartbeat_timeout` since a heartbeat was sent: kill the containers before anyone may take over")
+    WITNESS_CONFIRMED = "witness_confirmed", (
+        "passive/starting -> active (standard mode): the peer is silent for `down_after` and the witness, asked "
+        "after our claim, says it cannot be running (down there, or it runs nothing)")
 
 
 class AlertCode(ReasonCode):
@@ -39,6 +45,8 @@ class AlertCode(ReasonCode):
         "our Docker daemon does not answer; the containers may still run, so no failover on that alone")
     DOCKER_BACK = "docker_back", "our Docker daemon answers again"
     PEER_LOST = "peer_lost", "the peer went silent (active: we keep the containers; idle: we cannot take over)"
+    PEER_LEAVING = "peer_leaving", (
+        "the peer's agent is shutting down (its last heartbeat said so): it cannot take over until it is back")
     PEER_BACK = "peer_back", "heartbeats from the peer again after it was reported lost"
     CONTAINER_FAILED_NO_PEER = "container_failed_no_peer", (
         "a container is down past its grace and the peer cannot take over: restart it here")
@@ -47,3 +55,21 @@ class AlertCode(ReasonCode):
     STOP_FAILED_PASSIVE = "stop_failed_passive", "stopping the containers failed (outside a hand-over)"
     STALLED = "stalled", "the agent was frozen or starved; no takeover on silence until the backlog is read"
     TERM_NOT_PERSISTED = "term_not_persisted", "the new term could not be written to `state_dir`"
+    WITNESS_UNREACHABLE = "witness_unreachable", (
+        "standard mode: the witness does not answer; alone this changes nothing (the peer's acks keep our lease)")
+    WITNESS_BACK = "witness_back", "standard mode: the witness answers again"
+    WITNESS_TIMING = "witness_timing", (
+        "standard mode: the witness's down_after is shorter than ours: its word is not used (fix its group's "
+        "timeout/stop_bound)")
+    TAKEOVER_HELD = "takeover_held", (
+        "standard mode: the peer is silent but the table says not to start (the witness cannot confirm it is gone)")
+
+
+class NoteCode(ReasonCode):
+    """Standard mode's steps that change no role (logged as ``note:`` lines with the table's code)."""
+
+    CLAIMING = "claiming", (
+        "the table says start: we tell the witness we are about to run the containers, and start only if its "
+        "answer to that claim still says the peer cannot be running them")
+    CLAIM_WITHDRAWN = "claim_withdrawn", (
+        "the witness's answer to our claim no longer allows a start (or none came within `heartbeat_timeout`)")

@@ -32,6 +32,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, field_validator, model_validator
 
 from failover_core.config import ConfigError, StrictModel, as_mapping, parse_config_text, validate_config
+from failover_core.fencing import FencingTiming
 
 DEFAULT_CONFIG_PATH = "/app/config.py"
 _CONTAINER_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
@@ -42,7 +43,42 @@ NODE_KEYS = (
     "heartbeat_interval", "check_heartbeat_interval", "heartbeat_timeout", "startup_grace_period",
     "restart_grace_period", "containers", "stop_timeout", "request_timeout", "max_clock_skew",
     "failback", "failback_hold_down", "notify", "notify_timeout", "docker_url", "state_dir", "listen",
+    "term_file", "witness",
 )
+
+
+class WitnessSettings(StrictModel):
+    """``witness = {"url": ..., "secret": ...}``: standard mode (a third vote, self-fencing, the fence keeper)."""
+
+    url: str = Field(description="the witness's URL, http://HOST:PORT (FailoverWitness)")
+    secret: str = Field(min_length=16, description="the group's shared secret at the witness")
+    group: str = Field(default="docker-failover", description="the pair's group name at the witness")
+    kill_bound: float = Field(default=1.0, gt=0, description=(
+        "S: fencing kills the containers (docker kill, no graceful stop) within this many seconds"))
+    scheduling_delay: float = Field(default=0.25, ge=0, description="D: how late a timer may fire")
+    clock_drift: float = Field(default=0.001, ge=0, lt=0.1, description="rho: relative clock rate error")
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        parts = urlsplit(v)
+        try:
+            port = parts.port
+        except ValueError:
+            port = None
+        if parts.scheme not in ("http", "https") or not parts.hostname or port is None:
+            raise ValueError("the witness url must look like http://HOST:PORT")
+        if parts.path not in ("", "/") or parts.query or parts.fragment:
+            raise ValueError("the witness url must not have a path, query or fragment")
+        return f"{parts.scheme}://{parts.netloc}"
+
+    @field_validator("group")
+    @classmethod
+    def _group(cls, v: str) -> str:
+        if not _SERVER_NAME.match(v):
+            raise ValueError("a short name: [A-Za-z0-9][A-Za-z0-9_.-]*")
+        return v
+
 
 
 class NodeConfig(StrictModel):
@@ -70,6 +106,11 @@ class NodeConfig(StrictModel):
     notify_timeout: float = Field(default=10.0, gt=0)
     docker_url: str | None = Field(default=None, description="None: DOCKER_HOST or the default socket")
     state_dir: str = "/var/lib/docker-failover"
+    witness: WitnessSettings | None = Field(default=None, description=(
+        "standard mode; without it (simple mode) a cut link between the two hosts gives two actives"))
+    term_file: str | None = Field(default=None, description=(
+        "written with the term (one line) before the containers start: bind-mount its directory read-only "
+        "into them to use the term as a fencing token"))
 
     @field_validator("containers")
     @classmethod
@@ -104,6 +145,13 @@ class NodeConfig(StrictModel):
             raise ValueError("notify must be a non-empty command (or leave it out)")
         return v
 
+    @field_validator("term_file")
+    @classmethod
+    def _term_file(cls, v: str | None) -> str | None:
+        if v is not None and (not v.startswith("/") or v.endswith("/")):
+            raise ValueError("term_file must be an absolute file path, e.g. /run/docker-failover/term")
+        return v
+
     @model_validator(mode="after")
     def _timings(self) -> NodeConfig:
         if self.heartbeat_interval >= self.heartbeat_timeout:
@@ -113,6 +161,29 @@ class NodeConfig(StrictModel):
             raise ValueError(f"request_timeout ({self.request_timeout:g}) must not exceed "
                              f"heartbeat_timeout ({self.heartbeat_timeout:g})")
         return self
+
+    @property
+    def fencing(self) -> FencingTiming | None:
+        """Standard mode's timing (T = heartbeat_timeout, S = witness.kill_bound); None in simple mode."""
+        w = self.witness
+        if w is None:
+            return None
+        return FencingTiming(timeout=self.heartbeat_timeout, stop_bound=w.kill_bound,
+                             scheduling_delay=w.scheduling_delay, clock_drift=w.clock_drift)
+
+    @property
+    def mode(self) -> str:
+        return "simple" if self.witness is None else "standard"
+
+    def mode_summary(self) -> str:
+        """One paragraph for ``--check`` and the start-up log: what this mode promises, plainly."""
+        timing = self.fencing
+        if timing is None:
+            return ("mode: simple (no witness). A cut link between the two hosts gives TWO ACTIVES (both run the "
+                    "containers) until it heals; a dead or frozen agent leaves its containers running beside the "
+                    "peer's. Configure `witness` for standard mode.")
+        return (f"mode: standard (witness {self.witness.url if self.witness else ''}). {timing.explain()}. "
+                f"The witness group must use timeout = {timing.timeout:g} and stop_bound = {timing.stop_bound:g}.")
 
 
 # ---------------------------------------------------------------------------------------------- config.py via ast

@@ -36,7 +36,7 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
-from DockerFailover.codes import AlertCode, TransitionCode
+from DockerFailover.codes import AlertCode, NoteCode, TransitionCode
 from DockerFailover.containers import ContainerWatch
 from DockerFailover.events import (
     Action,
@@ -50,6 +50,8 @@ from DockerFailover.events import (
     HandOverAnswered,
     HandOverRequested,
     HeartbeatReceived,
+    HoldFence,
+    PeerAcknowledged,
     PeerHeartbeat,
     PersistTerm,
     RequestHandOver,
@@ -61,10 +63,18 @@ from DockerFailover.events import (
     StopContainers,
     TermNotPersisted,
     Tick,
+    WitnessAnswered,
+    WitnessUnreachable,
 )
+from failover_core.decide import Decision, Facts, decide
+from failover_core.fencing import ContactLease, FencingTiming
 from failover_core.liveness import Liveness, PeerLiveness
 from failover_core.step import Deadlines, Step, StepBuilder
+from failover_core.tables import Action as TableAction
+from failover_core.tables import Role as TableRole
+from failover_core.tables import Verdict
 from failover_core.transitions import StateMachine
+from failover_core.witness_protocol import WitnessAck
 
 ALLOWED_MOVES: dict[Role, frozenset[Role]] = {
     Role.STARTING: frozenset({Role.PASSIVE, Role.ACTIVE}),
@@ -83,6 +93,7 @@ class Timer(enum.StrEnum):
     HOLD_TAKEOVER = "hold_takeover"  # after our own stall: read what the peer sent meanwhile first
     HANDOVER_WAIT = "handover_wait"  # a hand-over request went unanswered: wait for the peer's word until then
     RETRY = "retry"  # after a hand-over that failed (or a local restart): no new attempt before
+    CLAIM = "claim"  # standard mode: our claim to the witness must be answered by then, else it is withdrawn
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -98,6 +109,16 @@ class PairSettings:
     stop_timeout: float
     failback: bool = False
     failback_hold_down: float = 60.0
+    fencing: FencingTiming | None = None  # standard mode (a witness); None: simple mode
+
+    @property
+    def standard(self) -> bool:
+        return self.fencing is not None
+
+    @property
+    def peer_down_after(self) -> float:
+        """Silence after which the peer is DOWN: heartbeat_timeout, or T + margin in standard mode."""
+        return self.fencing.down_after if self.fencing is not None else self.heartbeat_timeout
 
     @property
     def retry_hold(self) -> float:
@@ -111,6 +132,7 @@ class PeerView:
 
     heartbeat: PeerHeartbeat | None = None
     lost_alerted: bool = False
+    idle_since: float | None = None  # receipt time of the first heartbeat of its current idle streak
 
 
 def _peer_after_hand_over(hb: PeerHeartbeat | None, sender: str, role: Role, term: int) -> PeerHeartbeat:
@@ -135,11 +157,27 @@ class PairNode:
     timers: Deadlines[Timer] = field(default_factory=Deadlines)
     failed_alerted: bool = False
     handover_detail: str = ""  # why the unanswered hand-over request got no answer
+    leaving: bool = False  # our agent is shutting down: never take over again, tell the peer
+    # standard mode (settings.fencing): the arbiter's facts
+    seq: int = 0  # our heartbeats, to the peer and the witness alike
+    lease: ContactLease | None = None  # our right to run the containers (acknowledged contact)
+    witness: PeerLiveness | None = None  # do we reach the witness (an ack within heartbeat_timeout)?
+    witness_ack: WitnessAck | None = None  # its last good answer
+    witness_alerted: bool = False  # WITNESS_UNREACHABLE said, not yet WITNESS_BACK
+    witness_timing_alerted: bool = False
+    claim_seq: int | None = None  # we claimed "about to run" in this heartbeat; start on its answer
+    claim_purpose: str = ""  # "takeover" (the peer is silent: the table) or "cold_start" (both idle)
+    claim_not_before: float = 0.0  # after a withdrawn claim, no new one before this
+    fence_sent: tuple[bool, float | None] = (False, None)  # the last HoldFence: (sent at all, until)
+    table_code: str | None = None  # the table's last HOLD/STOP code while the peer is silent (said once)
 
     def __post_init__(self) -> None:
         s = self.settings
         self.machine = StateMachine(s.name, Role.STARTING, ALLOWED_MOVES)
-        self.liveness = PeerLiveness(s.peer, s.heartbeat_timeout, self.booted_at)
+        self.liveness = PeerLiveness(s.peer, s.peer_down_after, self.booted_at)
+        if s.fencing is not None:
+            self.lease = ContactLease(s.heartbeat_timeout)
+            self.witness = PeerLiveness("witness", s.heartbeat_timeout, self.booted_at)
         self.watches = {n: ContainerWatch(n) for n in s.containers}
         self.timers.set(Timer.HEARTBEAT, self.booted_at)
 
@@ -152,7 +190,8 @@ class PairNode:
     @property
     def eligible(self) -> bool:
         """Could we run the containers? Our Docker daemon answers and none of them is missing here."""
-        return self.docker_ok is True and all(w.last is None or w.last.exists for w in self.watches.values())
+        return not self.leaving and self.docker_ok is True and \
+            all(w.last is None or w.last.exists for w in self.watches.values())
 
     @property
     def containers_up(self) -> bool:
@@ -160,7 +199,7 @@ class PairNode:
 
     def heartbeat_fields(self) -> dict[str, Any]:
         return {"sender": self.settings.name, "term": self.term, "role": self.role.value,
-                "eligible": self.eligible, "containers_up": self.containers_up}
+                "eligible": self.eligible, "containers_up": self.containers_up, "leaving": self.leaving}
 
     def _before(self, timer: Timer, now: float) -> bool:
         """Is ``timer`` set and still in the future?"""
@@ -208,7 +247,12 @@ class PairNode:
         """One event in, one step out: learn the facts, then the current role decides."""
         b: Build = StepBuilder()
         if self._learn(event, b):
-            self._decide_as(self.role, event, b)
+            if self.settings.standard and self.role in (Role.ACTIVE, Role.HANDING_OVER) and \
+                    not self._lease_valid(event.now):
+                self._self_fence(event.now, b)
+            else:
+                self._decide_as(self.role, event, b)
+        self._fence_sync(event.now, b)
         return b.build()
 
     def _decide_as(self, role: Role, event: Event, b: Build) -> None:
@@ -241,7 +285,15 @@ class PairNode:
                 return False
             case HeartbeatReceived(heartbeat=hb):
                 self.liveness.heard(now)
+                was_leaving = self.peer.heartbeat is not None and self.peer.heartbeat.leaving
                 self.peer.heartbeat = hb
+                if hb.role in (Role.PASSIVE, Role.STARTING):
+                    self.peer.idle_since = now if self.peer.idle_since is None else self.peer.idle_since
+                else:
+                    self.peer.idle_since = None
+                if hb.leaving and not was_leaving:
+                    b.act(Alert(code=AlertCode.PEER_LEAVING, message=f"{hb.sender} is shutting down "
+                                                                     f"({hb.role.value}): it cannot take over"))
                 if self.peer.lost_alerted:
                     b.act(Alert(code=AlertCode.PEER_BACK, message=f"heartbeats from {hb.sender} again "
                                                                   f"({hb.role.value}, term {hb.term})"))
@@ -274,6 +326,43 @@ class PairNode:
                     b.act(Alert(code=AlertCode.STOP_FAILED_PASSIVE, message=f"stopping containers failed: {detail}"))
             case HandOverAnswered(term=int() as term):
                 self._set_term(term, b)
+            case PeerAcknowledged(seq=seq):
+                if self.lease is not None:
+                    self.lease.acknowledged(seq)
+                return self.role in (Role.ACTIVE, Role.HANDING_OVER)  # nothing to decide unless we run
+            case WitnessAnswered(ack=ack):
+                return self._learn_witness(ack, now, b)
+            case WitnessUnreachable(detail=detail):
+                if self.witness is not None and not self.witness_alerted and \
+                        self.witness.state(now) is not Liveness.UP:
+                    self.witness_alerted = True
+                    b.act(Alert(code=AlertCode.WITNESS_UNREACHABLE, message=f"witness unreachable ({detail}); "
+                                                                            "alone this changes nothing"))
+                return self.claim_seq is not None  # a claim may have to be withdrawn
+        return True
+
+    def _learn_witness(self, ack: WitnessAck, now: float, b: Build) -> bool:
+        fencing = self.settings.fencing
+        if fencing is None or self.witness is None or self.lease is None:
+            return False
+        self.witness.heard(now)
+        self.lease.acknowledged(ack.seq)
+        if self.witness_alerted:
+            self.witness_alerted = False
+            b.act(Alert(code=AlertCode.WITNESS_BACK, message=f"witness {ack.witness} answers again"))
+        if ack.down_after + 1e-3 < fencing.down_after:
+            if not self.witness_timing_alerted:
+                self.witness_timing_alerted = True
+                b.act(Alert(code=AlertCode.WITNESS_TIMING, message=(
+                    f"witness {ack.witness} calls a node down after {ack.down_after:.3f}s, before our fencing "
+                    f"deadline needs ({fencing.down_after:.3f}s): its answers are not used")))
+            self.witness_ack = None
+            return self.claim_seq is not None
+        if self.witness_ack is None or ack.seq >= self.witness_ack.seq:
+            self.witness_ack = ack
+        if self.role in (Role.STARTING, Role.PASSIVE) and ack.highest_term > self.term and \
+                not self.liveness.is_up(now):
+            self._set_term(ack.highest_term, b)  # a term claimed while we did not hear the peer: learn it
         return True
 
     # ------------------------------------------------------------------ 2. one decision function per role
@@ -284,7 +373,7 @@ class PairNode:
             case HandOverRequested():
                 return self._answer_as_idle(event, b)
             case ShutdownRequested():
-                return None  # nothing runs here to hand over
+                return self._leave(now, b)
             case HeartbeatReceived(heartbeat=hb) if hb.role is Role.ACTIVE:
                 self._set_term(hb.term, b)
                 self._change(Role.PASSIVE, TransitionCode.PEER_ACTIVE, f"peer {hb.sender} is active in term "
@@ -293,13 +382,17 @@ class PairNode:
             case HeartbeatReceived(heartbeat=hb):
                 self._set_term(hb.term, b)  # an idle peer that knows a later term: learn it
         peer_down = self.liveness.state(now) is Liveness.DOWN
-        if self.eligible and self._peer_idle(now) and self._cold_start_candidate():
-            self._become_active(TransitionCode.COLD_START_CANDIDATE, f"{self.settings.peer} is idle too and we are "
-                                "the cold-start candidate", now, b, new_term=self.term + 1)
+        if self.claim_seq is not None and not self._claim_still_wanted(now):
+            self._withdraw_claim(f"{self.settings.peer} is no longer silent/idle", now, b)
+        if self.eligible and self._peer_idle(now) and self._cold_start_candidate() and self._may_run(now):
+            self._cold_start(now, b)
         elif self.eligible and peer_down and not self._before(Timer.HOLD_TAKEOVER, now) and \
                 now >= self.booted_at + self.settings.startup_grace_period:
-            self._become_active(TransitionCode.STARTUP_PEER_SILENT, f"no heartbeat from {self.settings.peer} "
-                                "within the start-up grace", now, b, new_term=self.term + 1)
+            if self.settings.standard:
+                self._takeover_by_table(now, b)
+            else:
+                self._become_active(TransitionCode.STARTUP_PEER_SILENT, f"no heartbeat from {self.settings.peer} "
+                                    "within the start-up grace", now, b, new_term=self.term + 1)
         elif self._cannot_take_over(now):
             self._alert_cannot_take_over(b)
         self._heartbeat_timer(now, b)
@@ -311,19 +404,23 @@ class PairNode:
             case HandOverRequested():
                 return self._answer_as_idle(event, b)
             case ShutdownRequested():
-                return None  # nothing runs here to hand over
+                return self._leave(now, b)
             case HeartbeatReceived(heartbeat=hb):
                 self._set_term(hb.term, b)  # a later term, active or idle: learn it
         s = self.settings
         peer_down = self.liveness.state(now) is Liveness.DOWN
+        if self.claim_seq is not None and not self._claim_still_wanted(now):
+            self._withdraw_claim(f"{s.peer} is no longer silent/idle, or we cannot run the containers", now, b)
         if self.eligible and peer_down and not self._before(Timer.HOLD_TAKEOVER, now):
-            silent = self.liveness.silent_for(now)
-            took = f"{silent:.2f}s" if silent is not None else "ever"
-            self._become_active(TransitionCode.PEER_HEARTBEAT_LOST, f"no heartbeat from {s.peer} for {took}", now, b,
-                                new_term=self.term + 1)
-        elif self.eligible and self._peer_idle(now) and self._cold_start_candidate():
-            self._become_active(TransitionCode.COLD_START_CANDIDATE, f"{s.peer} is idle too and we are the "
-                                "cold-start candidate", now, b, new_term=self.term + 1)
+            if s.standard:
+                self._takeover_by_table(now, b)
+            else:
+                silent = self.liveness.silent_for(now)
+                took = f"{silent:.2f}s" if silent is not None else "ever"
+                self._become_active(TransitionCode.PEER_HEARTBEAT_LOST, f"no heartbeat from {s.peer} for {took}", now,
+                                    b, new_term=self.term + 1)
+        elif self.eligible and self._peer_idle(now) and self._cold_start_candidate() and self._may_run(now):
+            self._cold_start(now, b)
         elif self._stray_running(now):
             names = [n for n, w in self.watches.items() if w.running]
             b.act(Alert(code=AlertCode.STRAY_CONTAINERS,
@@ -347,7 +444,8 @@ class PairNode:
                     self._change(Role.HANDING_OVER, TransitionCode.SHUTDOWN, f"agent shutting down; handing over "
                                  f"to {s.peer}", now, b)
                     self._stop_all("shutdown hand-over", b)
-                return None
+                    return None
+                return self._leave(now, b)
             case HeartbeatReceived(heartbeat=hb) if hb.role is Role.ACTIVE and hb.term > self.term:
                 self._set_term(hb.term, b)
                 self._step_down(TransitionCode.HIGHER_TERM, f"peer {hb.sender} is active with higher term "
@@ -452,6 +550,8 @@ class PairNode:
             return self._refuse(ev, "just resumed from a stall", b)
         if ev.term < self.term:
             return self._refuse(ev, f"stale request: term {ev.term} < our term {self.term}", b)
+        if not self._may_run(now):
+            return self._refuse(ev, "no acknowledged contact with the peer or the witness: we may not run", b)
         self.liveness.heard(now)
         self.peer.heartbeat = _peer_after_hand_over(self.peer.heartbeat, ev.sender, Role.PASSIVE, ev.term)
         self._become_active(TransitionCode.HANDOVER_ACCEPTED, f"{ev.sender} handed over: {ev.reason}"[:300], now, b,
@@ -460,8 +560,168 @@ class PairNode:
                              asked_term=ev.term))
         return self._active(Tick(now=now), b)
 
+    def _leave(self, now: float, b: Build) -> None:
+        """Shutting down with nothing to hand over: what runs here keeps running; tell the peer at once that we
+        are leaving (``leaving``, not eligible), so an active peer does not stop its containers for a hand-over
+        to us that cannot happen, and an idle one knows we will not take over."""
+        if not self.leaving:
+            self.leaving = True
+            self.timers.set(Timer.HEARTBEAT, now)
+        self._heartbeat_timer(now, b)
+
     def _refuse(self, ev: HandOverRequested, detail: str, b: Build) -> None:
         b.act(HandOverAnswer(accepted=False, term=self.term, detail=detail, asked_by=ev.sender, asked_term=ev.term))
+
+    # ------------------------------------------------------------------ standard mode (a witness)
+
+    def _lease_valid(self, now: float) -> bool:
+        return self.lease is not None and self.lease.valid(now)
+
+    def _may_run(self, now: float) -> bool:
+        """Simple mode: always. Standard mode: only with a valid ContactLease (acknowledged contact)."""
+        return not self.settings.standard or self._lease_valid(now)
+
+    def _table_decision(self, now: float) -> Decision:
+        """failover_core.decide's documented table for a node that does not run the containers: the
+        preferred server is the table's primary, the other its secondary; the witness's word is its last ack."""
+        s = self.settings
+        role = TableRole.PRIMARY if s.preferred else TableRole.SECONDARY
+        assert self.witness is not None
+        ack = self.witness_ack
+        view = ack.view_of(s.peer) if ack is not None else None
+        verdict = None
+        if view is not None and not s.preferred:
+            verdict = {Liveness.DOWN: Verdict.PRIMARY_DOWN, Liveness.UP: Verdict.PRIMARY_ALIVE}.get(view.state)
+        hb = self.peer.heartbeat
+        facts = Facts(peer=self.liveness.state(now), witness=self.witness.state(now), verdict=verdict,
+                      peer_active=None if hb is None else hb.role is Role.ACTIVE, self_active=False,
+                      witness_peer_active=None if view is None else view.may_be_active)
+        return decide(role, facts)
+
+    def _claim_still_wanted(self, now: float) -> bool:
+        if not self.eligible:
+            return False
+        if self.claim_purpose == "takeover":
+            return self.liveness.state(now) is Liveness.DOWN
+        return self._peer_idle(now)
+
+    def _claim(self, purpose: str, why: str, now: float, b: Build) -> None:
+        """Our next heartbeat (at once) tells the witness we are about to run the containers."""
+        if now < self.claim_not_before:
+            return
+        self.claim_seq, self.claim_purpose = self.seq + 1, purpose
+        self.timers.set(Timer.CLAIM, now + self.settings.heartbeat_timeout)
+        self.timers.set(Timer.HEARTBEAT, now)
+        b.note(NoteCode.CLAIMING, why)
+
+    def _claim_answer(self, now: float, b: Build) -> WitnessAck | None:
+        """The witness's answer to our claim (None: not yet; a claim unanswered past its deadline is withdrawn)."""
+        ack = self.witness_ack
+        if self.claim_seq is not None and ack is not None and ack.seq >= self.claim_seq:
+            return ack
+        if self.claim_seq is not None and not self._before(Timer.CLAIM, now):
+            self._withdraw_claim(f"no answer from the witness within {self.settings.heartbeat_timeout:g}s", now, b)
+        return None
+
+    def _takeover_by_table(self, now: float, b: Build) -> None:
+        """The peer is silent for ``down_after``: the table decides; a START is a claim first (our next heartbeat
+        tells the witness we are about to run), and we start only if the witness's answer to that claim
+        still says START (two nodes claiming at once: the witness answers the second with the first's claim)."""
+        d = self._table_decision(now)
+        if self.claim_seq is None:
+            if d.action is TableAction.START and self._may_run(now):
+                self._claim("takeover", f"{d.reason} [{d.code}]", now, b)
+            elif d.code != self.table_code:
+                b.act(Alert(code=AlertCode.TAKEOVER_HELD, message=f"{self.settings.peer} is silent: {d} "
+                                                                  "(not starting)"))
+            self.table_code = d.code
+            return
+        ack = self._claim_answer(now, b)
+        if ack is None:
+            return
+        if d.action is TableAction.START and self._may_run(now):
+            self._claim_done()
+            self._become_active(TransitionCode.WITNESS_CONFIRMED, f"{d.reason} [{d.code}]", now, b,
+                                new_term=max(self.term, ack.highest_term) + 1)
+        else:
+            self._withdraw_claim(str(d), now, b)
+
+    def _cold_start(self, now: float, b: Build) -> None:
+        """Both idle and we are the candidate. Simple mode: start. Standard mode: only after the peer has been
+        heard idle for two heartbeat intervals (heartbeats held up by a cut link arrive in a burst when it
+        heals, and the first may be an old "passive"), and, when the witness answers, only after its answer
+        to our claim says the peer runs nothing."""
+        s = self.settings
+        reason = f"{s.peer} is idle too and we are the cold-start candidate"
+        if not s.standard:
+            self._become_active(TransitionCode.COLD_START_CANDIDATE, reason, now, b, new_term=self.term + 1)
+            return
+        idle_since = self.peer.idle_since
+        if idle_since is None or now - idle_since < 2 * s.heartbeat_interval:
+            return
+        assert self.witness is not None
+        if self.claim_seq is None:
+            witness = self.witness.state(now)
+            if witness is Liveness.UP:
+                self._claim("cold_start", reason, now, b)
+            elif witness is Liveness.DOWN:  # the witness down alone changes nothing: the pair's own rule
+                self._become_active(TransitionCode.COLD_START_CANDIDATE, f"{reason} (witness unreachable)", now, b,
+                                    new_term=self.term + 1)
+            return
+        ack = self._claim_answer(now, b)
+        if ack is None:
+            return
+        if ack.view_of(s.peer).may_be_active is False:
+            self._claim_done()
+            self._become_active(TransitionCode.COLD_START_CANDIDATE, f"{reason}; the witness confirms it runs "
+                                "nothing", now, b, new_term=max(self.term, ack.highest_term) + 1)
+        else:
+            self._withdraw_claim(f"the witness says {s.peer} may run the containers: "
+                                 f"{ack.view_of(s.peer).as_fields()}", now, b)
+
+    def _claim_done(self) -> None:
+        self.claim_seq = None
+        self.timers.clear(Timer.CLAIM)
+        self.table_code = None
+
+    def _withdraw_claim(self, why: str, now: float, b: Build) -> None:
+        self.claim_seq = None
+        self.claim_not_before = now + self.settings.heartbeat_interval
+        self.timers.clear(Timer.CLAIM)
+        self.timers.set(Timer.HEARTBEAT, now)  # say at once that we do not run
+        b.note(NoteCode.CLAIM_WITHDRAWN, why)
+
+    def _self_fence(self, now: float, b: Build) -> None:
+        """Our lease expired (no acknowledged contact with the peer or the witness for ``heartbeat_timeout``
+        since a heartbeat was sent): kill the containers now, before anyone may call us gone."""
+        assert self.lease is not None
+        since = "never acknowledged" if self.lease.expires_at is None else \
+            f"lease expired {now - self.lease.expires_at:.3f}s ago"
+        reason = (f"no acknowledged contact with {self.settings.peer} or the witness ({since}): "
+                  "killing the containers (fencing)")
+        self._change(Role.PASSIVE, TransitionCode.SELF_FENCED, reason, now, b)
+        for w in self.watches.values():
+            w.forget()
+        self.ops_pending += 1
+        b.act(StopContainers(names=self.settings.containers, timeout=0, reason=reason, kill=True))
+        self._heartbeat_timer(now, b)
+
+    def claims_active(self) -> bool:
+        """What our heartbeats tell the witness: we run (or are about to run) the containers."""
+        return self.role in (Role.ACTIVE, Role.HANDING_OVER) or self.claim_seq is not None or \
+            any(w.running for w in self.watches.values())
+
+    def _fence_sync(self, now: float, b: Build) -> None:
+        """Standard mode: the fence keeper holds our lease while containers may run here (or are being
+        started or stopped); it kills them when the lease runs out, or when our process dies."""
+        if self.lease is None:
+            return
+        holding = self.role in (Role.ACTIVE, Role.HANDING_OVER) or self.ops_pending > 0 or \
+            any(w.running for w in self.watches.values())
+        until = (self.lease.expires_at if self.lease.expires_at is not None else now) if holding else None
+        if self.fence_sent != (True, until):
+            self.fence_sent = (True, until)
+            b.act(HoldFence(until=until))
 
     # ------------------------------------------------------------------ what the guards do
 
@@ -484,7 +744,7 @@ class PairNode:
             w.started_by_us(now, self.settings.startup_grace_period)
         self.failed_alerted = False
         self.ops_pending += 1
-        b.act(StartContainers(names=self.settings.containers, reason=reason))
+        b.act(StartContainers(names=self.settings.containers, reason=reason, term=self.term))
 
     def _stop_all(self, reason: str, b: Build) -> None:
         for w in self.watches.values():
@@ -522,7 +782,11 @@ class PairNode:
         due = self.timers.get(Timer.HEARTBEAT)
         if due is not None and now >= due and self.docker_ok is not None:
             self.timers.set(Timer.HEARTBEAT, now + self.settings.heartbeat_interval)
-            b.act(SendHeartbeat(fields=self.heartbeat_fields()))
+            self.seq += 1
+            if self.lease is not None:
+                self.lease.sent(self.seq, now)
+            b.act(SendHeartbeat(fields={**self.heartbeat_fields(), "seq": self.seq}, seq=self.seq,
+                                claims_active=self.claims_active()))
 
     def deadlines(self, now: float) -> Deadlines[str]:
         """Every instant at which a ``Tick`` may decide something, by name (some may be past)."""
@@ -534,6 +798,13 @@ class PairNode:
         silent = self.liveness.next_deadline(now)
         if silent is not None:
             d.set("peer_silent", silent)
+        if self.lease is not None and self.lease.expires_at is not None and \
+                self.role in (Role.ACTIVE, Role.HANDING_OVER):
+            d.set("lease", self.lease.expires_at)
+        if self.witness is not None:
+            w = self.witness.next_deadline(now)
+            if w is not None:
+                d.set("witness_silent", w)
         if self.role is Role.STARTING:
             d.set("startup_grace", self.booted_at + s.startup_grace_period)
         if self.role is Role.ACTIVE:

@@ -15,6 +15,7 @@ from typing import Any
 
 from DockerFailover.codes import AlertCode
 from DockerFailover.containers import ContainerObservation
+from failover_core.witness_protocol import WitnessAck
 
 
 class Role(enum.Enum):
@@ -33,6 +34,7 @@ class PeerHeartbeat:
     role: Role
     eligible: bool  # its Docker daemon answers and no managed container is missing there
     containers_up: bool  # all managed containers are up there
+    leaving: bool = False  # its agent is shutting down: it will not take over (absent in older agents' heartbeats)
 
 
 # ---------------------------------------------------------------------------------------------- events
@@ -132,7 +134,33 @@ class TermNotPersisted:
     detail: str
 
 
-Event = (Tick | HeartbeatReceived | ContainersObserved | DockerUnreachable | ContainersStarted | ContainersStopped
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PeerAcknowledged:
+    """The peer answered our heartbeat ``seq`` with a signed 200: it has it (renews our ContactLease)."""
+
+    now: float
+    seq: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WitnessAnswered:
+    """Standard mode: the witness acknowledged our heartbeat ``ack.seq`` (a checked, signed ``WitnessAck``)."""
+
+    now: float
+    ack: WitnessAck
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WitnessUnreachable:
+    """Standard mode: our heartbeat ``seq`` to the witness got no good answer."""
+
+    now: float
+    seq: int
+    detail: str
+
+
+Event = (Tick | HeartbeatReceived | PeerAcknowledged | WitnessAnswered | WitnessUnreachable
+         | ContainersObserved | DockerUnreachable | ContainersStarted | ContainersStopped
          | HandOverAnswered | HandOverRequested | ShutdownRequested | Resumed | TermNotPersisted)
 
 # ---------------------------------------------------------------------------------------------- actions
@@ -147,15 +175,21 @@ class PersistTerm:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StartContainers:
+    """Start the managed containers; they run under ``term`` (written to ``term_file`` first, if configured)."""
+
     names: tuple[str, ...]
     reason: str
+    term: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StopContainers:
+    """Stop the managed containers: gracefully within ``timeout``, or ``kill`` at once (fencing)."""
+
     names: tuple[str, ...]
     timeout: float
     reason: str
+    kill: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -168,7 +202,20 @@ class RequestHandOver:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SendHeartbeat:
+    """To the peer (``fields``, which carry ``seq``) and, in standard mode, to the witness (``seq``, the term in
+    ``fields``, and ``claims_active``: we run, or are about to run, the containers)."""
+
     fields: dict[str, Any]
+    seq: int = 0
+    claims_active: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HoldFence:
+    """Standard mode: tell the fence keeper until when (monotonic) the containers may run here; ``None``:
+    nothing to guard (it kills nothing)."""
+
+    until: float | None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -194,4 +241,5 @@ class HandOverAnswer:
         return {"accepted": self.accepted, "term": self.term, "detail": self.detail}
 
 
-Action = PersistTerm | StartContainers | StopContainers | RequestHandOver | SendHeartbeat | Alert | HandOverAnswer
+Action = (PersistTerm | StartContainers | StopContainers | RequestHandOver | SendHeartbeat | Alert | HandOverAnswer
+          | HoldFence)

@@ -54,8 +54,11 @@ def parse_heartbeat(fields: Mapping[str, Any]) -> PeerHeartbeat:
                 raise ValueError(f"{k} must be a boolean")
         if not isinstance(fields["sender"], str):
             raise ValueError("sender must be a string")
+        leaving = fields.get("leaving", False)
+        if not isinstance(leaving, bool):
+            raise ValueError("leaving must be a boolean")
         return PeerHeartbeat(sender=fields["sender"], term=term, role=Role(fields["role"]),
-                             eligible=fields["eligible"], containers_up=fields["containers_up"])
+                             eligible=fields["eligible"], containers_up=fields["containers_up"], leaving=leaving)
     except (KeyError, ValueError, TypeError) as e:
         raise RemoteInputError("malformed", f"heartbeat: {type(e).__name__}: {e}") from None
 

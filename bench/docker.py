@@ -4,6 +4,11 @@ Trials (N each, default 10; ``BENCH_TRIALS`` or ``--trials``):
   (a) heartbeat loss: host A dies (its agent SIGKILLed and its container killed at the same instant)
   (b) container death: the web container on the active host A is SIGKILLed (restart policy "no")
 measured from the fault to the first HTTP 200 from the web container on B (polled every 10 ms).
+With ``--standard`` also, with a witness process in a third namespace (standard mode):
+  (c) host A dies (agent and container SIGKILLed), as (a)
+  (d) host A isolated (iptables drops everything between A and both B and the witness)
+against the standard floor ``down_after + container start`` (down_after = heartbeat_timeout + fencing
+margin: the passive may not call the active gone sooner), measured in the same run.
 
 Reference measured in the same run: the floor ``heartbeat_timeout + container start time``, where
 the container start time is ``docker start`` on B until its web answers to a client that is already
@@ -29,7 +34,8 @@ from pathlib import Path
 
 import requests
 
-from labs.docker import TwoHostLab, wait_until
+from failover_core.fencing import FencingTiming
+from labs.docker import KILL_BOUND, TwoHostLab, wait_until
 
 HB_INTERVAL, HB_TIMEOUT = 0.2, 1.0
 
@@ -101,6 +107,19 @@ def trial_heartbeat_loss(lab: TwoHostLab, cfg: Path) -> float:
     return first_answer(lab, "b", t0, 20)
 
 
+def trial_isolation(lab: TwoHostLab, cfg: Path) -> float:
+    lab.heal_all()
+    fresh_pair(lab, cfg)
+    time.sleep(1.0)  # B's witness answers say A is up
+    t0 = time.monotonic()
+    for other in ("b", "w"):
+        lab.cut("a", other)
+    try:
+        return first_answer(lab, "b", t0, 20)
+    finally:
+        lab.heal_all()
+
+
 def trial_container_death(lab: TwoHostLab, cfg: Path) -> float:
     fresh_pair(lab, cfg)
     pid = lab.container_pid("a")
@@ -112,6 +131,7 @@ def trial_container_death(lab: TwoHostLab, cfg: Path) -> float:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--trials", type=int, default=int(os.environ.get("BENCH_TRIALS", "10")))
+    ap.add_argument("--standard", action="store_true", help="also standard mode (a witness): trials (c) and (d)")
     args = ap.parse_args(argv)
     n = args.trials
     with TwoHostLab() as lab, tempfile.TemporaryDirectory() as tmp:
@@ -137,6 +157,19 @@ def main(argv: list[str] | None = None) -> int:
                 xs.append(x)
                 print(f"  {label[:3]} trial {i + 1}: {x:.3f}s", flush=True)
             results[label] = xs
+        std_results: dict[str, list[float]] = {}
+        if args.standard:
+            lab.start_witness(timeout=HB_TIMEOUT, stop_bound=KILL_BOUND)
+            std_cfg = lab.write_config(Path(tmp) / "standard.py", witness=True, heartbeat_interval=HB_INTERVAL,
+                                       heartbeat_timeout=HB_TIMEOUT, check_heartbeat_interval=0.2)
+            for label, fn in (("(c) standard: host A dies (agent + container)", trial_heartbeat_loss),
+                              ("(d) standard: host A isolated (iptables)", trial_isolation)):
+                xs = []
+                for i in range(n):
+                    x = fn(lab, std_cfg)
+                    xs.append(x)
+                    print(f"  {label[:3]} trial {i + 1}: {x:.3f}s", flush=True)
+                std_results[label] = xs
         for key in ("a", "b"):
             lab.stop_agent(key, signal.SIGKILL)
     print()
@@ -149,6 +182,16 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'floor (heartbeat_timeout + container start)':52} {floor:8.3f}")
     print(f"goal p95 <= floor + 0.5 s: {'met' if ok else 'NOT met'} "
           f"(documented original: ~25 s heartbeat loss, ~50 s container death)")
+    if std_results:
+        down_after = FencingTiming(timeout=HB_TIMEOUT, stop_bound=KILL_BOUND).down_after
+        std_floor = down_after + start_med
+        print()
+        for label, xs in std_results.items():
+            med, q95 = statistics.median(xs), p95(xs)
+            print(f"{label:52} {med:8.3f} {q95:8.3f} {max(xs):8.3f} {q95 - std_floor:+10.3f} "
+                  f"{q95 / std_floor:10.2f}")
+        print(f"{'standard floor (down_after + container start)':52} {std_floor:8.3f}  (down_after "
+              f"{down_after:.3f}s)")
     return 0
 
 

@@ -24,6 +24,11 @@ failback = False                  # True: when server1 is back and stays up for 
 failback_hold_down = 60.0
 notify = None                     # e.g. "/usr/local/bin/failover-notify" (args: server from to reason)
 
+# standard mode (a third vote): without `witness` a cut link between the two hosts gives TWO actives.
+# witness = {"url": "http://192.0.2.13:8790", "secret": "the witness group's secret",
+#            "group": "docker-failover", "kill_bound": 1.0}
+# term_file = "/run/docker-failover/term"   # the term, written before each start (bind-mount it read-only)
+
 # the first server listed is preferred on a cold start of both
 servers = {
     "server1": {"endpoint": "http://192.0.2.12:8700", "port": 8700},   # endpoint = the OTHER agent

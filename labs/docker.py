@@ -16,13 +16,17 @@ Agents run as real processes inside the namespaces: ``lab.start_agent("a", confi
 from __future__ import annotations
 
 import contextlib
+import datetime
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +48,9 @@ MARGIN = 4.0  # a loaded 2-core machine runs other suites at the same time
 IMAGE = "fdk/busybox-web:test"
 WEB_PORT = 8080
 AGENT_PORT = 8700
+WITNESS_PORT = 8790
+KILL_BOUND = 0.5  # standard mode's S (witness.kill_bound): docker kill of the lab's container takes ~0.1 s
+WITNESS_GROUP = "docker-failover"
 
 
 def sh(*argv: str, check: bool = True, timeout: float = 30) -> subprocess.CompletedProcess[str]:
@@ -85,6 +92,7 @@ class TwoHostLab:
     base: Path = field(init=False)
     hosts: dict[str, Host] = field(default_factory=dict)
     net: NetnsSegment | None = None
+    witness: subprocess.Popen[bytes] | None = None
     _made: list[str] = field(default_factory=list)  # what to undo
 
     def __post_init__(self) -> None:
@@ -113,10 +121,11 @@ class TwoHostLab:
         self._made.append("dir")
         # the switch in the root namespace, with the gateway address: this process reaches both hosts;
         # no default route in the hosts: nothing in the lab can reach any address outside it (DNS fails at once)
-        self.net = NetnsSegment({key: str(subnet.network_address + 11 + i) for i, key in enumerate(("a", "b"))},
+        # a, b: the Docker hosts; w: the witness's host (no dockerd)
+        self.net = NetnsSegment({key: str(subnet.network_address + 11 + i) for i, key in enumerate(("a", "b", "w"))},
                                 prefix=f"fdk-{self.run_id}", switch=None,
                                 switch_address=str(subnet.network_address + 1))
-        for key in self.net.hosts:
+        for key in ("a", "b"):
             host = Host(key=key, netns=self.net.ns(key), ip=self.net.address(key), dir=self.base / key)
             host.dir.mkdir()
             self.hosts[key] = host
@@ -212,8 +221,9 @@ class TwoHostLab:
 
     # ------------------------------------------------------------------ agents
 
-    def write_config(self, path: Path, **overrides: Any) -> Path:
-        """A config.py in the documented format for this lab (literal assignments only)."""
+    def write_config(self, path: Path, *, witness: bool = False, **overrides: Any) -> Path:
+        """A config.py in the documented format for this lab (literal assignments only); ``witness``: standard
+        mode with the lab's witness (``start_witness``)."""
         a, b = self.hosts["a"], self.hosts["b"]
         settings: dict[str, Any] = {
             "heartbeat_interval": HB_INTERVAL, "check_heartbeat_interval": HB_INTERVAL,
@@ -222,12 +232,15 @@ class TwoHostLab:
             "secret": f"lab-secret-{self.run_id}-0123456789", "containers": ["web"],
             "state_dir": str(self.base / "state"),
         }
+        if witness:
+            settings["witness"] = {"url": self.witness_url, "secret": self.witness_secret, "group": WITNESS_GROUP,
+                                   "kill_bound": KILL_BOUND}
         settings.update(overrides)
         servers = {
             "server1": {"endpoint": b.agent_url, "port": AGENT_PORT, "docker_url": a.socket,
-                        "state_dir": str(a.dir / "state")},
+                        "state_dir": str(a.dir / "state"), "term_file": str(a.dir / "service" / "term")},
             "server2": {"endpoint": a.agent_url, "port": AGENT_PORT, "docker_url": b.socket,
-                        "state_dir": str(b.dir / "state")},
+                        "state_dir": str(b.dir / "state"), "term_file": str(b.dir / "service" / "term")},
         }
         lines = ['"""DockerFailover lab config (generated)."""']
         lines += [f"{k} = {v!r}" for k, v in settings.items()]
@@ -274,7 +287,72 @@ class TwoHostLab:
         p = self.hosts[key].agent_log
         return p.read_text(errors="replace") if p and p.exists() else ""
 
+    # ------------------------------------------------------------------ the witness (host w)
+
+    @property
+    def witness_ip(self) -> str:
+        assert self.net is not None
+        return self.net.address("w")
+
+    @property
+    def witness_url(self) -> str:
+        return f"http://{self.witness_ip}:{WITNESS_PORT}"
+
+    @property
+    def witness_secret(self) -> str:
+        return f"lab-witness-{self.run_id}-0123456789"
+
+    @property
+    def witness_log(self) -> Path:
+        return self.base / "witness.log"
+
+    def start_witness(self, timeout: float = HB_TIMEOUT, stop_bound: float = KILL_BOUND) -> subprocess.Popen[bytes]:
+        """The standalone witness (``python -m FailoverWitness``) in namespace w, serving the lab's pair."""
+        cfg = self.base / "witness.toml"
+        cfg.write_text(f'name = "lab-witness"\nlisten = "0.0.0.0"\nport = {WITNESS_PORT}\n\n'
+                       f'[groups.{WITNESS_GROUP}]\nsecret = "{self.witness_secret}"\ntimeout = {timeout}\n'
+                       f'stop_bound = {stop_bound}\nheartbeat_interval = {HB_INTERVAL}\n')
+        log = open(self.witness_log, "ab")  # noqa: SIM115 - owned by the process
+        assert self.net is not None
+        self.witness = self.net.popen("w", [sys.executable, "-m", "FailoverWitness", "-c", str(cfg)], net_only=True,
+                                      stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        log.close()
+
+        def answers() -> bool:
+            if self.witness is not None and self.witness.poll() is not None:
+                raise RuntimeError(f"witness exited {self.witness.returncode}:\n"
+                                   f"{self.witness_log.read_text(errors='replace')[-2000:]}")
+            try:
+                return requests.get(f"{self.witness_url}/health", timeout=0.5).status_code == 200
+            except requests.RequestException:
+                return False
+        wait_until(answers, 15, what="the witness answers")
+        return self.witness
+
+    def stop_witness(self, sig: int = signal.SIGTERM) -> None:
+        p = self.witness
+        if p is None or p.poll() is not None:
+            return
+        p.send_signal(sig)
+        try:
+            p.wait(10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait(5)
+
     # ------------------------------------------------------------------ faults
+
+    def cut(self, key: str, other: str, *, inbound: bool = True, outbound: bool = True) -> None:
+        """Drop traffic in ``key``'s namespace from (``inbound``) and to (``outbound``) ``other`` (a, b or w)."""
+        assert self.net is not None
+        self.net.block(key, other, inbound=inbound, outbound=outbound)
+
+    def heal_all(self) -> None:
+        """Remove every cut (flush INPUT and OUTPUT in the three namespaces; dockerd's rules live elsewhere)."""
+        assert self.net is not None
+        for key in ("a", "b", "w"):
+            for chain in ("INPUT", "OUTPUT"):
+                sh("ip", "netns", "exec", self.net.ns(key), "iptables", "-F", chain)
 
     def cut_link(self, key: str) -> None:
         """Partition host ``key`` from the other host (this process still reaches both)."""
@@ -325,6 +403,7 @@ class TwoHostLab:
 
         for h in self.hosts.values():
             attempt(f"agent {h.key}", lambda h=h: self.stop_agent(h.key, signal.SIGKILL))
+        attempt("witness", lambda: self.stop_witness(signal.SIGKILL))
         if "daemons" in self._made:
             for h in self.hosts.values():
                 if h.client is not None:
@@ -371,3 +450,111 @@ class TwoHostLab:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+# ---------------------------------------------------------------------------------------------- who runs the service
+
+LOG_TIME = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) (\S+) ")
+
+
+def log_times(text: str, needle: str) -> list[float]:
+    """Wall times (epoch seconds) of the agent log lines containing ``needle`` (the log's local-time stamps)."""
+    out = []
+    for line in text.splitlines():
+        m = LOG_TIME.match(line)
+        if m and needle in line:
+            out.append(datetime.datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp())
+    return out
+
+
+@dataclass
+class ServiceTimeline:
+    """Records which host runs the managed container: every ``start``/``die`` event of each host's dockerd with
+    the daemon's own nanosecond timestamp (both daemons read this machine's clock), and a sampler that inspects
+    both hosts every ``period`` seconds. ``overlap()`` is the double service by the daemons' events (exact);
+    ``sampled_overlap()`` the sampler's view (misses anything shorter than a period)."""
+
+    lab: TwoHostLab
+    name: str = "web"
+    period: float = 0.05
+    events: list[tuple[float, str, str]] = field(default_factory=list)  # (wall, host, start|die)
+    samples: list[tuple[float, bool, bool]] = field(default_factory=list)  # (wall, runs on a, runs on b)
+    _streams: list[Any] = field(default_factory=list)
+    _threads: list[threading.Thread] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    started_at: float = 0.0
+    initial: dict[str, bool] = field(default_factory=dict)
+
+    def start(self) -> ServiceTimeline:
+        self.started_at = time.time()
+        for key, h in self.lab.hosts.items():
+            client = docker.DockerClient(base_url=h.socket, timeout=10)
+            stream = client.api.events(decode=True, since=int(self.started_at) - 1,
+                                       filters={"type": "container", "container": self.name})
+            self._streams.append((client, stream))
+            self.initial[key] = self.lab.container_running(key, self.name)
+            t = threading.Thread(target=self._follow, args=(key, stream), daemon=True, name=f"timeline-{key}")
+            t.start()
+            self._threads.append(t)
+        sampler = threading.Thread(target=self._sample, daemon=True, name="timeline-sampler")
+        sampler.start()
+        self._threads.append(sampler)
+        return self
+
+    def _follow(self, key: str, stream: Any) -> None:
+        with contextlib.suppress(Exception):  # the stream is closed by stop()
+            for ev in stream:
+                action = str(ev.get("Action") or ev.get("status") or "")
+                if action in ("start", "die"):
+                    self.events.append((int(ev["timeNano"]) / 1e9, key, action))
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            t = time.time()
+            self.samples.append((t, self.lab.container_running("a", self.name),
+                                 self.lab.container_running("b", self.name)))
+            self._stop.wait(max(0.0, self.period - (time.time() - t)))
+
+    def stop(self) -> None:
+        time.sleep(0.2)  # the daemons' last events reach the streams within milliseconds
+        self._stop.set()
+        for client, stream in self._streams:
+            with contextlib.suppress(Exception):
+                stream.close()
+            with contextlib.suppress(Exception):
+                client.close()
+        for t in self._threads:
+            t.join(5)
+
+    def intervals(self, key: str, until: float | None = None) -> list[tuple[float, float]]:
+        """When the container ran on host ``key``, by its daemon's events (``until``: end of an open interval)."""
+        end_of_run = until if until is not None else time.time()
+        out, began = [], (self.started_at if self.initial.get(key) else None)
+        for t, _host, action in sorted(e for e in self.events if e[1] == key):
+            if action == "start" and began is None:
+                began = t
+            elif action == "die" and began is not None:
+                out.append((began, t))
+                began = None
+        if began is not None:
+            out.append((began, end_of_run))
+        return out
+
+    def overlap(self) -> float:
+        """Seconds during which the container ran on both hosts (daemon events)."""
+        end = time.time()
+        total = 0.0
+        for a0, a1 in self.intervals("a", end):
+            for b0, b1 in self.intervals("b", end):
+                total += max(0.0, min(a1, b1) - max(a0, b0))
+        return total
+
+    def sampled_overlap(self) -> float:
+        return sum(self.period for _, a, b in self.samples if a and b)
+
+    def first(self, key: str, action: str, after: float = 0.0) -> float | None:
+        times = sorted(t for t, host, act in self.events if host == key and act == action and t >= after)
+        return times[0] if times else None
+
+    def describe(self) -> str:
+        return "\n".join(f"{t:.3f} {host} {action}" for t, host, action in sorted(self.events))

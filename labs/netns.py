@@ -199,10 +199,12 @@ class NetnsSegment:
         for key in keys:
             run(*self._on_switch("bridge", "link", "set", "dev", self.port(key), "isolated", "on" if on else "off"))
 
-    def block(self, key: str, other: str, on: bool = True) -> None:
-        """iptables in ``key``'s namespace drops what comes from and goes to ``other``'s address (``on``), or
-        removes one such pair of rules (``on=False``; no error if there is none)."""
-        for chain, flag in (("INPUT", "-s"), ("OUTPUT", "-d")):
+    def block(self, key: str, other: str, on: bool = True, *, inbound: bool = True, outbound: bool = True) -> None:
+        """iptables in ``key``'s namespace drops what comes from (``inbound``) and goes to (``outbound``)
+        ``other``'s address (``on``), or removes one such set of rules (``on=False``; no error if there is none).
+        One direction only (``outbound=False``: ``other`` -> ``key`` lost, ``key`` -> ``other`` still delivered)."""
+        chains = [c for c, wanted in ((("INPUT", "-s"), inbound), (("OUTPUT", "-d"), outbound)) if wanted]
+        for chain, flag in chains:
             run("ip", "netns", "exec", self.ns(key), "iptables", "-I" if on else "-D", chain, flag,
                 self.address(other), "-j", "DROP", check=on)
 

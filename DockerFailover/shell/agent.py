@@ -16,6 +16,8 @@ import contextlib
 import logging
 import secrets
 import signal
+import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -37,6 +39,8 @@ from DockerFailover.events import (
     HandOverAnswered,
     HandOverRequested,
     HeartbeatReceived,
+    HoldFence,
+    PeerAcknowledged,
     PeerHeartbeat,
     PersistTerm,
     RequestHandOver,
@@ -48,19 +52,48 @@ from DockerFailover.events import (
     StopContainers,
     TermNotPersisted,
     Tick,
+    WitnessAnswered,
+    WitnessUnreachable,
 )
 from DockerFailover.shell.docker_host import DockerHost, DockerUnavailable, EventFollower
 from DockerFailover.shell.http_api import build_app
 from DockerFailover.shell.status import agent_status
-from DockerFailover.shell.term_store import TermStore
+from DockerFailover.shell.term_store import TermStore, write_service_term
 from DockerFailover.wire import SIG_HEADER, HandOverRequest, PeerInbox, RequestAuthenticator, decode_body, encode_body
 from failover_core.errors import RemoteInputError
+from failover_core.hooks import HookResult
 from failover_core.shell.carry_out import DecisionLog, carry_out_async
 from failover_core.shell.clock import MonotonicClock
 from failover_core.shell.notify import NotifyDispatcher, SubprocessHookRunner
 from failover_core.step import Step
+from failover_core.transitions import Transition
+from FailoverWitness.client import WitnessClient, WitnessError
 
 _log = logging.getLogger("docker_failover")
+
+
+class TermHookRunner(SubprocessHookRunner):
+    """The notify hook with ``FAILOVER_TERM``: the term the node was in right after the transition (recorded
+    by ``TermTaggingSink`` when the step is carried out; the hooks run later, in order, on one thread)."""
+
+    def __init__(self, command: str | list[str], timeout: float) -> None:
+        super().__init__(command, timeout)
+        self.terms: dict[int, int] = {}
+
+    def run(self, transition: Transition) -> HookResult:
+        self.extra_env = {"FAILOVER_TERM": str(self.terms.pop(transition.seq, ""))}
+        return super().run(transition)
+
+
+class TermTaggingSink:
+    """What ``carry_out`` hands transitions to: note the node's term, then queue the hook."""
+
+    def __init__(self, node: PairNode, runner: TermHookRunner, dispatcher: NotifyDispatcher) -> None:
+        self.node, self.runner, self.dispatcher = node, runner, dispatcher
+
+    def submit(self, transition: Transition) -> None:
+        self.runner.terms[transition.seq] = self.node.term
+        self.dispatcher.submit(transition)
 MAX_HEARTBEATS_IN_FLIGHT = 3
 
 
@@ -69,7 +102,8 @@ def pair_settings(cfg: NodeConfig) -> PairSettings:
         name=cfg.name, peer=cfg.peer, preferred=cfg.preferred, containers=tuple(cfg.containers),
         heartbeat_interval=cfg.heartbeat_interval, heartbeat_timeout=cfg.heartbeat_timeout,
         startup_grace_period=cfg.startup_grace_period, restart_grace_period=cfg.restart_grace_period,
-        stop_timeout=cfg.stop_timeout, failback=cfg.failback, failback_hold_down=cfg.failback_hold_down)
+        stop_timeout=cfg.stop_timeout, failback=cfg.failback, failback_hold_down=cfg.failback_hold_down,
+        fencing=cfg.fencing)
 
 
 class Agent:
@@ -85,16 +119,28 @@ class Agent:
         self.auth = RequestAuthenticator(cfg.secret, cfg.max_clock_skew)
         self.inbox = PeerInbox(self.auth, cfg.peer, cfg.max_clock_skew)
         self.boot_id = secrets.token_hex(8)
-        self._heartbeat_seq = 0
         self.docker = DockerHost(cfg.docker_url, timeout=max(5.0, cfg.request_timeout))
         self.docker_worker = ThreadPoolExecutor(1, thread_name_prefix="docker")
-        self.notify = NotifyDispatcher(SubprocessHookRunner(cfg.notify, cfg.notify_timeout)) if cfg.notify else None
+        self.notify: NotifyDispatcher | None = None
+        self.notify_sink: TermTaggingSink | None = None
+        if cfg.notify:
+            runner = TermHookRunner(cfg.notify, cfg.notify_timeout)
+            self.notify = NotifyDispatcher(runner)
+            self.notify_sink = TermTaggingSink(self.node, runner, self.notify)
         self.decisions = DecisionLog(_log)
         self.handlers: dict[type, Any] = {
             PersistTerm: self._persist_term, Alert: self._alert, StartContainers: self._start,
             StopContainers: self._stop, RequestHandOver: self._hand_over, SendHeartbeat: self._heartbeat,
-            HandOverAnswer: self._answered,
+            HandOverAnswer: self._answered, HoldFence: self._hold_fence,
         }
+        self.witness: WitnessClient | None = None
+        if cfg.witness is not None:
+            self.witness = WitnessClient(cfg.witness.url, cfg.witness.group, cfg.name, cfg.witness.secret,
+                                         timeout=cfg.request_timeout, boot=self.boot_id,
+                                         max_skew=cfg.max_clock_skew)
+        self._witness_in_flight = 0
+        self.fence: subprocess.Popen[bytes] | None = None
+        self._fence_line = "release\n"
         self.rejected: collections.Counter[str] = collections.Counter()
         self.alerts: collections.deque[dict[str, Any]] = collections.deque(maxlen=20)
         self.docker_detail = ""
@@ -103,6 +149,7 @@ class Agent:
         self._stopping = asyncio.Event()
         self._heartbeats_in_flight = 0
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._heartbeat_tasks: set[asyncio.Task[Any]] = set()
         self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._events: EventFollower | None = None
@@ -157,7 +204,7 @@ class Agent:
 
     async def apply(self, step: Step[Action]) -> None:
         """The one place a step is carried out."""
-        await carry_out_async(step, self.handlers, log=self.decisions, notify=self.notify)
+        await carry_out_async(step, self.handlers, log=self.decisions, notify=self.notify_sink)
         self._wake.set()
 
     def _persist_term(self, a: PersistTerm) -> None:
@@ -172,10 +219,23 @@ class Agent:
         self.alerts.append({"code": a.code.value, "message": a.message, "wall": round(self.wall_now(), 3)})
 
     def _start(self, a: StartContainers) -> None:
-        _log.info("starting %s (%s)", ", ".join(a.names), a.reason)
-        self._docker_op(lambda: self.docker.start(a.names), ContainersStarted)
+        _log.info("starting %s in term %d (%s)", ", ".join(a.names), a.term, a.reason)
+        term_file = self.cfg.term_file
+
+        def start() -> tuple[bool, str]:
+            if term_file is not None:
+                try:
+                    write_service_term(term_file, a.term)
+                except OSError as e:  # the containers would read a stale term: do not start them
+                    return False, f"cannot write the term to {term_file}: {e}"
+            return self.docker.start(a.names)
+        self._docker_op(start, ContainersStarted)
 
     def _stop(self, a: StopContainers) -> None:
+        if a.kill:
+            _log.warning("killing %s (%s)", ", ".join(a.names), a.reason)
+            self._docker_op(lambda: self.docker.kill(a.names), ContainersStopped)
+            return
         _log.info("stopping %s, timeout %gs (%s)", ", ".join(a.names), a.timeout, a.reason)
         self._docker_op(lambda: self.docker.stop(a.names, a.timeout), ContainersStopped)
 
@@ -184,17 +244,63 @@ class Agent:
 
     def _heartbeat(self, a: SendHeartbeat) -> None:
         if self._heartbeats_in_flight < MAX_HEARTBEATS_IN_FLIGHT:
-            self._heartbeat_seq += 1
-            self._spawn(self._send_heartbeat({**a.fields, "boot": self.boot_id, "seq": self._heartbeat_seq}))
+            task = self._spawn(self._send_heartbeat({**a.fields, "boot": self.boot_id}, a.seq))
+            self._heartbeat_tasks.add(task)
+            task.add_done_callback(self._heartbeat_tasks.discard)
+        if self.witness is not None and self._witness_in_flight < MAX_HEARTBEATS_IN_FLIGHT:
+            self._spawn(self._send_witness_heartbeat(a))
+
+    # ------------------------------------------------------------------ the fence keeper (standard mode)
+
+    def _start_fence(self) -> None:
+        argv = [sys.executable, "-m", "DockerFailover.fence", "--name", self.cfg.name,
+                *(["--docker-url", self.cfg.docker_url] if self.cfg.docker_url else []), *self.cfg.containers]
+        # a session of its own: a signal to the agent (or its process group) does not reach the keeper
+        self.fence = subprocess.Popen(argv, stdin=subprocess.PIPE, start_new_session=True)
+        _log.info("fence keeper started (pid %d)", self.fence.pid)
+
+    def _tell_fence(self, line: str) -> None:
+        for attempt in (1, 2):
+            if self.fence is None or self.fence.poll() is not None:
+                if self.fence is not None:
+                    _log.error("fence keeper exited (%s): starting a new one", self.fence.returncode)
+                self._start_fence()
+            assert self.fence is not None and self.fence.stdin is not None
+            try:
+                self.fence.stdin.write(line.encode())
+                self.fence.stdin.flush()
+                return
+            except (BrokenPipeError, OSError) as e:
+                _log.error("fence keeper pipe (attempt %d): %s", attempt, e)
+
+    def _hold_fence(self, a: HoldFence) -> None:
+        self._fence_line = "release\n" if a.until is None else f"hold {a.until:.6f}\n"
+        self._tell_fence(self._fence_line)
+
+    def _stop_fence(self) -> None:
+        """On a deliberate exit: detach (containers left running on purpose) or release, then close the pipe."""
+        if self.fence is None:
+            return
+        holding = self._fence_line.startswith("hold")
+        self._tell_fence("detach\n" if holding else "release\n")
+        if holding:
+            _log.warning("exiting with the containers running and nobody to hand them to: the fence keeper is "
+                         "detached (start this agent again soon: see docs/docker.md, standard mode shutdown)")
+        with contextlib.suppress(OSError):
+            assert self.fence.stdin is not None
+            self.fence.stdin.close()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.fence.wait(2)
 
     def _answered(self, a: HandOverAnswer) -> None:
         _log.info("become_primary from %s (term %d): %s", a.asked_by, a.asked_term,
                   "accepted" if a.accepted else f"refused: {a.detail}")
 
-    def _spawn(self, coro: Any) -> None:
+    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     # ------------------------------------------------------------------ Docker (one worker thread, in order)
 
@@ -257,16 +363,31 @@ class Agent:
             self.auth.verify_response(nonce, data, resp.headers.get(SIG_HEADER))
             return resp.status, decode_body(data)
 
-    async def _send_heartbeat(self, fields: dict[str, Any]) -> None:
+    async def _send_heartbeat(self, fields: dict[str, Any], seq: int) -> None:
         self._heartbeats_in_flight += 1
         try:
             status, _ = await self._post("/heartbeat", fields)
             if status != 200:
                 _log.debug("heartbeat to %s answered %d", self.cfg.peer, status)
+            elif self.witness is not None:  # a signed answer: the peer has this heartbeat (renews our lease)
+                await self.feed(PeerAcknowledged(now=self.clock.now(), seq=seq))
         except (aiohttp.ClientError, TimeoutError, RemoteInputError, OSError) as e:
             _log.debug("heartbeat to %s failed: %s: %s", self.cfg.peer, type(e).__name__, e)
         finally:
             self._heartbeats_in_flight -= 1
+
+    async def _send_witness_heartbeat(self, a: SendHeartbeat) -> None:
+        assert self.witness is not None
+        self._witness_in_flight += 1
+        try:
+            ack = await self.witness.heartbeat(int(a.fields["term"]), a.claims_active, a.seq)
+        except WitnessError as e:
+            _log.debug("witness heartbeat %d: %s", a.seq, e)
+            await self.feed(WitnessUnreachable(now=self.clock.now(), seq=a.seq, detail=str(e)[:200]))
+            return
+        finally:
+            self._witness_in_flight -= 1
+        await self.feed(WitnessAnswered(now=self.clock.now(), ack=ack))
 
     async def _request_hand_over(self, a: RequestHandOver) -> None:
         fields = {"sender": self.cfg.name, "term": a.term, "reason": a.reason}
@@ -322,6 +443,9 @@ class Agent:
             return 1
         _log.warning("%s listening on %s:%d, peer %s at %s, term %d, containers %s", self.cfg.name, self.cfg.listen,
                      self.cfg.port, self.cfg.peer, self.cfg.endpoint, self.node.term, ", ".join(self.cfg.containers))
+        _log.warning("%s", self.cfg.mode_summary())
+        if self.witness is not None:
+            self._start_fence()
         self._events = EventFollower(self.cfg.docker_url, self.cfg.containers, self._on_docker_event,
                                      self._on_event_gap)
         self._events.start()
@@ -337,6 +461,9 @@ class Agent:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self._session.close()
+        if self.witness is not None:
+            await self.witness.close()
+        self._stop_fence()
         self.docker_worker.shutdown(wait=False, cancel_futures=True)
         if self.notify is not None:
             self.notify.close(timeout=self.cfg.notify_timeout)
@@ -344,10 +471,20 @@ class Agent:
         return 0
 
     async def _shutdown(self) -> None:
-        """An active agent hands over before it exits (if the peer can take over)."""
+        """Before exiting: an active agent hands over if the peer can take over; a hand-over that fails restarts
+        our containers, and we wait for that start (the service must never be left running nowhere); an agent
+        with nothing to hand over tells the peer it is leaving, and we wait for that heartbeat to be delivered."""
         await self.apply(self.node.handle(ShutdownRequested(now=self.clock.now())))
-        deadline = self.clock.now() + self.cfg.stop_timeout + 2 * self.cfg.request_timeout + 2
-        while self.node.role is Role.HANDING_OVER and self.clock.now() < deadline:
+        deadline = self.clock.now() + self.cfg.stop_timeout + 2 * self.cfg.request_timeout + 10
+        while (self.node.role is Role.HANDING_OVER or self.node.ops_pending) and self.clock.now() < deadline:
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), 0.1)
+        if self.node.role is Role.HANDING_OVER or self.node.ops_pending:
+            _log.error("exiting with a hand-over or a container operation unfinished after %.0fs",
+                       deadline - self.clock.now())
+        if self.node.leaving:
+            _log.info("leaving: told %s", self.cfg.peer)
+        pending = [t for t in self._heartbeat_tasks if not t.done()]
+        if pending:
+            await asyncio.wait(pending, timeout=self.cfg.request_timeout + 0.5)

@@ -110,6 +110,20 @@ class DockerHost:
                 problems.append(f"{name}: {e.explanation or e}")
         return (not problems, "; ".join(problems) or "stopped")
 
+    def kill(self, names: Iterable[str]) -> tuple[bool, str]:
+        """SIGKILL each container at once (fencing: no graceful stop). Missing or not running is fine."""
+        problems = []
+        for name in names:
+            try:
+                self._call(lambda api, n=name: api.kill(n))
+            except docker.errors.NotFound:
+                continue
+            except docker.errors.APIError as e:
+                if e.status_code == 409:  # not running
+                    continue
+                problems.append(f"{name}: {e.explanation or e}")
+        return (not problems, "; ".join(problems) or "killed")
+
     def close(self) -> None:
         if self._client is not None:
             self._client.close()

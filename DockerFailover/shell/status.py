@@ -46,6 +46,15 @@ def pair_status(node: PairNode, now: float) -> dict[str, Any]:
                 "failed": node.role is Role.ACTIVE and w.failed(now)}
             for n, w in node.watches.items()
         },
+        "mode": "standard" if node.settings.standard else "simple",
+        "standard": None if node.lease is None or node.witness is None else {
+            "lease_remaining": round(node.lease.remaining(now), 3),
+            "down_after": round(node.settings.peer_down_after, 3),
+            "witness": node.witness.state(now).value,
+            "witness_says_peer": None if node.witness_ack is None
+            else node.witness_ack.view_of(node.settings.peer).as_fields(),
+            "claiming": node.claim_seq is not None,
+        },
         "last_transition": None if last is None else {
             "from": last.from_state.lower(), "to": last.to_state.lower(), "code": last.code,
             "reason": last.reason, "ago": round(now - last.at, 3), "seq": last.seq},

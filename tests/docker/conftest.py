@@ -54,6 +54,7 @@ def _fresh(lab: TwoHostLab, tmp_path: Path, restart_policy: str = "no", **config
         if h.dockerd is None or h.dockerd.poll() is not None:
             lab.restart_dockerd(h.key)
         shutil.rmtree(h.dir / "state", ignore_errors=True)
+        shutil.rmtree(h.dir / "service", ignore_errors=True)
         for log in h.dir.glob("agent-*.log"):
             log.unlink()
         lab.heal_link(h.key)

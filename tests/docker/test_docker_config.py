@@ -134,3 +134,41 @@ def test_cli_check_prints_effective_config_and_rejects_bad_config(tmp_path: Path
     assert "bad.py" in r.stderr and "heartbeat_interval (5) must be smaller than heartbeat_timeout" in r.stderr
     r = run_cli("--config", str(good), "-t")
     assert r.returncode == 2 and "--server" in r.stderr
+
+
+WITNESS = 'witness = {"url": "http://10.0.0.13:8790", "secret": "witness-secret-0123456789", "kill_bound": 0.5}\n'
+
+
+def test_a_witness_means_standard_mode_with_its_fencing_figures(tmp_path: Path) -> None:
+    cfg = load_node_config(write(tmp_path, GOOD + WITNESS), "server1")
+    assert cfg.mode == "standard" and cfg.witness is not None and cfg.witness.group == "docker-failover"
+    timing = cfg.fencing
+    assert timing is not None and timing.timeout == 3.0 and timing.stop_bound == 0.5
+    assert "stop_bound = 0.5" in cfg.mode_summary()
+    simple = load_node_config(write(tmp_path, GOOD, "simple.py"), "server1")
+    assert simple.mode == "simple" and simple.fencing is None
+    assert "TWO ACTIVES" in simple.mode_summary()
+
+
+@pytest.mark.parametrize(("witness", "key", "words"), [
+    ('{"url": "10.0.0.13:8790", "secret": "witness-secret-0123456789"}', "witness.url", "http://HOST:PORT"),
+    ('{"url": "http://10.0.0.13:8790/x", "secret": "witness-secret-0123456789"}', "witness.url", "path"),
+    ('{"url": "http://10.0.0.13:8790", "secret": "short"}', "witness.secret", "at least 16"),
+    ('{"url": "http://10.0.0.13:8790", "secret": "witness-secret-0123456789", "kill_bound": 0}',
+     "witness.kill_bound", "greater than 0"),
+    ('{"url": "http://10.0.0.13:8790", "secret": "witness-secret-0123456789", "grup": "x"}', "witness.grup",
+     "unknown key"),
+    ('"http://10.0.0.13:8790"', "witness", "valid dictionary"),
+])
+def test_bad_witness_settings_name_the_key(tmp_path: Path, witness: str, key: str, words: str) -> None:
+    msg = error_of(write(tmp_path, GOOD + f"witness = {witness}\n"))
+    assert key in msg and words in msg, msg
+
+
+def test_check_says_plainly_what_each_mode_promises(tmp_path: Path) -> None:
+    r = run_cli("--server", "server1", "--config", str(write(tmp_path, GOOD)), "-t")
+    assert r.returncode == 0 and "TWO ACTIVES" in r.stderr and json.loads(r.stdout)["mode"] == "simple"
+    r = run_cli("--server", "server1", "--config", str(write(tmp_path, GOOD + WITNESS, "std.py")), "-t")
+    eff = json.loads(r.stdout)
+    assert r.returncode == 0 and eff["mode"] == "standard" and "witness-secret" not in r.stdout
+    assert eff["fencing"]["down_after"] > eff["fencing"]["timeout"] == 3.0

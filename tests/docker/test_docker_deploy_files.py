@@ -93,6 +93,7 @@ def test_systemd_unit_runs_the_console_script_per_server() -> None:
     text = (DEPLOY / "docker-failover@.service").read_text()
     assert re.search(r"^ExecStart=\S+/docker-failover --server %i --config \S+$", text, re.M)
     assert "Restart=always" in text and "KillSignal=SIGTERM" in text
+    assert "KillMode=process" in text  # the fence keeper outlives the agent (docs/docker.md, standard mode)
     if shutil.which("systemd-analyze"):
         r = subprocess.run(["systemd-analyze", "verify", "--man=no", str(DEPLOY / "docker-failover@.service")],
                            capture_output=True, text=True, timeout=60)

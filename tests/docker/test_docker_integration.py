@@ -235,14 +235,15 @@ def test_dockerd_killed_on_a_no_takeover_while_heartbeats_go_on(lab: TwoHostLab,
 def test_notify_runs_once_per_transition_in_order(lab: TwoHostLab, make_pair, tmp_path) -> None:
     out = tmp_path / "notified"
     hook = tmp_path / "hook.sh"
-    hook.write_text(f'#!/bin/sh\necho "$1 $FAILOVER_SEQ $2 $3 $FAILOVER_CODE" >> {out}\n')
+    hook.write_text(f'#!/bin/sh\necho "$1 $FAILOVER_SEQ $2 $3 $FAILOVER_CODE term=$FAILOVER_TERM" >> {out}\n')
     hook.chmod(0o755)
     pair = make_pair(notify=str(hook))
     lab.hosts["a"].client.containers.get("web").kill()
     wait_b_takes_over(lab, pair, MARGIN)
-    expect = ["server1 1 STARTING ACTIVE cold_start_candidate", "server1 2 ACTIVE HANDING_OVER container_failed",
-              "server1 3 HANDING_OVER PASSIVE handed_over", "server2 1 STARTING PASSIVE peer_active",
-              "server2 2 PASSIVE ACTIVE handover_accepted"]
+    expect = ["server1 1 STARTING ACTIVE cold_start_candidate term=1",
+              "server1 2 ACTIVE HANDING_OVER container_failed term=1",
+              "server1 3 HANDING_OVER PASSIVE handed_over term=2", "server2 1 STARTING PASSIVE peer_active term=1",
+              "server2 2 PASSIVE ACTIVE handover_accepted term=2"]
 
     def lines() -> list[str]:
         return sorted(out.read_text().splitlines()) if out.exists() else []
@@ -250,6 +251,9 @@ def test_notify_runs_once_per_transition_in_order(lab: TwoHostLab, make_pair, tm
         wait_until(lambda: lines() == expect, 10, what="the five notify calls")
     except TimeoutError:
         raise AssertionError(f"{lines()}\n{pair.logs()}") from None
+    # the term the containers were started under, where the operator can bind-mount it
+    assert (lab.hosts["a"].dir / "service" / "term").read_text() == "1\n"
+    assert (lab.hosts["b"].dir / "service" / "term").read_text() == "2\n"
 
 
 def test_sigterm_of_the_active_agent_hands_over_at_once(lab: TwoHostLab, make_pair) -> None:

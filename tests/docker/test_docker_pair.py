@@ -155,7 +155,7 @@ def test_passive_takes_over_exactly_at_the_heartbeat_deadline(clock: FakeClock) 
     out = n.handle(Tick(now=clock.now()))
     assert n.role is Role.ACTIVE and n.term == 2
     assert transitions(out) == [("PASSIVE", "ACTIVE", TransitionCode.PEER_HEARTBEAT_LOST)]
-    assert StartContainers(names=("web",), reason=out.transitions[0].reason) in out.actions
+    assert StartContainers(names=("web",), reason=out.transitions[0].reason, term=2) in out.actions
 
 
 def test_no_takeover_while_our_docker_is_unreachable(clock: FakeClock) -> None:
@@ -408,7 +408,29 @@ def test_shutdown_hands_over_only_if_the_peer_can_take_it(clock: FakeClock) -> N
     m = new_node(clock)
     make_active(m, clock)
     clock.advance(HB_TIMEOUT + 1)
-    assert m.handle(ShutdownRequested(now=clock.now())).empty and m.role is Role.ACTIVE
+    out = m.handle(ShutdownRequested(now=clock.now()))
+    # nobody to hand over to: the containers keep running, and the peer hears at once that we are leaving
+    assert kinds(out) == [] and not out.transitions and m.role is Role.ACTIVE
+    assert [a.fields["leaving"] for a in out.of_type(SendHeartbeat)] == [True]
+
+
+def test_an_idle_agent_that_shuts_down_tells_its_peer_and_the_active_peer_keeps_its_containers(
+        clock: FakeClock) -> None:
+    b = new_node(clock, "server2", term=1)
+    b.handle(hb(Role.ACTIVE, 1, sender="server1", up=True, now=clock.now()))
+    b.handle(running(False, now=clock.now()))
+    out = b.handle(ShutdownRequested(now=clock.now()))
+    [beat] = out.of_type(SendHeartbeat)
+    assert beat.fields["leaving"] is True and beat.fields["eligible"] is False and not out.transitions
+    a = new_node(clock)
+    make_active(a, clock)
+    out = a.handle(HeartbeatReceived(now=clock.now(), heartbeat=PeerHeartbeat(
+        sender="server2", term=a.term, role=Role.PASSIVE, eligible=False, containers_up=False, leaving=True)))
+    assert [x.code for x in out.of_type(Alert)] == [AlertCode.PEER_LEAVING]
+    out = a.handle(ShutdownRequested(now=clock.now()))  # the active stopped right after: no hand-over attempt
+    assert kinds(out) == [] and a.role is Role.ACTIVE
+    clock.advance(HB_TIMEOUT + 1)  # and the leaving node never takes over
+    assert b.handle(Tick(now=clock.now())).transitions == ()
 
 
 def test_heartbeats_are_scheduled_by_deadline(clock: FakeClock) -> None:
@@ -622,7 +644,8 @@ def test_active_guards_shutdown_waits_for_nothing_in_flight(clock: FakeClock) ->
     n = new_node(clock)
     n.handle(hb(Role.PASSIVE, 0, now=clock.now()))
     assert n.role is Role.ACTIVE  # its start is still in flight
-    assert n.handle(ShutdownRequested(now=clock.now())).empty and n.role is Role.ACTIVE
+    out = n.handle(ShutdownRequested(now=clock.now()))
+    assert kinds(out) == [] and not out.transitions and n.role is Role.ACTIVE
 
 
 def test_handing_over_guards_only_a_higher_term_ends_the_wait_and_a_second_timeout_fails(clock: FakeClock) -> None:
@@ -631,7 +654,7 @@ def test_handing_over_guards_only_a_higher_term_ends_the_wait_and_a_second_timeo
     n.handle(HandOverAnswered(accepted=False, ambiguous=True, detail="timeout", now=clock.now()))
     out = n.handle(hb(Role.ACTIVE, term, now=clock.now()))  # same term: no proof it took over
     assert n.role is Role.HANDING_OVER and not out.transitions
-    assert n.handle(ShutdownRequested(now=clock.now())).empty
+    assert kinds(n.handle(ShutdownRequested(now=clock.now()))) == []
     out = n.handle(HandOverAnswered(accepted=False, ambiguous=True, detail="timeout again", now=clock.now()))
     assert transitions(out) == [("HANDING_OVER", "ACTIVE", TransitionCode.HANDOVER_FAILED)]
     assert out.of_type(StartContainers)

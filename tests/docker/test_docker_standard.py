@@ -1,0 +1,306 @@
+"""Unit tests of the pair decider in standard mode (a witness), with a fake clock and made-up witness answers.
+
+The witness's answers are real ``failover_core.witness_protocol.WitnessAck`` values built here; the fencing
+numbers are ``failover_core.fencing.FencingTiming``'s. No Docker, no network.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from DockerFailover.codes import AlertCode, NoteCode, TransitionCode
+from DockerFailover.containers import ContainerObservation
+from DockerFailover.decider import PairNode, PairSettings
+from DockerFailover.events import (
+    Alert,
+    ContainersObserved,
+    ContainersStarted,
+    ContainersStopped,
+    HandOverRequested,
+    HeartbeatReceived,
+    HoldFence,
+    PeerAcknowledged,
+    PeerHeartbeat,
+    Role,
+    SendHeartbeat,
+    StartContainers,
+    StopContainers,
+    Tick,
+    WitnessAnswered,
+    WitnessUnreachable,
+)
+from failover_core.clock import FakeClock
+from failover_core.fencing import FencingTiming
+from failover_core.liveness import Liveness
+from failover_core.step import Step
+from failover_core.witness_book import WitnessView
+from failover_core.witness_protocol import WitnessAck
+
+HB_INTERVAL, HB_TIMEOUT, KILL_BOUND = 0.5, 2.0, 0.5
+TIMING = FencingTiming(timeout=HB_TIMEOUT, stop_bound=KILL_BOUND)
+
+
+def settings(name: str, **kw: object) -> PairSettings:
+    base: dict[str, object] = dict(
+        name=name, peer="server2" if name == "server1" else "server1", preferred=name == "server1",
+        containers=("web",), heartbeat_interval=HB_INTERVAL, heartbeat_timeout=HB_TIMEOUT,
+        startup_grace_period=5.0, restart_grace_period=3.0, stop_timeout=10.0, fencing=TIMING)
+    base.update(kw)
+    return PairSettings(**base)  # type: ignore[arg-type]
+
+
+def running(up: bool, *, now: float) -> ContainersObserved:
+    return ContainersObserved(now=now, observations=(ContainerObservation(
+        name="web", exists=True, running=up, health="healthy" if up else None,
+        status="running" if up else "exited"),))
+
+
+def hb(role: Role, term: int, sender: str, *, now: float) -> HeartbeatReceived:
+    return HeartbeatReceived(now=now, heartbeat=PeerHeartbeat(sender=sender, term=term, role=role, eligible=True,
+                                                              containers_up=role is Role.ACTIVE))
+
+
+def ack(node: PairNode, seq: int, peer_state: Liveness | None, *, active: bool | None = None, term: int = 0,
+        down_after: float = TIMING.down_after, now: float) -> WitnessAnswered:
+    """The witness acknowledges ``seq`` of ``node`` and says ``peer_state`` of its peer (None: never heard)."""
+    peers: tuple[WitnessView, ...] = ()
+    if peer_state is not None:
+        peers = (WitnessView(node=node.settings.peer, state=peer_state, term=term, active=active,
+                             silent_for=0.1 if peer_state is Liveness.UP else down_after + 1,
+                             down_in=1.0 if peer_state is Liveness.UP else 0.0),)
+    you = WitnessView(node=node.settings.name, state=Liveness.UP, term=node.term, active=False, silent_for=0.0,
+                      down_in=down_after)
+    return WitnessAnswered(now=now, ack=WitnessAck(
+        witness="w", witness_boot="b00t", group="pair", node=node.settings.name, seq=seq, you=you, peers=peers,
+        unheard=Liveness.DOWN, unheard_down_in=0.0, highest_term=term, timeout=HB_TIMEOUT, down_after=down_after))
+
+
+def beats(step: Step) -> list[SendHeartbeat]:
+    return step.of_type(SendHeartbeat)
+
+
+def transitions(step: Step) -> list[tuple[str, str, str]]:
+    return [(t.from_state, t.to_state, t.code) for t in step.transitions]
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(100.0)
+
+
+def passive_b(clock: FakeClock) -> PairNode:
+    """server2, passive behind an active server1 in term 1, its heartbeats acknowledged by the peer."""
+    b = PairNode(settings("server2"), term=1, booted_at=clock.now())
+    b.handle(running(False, now=clock.now()))
+    b.handle(hb(Role.ACTIVE, 1, "server1", now=clock.now()))
+    assert b.role is Role.PASSIVE
+    b.handle(PeerAcknowledged(now=clock.now(), seq=b.seq))
+    return b
+
+
+def active_a(clock: FakeClock) -> PairNode:
+    """server1, active in term 1 with its container up; its heartbeats acknowledged by the peer so far."""
+    a = PairNode(settings("server1"), term=0, booted_at=clock.now())
+    a.handle(running(False, now=clock.now()))
+    a.handle(PeerAcknowledged(now=clock.now(), seq=a.seq))  # the peer has our first heartbeat
+    a.handle(hb(Role.STARTING, 0, "server2", now=clock.now()))
+    assert a.role is Role.STARTING  # one idle heartbeat is not enough: it may be an old one, delivered late
+    clock.advance(2 * HB_INTERVAL)
+    a.handle(hb(Role.STARTING, 0, "server2", now=clock.now()))
+    out = witness_round(a, clock, Liveness.UP, active=False)  # our claim goes out with this heartbeat ...
+    assert a.claim_seq is not None and a.role is Role.STARTING, out
+    [beat] = beats(out)
+    out = a.handle(ack(a, beat.seq, Liveness.UP, active=False, now=clock.now()))  # ... and is answered
+    assert a.role is Role.ACTIVE, out
+    a.handle(PeerAcknowledged(now=clock.now(), seq=beat.seq))
+    a.handle(ContainersStarted(ok=True, now=clock.now()))
+    a.handle(running(True, now=clock.now()))
+    return a
+
+
+def tick(n: PairNode, clock: FakeClock) -> Step:
+    return n.handle(Tick(now=clock.now()))
+
+
+def witness_round(n: PairNode, clock: FakeClock, peer_state: Liveness | None, **kw: object) -> Step:
+    """A heartbeat goes out (now, or when it is next due) and the witness answers it at once: the answer's step."""
+    out = tick(n, clock)
+    if not beats(out):
+        clock.advance(HB_INTERVAL)
+        out = tick(n, clock)
+    [beat] = beats(out)
+    return n.handle(ack(n, beat.seq, peer_state, now=clock.now(), **kw))  # type: ignore[arg-type]
+
+
+def test_the_passive_waits_down_after_not_the_heartbeat_timeout(clock: FakeClock) -> None:
+    b = passive_b(clock)
+    assert b.liveness.timeout == pytest.approx(TIMING.down_after) and TIMING.down_after > HB_TIMEOUT
+    clock.advance(HB_TIMEOUT + 0.01)
+    b.handle(ack(b, b.seq, Liveness.DOWN, now=clock.now()))
+    assert not tick(b, clock).transitions and b.role is Role.PASSIVE and b.claim_seq is None
+
+
+def test_the_passive_starts_only_after_the_witness_answers_its_claim_with_the_peer_down(clock: FakeClock) -> None:
+    b = passive_b(clock)
+    clock.advance(TIMING.down_after)
+    out = witness_round(b, clock, Liveness.DOWN)
+    # the claim: a heartbeat telling the witness we are about to run; no start yet
+    assert [n.code for n in out.notes] == [NoteCode.CLAIMING] and not out.of_type(StartContainers)
+    [beat] = beats(out)
+    assert beat.claims_active and b.claim_seq == beat.seq
+    out = b.handle(ack(b, beat.seq, Liveness.DOWN, term=1, now=clock.now()))
+    assert transitions(out) == [("PASSIVE", "ACTIVE", TransitionCode.WITNESS_CONFIRMED)]
+    assert "secondary.verified.primary_down" in out.transitions[0].reason and b.term == 2
+    # the fence keeper holds our lease before the containers start, until the lease runs out
+    [fence] = out.of_type(HoldFence)
+    assert fence.until == b.lease.expires_at and fence.until > clock.now()
+    assert out.of_type(StartContainers)[0].term == 2
+
+
+def test_a_claim_answered_with_the_peer_alive_is_withdrawn(clock: FakeClock) -> None:
+    b = passive_b(clock)
+    clock.advance(TIMING.down_after)
+    [beat] = beats(witness_round(b, clock, Liveness.DOWN))
+    out = b.handle(ack(b, beat.seq, Liveness.UP, active=True, term=1, now=clock.now()))
+    assert not out.transitions and [n.code for n in out.notes] == [NoteCode.CLAIM_WITHDRAWN]
+    assert b.claim_seq is None and b.role is Role.PASSIVE
+    [again] = beats(out)
+    assert not again.claims_active  # said at once: we do not run
+
+
+def test_a_claim_the_witness_never_answers_is_withdrawn_after_the_timeout(clock: FakeClock) -> None:
+    b = passive_b(clock)
+    clock.advance(TIMING.down_after)
+    witness_round(b, clock, Liveness.DOWN)
+    assert b.claim_seq is not None
+    clock.advance(HB_TIMEOUT)
+    out = b.handle(WitnessUnreachable(now=clock.now(), seq=b.seq, detail="timeout"))
+    assert [n.code for n in out.notes] == [NoteCode.CLAIM_WITHDRAWN] and b.role is Role.PASSIVE
+
+
+def test_the_passive_with_the_witness_hearing_the_active_stays_passive(clock: FakeClock) -> None:
+    """A cut between the pair only: the witness still hears server1."""
+    b = passive_b(clock)
+    clock.advance(TIMING.down_after + 1)
+    out = witness_round(b, clock, Liveness.UP, active=True, term=1)
+    assert not out.transitions and b.claim_seq is None
+    assert [a.code for a in out.of_type(Alert)] == [AlertCode.TAKEOVER_HELD]
+    assert "secondary.verified.primary_alive" in out.of_type(Alert)[0].message
+    assert not tick(b, clock).of_type(Alert)  # said once
+
+
+def test_the_passive_does_not_start_when_it_reaches_neither_the_peer_nor_the_witness(clock: FakeClock) -> None:
+    b = passive_b(clock)
+    clock.advance(TIMING.down_after + 1)
+    out = tick(b, clock)
+    assert not out.transitions and b.claim_seq is None
+    assert "secondary.primary_down.witness_down" in out.of_type(Alert)[0].message
+
+
+def test_the_active_fences_itself_when_its_lease_expires(clock: FakeClock) -> None:
+    a = active_a(clock)
+    sent = clock.now()
+    a.handle(PeerAcknowledged(now=clock.now(), seq=a.seq))
+    assert a.lease.expires_at == pytest.approx(sent + HB_TIMEOUT)
+    # heartbeats keep going out but nothing acknowledges them: the active hears nothing back
+    while clock.now() < sent + HB_TIMEOUT - HB_INTERVAL:
+        clock.advance(HB_INTERVAL)
+        assert tick(a, clock).transitions == ()
+    assert a.next_deadline(clock.now()) <= sent + HB_TIMEOUT
+    clock.set(sent + HB_TIMEOUT)
+    out = tick(a, clock)
+    assert transitions(out) == [("ACTIVE", "PASSIVE", TransitionCode.SELF_FENCED)]
+    [stop] = out.of_type(StopContainers)
+    assert stop.kill and stop.timeout == 0
+    assert a.fence_sent == (True, a.lease.expires_at)  # the keeper kills too at that instant, if we do not
+    out = a.handle(ContainersStopped(ok=True, now=clock.now()))
+    assert out.of_type(HoldFence) == [HoldFence(until=None)]  # stopped: nothing left to guard
+
+
+def test_a_heartbeat_merely_received_does_not_renew_the_lease(clock: FakeClock) -> None:
+    """Our outgoing traffic is cut: we still hear the peer, and must fence all the same."""
+    a = active_a(clock)
+    a.handle(PeerAcknowledged(now=clock.now(), seq=a.seq))
+    end = clock.now() + HB_TIMEOUT
+    while clock.now() < end:
+        clock.advance(HB_INTERVAL)
+        a.handle(hb(Role.PASSIVE, 1, "server2", now=clock.now()))
+    assert a.role is Role.PASSIVE and a.machine.last.code == TransitionCode.SELF_FENCED
+
+
+def test_the_witness_alone_keeps_the_active_running_and_a_witness_down_alone_changes_nothing(
+        clock: FakeClock) -> None:
+    a = active_a(clock)
+    for _ in range(10):  # the pair cut: only the witness acknowledges
+        clock.advance(HB_INTERVAL)
+        out = tick(a, clock)
+        for beat in beats(out):
+            a.handle(ack(a, beat.seq, Liveness.UP, active=False, term=1, now=clock.now()))
+    assert a.role is Role.ACTIVE
+    for _ in range(10):  # the witness down: only the peer acknowledges
+        clock.advance(HB_INTERVAL)
+        out = tick(a, clock)
+        for beat in beats(out):
+            a.handle(PeerAcknowledged(now=clock.now(), seq=beat.seq))
+            a.handle(hb(Role.PASSIVE, 1, "server2", now=clock.now()))
+    assert a.role is Role.ACTIVE and a.machine.last.code != TransitionCode.SELF_FENCED
+
+
+def test_a_node_back_from_isolation_does_not_start_beside_the_peer_the_witness_sees_running(
+        clock: FakeClock) -> None:
+    """server1 (the table's primary) fenced itself; server2 took over. server1 hears the witness again first."""
+    a = active_a(clock)
+    clock.advance(HB_TIMEOUT + 0.01)
+    tick(a, clock)
+    assert a.role is Role.PASSIVE
+    a.handle(ContainersStopped(ok=True, now=clock.now()))
+    a.handle(running(False, now=clock.now()))
+    clock.advance(TIMING.down_after)
+    out = witness_round(a, clock, Liveness.UP, active=True, term=2)
+    assert a.term == 2  # learnt from the witness
+    assert not out.transitions and a.claim_seq is None
+    assert "primary.rejoin" in out.of_type(Alert)[0].message
+    # the witness says server2 is down (it fenced or died): now the primary claims
+    clock.advance(HB_INTERVAL)
+    out = witness_round(a, clock, Liveness.DOWN, active=True, term=2)
+    assert [n.code for n in out.notes] == [NoteCode.CLAIMING]
+
+
+def test_no_lease_no_start_not_even_a_hand_over(clock: FakeClock) -> None:
+    b = PairNode(settings("server2"), term=1, booted_at=clock.now())
+    b.handle(running(False, now=clock.now()))
+    b.handle(hb(Role.ACTIVE, 1, "server1", now=clock.now()))
+    out = b.handle(HandOverRequested(now=clock.now(), sender="server1", term=1, reason="test"))
+    assert b.role is Role.PASSIVE and "no acknowledged contact" in out.actions[0].detail
+
+
+def test_a_witness_that_calls_nodes_down_too_early_is_not_used(clock: FakeClock) -> None:
+    b = passive_b(clock)
+    clock.advance(TIMING.down_after)
+    out = witness_round(b, clock, Liveness.DOWN, down_after=HB_TIMEOUT)
+    assert [a.code for a in out.of_type(Alert)] == [AlertCode.WITNESS_TIMING]
+    out = tick(b, clock)
+    assert b.claim_seq is None and not out.transitions
+
+
+def test_a_stale_idle_heartbeat_after_a_heal_does_not_start_a_second_active(clock: FakeClock) -> None:
+    """Found on the lab: B took over while A was isolated; at the heal A got B's held-up 'passive' heartbeat
+    first and, both idle as far as it knew, started as the cold-start candidate beside B."""
+    b = passive_b(clock)
+    a = PairNode(settings("server1"), term=1, booted_at=clock.now())
+    a.handle(running(False, now=clock.now()))
+    witness_round(a, clock, Liveness.UP, active=True, term=2)
+    a.handle(hb(Role.PASSIVE, 1, "server2", now=clock.now()))  # the old one, delivered late
+    out = tick(a, clock)
+    assert a.role is Role.STARTING and a.claim_seq is None and not out.of_type(StartContainers)
+    a.handle(hb(Role.ACTIVE, 2, "server2", now=clock.now() + 0.01))  # the fresh one, right behind it
+    assert a.role is Role.PASSIVE
+    del b
+
+
+def test_simple_mode_has_no_fence_and_no_claims(clock: FakeClock) -> None:
+    n = PairNode(settings("server1", fencing=None), term=0, booted_at=clock.now())
+    n.handle(running(False, now=clock.now()))
+    out = n.handle(hb(Role.STARTING, 0, "server2", now=clock.now()))
+    assert n.role is Role.ACTIVE and not out.of_type(HoldFence) and n.lease is None
+    assert all(not beat.claims_active or n.role is Role.ACTIVE for beat in beats(out))

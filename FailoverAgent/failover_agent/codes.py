@@ -49,6 +49,8 @@ class DecisionCode(ReasonCode):
     SECONDARY_STARTUP = "secondary.startup", "hold: not heard from the primary or witness yet since start-up"
     SIMPLE_PRIMARY_STARTUP = "simple_primary.startup", "hold: not heard from the secondary yet since start-up"
     SIMPLE_SECONDARY_STARTUP = "simple_secondary.startup", "hold: not heard from the primary yet since start-up"
+    PRIMARY_REJOIN = ("primary.rejoin", "hold: back from isolation, the witness is heard but not the secondary, and "
+                                        "the witness says (or cannot rule out) that the secondary runs the service")
     PRIMARY_HANDOVER = "primary.handover", "hold: the secondary still runs the service, waiting for it to release"
     SIMPLE_PRIMARY_HANDOVER = ("simple_primary.handover",
                                "hold: the secondary still runs the service, waiting for it to release")

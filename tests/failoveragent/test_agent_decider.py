@@ -16,6 +16,7 @@ from failover_agent.events import (
     AskWitness,
     CycleStarted,
     HeartbeatReceived,
+    HeartbeatSent,
     InputRejected,
     ManagedRead,
     ManagedView,
@@ -35,6 +36,7 @@ from failover_core.errors import LocalUsageError
 from failover_core.liveness import Liveness
 from failover_core.step import Step
 from failover_core.tables import TABLES, VERIFY_TABLE, Action, Role, Verdict
+from failover_core.witness_book import WitnessView
 
 UP, DOWN, UNKNOWN = Liveness.UP, Liveness.DOWN, Liveness.UNKNOWN
 TIMEOUT = 3.0
@@ -62,12 +64,31 @@ def view(running: bool, installed: bool = True) -> ManagedView:
 
 
 class Node:
-    """A decider and a fake clock; ``settle`` moves the peer and witness to UP or DOWN."""
+    """A decider and a fake clock; ``settle`` moves the peer and witness to UP or DOWN.
+
+    ``hear`` and ``ack`` are the two halves of contact: a heartbeat of the peer received (with the echo
+    of our newest heartbeat sent on that link), and the witness's ack of our newest heartbeat to it."""
 
     def __init__(self, role: Role, **extra: object) -> None:
         self.clock = FakeClock(100.0)
         self.role = role
         self.decider = AgentDecider(config(role, **extra), subject=SVC, now=self.clock.now())
+        self.seq = 0
+
+    def send(self, link: str) -> int:
+        self.seq += 1
+        self.feed(HeartbeatSent(now=self.clock.now(), link=link, seq=self.seq))
+        return self.seq
+
+    def hear(self, active: bool = False, *, echo: bool = True, term: int = 0) -> Step:
+        """The peer's heartbeat arrives now, echoing our heartbeat sent now (``echo``) or nothing."""
+        seq = self.send("peer") if echo else None
+        return self.feed(HeartbeatReceived(now=self.clock.now(), active=active, term=term, echo=seq))
+
+    def ack(self, *, peer: WitnessView | None = None, term: int = 0) -> Step:
+        """The witness acknowledges our heartbeat sent now, with its word on our peer."""
+        seq = self.send("witness")
+        return self.feed(WitnessAcked(now=self.clock.now(), seq=seq, term=term, peer=peer))
 
     def feed(self, event: object) -> Step:
         step = self.decider.handle(event)
@@ -78,9 +99,10 @@ class Node:
         """Past every start-up grace, then hear the ones that must be UP (the others stay silent: DOWN)."""
         self.clock.advance(2 * TIMEOUT)
         if peer is UP:
-            self.feed(HeartbeatReceived(now=self.clock.now(), active=peer_active))
-        if witness is UP:
-            self.feed(WitnessAcked(now=self.clock.now()))
+            self.hear(peer_active)
+        if witness is UP:  # the witness hears (or misses) the peer as we do
+            self.ack(peer=peer_view(self.role, active=peer_active) if peer is UP
+                     else peer_view(self.role, active=None, state=DOWN, term=None))
 
     def cycle(self, running: bool, installed: bool = True) -> Step:
         return self.feed(CycleStarted(now=self.clock.now(), managed=view(running, installed)))
@@ -89,6 +111,12 @@ class Node:
         """The first cycle records what runs (UNKNOWN -> RUNNING/STOPPED) without an alert."""
         self.decider.service.change(ServiceState.RUNNING if running else ServiceState.STOPPED, code="observed",
                                     reason="test set-up", now=self.clock.now())
+
+
+def peer_view(role: Role, *, active: bool | None, state: Liveness = UP, term: int | None = 0) -> WitnessView:
+    """What the witness would say of ``role``'s peer."""
+    return WitnessView(node=PEER_OF[role], state=state, term=term, active=active, silent_for=0.0,
+                       down_in=0.0 if state is DOWN else TIMEOUT)
 
 
 def cells() -> list[tuple[Role, tuple[Liveness, ...], object]]:
@@ -187,19 +215,22 @@ def test_failback_hold_keeps_the_service_until_the_primary_stayed_up(role) -> No
     assert held.reason is not None and held.reason.code == f"{role.value}.failback_hold" and held.actions == ()
     for _ in range(6):  # the primary keeps talking for 6 s
         node.clock.advance(1.0)
-        node.feed(HeartbeatReceived(now=node.clock.now(), active=False))
-        node.feed(WitnessAcked(now=node.clock.now()))
+        node.hear(False)
+        node.ack()
     assert node.cycle(running=True).actions == (StopService(),)
 
 
 def test_heartbeats_wake_the_loop_only_when_a_fact_changes() -> None:
     node = Node(Role.SIMPLE_SECONDARY)
     now = node.clock.now()
-    assert node.feed(HeartbeatReceived(now=now, active=True)).actions == (RunCycleNow(),)  # peer came up
-    assert node.feed(HeartbeatReceived(now=now + 1, active=True)).empty  # nothing new
-    assert node.feed(HeartbeatReceived(now=now + 2, active=False)).actions == (RunCycleNow(),)  # released
-    assert node.feed(WitnessAcked(now=now + 2)).actions == (RunCycleNow(),)
-    assert node.feed(WitnessAcked(now=now + 3)).empty
+    assert node.hear(True).actions == (RunCycleNow(),)  # peer came up
+    node.clock.advance(1)
+    assert node.hear(True).empty  # nothing new
+    node.clock.advance(1)
+    assert node.hear(False).actions == (RunCycleNow(),)  # released
+    assert node.ack().actions == (RunCycleNow(),)
+    node.clock.advance(1)
+    assert node.ack().empty
     assert node.decider.next_deadline(now + 3) == now + 2 + TIMEOUT  # the peer's deadline comes first
 
 

@@ -110,8 +110,11 @@ def test_alert_contexts_are_the_documented_strings() -> None:
 
 
 def test_core_guard_a_restarted_primary_waits_to_hear_the_secondary() -> None:
-    facts = Facts(peer=Liveness.UNKNOWN, witness=Liveness.UP)
+    # the witness says the secondary runs nothing (without that word the rejoin guard holds: see below)
+    facts = Facts(peer=Liveness.UNKNOWN, witness=Liveness.UP, witness_peer_active=False)
     assert decide(Role.PRIMARY, facts).action is Action.START  # default policy: unchanged behaviour
+    no_word = decide(Role.PRIMARY, Facts(peer=Liveness.UNKNOWN, witness=Liveness.UP))
+    assert no_word.action is Action.HOLD and no_word.code == "primary.rejoin"
     held = decide(Role.PRIMARY, facts, Policy(wait_for_peer_state=True))
     assert held.action is Action.HOLD and held.code == "primary.startup"
     simple = decide(Role.SIMPLE_PRIMARY, Facts(peer=Liveness.UNKNOWN), Policy(wait_for_peer_state=True))

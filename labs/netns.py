@@ -199,10 +199,14 @@ class NetnsSegment:
         for key in keys:
             run(*self._on_switch("bridge", "link", "set", "dev", self.port(key), "isolated", "on" if on else "off"))
 
-    def block(self, key: str, other: str, on: bool = True) -> None:
+    def block(self, key: str, other: str, on: bool = True, *, direction: str = "both") -> None:
         """iptables in ``key``'s namespace drops what comes from and goes to ``other``'s address (``on``), or
-        removes one such pair of rules (``on=False``; no error if there is none)."""
-        for chain, flag in (("INPUT", "-s"), ("OUTPUT", "-d")):
+        removes one such pair of rules (``on=False``; no error if there is none). ``direction`` "out" drops
+        only what ``key`` sends to ``other`` (it still hears it), "in" only what it receives from it."""
+        chains = {"both": (("INPUT", "-s"), ("OUTPUT", "-d")), "in": (("INPUT", "-s"),), "out": (("OUTPUT", "-d"),)}
+        if direction not in chains:
+            raise ValueError(f"direction must be one of {sorted(chains)}, got {direction!r}")
+        for chain, flag in chains[direction]:
             run("ip", "netns", "exec", self.ns(key), "iptables", "-I" if on else "-D", chain, flag,
                 self.address(other), "-j", "DROP", check=on)
 

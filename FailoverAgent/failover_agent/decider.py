@@ -8,13 +8,14 @@ documented tables and their guards). No I/O and no clock: every event carries ``
 Standard mode keeps the timing argument of ``failover_core.fencing`` (T = ``timeout``, S = ``stop_bound``,
 M = the margin, ``down_after`` = T + M):
 
-- while the service runs here (the active), the peer and the witness count as UP only while the
-  ``ContactLease`` of that link is valid: the send time of our newest heartbeat they acknowledged
-  (the peer's echo of its seq, the witness's signed ack) + T. A heartbeat merely *received* never keeps
-  the active running: with its outgoing traffic cut it still hears the others, and fences all the same;
-- while it does not run here (the passive), the peer is DOWN only ``down_after`` after its last heartbeat
-  was received, the same wait the witness keeps before it answers DOWN: the isolated active has stopped
-  by then;
+- "the peer (or the witness) is reachable" is a reason to run (the primary's table, and any active):
+  it counts only while the ``ContactLease`` of that link is valid: the send time of our newest heartbeat
+  they acknowledged (the peer's echo of its seq, the witness's signed ack) + T. A heartbeat merely
+  *received* never keeps a node running: with its outgoing traffic cut it still hears the others, and
+  fences all the same;
+- "the peer is gone" is a reason to start for the passive secondary: it calls the primary DOWN only
+  ``down_after`` after its last heartbeat was *received*, the same wait the witness keeps before it
+  answers DOWN: the isolated active has stopped by then;
 - the witness's ack carries what it knows of our peer (``Facts.witness_peer_active``): a node back from
   isolation that hears the witness before its peer does not start while the witness says (or cannot
   rule out) that the peer runs the service (``primary.rejoin``);
@@ -181,11 +182,13 @@ class AgentDecider:
         return Liveness.DOWN
 
     def peer_state(self, now: float, self_active: bool) -> Liveness:
-        """The peer as this node must see it: by lease while it runs the service (standard mode), by the
-        receipt of its heartbeats otherwise."""
-        if self.role.uses_witness and self_active:
-            return self.link_state("peer", now)
-        return self.peer.state(now)
+        """The peer as this node must see it (module docstring): by the receipt of its heartbeats (with
+        ``down_after``) only for the passive secondary, whose reason to start is the primary's silence; by
+        the lease for the primary (whose reason to run is reaching the others) and for any active node.
+        Simple mode: by receipt, with ``timeout``."""
+        if not self.role.uses_witness or (not self.role.is_primary and not self_active):
+            return self.peer.state(now)
+        return self.link_state("peer", now)
 
     @property
     def witness_peer_active(self) -> bool | None:

@@ -370,3 +370,120 @@ def test_alert_contexts_are_keyed_by_transition_codes() -> None:
     from failover_agent import alerts
 
     assert set(alerts._CONTEXT_BY_CODE) <= set(TransitionCode)
+
+
+# -- standard mode timing: leases for the active, T + M for the passive, the rejoin guard, terms ------------
+DOWN_AFTER = config(Role.PRIMARY).timing.down_after  # 3 s + margin (stop_bound 1 s): 4.359 s
+
+
+def running_primary() -> Node:
+    node = Node(Role.PRIMARY)
+    node.settle(UP, UP)
+    node.observe_first(True)
+    assert node.cycle(running=True).reason.code == "primary.secondary_up.witness_up"
+    return node
+
+
+def test_the_margin_is_the_documented_figure() -> None:
+    assert config(Role.PRIMARY).timing.down_after == pytest.approx(3.0 + 1.359, abs=1e-3)
+    assert config(Role.PRIMARY, stop_bound=2.5).timing.down_after == pytest.approx(3.0 + 2.862, abs=1e-3)
+
+
+def test_the_active_fences_when_nothing_it_sent_is_acknowledged_even_if_it_still_hears_the_peer() -> None:
+    node = running_primary()
+    sent_at = node.clock.now()  # settle's heartbeats were the last acknowledged ones
+    for _ in range(2):  # outgoing cut: the secondary's heartbeats still arrive, with a stale echo
+        node.clock.advance(1.0)
+        node.send("peer"), node.send("witness")
+        node.feed(HeartbeatReceived(now=node.clock.now(), active=False, echo=1))
+    node.clock.advance(TIMEOUT - 2.0 - 0.001)
+    assert node.cycle(running=True).reason.code == "primary.secondary_up.witness_up"  # the lease still holds
+    assert node.decider.next_deadline(node.clock.now()) == pytest.approx(sent_at + TIMEOUT)
+    node.clock.advance(0.001)
+    assert node.decider.peer.is_up(node.clock.now())  # heard 1 s ago ...
+    step = node.cycle(running=True)  # ... but no reason to run: fence
+    assert step.reason.code == "primary.secondary_down.witness_down" and step.actions == (StopService(),)
+
+
+def test_a_late_acknowledgement_extends_the_lease_from_its_send_time_only() -> None:
+    node = running_primary()
+    node.clock.advance(1.0)
+    old = node.send("witness")
+    node.clock.advance(1.5)
+    node.send("witness")
+    node.feed(WitnessAcked(now=node.clock.now(), seq=old))  # acknowledged 1.5 s after it was sent
+    assert node.decider.leases["witness"].expires_at == pytest.approx(node.clock.now() - 1.5 + TIMEOUT)
+    node.feed(WitnessAcked(now=node.clock.now(), seq=999))  # never sent: ignored
+    assert node.decider.leases["witness"].expires_at == pytest.approx(node.clock.now() - 1.5 + TIMEOUT)
+
+
+def test_the_passive_secondary_calls_the_primary_down_only_after_timeout_plus_margin() -> None:
+    node = Node(Role.SECONDARY)
+    node.settle(UP, UP)
+    node.observe_first(False)
+    heard = node.clock.now()
+    for _ in range(3):  # the witness keeps answering; the primary has gone silent
+        node.clock.advance(1.0)
+        node.ack()
+    node.clock.advance(heard + TIMEOUT + 0.5 - node.clock.now())
+    assert node.cycle(running=False).reason.code == "secondary.primary_up.witness_up"  # T passed, T + M not
+    assert node.decider.next_deadline(node.clock.now()) == pytest.approx(heard + DOWN_AFTER)
+    node.clock.advance(heard + DOWN_AFTER - node.clock.now())
+    node.ack()
+    assert node.cycle(running=False).actions == (AskWitness(subject="primary"),)
+
+
+def test_a_running_secondary_fences_by_lease_too() -> None:
+    node = Node(Role.SECONDARY)
+    node.settle(DOWN, UP)
+    node.observe_first(True)
+    node.clock.advance(TIMEOUT)  # its heartbeats to the witness are not acknowledged any more
+    step = node.cycle(running=True)
+    assert step.reason.code == "secondary.primary_down.witness_down" and step.actions == (StopService(),)
+
+
+@pytest.mark.parametrize(("view", "expected"), [
+    (None, "primary.rejoin"),  # no word on the secondary (yet)
+    (dict(active=True), "primary.rejoin"),  # the witness sees it run the service
+    (dict(active=None, state=UNKNOWN, term=None), "primary.rejoin"),  # a witness just restarted
+    (dict(active=False), "primary.secondary_down.witness_up"),  # it says it runs nothing
+    (dict(active=True, state=DOWN), "primary.secondary_down.witness_up"),  # silent past T + M: fenced by then
+])
+def test_the_rejoin_guard_follows_the_witnesss_view_of_the_secondary(view, expected) -> None:
+    node = Node(Role.PRIMARY)
+    node.clock.advance(2 * TIMEOUT)
+    node.observe_first(False)
+    node.ack(peer=None if view is None else peer_view(Role.PRIMARY, **view))
+    step = node.cycle(running=False)
+    assert step.reason.code == expected
+    assert step.actions == (() if expected == "primary.rejoin" else (StartService(),))
+
+
+def test_the_witness_changing_its_word_wakes_the_loop() -> None:
+    node = Node(Role.PRIMARY)
+    node.clock.advance(2 * TIMEOUT)
+    node.ack(peer=peer_view(Role.PRIMARY, active=True))
+    node.clock.advance(1.0)
+    assert node.ack(peer=peer_view(Role.PRIMARY, active=True)).empty
+    assert node.ack(peer=peer_view(Role.PRIMARY, active=False)).actions == (RunCycleNow(),)
+
+
+def test_a_start_takes_the_highest_term_seen_plus_one_and_the_transition_keeps_it() -> None:
+    node = Node(Role.PRIMARY)
+    node.settle(UP, UP)
+    node.hear(False, term=4)
+    node.ack(peer=peer_view(Role.PRIMARY, active=False, term=4), term=6)
+    node.observe_first(False)
+    assert node.cycle(running=False).actions == (StartService(),)
+    assert node.decider.term == 7 and node.decider.highest_term_seen == 7
+    after = node.feed(ManagedRead(now=node.clock.now(), acted=(SVC,), managed=view(True)))
+    assert node.decider.terms_by_seq[after.transitions[0].seq] == 7
+
+
+def test_the_verdict_term_counts_as_seen() -> None:
+    node = Node(Role.SECONDARY)
+    node.settle(DOWN, UP)
+    node.observe_first(False)
+    node.cycle(running=False)
+    node.feed(WitnessAnswered(now=node.clock.now(), answer=WitnessAnswer(Verdict.PRIMARY_DOWN, DOWN, 0.0, 9)))
+    assert node.decider.term == 10

@@ -222,6 +222,14 @@ class Cluster:
     def heal(self, name: str, *others: str, direction: str = "both") -> None:
         self.cut(name, *others, direction=direction, on=False)
 
+    def heal_all(self) -> None:
+        """Remove every cut (flush INPUT and OUTPUT in every node's namespace): a failed test leaves none."""
+        if self.segment is None:
+            return
+        for name in self.platforms:
+            for chain in ("INPUT", "OUTPUT"):
+                self.segment.exec(name, ["iptables", "-F", chain], check=False, capture_output=True)
+
     # -- the agents' own record -------------------------------------------------------------------
     def transitions(self, name: str) -> list[LoggedTransition]:
         """The failover agent's service transitions on that platform, from its log, oldest first."""

@@ -36,6 +36,7 @@ from failover_agent.config_file import load_agent_config
 from failover_agent.decider import AgentDecider, config_error_step
 from failover_agent.events import (
     AskWitness,
+    ClaimAtWitness,
     CycleStarted,
     Event,
     HeartbeatReceived,
@@ -50,6 +51,7 @@ from failover_agent.events import (
     StopService,
     WitnessAcked,
     WitnessAnswered,
+    WitnessClaimed,
 )
 from failover_agent.managed import ManagedAgents
 from failover_agent.remote import RemoteLink, RemoteUnavailable, with_serverkey
@@ -89,8 +91,8 @@ class FailoverAgent(Agent):
         self._boot = uuid.uuid4().hex
         self._peer_last: tuple[str, int] = ("", 0)  # (boot, seq) of the newest peer heartbeat: our echo
         self.notifier: NotifyDispatcher | None = None
-        self._handlers = {StartService: self._start_service, StopService: self._stop_service,
-                          AskWitness: self._ask_witness, RaiseAlert: self._raise_alert,
+        self._handlers = {ClaimAtWitness: self._claim_at_witness, StartService: self._start_service,
+                          StopService: self._stop_service, AskWitness: self._ask_witness, RaiseAlert: self._raise_alert,
                           SendHeartbeatNow: lambda _a: self._send_now.set(), RunCycleNow: lambda _a: self._wake.set()}
 
     # -- start-up ---------------------------------------------------------------------------------
@@ -175,13 +177,18 @@ class FailoverAgent(Agent):
                                      echo=hb.echo_of(self._boot)))
 
     # -- heartbeats out ---------------------------------------------------------------------------
-    def _next_heartbeat(self, link: str) -> Heartbeat:
-        """Our next heartbeat; the decider learns its send time first (the lease an ack of it would give)."""
+    def _heartbeat(self) -> Heartbeat:
+        """Our next heartbeat: "active" while the service runs here or we have claimed it (a start under way)."""
         assert self.config is not None and self.decider is not None
         self._seq += 1
         boot, seq = self._peer_last
-        hb = Heartbeat(self.config.agent_id, self._boot, self._seq, time.time(), self.managed.active,
-                       term=self.decider.term, echo_boot=boot, echo_seq=seq, group=self.config.group)
+        return Heartbeat(self.config.agent_id, self._boot, self._seq, time.time(),
+                         self.managed.active or self.decider.claims_active, term=self.decider.term,
+                         echo_boot=boot, echo_seq=seq, group=self.config.group)
+
+    def _next_heartbeat(self, link: str) -> Heartbeat:
+        """Our next heartbeat on ``link``; the decider learns its send time first (the lease an ack would give)."""
+        hb = self._heartbeat()
         self._feed(HeartbeatSent(now=self.clock.now(), link=link, seq=hb.seq))
         return hb
 
@@ -267,6 +274,19 @@ class FailoverAgent(Agent):
         except Exception as e:
             _log.error("%s of %s failed: %s", what, self.managed.names, e)
         return ManagedRead(now=self.clock.now(), acted=tuple(acted), managed=self.managed.view())
+
+    def _claim_at_witness(self, _action: ClaimAtWitness) -> WitnessClaimed:
+        assert self.config is not None
+        if self.witness_link is None:
+            return WitnessClaimed(now=self.clock.now(), ack=None)
+        hb = self._heartbeat()  # says active (claims_active); not a lease renewal (the sender keeps those)
+        try:
+            msg = self.witness_link.call(self.config.witness_identity, "heartbeat", make_heartbeat(self.signer, hb),
+                                         [self.config.peer_id])
+            return WitnessClaimed(now=self.clock.now(), ack=check_ack(self.signer, msg, sender=hb.sender, seq=hb.seq))
+        except (RemoteUnavailable, RemoteInputError) as e:
+            _log.warning("claim at the witness not acknowledged: %s", e)
+            return WitnessClaimed(now=self.clock.now(), ack=None)
 
     def _ask_witness(self, action: AskWitness) -> WitnessAnswered:
         assert self.config is not None

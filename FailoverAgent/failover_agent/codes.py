@@ -61,6 +61,8 @@ class DecisionCode(ReasonCode):
     SECONDARY_VERIFY_RACED = ("secondary.verify_raced",
                               "hold: the primary was heard while the witness was asked; the cycle runs again at once")
     SECONDARY_VERIFY_FAILED = "secondary.verify_failed", "hold: the witness did not answer the verification"
+    SECONDARY_CLAIM_FAILED = ("secondary.claim_failed",
+                              "hold: the witness did not acknowledge our claim to the service; not starting")
     LOCAL_PLATFORM_UNAVAILABLE = ("local.platform_unavailable",
                                   "hold: the managed agents' state cannot be read from platform.control")
     LOCAL_MANAGED_MISSING = "local.managed_missing", "a managed agent to start is not installed on this platform"

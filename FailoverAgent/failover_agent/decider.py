@@ -19,6 +19,9 @@ M = the margin, ``down_after`` = T + M):
 - the witness's ack carries what it knows of our peer (``Facts.witness_peer_active``): a node back from
   isolation that hears the witness before its peer does not start while the witness says (or cannot
   rule out) that the peer runs the service (``primary.rejoin``);
+- a verified takeover is claimed at the witness (a heartbeat saying "we run it", acknowledged) BEFORE
+  the service starts, and every heartbeat says "active" from that claim on: the witness can never tell
+  the primary "the secondary runs nothing" while it starts;
 - a term travels with every claim: a node that starts the service takes the highest term it has seen
   (its own, the peer's, the witness's) + 1.
 
@@ -40,6 +43,7 @@ from failover_agent.config import FailoverConfig
 from failover_agent.events import (
     AgentAction,
     AskWitness,
+    ClaimAtWitness,
     CycleStarted,
     Event,
     HeartbeatReceived,
@@ -55,6 +59,7 @@ from failover_agent.events import (
     StopService,
     WitnessAcked,
     WitnessAnswered,
+    WitnessClaimed,
 )
 from failover_agent.wire import WitnessAnswer
 from failover_core.decide import Decision, Facts, Policy, decide
@@ -126,6 +131,7 @@ class AgentDecider:
         self.deadlines: Deadlines[str] = Deadlines()  # "verify": ask the witness again then
         self._verifying: _Verification | None = None
         self._acting: Decision | None = None  # a start/stop waiting for its ManagedRead
+        self._claiming: ManagedView | None = None  # a takeover waiting for the witness's ack of our claim
         self._reported_missing: tuple[str, ...] = ()
 
     def handle(self, event: Event) -> Step[AgentAction]:
@@ -215,7 +221,7 @@ class AgentDecider:
 
     def _cycle(self, e: CycleStarted, b: StepBuilder[AgentAction]) -> None:
         # 2. the documented table and the guards of failover_core.decide
-        self._verifying = self._acting = None  # a cycle that failed half-way left nothing to wait for
+        self._verifying = self._acting = self._claiming = None  # a cycle that failed half-way left nothing to wait for
         facts = self.facts(e.now, e.managed.active)
         decision = decide(self.role, facts, self.policy)
         self.deadlines.clear("verify")
@@ -265,12 +271,36 @@ class AgentDecider:
         if decision.action is Action.START and managed.startable:
             self._acting = decision
             self.term = self.highest_term_seen + 1  # the fencing token of this start: above every claim seen
-            b.act(StartService())
+            if decision.code == DecisionCode.SECONDARY_VERIFIED_PRIMARY_DOWN:
+                self._claiming = managed  # tell the witness first (module docstring)
+                b.act(ClaimAtWitness())
+            else:
+                b.act(StartService())
         elif decision.action is Action.STOP and managed.stoppable:
             self._acting = decision
             b.act(StopService())
         else:
             self._observe(b, decision, managed, (), now)
+
+    def _claimed(self, e: WitnessClaimed, b: StepBuilder[AgentAction]) -> None:
+        managed, decision = self._claiming, self._acting
+        if managed is None or decision is None:
+            raise LocalUsageError("WitnessClaimed without a pending ClaimAtWitness")
+        self._claiming = None
+        if e.ack is not None:
+            self.witness_term = max(self.witness_term, e.ack.term)
+            b.act(StartService())
+            return
+        self._acting = None
+        self._conclude(b, Decision(Action.HOLD, DecisionCode.SECONDARY_CLAIM_FAILED,
+                                   "the witness did not acknowledge our claim to the service; not starting"),
+                       managed, e.now)
+
+    @property
+    def claims_active(self) -> bool:
+        """Must our heartbeats say "active" although the service may not run yet? From a claim on, until the
+        start's result is read."""
+        return self._acting is not None and self._acting.action is Action.START
 
     # -- what the start/stop produced --------------------------------------------------------------------
     def _managed_read(self, e: ManagedRead, b: StepBuilder[AgentAction]) -> None:
@@ -325,6 +355,7 @@ class AgentDecider:
         PlatformUnavailable: _platform_unavailable,
         CycleStarted: _cycle,
         WitnessAnswered: _witness_answered,
+        WitnessClaimed: _claimed,
         ManagedRead: _managed_read,
     }
 

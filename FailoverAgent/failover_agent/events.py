@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from failover_agent.codes import AlertCode
-from failover_agent.wire import WitnessAnswer
+from failover_agent.wire import WitnessAck, WitnessAnswer
 from failover_core.errors import LocalUsageError
 from failover_core.witness_book import WitnessView
 
@@ -127,6 +127,14 @@ class WitnessAnswered:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class WitnessClaimed:
+    """The answer to ``ClaimAtWitness``: the witness's checked ack of our claim (None: not acknowledged)."""
+
+    now: float
+    ack: WitnessAck | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ManagedRead:
     """After ``StartService``/``StopService``: what was started or stopped, and the state read back."""
 
@@ -136,13 +144,20 @@ class ManagedRead:
 
 
 Event = HeartbeatSent | HeartbeatReceived | WitnessAcked | InputRejected | CycleStarted | PlatformUnavailable \
-    | WitnessAnswered | ManagedRead
+    | WitnessAnswered | WitnessClaimed | ManagedRead
 
 
 # -- actions -----------------------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class StartService:
     """Start every installed managed agent that is not running; answer with ``ManagedRead``."""
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimAtWitness:
+    """Before a verified takeover: send the witness, now, a heartbeat that says we run the service (and our new
+    term), and wait for its ack; answer with ``WitnessClaimed``. The witness then tells the primary, should
+    it come back, that we run the service before we start it (its rejoin guard)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,4 +192,4 @@ class RunCycleNow:
     """Wake the loop: a fact changed, decide again at once."""
 
 
-AgentAction = StartService | StopService | AskWitness | RaiseAlert | SendHeartbeatNow | RunCycleNow
+AgentAction = ClaimAtWitness | StartService | StopService | AskWitness | RaiseAlert | SendHeartbeatNow | RunCycleNow

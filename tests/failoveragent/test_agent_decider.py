@@ -14,6 +14,7 @@ from failover_agent.decider import AgentDecider, ServiceState, config_error_step
 from failover_agent.events import (
     AgentState,
     AskWitness,
+    ClaimAtWitness,
     CycleStarted,
     HeartbeatReceived,
     HeartbeatSent,
@@ -28,8 +29,9 @@ from failover_agent.events import (
     StopService,
     WitnessAcked,
     WitnessAnswered,
+    WitnessClaimed,
 )
-from failover_agent.wire import WitnessAnswer
+from failover_agent.wire import WitnessAck, WitnessAnswer
 from failover_core.clock import FakeClock
 from failover_core.decide import Facts, Policy, decide
 from failover_core.errors import LocalUsageError
@@ -172,7 +174,10 @@ def test_the_secondary_verify_cell_and_the_witness_verdict(verdict, cell) -> Non
     assert step.reason is not None and step.reason.code == cell.code
     assert node.decider.witness_answer == answer
     if cell.action is Action.START:
-        assert step.actions == (StartService(),)
+        assert step.actions == (ClaimAtWitness(),)  # the witness learns of the takeover before it happens
+        assert node.decider.claims_active and node.decider.term == 1
+        claimed = node.feed(WitnessClaimed(now=node.clock.now(), ack=WitnessAck(seq=99, term=0, peers=())))
+        assert claimed.actions == (StartService(),)
         after = node.feed(ManagedRead(now=node.clock.now(), acted=(SVC,), managed=view(True)))
         assert after.transitions[0].code == "secondary.verified.primary_down"
         assert after.of_type(RaiseAlert)[0].context == f"Primary is inactive starting agent {SVC}"
@@ -348,8 +353,8 @@ def test_every_code_decide_can_return_is_a_decision_code() -> None:
                                               self_active=self_active, peer_up_for=1.0 if peer is UP else 0.0)
                                 seen.add(decide(role, facts, policy).code)
     assert seen <= {c.value for c in DecisionCode}, seen - {c.value for c in DecisionCode}
-    agent_own = {"secondary.verify_raced", "secondary.verify_failed", "local.platform_unavailable",
-                 "local.managed_missing"}
+    agent_own = {"secondary.verify_raced", "secondary.verify_failed", "secondary.claim_failed",
+                 "local.platform_unavailable", "local.managed_missing"}
     assert {c.value for c in DecisionCode} == seen | agent_own  # no member that nothing produces
 
 
@@ -487,3 +492,18 @@ def test_the_verdict_term_counts_as_seen() -> None:
     node.cycle(running=False)
     node.feed(WitnessAnswered(now=node.clock.now(), answer=WitnessAnswer(Verdict.PRIMARY_DOWN, DOWN, 0.0, 9)))
     assert node.decider.term == 10
+
+
+def test_a_takeover_the_witness_did_not_acknowledge_does_not_start() -> None:
+    node = Node(Role.SECONDARY)
+    node.settle(DOWN, UP)
+    node.observe_first(False)
+    node.cycle(running=False)
+    assert node.feed(WitnessAnswered(now=node.clock.now(), answer=WitnessAnswer(Verdict.PRIMARY_DOWN, DOWN, 0.0))) \
+        .actions == (ClaimAtWitness(),)
+    assert node.decider.claims_active  # heartbeats say "active" from the claim on
+    step = node.feed(WitnessClaimed(now=node.clock.now(), ack=None))
+    assert step.reason.code == "secondary.claim_failed" and step.actions == ()
+    assert not node.decider.claims_active and node.decider.service.state is ServiceState.STOPPED
+    with pytest.raises(LocalUsageError):  # no claim pending
+        node.feed(WitnessClaimed(now=node.clock.now(), ack=None))

@@ -34,8 +34,17 @@ PAIR = ("primary", "secondary")
 
 
 @pytest.fixture(scope="module")
-def cluster():
+def shared_cluster():
     yield from make_cluster("standard", heartbeat_period=1.0, timeout=TIMEOUT, netns=True)
+
+
+@pytest.fixture
+def cluster(shared_cluster: Cluster):
+    """The module's cluster; whatever a test cut is healed after it, pass or fail."""
+    try:
+        yield shared_cluster
+    finally:
+        shared_cluster.heal_all()
 
 
 def field(c: Cluster, node: str, *path: str):
@@ -160,17 +169,15 @@ def test_isolated_primary_stops_before_the_secondary_starts_and_comes_back_witho
 
 
 def test_primary_with_only_its_outgoing_traffic_cut_fences_itself(cluster: Cluster) -> None:
-    """It still hears the secondary and the witness (until their TCP streams stall); none of its
-    heartbeats is acknowledged any more, so its leases run out and it stops before anyone starts."""
+    """Nothing the primary sends arrives, so none of its heartbeats is acknowledged: its leases run out and
+    it stops before anyone starts. (Measured here: the secondary's heartbeats, carried on the secondary's
+    TCP connection to the primary's platform, stop arriving too once that connection's ACKs are dropped;
+    "it still hears the peer and fences all the same" is pinned by the decider's unit test
+    test_the_active_fences_when_nothing_it_sent_is_acknowledged_even_if_it_still_hears_the_peer.)"""
     figures = []
     for run in range(RUNS):
         since = wall()
-        converged(cluster)
-        heard_before = field(cluster, "primary", "peer", "heartbeats")
         figures.append(isolate_and_take_over(cluster, "out"))
-        heard_after = field(cluster, "primary", "peer", "heartbeats")
-        # it went on hearing the secondary after the cut (the heartbeat in flight at the cut is at most one)
-        assert heard_after - heard_before >= 2, (heard_before, heard_after)
         cluster.heal("primary", "secondary", "witness", direction="out")
         wait_for(lambda: cluster.runners() == {"primary"}, 45, "the secondary hands the service back")
         assert overlap_ms(cluster, since, {"primary": True, "secondary": False}) == 0.0

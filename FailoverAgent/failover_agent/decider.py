@@ -13,9 +13,10 @@ M = the margin, ``down_after`` = T + M):
   they acknowledged (the peer's echo of its seq, the witness's signed ack) + T. A heartbeat merely
   *received* never keeps a node running: with its outgoing traffic cut it still hears the others, and
   fences all the same;
-- "the peer is gone" is a reason to start for the passive secondary: it calls the primary DOWN only
+- "the peer is gone" is a reason to start for the secondary: it calls the primary DOWN only
   ``down_after`` after its last heartbeat was *received*, the same wait the witness keeps before it
-  answers DOWN: the isolated active has stopped by then;
+  answers DOWN: the isolated active has stopped by then (hearing the primary only ever makes the
+  secondary stop; a running secondary keeps the service on the witness's verdict, by the witness lease);
 - the witness's ack carries what it knows of our peer (``Facts.witness_peer_active``): a node back from
   isolation that hears the witness before its peer does not start while the witness says (or cannot
   rule out) that the peer runs the service (``primary.rejoin``);
@@ -188,13 +189,16 @@ class AgentDecider:
         return Liveness.DOWN
 
     def peer_state(self, now: float, self_active: bool) -> Liveness:
-        """The peer as this node must see it (module docstring): by the receipt of its heartbeats (with
-        ``down_after``) only for the passive secondary, whose reason to start is the primary's silence; by
-        the lease for the primary (whose reason to run is reaching the others) and for any active node.
-        Simple mode: by receipt, with ``timeout``."""
-        if not self.role.uses_witness or (not self.role.is_primary and not self_active):
-            return self.peer.state(now)
-        return self.link_state("peer", now)
+        """The peer as this node must see it (module docstring). The primary: by lease (reaching the
+        secondary is its reason to run). The secondary: by the receipt of the primary's heartbeats, with
+        ``down_after`` (the primary's silence is its reason to start; hearing the primary only ever makes
+        it stop, which needs no proof of contact; a running secondary keeps the service only on the
+        witness's verdict and fences when its witness lease lapses). Simple mode: by receipt, ``timeout``.
+        ``self_active`` is part of the question for any future rule; today the answer does not depend on it."""
+        del self_active
+        if self.role.uses_witness and self.role.is_primary:
+            return self.link_state("peer", now)
+        return self.peer.state(now)
 
     @property
     def witness_peer_active(self) -> bool | None:

@@ -202,11 +202,13 @@ class NetnsSegment:
     def block(self, key: str, other: str, on: bool = True, *, inbound: bool = True, outbound: bool = True) -> None:
         """iptables in ``key``'s namespace drops what comes from (``inbound``) and goes to (``outbound``)
         ``other``'s address (``on``), or removes one such set of rules (``on=False``; no error if there is none).
-        One direction only (``outbound=False``: ``other`` -> ``key`` lost, ``key`` -> ``other`` still delivered)."""
+        One direction only (``outbound=False``: ``other`` -> ``key`` lost, ``key`` -> ``other`` still delivered).
+        ``other`` is a host key or, for an address outside the hosts (the switch's own), that address."""
+        target = self.hosts.get(other, other)
         chains = [c for c, wanted in ((("INPUT", "-s"), inbound), (("OUTPUT", "-d"), outbound)) if wanted]
         for chain, flag in chains:
             run("ip", "netns", "exec", self.ns(key), "iptables", "-I" if on else "-D", chain, flag,
-                self.address(other), "-j", "DROP", check=on)
+                target, "-j", "DROP", check=on)
 
     def set_address(self, key: str, present: bool) -> None:
         """The host loses (or gets back) its address: nothing there can bind to it or be reached on it."""

@@ -9,7 +9,7 @@ leave the lab; the random prefix keeps parallel runs apart. A cfg reaches a host
 
 from __future__ import annotations
 
-from labs.netns import NetnsSegment, run
+from labs.netns import NetnsSegment
 
 CLIENT_ADDRESS = "10.99.0.100"
 
@@ -42,14 +42,11 @@ class NetnsLab:
     def cut(self, address: str, other_address: str, on: bool = True) -> None:
         """iptables in ``address``'s namespace drops traffic from and to ``other_address`` (a host or the client);
         ``on=False`` removes one such pair of rules."""
-        for chain, flag in (("INPUT", "-s"), ("OUTPUT", "-d")):
-            run("ip", "netns", "exec", self.ns(address), "iptables", "-I" if on else "-D", chain, flag,
-                other_address, "-j", "DROP", check=on)
+        self.net.block(address, other_address, on)
 
     def cut_outgoing(self, address: str, other_address: str, on: bool = True) -> None:
         """Only what ``address`` sends to ``other_address`` is dropped (one direction); it still receives."""
-        run("ip", "netns", "exec", self.ns(address), "iptables", "-I" if on else "-D", "OUTPUT", "-d", other_address,
-            "-j", "DROP", check=on)
+        self.net.block(address, other_address, on, inbound=False)
 
     def repair_host(self, address: str) -> None:
         self.net.set_address(address, present=True)

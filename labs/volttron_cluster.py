@@ -6,26 +6,38 @@ non-root platform user, installs the service agent (stopped) and the failover ag
 secondary, the witness on the third platform, and starts the failover agents. Observers are
 in-process client agents (bounded ``RemoteLink`` calls) that read the managed agent's state and the
 failover agents' ``get_status`` from this process.
+
+With ``netns=True`` each platform is a host of a ``labs.netns.NetnsSegment`` (its own network namespace,
+an address on a bridge in the root namespace, which this process reaches as ``.254``): ``cut`` and
+``heal`` then partition the platforms with iptables inside the namespaces, in one or both directions,
+while the observers here still see every node. ``transitions(name)`` reads the failover agent's
+service transitions, with their timestamps, from that platform's log.
 """
 
 from __future__ import annotations
 
 import atexit
+import datetime
 import os
+import re
 import shutil
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import gevent
 
 from failover_agent.remote import RemoteLink, RemoteUnavailable
+from labs.netns import NetnsSegment, unused_subnet
 from labs.volttron_platform import (
+    PLATFORM_VENV,
     InstalledAgent,
     Platform,
     build_failover_agent_wheel,
     build_service_agent_wheel,
     make_shared_dir,
+    private_venv,
 )
 from labs.wait import WaitTimeout, poll_until
 
@@ -59,19 +71,61 @@ def wait_for(pred: Callable[[], Any], timeout: float, what: str, interval: float
         raise AssertionError(f"timed out after {timeout:g}s waiting for: {what}") from None
 
 
+# "2026-11-28 05:31:02,123 ..." then the failover agent's "... transition: ft.service: RUNNING -> STOPPED (...) [code]"
+_TRANSITION = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d[,.]\d{3}).*?transition: (\S+): (\w+) -> (\w+) "
+                         r"\((.*)\) \[([\w.]+)\]\s*$")
+_DECISION = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d[,.]\d{3}).*?decision: (\w+): .*\[([\w.]+)\]\s*$")
+
+
+@dataclass(frozen=True)
+class LoggedTransition:
+    """One service transition as the failover agent logged it (``at``: the log line's wall-clock time)."""
+
+    at: datetime.datetime
+    subject: str
+    from_state: str
+    to_state: str
+    code: str
+
+
+@dataclass(frozen=True)
+class LoggedDecision:
+    at: datetime.datetime
+    action: str
+    code: str
+
+
+def _stamp(text: str) -> datetime.datetime:
+    return datetime.datetime.strptime(text.replace(",", "."), "%Y-%m-%d %H:%M:%S.%f")
+
+
 class Cluster:
     def __init__(self, mode: str = "standard", *, heartbeat_period: float = 1.0, timeout: float = 3.0,
-                 secret: str | None = SECRET, failback_delay: float = 0.0, prefix: str = "ft-agent-") -> None:
+                 secret: str | None = SECRET, failback_delay: float = 0.0, prefix: str = "ft-agent-",
+                 netns: bool = False, private: bool | None = None, stop_bound: float | None = None) -> None:
         if mode not in ("simple", "standard"):
             raise ValueError("mode is 'simple' or 'standard'")
         self.mode = mode
         self.heartbeat_period = heartbeat_period
         self.timeout = timeout
+        self.stop_bound = stop_bound
         self.secret = secret
         self.failback_delay = failback_delay
         self.base = make_shared_dir(prefix)
         names = ["primary", "secondary"] + (["witness"] if mode == "standard" else [])
-        self.platforms = {n: Platform(n, self.base) for n in names}
+        self.segment: NetnsSegment | None = None
+        venv = PLATFORM_VENV
+        if netns if private is None else private:
+            venv = private_venv(self.base / "platform-venv")
+        hosts: dict[str, str] = {}
+        if netns:
+            net = unused_subnet("10.99.{}.0/24")
+            prefix24 = str(net.network_address).rsplit(".", 1)[0]
+            hosts = {n: f"{prefix24}.{i + 1}" for i, n in enumerate(names)}
+            self.segment = NetnsSegment(hosts, tag="fv", switch=None, switch_address=f"{prefix24}.254").up()
+        self.platforms = {n: Platform(n, self.base, venv=venv,
+                                      netns=self.segment.ns(n) if self.segment else None,
+                                      host=hosts.get(n, "127.0.0.1")) for n in names}
         self.failover: dict[str, InstalledAgent] = {}
         self.service: dict[str, InstalledAgent] = {}
         self._observers: dict[str, RemoteLink] = {}
@@ -84,11 +138,13 @@ class Cluster:
             "remote_serverkey": peer.serverkey(), "agent_vip_identity": SERVICE,
             "heartbeat_period": self.heartbeat_period, "timeout": self.timeout, "failback_delay": self.failback_delay,
         }
+        if self.stop_bound is not None:
+            cfg["stop_bound"] = self.stop_bound
         if self.secret:
             cfg["heartbeat_secret"] = self.secret
         # every transition appends "SEQ FROM TO CODE" to notify-<name>.log (the platform user writes it)
-        cfg["notify"] = ["/bin/sh", "-c", f'echo "$FAILOVER_SEQ $2 $3 $FAILOVER_CODE" >> {self.notify_log(name)}',
-                         "notify"]
+        cfg["notify"] = ["/bin/sh", "-c", f'echo "$FAILOVER_SEQ $2 $3 $FAILOVER_CODE" >> {self.notify_log(name)}; '
+                         f'echo "$FAILOVER_SEQ $FAILOVER_TERM" >> {self.notify_log(name)}.terms', "notify"]
         if self.mode == "standard":
             w = self.platforms["witness"]
             cfg.update(witness_vip=w.address, witness_serverkey=w.serverkey(), witness_identity=WITNESS)
@@ -112,6 +168,8 @@ class Cluster:
         if "witness" in self.platforms:
             w = self.platforms["witness"]
             cfg = {"agent_id": "witness", "timeout": self.timeout}
+            if self.stop_bound is not None:
+                cfg["stop_bound"] = self.stop_bound
             if self.secret:
                 cfg["heartbeat_secret"] = self.secret
             self.failover["witness"] = w.install(failover_wheel, WITNESS, cfg, tag="witness", start=True)
@@ -141,12 +199,60 @@ class Cluster:
         for link in self._observers.values():
             link.close()
         self._observers.clear()
-        for p in self.platforms.values():
-            p.stop()
+        try:
+            for p in self.platforms.values():
+                p.stop()
+        finally:
+            if self.segment is not None:
+                self.segment.teardown()
         if os.environ.get("VOLTTRON_HOME", "").startswith(str(self.base)):
             del os.environ["VOLTTRON_HOME"]
         if not os.environ.get("FT_KEEP_PLATFORMS"):
             shutil.rmtree(self.base, ignore_errors=True)
+
+    # -- partitions (netns=True) ------------------------------------------------------------------
+    def cut(self, name: str, *others: str, direction: str = "both", on: bool = True) -> None:
+        """iptables in ``name``'s namespace drops its traffic with each of ``others`` (``direction``: "both",
+        "out" = what it sends, "in" = what it receives)."""
+        if self.segment is None:
+            raise RuntimeError("cut needs a Cluster(netns=True)")
+        if direction not in ("both", "in", "out"):
+            raise ValueError(f"direction must be 'both', 'in' or 'out', got {direction!r}")
+        for other in others:
+            self.segment.block(name, other, on, inbound=direction != "out", outbound=direction != "in")
+
+    def heal(self, name: str, *others: str, direction: str = "both") -> None:
+        self.cut(name, *others, direction=direction, on=False)
+
+    def heal_all(self) -> None:
+        """Remove every cut (flush INPUT and OUTPUT in every node's namespace): a failed test leaves none."""
+        if self.segment is None:
+            return
+        for name in self.platforms:
+            for chain in ("INPUT", "OUTPUT"):
+                self.segment.exec(name, ["iptables", "-F", chain], check=False, capture_output=True)
+
+    # -- the agents' own record -------------------------------------------------------------------
+    def transitions(self, name: str) -> list[LoggedTransition]:
+        """The failover agent's service transitions on that platform, from its log, oldest first."""
+        out = []
+        for line in self._log_lines(name):
+            m = _TRANSITION.match(line)
+            if m and m.group(2) == SERVICE:
+                out.append(LoggedTransition(_stamp(m.group(1)), m.group(2), m.group(3), m.group(4), m.group(6)))
+        return out
+
+    def decisions(self, name: str) -> list[LoggedDecision]:
+        out = []
+        for line in self._log_lines(name):
+            m = _DECISION.match(line)
+            if m:
+                out.append(LoggedDecision(_stamp(m.group(1)), m.group(2), m.group(3)))
+        return out
+
+    def _log_lines(self, name: str) -> list[str]:
+        log = self.platforms[name].log
+        return log.read_text(errors="replace").splitlines() if log.exists() else []
 
     # -- faults -----------------------------------------------------------------------------------
     def crash(self, name: str) -> None:

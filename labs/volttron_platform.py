@@ -9,6 +9,12 @@ stopped, and ``vctl install`` of a source dir needs poetry: we build wheels once
 
 The platform runs in its own session, so ``crash()`` kills the platform AND its agents (they share its
 process group) by PID with SIGKILL: a machine dying, not a clean shutdown.
+
+With ``netns`` the platform (and so every agent it starts, and every ``vctl``) runs inside that network
+namespace (``ip netns exec NS setpriv --reuid=USER ... -- env ... volttron``), listening on the
+namespace's ``host`` address: iptables rules in the namespace then cut its links for real.
+``private_venv`` makes a copy of the platform venv the test owns (``vctl install`` writes into the venv:
+parallel test runs must not install their agent versions into each other's platforms).
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ PLATFORM_USER = os.environ.get("FT_VOLTTRON_USER", "volttron")
 PLATFORM_VENV = Path(os.environ.get("FT_PLATFORM_VENV", "/opt/failover-toolkit/platform-venv"))
 FAILOVER_AGENT_SRC = Path(__file__).resolve().parent.parent / "FailoverAgent"  # pyproject.toml + packages
 CONTROL = "platform.control"
+NETNS_PORT = 22916  # a namespace has a port space of its own
 FAILOVER_CAPABILITIES = ("platform.control.start_agent", "platform.control.stop_agent")
 
 
@@ -89,14 +96,15 @@ class Platform:
     """One real VOLTTRON platform. ``start()``, ``vctl(...)``, ``install(...)``, ``stop()``, ``crash()``."""
 
     def __init__(self, name: str, base: Path, *, user: str = PLATFORM_USER, venv: Path = PLATFORM_VENV,
-                 port: int | None = None) -> None:
+                 port: int | None = None, netns: str | None = None, host: str = "127.0.0.1") -> None:
         self.name = name
         self.user = user
         self.venv = venv
+        self.netns = netns
         self.root = base / name
         self.vhome = self.root / "home"
-        self.port = port or free_port()
-        self.address = f"tcp://127.0.0.1:{self.port}"
+        self.port = port or (NETNS_PORT if netns else free_port())
+        self.address = f"tcp://{host}:{self.port}"
         self.log = self.root / "volttron.log"
         self.proc: subprocess.Popen | None = None
         self.startup_s = 0.0
@@ -109,6 +117,14 @@ class Platform:
                 self.env[k] = os.environ[k]
 
     # -- lifecycle -------------------------------------------------------------------------------
+    def _command(self, argv: list[str]) -> tuple[list[str], str | None]:
+        """``argv`` as the platform user (in the namespace, when there is one), and the ``user=`` for Popen."""
+        if self.netns is None:
+            return argv, self.user
+        env = [f"{k}={v}" for k, v in self.env.items()]
+        return ["ip", "netns", "exec", self.netns, "setpriv", f"--reuid={self.user}", f"--regid={self.user}",
+                "--init-groups", "--", "env", "-i", *env, *argv], None
+
     def _seed(self) -> None:
         self.vhome.mkdir(parents=True, exist_ok=True)
         pyproject = self.vhome / "pyproject.toml"
@@ -133,10 +149,10 @@ class Platform:
         (self.vhome / "VOLTTRON_PID").unlink(missing_ok=True)
         t0 = time.monotonic()
         stderr = open(self.root / "stderr.log", "ab")  # noqa: SIM115 (owned by the child from here)
+        argv, user = self._command([str(self.venv / "bin" / "volttron"), "--address", self.address,
+                                    "--instance-name", self.name, "-v", "-l", str(self.log)])
         self.proc = subprocess.Popen(
-            [str(self.venv / "bin" / "volttron"), "--address", self.address, "--instance-name", self.name,
-             "-v", "-l", str(self.log)],
-            env=self.env, cwd=self.root, user=self.user, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            argv, env=self.env, cwd=self.root, user=user, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=stderr, start_new_session=True, preexec_fn=_restore_sigint)
         stderr.close()
         proc = self.proc
@@ -191,8 +207,9 @@ class Platform:
 
     # -- vctl ------------------------------------------------------------------------------------
     def vctl(self, *args: str, check: bool = True, timeout: float = 120.0) -> str:
-        r = subprocess.run([str(self.venv / "bin" / "vctl"), *args], env=self.env, cwd=self.root, user=self.user,
-                           capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+        argv, user = self._command([str(self.venv / "bin" / "vctl"), *args])
+        r = subprocess.run(argv, env=self.env, cwd=self.root, user=user, capture_output=True, text=True,
+                           timeout=timeout, stdin=subprocess.DEVNULL)
         if check and r.returncode != 0:
             raise PlatformError(f"[{self.name}] vctl {' '.join(args)} rc={r.returncode}\n{r.stdout}\n{r.stderr}")
         return r.stdout
@@ -229,6 +246,30 @@ class Platform:
         """``vctl remove``. Mind: it also uninstalls the agent's package from the platform venv, which
         the test platforms share: reinstall it (or stop instead of remove) when others still need it."""
         self.vctl("remove", "--force", agent.uuid)
+
+
+PROJECT_PACKAGES = ("failover_agent", "failover_core", "ft_service_agent")
+
+
+def private_venv(dest: Path, user: str = PLATFORM_USER, src: Path = PLATFORM_VENV) -> Path:
+    """A copy of the platform venv at ``dest`` that only this test run installs into: shebangs point at the
+    copy, and the project's agent packages another run may have installed into the original are removed
+    (so ``vctl install`` puts OUR wheels in, whatever version number they carry). ~2 s."""
+    subprocess.run(["cp", "-a", str(src), str(dest)], check=True, capture_output=True)
+    old, new = f"#!{src}/".encode(), f"#!{dest}/".encode()
+    for script in (dest / "bin").iterdir():
+        if script.is_file() and not script.is_symlink():
+            head = script.read_bytes()
+            if head.startswith(old):
+                script.write_bytes(new + head[len(old):])
+    for site in dest.glob("lib/python3*/site-packages"):
+        for entry in site.iterdir():
+            stem = entry.name.split("-")[0]
+            if stem in PROJECT_PACKAGES:
+                shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+    uid, gid = _user_ids(user)
+    os.chown(dest, uid, gid)  # cp -a kept the owners of everything inside
+    return dest
 
 
 def copy_agent_source(dest: Path, user: str = PLATFORM_USER, src: Path = FAILOVER_AGENT_SRC) -> Path:

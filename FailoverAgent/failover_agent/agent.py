@@ -10,9 +10,12 @@ handler whose I/O has a result answers with the next event, which ``_run`` feeds
 One decision loop (Patroni style) wakes every ``heartbeat_period``, at the decider's next deadline,
 and at once when a heartbeat changes a fact, so takeover is bounded by ``timeout`` and not by a
 polling interval. Beside it, one sender greenlet per remote link publishes our heartbeat onto the
-peer platform's bus (``heartbeat/<agent_id>``) and, in standard mode, sends it to the witness by RPC;
-a signed ack from the witness is what makes the witness "up" here. Remote calls are bounded
-(``remote.RemoteLink``), so a dead peer never blocks the agent or the platform.
+peer platform's bus (``heartbeat/<agent_id>``) and, in standard mode, sends it to the witness by RPC.
+Each heartbeat is announced to the decider before it goes out (``HeartbeatSent``: the start of the lease
+its acknowledgement would give); the peer's heartbeats echo the seq of ours they last received, and the
+witness's signed ack names the seq it answers: those acknowledgements, not mere receipt, keep an active
+node running (``failover_core.fencing``). Remote calls are bounded (``remote.RemoteLink``), so a dead
+peer never blocks the agent or the platform.
 """
 
 from __future__ import annotations
@@ -33,9 +36,11 @@ from failover_agent.config_file import load_agent_config
 from failover_agent.decider import AgentDecider, config_error_step
 from failover_agent.events import (
     AskWitness,
+    ClaimAtWitness,
     CycleStarted,
     Event,
     HeartbeatReceived,
+    HeartbeatSent,
     InputRejected,
     ManagedRead,
     PlatformUnavailable,
@@ -46,6 +51,7 @@ from failover_agent.events import (
     StopService,
     WitnessAcked,
     WitnessAnswered,
+    WitnessClaimed,
 )
 from failover_agent.managed import ManagedAgents
 from failover_agent.remote import RemoteLink, RemoteUnavailable, with_serverkey
@@ -83,9 +89,10 @@ class FailoverAgent(Agent):
         self._greenlets: list[gevent.Greenlet] = []
         self._seq = 0
         self._boot = uuid.uuid4().hex
+        self._peer_last: tuple[str, int] = ("", 0)  # (boot, seq) of the newest peer heartbeat: our echo
         self.notifier: NotifyDispatcher | None = None
-        self._handlers = {StartService: self._start_service, StopService: self._stop_service,
-                          AskWitness: self._ask_witness, RaiseAlert: self._raise_alert,
+        self._handlers = {ClaimAtWitness: self._claim_at_witness, StartService: self._start_service,
+                          StopService: self._stop_service, AskWitness: self._ask_witness, RaiseAlert: self._raise_alert,
                           SendHeartbeatNow: lambda _a: self._send_now.set(), RunCycleNow: lambda _a: self._wake.set()}
 
     # -- start-up ---------------------------------------------------------------------------------
@@ -102,7 +109,8 @@ class FailoverAgent(Agent):
                                      timeout=max(5.0, cfg.remote_timeout))
         self.decider = AgentDecider(cfg, subject=self.managed.names, now=self.clock.now())
         if cfg.notify is not None:
-            self.notifier = NotifyDispatcher(SubprocessHookRunner(cfg.notify, cfg.notify_timeout))
+            self.notifier = NotifyDispatcher(SubprocessHookRunner(cfg.notify, cfg.notify_timeout,
+                                                                  env_for=self._hook_env))
         creds = self._remote_credentials(cfg)
         self.peer_link = RemoteLink("peer", with_serverkey(cfg.remote_vip, cfg.remote_serverkey), creds,
                                     timeout=cfg.remote_timeout)
@@ -115,6 +123,8 @@ class FailoverAgent(Agent):
                   "timeout %gs, failback_delay %gs, heartbeat HMAC %s", cfg.agent_id, cfg.role.value, cfg.peer_id,
                   cfg.remote_vip, cfg.witness_vip if self.witness_link else "none", self.managed.names,
                   cfg.heartbeat_period, cfg.timeout, cfg.failback_delay, "on" if self.signer.enabled else "OFF")
+        if cfg.role.uses_witness:
+            _log.info("fencing: %s", cfg.timing.explain())
         self._greenlets = [gevent.spawn(self._loop), gevent.spawn(self._peer_sender), gevent.spawn(self._stall_watch)]
         if self.witness_link is not None:
             self._greenlets.append(gevent.spawn(self._witness_sender))
@@ -162,13 +172,25 @@ class FailoverAgent(Agent):
             self._feed(InputRejected(source="peer", reason=e.reason, detail=f"heartbeat on {topic} from {sender}: "
                                                                             f"{e.detail}"))
             return
-        self._feed(HeartbeatReceived(now=self.clock.now(), active=hb.active))
+        self._peer_last = (hb.boot, hb.seq)
+        self._feed(HeartbeatReceived(now=self.clock.now(), active=hb.active, term=hb.term,
+                                     echo=hb.echo_of(self._boot)))
 
     # -- heartbeats out ---------------------------------------------------------------------------
-    def _next_heartbeat(self) -> Heartbeat:
-        assert self.config is not None
+    def _heartbeat(self) -> Heartbeat:
+        """Our next heartbeat: "active" while the service runs here or we have claimed it (a start under way)."""
+        assert self.config is not None and self.decider is not None
         self._seq += 1
-        return Heartbeat(self.config.agent_id, self._boot, self._seq, time.time(), self.managed.active)
+        boot, seq = self._peer_last
+        return Heartbeat(self.config.agent_id, self._boot, self._seq, time.time(),
+                         self.managed.active or self.decider.claims_active, term=self.decider.term,
+                         echo_boot=boot, echo_seq=seq, group=self.config.group)
+
+    def _next_heartbeat(self, link: str) -> Heartbeat:
+        """Our next heartbeat on ``link``; the decider learns its send time first (the lease an ack would give)."""
+        hb = self._heartbeat()
+        self._feed(HeartbeatSent(now=self.clock.now(), link=link, seq=hb.seq))
+        return hb
 
     def _peer_sender(self) -> None:
         assert self.config is not None
@@ -177,7 +199,7 @@ class FailoverAgent(Agent):
         while True:
             due = self.clock.now() + self.config.heartbeat_period
             try:
-                self.peer_link.publish(topic, make_heartbeat(self.signer, self._next_heartbeat()))
+                self.peer_link.publish(topic, make_heartbeat(self.signer, self._next_heartbeat("peer")))
             except RemoteUnavailable as e:
                 _log.debug("heartbeat to the peer platform not sent: %s", e)
             self._send_now.wait(max(0.0, due - self.clock.now()))
@@ -188,12 +210,13 @@ class FailoverAgent(Agent):
         self._observed.wait()
         while True:
             due = self.clock.now() + self.config.heartbeat_period
-            hb = self._next_heartbeat()
+            hb = self._next_heartbeat("witness")
             try:
-                ack = self.witness_link.call(self.config.witness_identity, "heartbeat",
-                                             make_heartbeat(self.signer, hb))
-                check_ack(self.signer, ack, sender=hb.sender, seq=hb.seq)
-                self._feed(WitnessAcked(now=self.clock.now()))
+                msg = self.witness_link.call(self.config.witness_identity, "heartbeat",
+                                             make_heartbeat(self.signer, hb), [self.config.peer_id])
+                ack = check_ack(self.signer, msg, sender=hb.sender, seq=hb.seq)
+                self._feed(WitnessAcked(now=self.clock.now(), seq=ack.seq, term=ack.term,
+                                        peer=ack.peer(self.config.peer_id)))
             except RemoteUnavailable as e:
                 _log.debug("heartbeat to the witness not acknowledged: %s", e)
             except RemoteInputError as e:
@@ -252,13 +275,27 @@ class FailoverAgent(Agent):
             _log.error("%s of %s failed: %s", what, self.managed.names, e)
         return ManagedRead(now=self.clock.now(), acted=tuple(acted), managed=self.managed.view())
 
+    def _claim_at_witness(self, _action: ClaimAtWitness) -> WitnessClaimed:
+        assert self.config is not None
+        if self.witness_link is None:
+            return WitnessClaimed(now=self.clock.now(), ack=None)
+        hb = self._heartbeat()  # says active (claims_active); not a lease renewal (the sender keeps those)
+        try:
+            msg = self.witness_link.call(self.config.witness_identity, "heartbeat", make_heartbeat(self.signer, hb),
+                                         [self.config.peer_id])
+            return WitnessClaimed(now=self.clock.now(), ack=check_ack(self.signer, msg, sender=hb.sender, seq=hb.seq))
+        except (RemoteUnavailable, RemoteInputError) as e:
+            _log.warning("claim at the witness not acknowledged: %s", e)
+            return WitnessClaimed(now=self.clock.now(), ack=None)
+
     def _ask_witness(self, action: AskWitness) -> WitnessAnswered:
         assert self.config is not None
         if self.witness_link is None:
             return WitnessAnswered(now=self.clock.now(), answer=None)
         nonce = secrets.token_hex(16)
         try:
-            msg = self.witness_link.call(self.config.witness_identity, "verify", action.subject, nonce)
+            msg = self.witness_link.call(self.config.witness_identity, "verify", action.subject, nonce,
+                                         self.config.group)
             answer = check_verdict(self.signer, msg, subject=action.subject, nonce=nonce)
         except RemoteUnavailable as e:
             _log.warning("witness verification failed: %s", e)
@@ -268,6 +305,11 @@ class FailoverAgent(Agent):
                                    dropped=InputRejected(source="witness", reason=e.reason,
                                                          detail=f"witness verdict: {e.detail}"))
         return WitnessAnswered(now=self.clock.now(), answer=answer)
+
+    def _hook_env(self, transition: Any) -> dict[str, str]:
+        """FAILOVER_TERM for the notify hook: the term of that transition (the fencing token of a start)."""
+        term = self.decider.terms_by_seq.get(transition.seq) if self.decider is not None else None
+        return {"FAILOVER_TERM": str(term if term is not None else self.decider.term if self.decider else 0)}
 
     def _raise_alert(self, action: RaiseAlert) -> None:
         self.vip.health.send_alert(action.key, Status.build(STATUS_BAD, context=action.context))
@@ -281,11 +323,14 @@ class FailoverAgent(Agent):
         cfg, d, now = self.config, self.decider, self.clock.now()
         last = d.service.last
         peer_silent = d.peer.silent_for(now)
+        peer_lease = d.leases["peer"]
         status: dict[str, Any] = {
             "agent_id": cfg.agent_id, "role": cfg.role.value, "config_error": None,
-            "peer": {"id": cfg.peer_id, "state": d.peer.state(now).value, "active": d.peer_active,
+            "term": d.term, "highest_term_seen": d.highest_term_seen,
+            "peer": {"id": cfg.peer_id, "state": d.peer_state(now, self.managed.active).value, "active": d.peer_active,
                      "silent_for": None if peer_silent is None else round(peer_silent, 3),
-                     "heartbeats": d.peer.heartbeats},
+                     "heartbeats": d.peer.heartbeats, "term": d.peer_term,
+                     "heard": d.peer.state(now).value, "lease_left": round(peer_lease.remaining(now), 3)},
             "witness": None,
             "managed": [{"identity": s.identity, "uuid": s.uuid, "running": s.running} for s in self.managed.states],
             "active": self.managed.active,
@@ -301,8 +346,13 @@ class FailoverAgent(Agent):
                                "last_error": self.peer_link.last_error}},
         }
         if self.witness_link is not None:
-            status["witness"] = {"identity": cfg.witness_identity, "state": d.witness.state(now).value,
+            status["witness"] = {"identity": cfg.witness_identity, "state": d.link_state("witness", now).value,
+                                 "lease_left": round(d.leases["witness"].remaining(now), 3),
+                                 "peer_view": None if d.witness_peer is None else d.witness_peer.as_fields(),
+                                 "term": d.witness_term,
                                  "last_verdict": None if d.witness_answer is None else d.witness_answer.verdict.value}
+            status["fencing"] = {"timeout": cfg.timeout, "stop_bound": cfg.stop_bound,
+                                 "margin": round(d.timing.margin, 3), "down_after": round(d.timing.down_after, 3)}
             status["links"]["witness"] = {"connected": self.witness_link.connected,
                                           "failures": self.witness_link.failures,
                                           "last_error": self.witness_link.last_error}

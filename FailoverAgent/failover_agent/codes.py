@@ -49,6 +49,8 @@ class DecisionCode(ReasonCode):
     SECONDARY_STARTUP = "secondary.startup", "hold: not heard from the primary or witness yet since start-up"
     SIMPLE_PRIMARY_STARTUP = "simple_primary.startup", "hold: not heard from the secondary yet since start-up"
     SIMPLE_SECONDARY_STARTUP = "simple_secondary.startup", "hold: not heard from the primary yet since start-up"
+    PRIMARY_REJOIN = ("primary.rejoin", "hold: back from isolation, the witness is heard but not the secondary, and "
+                                        "the witness says (or cannot rule out) that the secondary runs the service")
     PRIMARY_HANDOVER = "primary.handover", "hold: the secondary still runs the service, waiting for it to release"
     SIMPLE_PRIMARY_HANDOVER = ("simple_primary.handover",
                                "hold: the secondary still runs the service, waiting for it to release")
@@ -59,6 +61,8 @@ class DecisionCode(ReasonCode):
     SECONDARY_VERIFY_RACED = ("secondary.verify_raced",
                               "hold: the primary was heard while the witness was asked; the cycle runs again at once")
     SECONDARY_VERIFY_FAILED = "secondary.verify_failed", "hold: the witness did not answer the verification"
+    SECONDARY_CLAIM_FAILED = ("secondary.claim_failed",
+                              "hold: the witness did not acknowledge our claim to the service; not starting")
     LOCAL_PLATFORM_UNAVAILABLE = ("local.platform_unavailable",
                                   "hold: the managed agents' state cannot be read from platform.control")
     LOCAL_MANAGED_MISSING = "local.managed_missing", "a managed agent to start is not installed on this platform"

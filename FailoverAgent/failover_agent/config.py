@@ -9,8 +9,12 @@ Accepted as documented (VOLTTRON FailoverAgent)::
 
 plus our keys: ``witness_vip`` / ``witness_serverkey`` / ``witness_identity`` (standard mode),
 ``heartbeat_secret`` (HMAC of heartbeats), ``failback_delay`` (hold-down), ``remote_timeout`` (bound on
-every call to another platform) and ``remote_identity`` (our identity on the other platforms).
-The witness agent is the same distribution with ``{"agent_id": "witness", "timeout": ..., ...}``.
+every call to another platform), ``remote_identity`` (our identity on the other platforms),
+``stop_bound`` (seconds stopping the managed agents may take: the S of the fencing margin,
+``failover_core.fencing``) and ``group`` (the pair's name at the witness, when one witness serves
+several pairs). The witness agent is the same distribution with
+``{"agent_id": "witness", "timeout": ..., "stop_bound": ..., ...}``: its ``timeout`` and ``stop_bound``
+must equal the failover agents' (it calls a node down only ``timeout`` + margin after its last heartbeat).
 """
 
 from __future__ import annotations
@@ -20,9 +24,12 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from failover_core.config import ConfigError, StrictModel, as_mapping, validate_config
+from failover_core.fencing import FencingTiming
 from failover_core.tables import Role
 
 DEFAULT_WITNESS_IDENTITY = "volttron.central"  # Volttron Central's conventional identity
+DEFAULT_STOP_BOUND = 1.0  # seconds: platform.control stops an agent well within this (measured ~0.1-0.3 s)
+DEFAULT_GROUP = "default"
 _PEER_OF = {"primary": "secondary", "secondary": "primary",
             "simple_primary": "simple_secondary", "simple_secondary": "simple_primary"}
 
@@ -51,6 +58,14 @@ class FailoverConfig(StrictModel):
     # operator hook run once per transition, in order: COMMAND SUBJECT FROM TO REASON (+ FAILOVER_* env)
     notify: str | list[str] | None = None
     notify_timeout: float = Field(10.0, gt=0, le=300)
+    # S of the fencing argument: the managed agents stop within this once the agent decides to stop them
+    stop_bound: float = Field(DEFAULT_STOP_BOUND, gt=0, le=300)
+    group: str = Field(DEFAULT_GROUP, min_length=1, max_length=128, pattern=r"^[!-~]+$")
+
+    @property
+    def timing(self) -> FencingTiming:
+        """T, S and the margin M: the active's lease is T; the passive waits T + M (``down_after``)."""
+        return FencingTiming(timeout=self.timeout, stop_bound=self.stop_bound)
 
     @field_validator("notify")
     @classmethod
@@ -109,7 +124,12 @@ class FailoverConfig(StrictModel):
 class WitnessConfig(StrictModel):
     agent_id: Literal["witness"]
     timeout: float = Field(120.0, gt=0)
+    stop_bound: float = Field(DEFAULT_STOP_BOUND, gt=0, le=300)
     heartbeat_secret: str | None = None
+
+    @property
+    def timing(self) -> FencingTiming:
+        return FencingTiming(timeout=self.timeout, stop_bound=self.stop_bound)
 
 
 def parse_agent_config(data: object, *, source: str) -> FailoverConfig | WitnessConfig:
@@ -120,4 +140,5 @@ def parse_agent_config(data: object, *, source: str) -> FailoverConfig | Witness
     return validate_config(FailoverConfig, mapping, source=source)
 
 
-__all__ = ["DEFAULT_WITNESS_IDENTITY", "ConfigError", "FailoverConfig", "WitnessConfig", "parse_agent_config"]
+__all__ = ["DEFAULT_GROUP", "DEFAULT_STOP_BOUND", "DEFAULT_WITNESS_IDENTITY", "ConfigError", "FailoverConfig",
+           "WitnessConfig", "parse_agent_config"]

@@ -5,6 +5,27 @@ witness verdict, the service's state machine) and decides with ``failover_core.d
 documented tables and their guards). No I/O and no clock: every event carries ``now``. The driver
 (``agent``) feeds it and carries each Step out with ``failover_core.shell.carry_out``.
 
+Standard mode keeps the timing argument of ``failover_core.fencing`` (T = ``timeout``, S = ``stop_bound``,
+M = the margin, ``down_after`` = T + M):
+
+- "the peer (or the witness) is reachable" is a reason to run (the primary's table, and any active):
+  it counts only while the ``ContactLease`` of that link is valid: the send time of our newest heartbeat
+  they acknowledged (the peer's echo of its seq, the witness's signed ack) + T. A heartbeat merely
+  *received* never keeps a node running: with its outgoing traffic cut it still hears the others, and
+  fences all the same;
+- "the peer is gone" is a reason to start for the secondary: it calls the primary DOWN only
+  ``down_after`` after its last heartbeat was *received*, the same wait the witness keeps before it
+  answers DOWN: the isolated active has stopped by then (hearing the primary only ever makes the
+  secondary stop; a running secondary keeps the service on the witness's verdict, by the witness lease);
+- the witness's ack carries what it knows of our peer (``Facts.witness_peer_active``): a node back from
+  isolation that hears the witness before its peer does not start while the witness says (or cannot
+  rule out) that the peer runs the service (``primary.rejoin``);
+- a verified takeover is claimed at the witness (a heartbeat saying "we run it", acknowledged) BEFORE
+  the service starts, and every heartbeat says "active" from that claim on: the witness can never tell
+  the primary "the secondary runs nothing" while it starts;
+- a term travels with every claim: a node that starts the service takes the highest term it has seen
+  (its own, the peer's, the witness's) + 1.
+
 Reading order: the facts that events bring (heartbeats, acks, dropped input), then one cycle with
 its ordered guards (platform unreadable -> the table via ``decide`` -> a VERIFY cell asks the witness
 -> the verdict, a raced or unanswered verification), then what the cycle's start/stop produced (the
@@ -23,9 +44,11 @@ from failover_agent.config import FailoverConfig
 from failover_agent.events import (
     AgentAction,
     AskWitness,
+    ClaimAtWitness,
     CycleStarted,
     Event,
     HeartbeatReceived,
+    HeartbeatSent,
     InputRejected,
     ManagedRead,
     ManagedView,
@@ -37,14 +60,19 @@ from failover_agent.events import (
     StopService,
     WitnessAcked,
     WitnessAnswered,
+    WitnessClaimed,
 )
 from failover_agent.wire import WitnessAnswer
 from failover_core.decide import Decision, Facts, Policy, decide
 from failover_core.errors import LocalUsageError
+from failover_core.fencing import ContactLease
 from failover_core.liveness import Liveness, PeerLiveness
 from failover_core.step import Deadlines, Step, StepBuilder
 from failover_core.tables import Action
 from failover_core.transitions import StateMachine
+from failover_core.witness_book import WitnessView
+
+KEEP_TERMS = 64  # terms of the last transitions kept for the notify hook (FAILOVER_TERM)
 
 CONFIG_ALERT_KEY = "failover config"
 
@@ -84,16 +112,27 @@ class AgentDecider:
         self.config = config
         self.role = config.role
         self.policy = Policy(failback_delay=config.failback_delay, wait_for_peer_state=True)
-        self.peer = PeerLiveness(config.peer_id, config.timeout, watch_started=now)
-        self.witness = PeerLiveness("witness", config.timeout, watch_started=now)
+        self.timing = config.timing
+        self.watch_started = now
+        # receipts of the peer's heartbeats: the passive's view (down only after T + M in standard mode)
+        hear_for = self.timing.down_after if self.role.uses_witness else config.timeout
+        self.peer = PeerLiveness(config.peer_id, hear_for, watch_started=now)
+        # acknowledged contact: the active's view, one lease per link
+        self.leases = {"peer": ContactLease(config.timeout), "witness": ContactLease(config.timeout)}
         self.peer_active: bool | None = None  # what the peer's last heartbeat said about its service
         self.witness_answer: WitnessAnswer | None = None
+        self.witness_peer: WitnessView | None = None  # the witness's word on our peer, from its last ack
+        self.term = 0  # ours: the term of our last start of the service
+        self.peer_term = 0  # the highest term the peer claimed to us
+        self.witness_term = 0  # the highest term the witness told us about (its group, our peer's claims)
+        self.terms_by_seq: collections.OrderedDict[int, int] = collections.OrderedDict()  # transition seq -> term
         self.decision: Decision | None = None  # the last cycle's decision (get_status)
         self.service: StateMachine[ServiceState] = StateMachine(subject, ServiceState.UNKNOWN, SERVICE_MOVES)
         self.rejected: collections.Counter[str] = collections.Counter()
         self.deadlines: Deadlines[str] = Deadlines()  # "verify": ask the witness again then
         self._verifying: _Verification | None = None
         self._acting: Decision | None = None  # a start/stop waiting for its ManagedRead
+        self._claiming: ManagedView | None = None  # a takeover waiting for the witness's ack of our claim
         self._reported_missing: tuple[str, ...] = ()
 
     def handle(self, event: Event) -> Step[AgentAction]:
@@ -106,18 +145,28 @@ class AgentDecider:
         return b.build()
 
     # -- facts that events bring --------------------------------------------------------------------
+    def _heartbeat_sent(self, e: HeartbeatSent, b: StepBuilder[AgentAction]) -> None:
+        self.leases[e.link].sent(e.seq, e.now)
+
     def _heartbeat(self, e: HeartbeatReceived, b: StepBuilder[AgentAction]) -> None:
-        was_up = self.peer.is_up(e.now)
+        was_up, lease_was = self.peer.is_up(e.now), self.link_state("peer", e.now)
         self.peer.heard(e.now)
-        changed = not was_up or e.active != self.peer_active
+        if e.echo is not None:
+            self.leases["peer"].acknowledged(e.echo)
+        self.peer_term = max(self.peer_term, e.term)
+        changed = not was_up or e.active != self.peer_active or lease_was is not self.link_state("peer", e.now)
         self.peer_active = e.active
         if changed:
             b.act(RunCycleNow())
 
     def _witness_acked(self, e: WitnessAcked, b: StepBuilder[AgentAction]) -> None:
-        was_up = self.witness.is_up(e.now)
-        self.witness.heard(e.now)
-        if not was_up:
+        was = self.link_state("witness", e.now)
+        said = self.witness_peer_active
+        if e.seq is not None:
+            self.leases["witness"].acknowledged(e.seq)
+        self.witness_peer = e.peer
+        self.witness_term = max(self.witness_term, e.term, (e.peer.term or 0) if e.peer is not None else 0)
+        if was is not self.link_state("witness", e.now) or said is not self.witness_peer_active:
             b.act(RunCycleNow())
 
     def _rejected(self, e: InputRejected, b: StepBuilder[AgentAction]) -> None:
@@ -128,13 +177,46 @@ class AgentDecider:
         if e.source == "witness" or n in (1, 10, 100) or n % 1000 == 0:  # peer floods are logged sparsely
             b.note(code, f"{e.source} input dropped ({n} so far): {e.detail}")
 
-    # -- one cycle: the ordered guards ------------------------------------------------------------------
-    def _facts(self, now: float, self_active: bool) -> Facts:
-        peer_state = self.peer.state(now)
+    # -- the facts a cycle reads ------------------------------------------------------------------------
+    def link_state(self, link: str, now: float) -> Liveness:
+        """A link as the active sees it: UP while its lease is valid; UNKNOWN while never acknowledged and
+        still within the start-up grace (``timeout``); DOWN otherwise."""
+        lease = self.leases[link]
+        if lease.valid(now):
+            return Liveness.UP
+        if lease.expires_at is None and now < self.watch_started + self.config.timeout:
+            return Liveness.UNKNOWN
+        return Liveness.DOWN
+
+    def peer_state(self, now: float, self_active: bool) -> Liveness:
+        """The peer as this node must see it (module docstring). The primary: by lease (reaching the
+        secondary is its reason to run). The secondary: by the receipt of the primary's heartbeats, with
+        ``down_after`` (the primary's silence is its reason to start; hearing the primary only ever makes
+        it stop, which needs no proof of contact; a running secondary keeps the service only on the
+        witness's verdict and fences when its witness lease lapses). Simple mode: by receipt, ``timeout``.
+        ``self_active`` is part of the question for any future rule; today the answer does not depend on it."""
+        del self_active
+        if self.role.uses_witness and self.role.is_primary:
+            return self.link_state("peer", now)
+        return self.peer.state(now)
+
+    @property
+    def witness_peer_active(self) -> bool | None:
+        return None if self.witness_peer is None else self.witness_peer.may_be_active
+
+    @property
+    def highest_term_seen(self) -> int:
+        return max(self.term, self.peer_term, self.witness_term)
+
+    def facts(self, now: float, self_active: bool) -> Facts:
+        peer_state = self.peer_state(now, self_active)
         return Facts(peer=peer_state,
-                     witness=self.witness.state(now) if self.role.uses_witness else Liveness.UNKNOWN,
+                     witness=self.link_state("witness", now) if self.role.uses_witness else Liveness.UNKNOWN,
                      peer_active=self.peer_active if peer_state is Liveness.UP else None,
-                     self_active=self_active, peer_up_for=self.peer.up_for(now))
+                     self_active=self_active, peer_up_for=self.peer.up_for(now),
+                     witness_peer_active=self.witness_peer_active if self.role.uses_witness else None)
+
+    # -- one cycle: the ordered guards ------------------------------------------------------------------
 
     def _platform_unavailable(self, e: PlatformUnavailable, b: StepBuilder[AgentAction]) -> None:
         # 1. we cannot see what runs here: decide nothing, keep everything as it is
@@ -143,8 +225,8 @@ class AgentDecider:
 
     def _cycle(self, e: CycleStarted, b: StepBuilder[AgentAction]) -> None:
         # 2. the documented table and the guards of failover_core.decide
-        self._verifying = self._acting = None  # a cycle that failed half-way left nothing to wait for
-        facts = self._facts(e.now, e.managed.active)
+        self._verifying = self._acting = self._claiming = None  # a cycle that failed half-way left nothing to wait for
+        facts = self.facts(e.now, e.managed.active)
         decision = decide(self.role, facts, self.policy)
         self.deadlines.clear("verify")
         if decision.action is Action.VERIFY:
@@ -163,9 +245,10 @@ class AgentDecider:
             self._rejected(e.dropped, b)
         if e.answer is not None:
             self.witness_answer = e.answer
+            self.witness_term = max(self.witness_term, e.answer.term or 0)
             if e.answer.state is not Liveness.DOWN:  # ask again when the witness's own deadline passes
                 self.deadlines.set("verify", e.now + min(e.answer.remaining, self.config.heartbeat_period))
-        if self.peer.state(e.now) is not asked.facts.peer:
+        if self.peer_state(e.now, asked.facts.self_active) is not asked.facts.peer:
             # 4. the primary spoke while we asked: the verdict answers an old question
             self._decided(b, Decision(Action.HOLD, DecisionCode.SECONDARY_VERIFY_RACED,
                                       "the primary was heard during the verification; deciding again"))
@@ -191,12 +274,37 @@ class AgentDecider:
         decision = self._decided(b, decision)
         if decision.action is Action.START and managed.startable:
             self._acting = decision
-            b.act(StartService())
+            self.term = self.highest_term_seen + 1  # the fencing token of this start: above every claim seen
+            if decision.code == DecisionCode.SECONDARY_VERIFIED_PRIMARY_DOWN:
+                self._claiming = managed  # tell the witness first (module docstring)
+                b.act(ClaimAtWitness())
+            else:
+                b.act(StartService())
         elif decision.action is Action.STOP and managed.stoppable:
             self._acting = decision
             b.act(StopService())
         else:
             self._observe(b, decision, managed, (), now)
+
+    def _claimed(self, e: WitnessClaimed, b: StepBuilder[AgentAction]) -> None:
+        managed, decision = self._claiming, self._acting
+        if managed is None or decision is None:
+            raise LocalUsageError("WitnessClaimed without a pending ClaimAtWitness")
+        self._claiming = None
+        if e.ack is not None:
+            self.witness_term = max(self.witness_term, e.ack.term)
+            b.act(StartService())
+            return
+        self._acting = None
+        self._conclude(b, Decision(Action.HOLD, DecisionCode.SECONDARY_CLAIM_FAILED,
+                                   "the witness did not acknowledge our claim to the service; not starting"),
+                       managed, e.now)
+
+    @property
+    def claims_active(self) -> bool:
+        """Must our heartbeats say "active" although the service may not run yet? From a claim on, until the
+        start's result is read."""
+        return self._acting is not None and self._acting.action is Action.START
 
     # -- what the start/stop produced --------------------------------------------------------------------
     def _managed_read(self, e: ManagedRead, b: StepBuilder[AgentAction]) -> None:
@@ -226,6 +334,9 @@ class AgentDecider:
             b.note(TransitionCode.OBSERVED, f"first look after start-up: {t.subject} {t.to_state}")
             return  # nothing changed, nothing to alert or notify
         b.changed(t)
+        self.terms_by_seq[t.seq] = self.term
+        while len(self.terms_by_seq) > KEEP_TERMS:
+            self.terms_by_seq.popitem(last=False)
         action = Action.START if observed is ServiceState.RUNNING else Action.STOP
         b.act(RaiseAlert(code=AlertCode.SERVICE_TRANSITION, key=alert_key(self.config.agent_id),
                          context=alert_context(t.code, action, ", ".join(acted) or managed.names), healthy=True))
@@ -233,17 +344,22 @@ class AgentDecider:
     # -- the timer ---------------------------------------------------------------------------------------
     def next_deadline(self, now: float) -> float | None:
         """When a fact changes on its own (a liveness deadline) or the witness must be asked again."""
-        due = [d for d in (self.peer.next_deadline(now), self.witness.next_deadline(now), self.deadlines.earliest())
-               if d is not None]
+        due = [d for d in (self.peer.next_deadline(now), self.deadlines.earliest()) if d is not None]
+        for lease in self.leases.values() if self.role.uses_witness else ():
+            ends = lease.expires_at if lease.expires_at is not None else self.watch_started + self.config.timeout
+            if ends > now:
+                due.append(ends)
         return min(due, default=None)
 
     _HANDLERS = {
+        HeartbeatSent: _heartbeat_sent,
         HeartbeatReceived: _heartbeat,
         WitnessAcked: _witness_acked,
         InputRejected: _rejected,
         PlatformUnavailable: _platform_unavailable,
         CycleStarted: _cycle,
         WitnessAnswered: _witness_answered,
+        WitnessClaimed: _claimed,
         ManagedRead: _managed_read,
     }
 

@@ -11,8 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from failover_agent.codes import AlertCode
-from failover_agent.wire import WitnessAnswer
+from failover_agent.wire import WitnessAck, WitnessAnswer
 from failover_core.errors import LocalUsageError
+from failover_core.witness_book import WitnessView
+
+LINKS = ("peer", "witness")
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,18 +53,39 @@ class ManagedView:
 
 # -- events ------------------------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True, kw_only=True)
+class HeartbeatSent:
+    """Our heartbeat ``seq`` goes out on ``link`` ("peer" or "witness") now: the start of the lease an
+    acknowledgement of it would give (``failover_core.fencing.ContactLease``)."""
+
+    now: float
+    link: str
+    seq: int
+
+    def __post_init__(self) -> None:
+        if self.link not in LINKS:
+            raise LocalUsageError(f"HeartbeatSent.link must be one of {LINKS}, got {self.link!r}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class HeartbeatReceived:
-    """An authenticated heartbeat of the peer arrived; ``active``: the peer says it runs the service."""
+    """An authenticated heartbeat of the peer arrived; ``active``: the peer says it runs the service;
+    ``term``: the peer's term; ``echo``: the seq of OUR newest heartbeat it received (None: none of this boot)."""
 
     now: float
     active: bool
+    term: int = 0
+    echo: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class WitnessAcked:
-    """The witness acknowledged our heartbeat with a valid signed ack."""
+    """The witness acknowledged our heartbeat ``seq`` with a valid signed ack, carrying the highest term it
+    heard in our group and its view of our peer (None: it has not heard of it)."""
 
     now: float
+    seq: int | None = None
+    term: int = 0
+    peer: WitnessView | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -103,6 +127,14 @@ class WitnessAnswered:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class WitnessClaimed:
+    """The answer to ``ClaimAtWitness``: the witness's checked ack of our claim (None: not acknowledged)."""
+
+    now: float
+    ack: WitnessAck | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ManagedRead:
     """After ``StartService``/``StopService``: what was started or stopped, and the state read back."""
 
@@ -111,14 +143,21 @@ class ManagedRead:
     managed: ManagedView
 
 
-Event = HeartbeatReceived | WitnessAcked | InputRejected | CycleStarted | PlatformUnavailable | WitnessAnswered \
-    | ManagedRead
+Event = HeartbeatSent | HeartbeatReceived | WitnessAcked | InputRejected | CycleStarted | PlatformUnavailable \
+    | WitnessAnswered | WitnessClaimed | ManagedRead
 
 
 # -- actions -----------------------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class StartService:
     """Start every installed managed agent that is not running; answer with ``ManagedRead``."""
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimAtWitness:
+    """Before a verified takeover: send the witness, now, a heartbeat that says we run the service (and our new
+    term), and wait for its ack; answer with ``WitnessClaimed``. The witness then tells the primary, should
+    it come back, that we run the service before we start it (its rejoin guard)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,4 +192,4 @@ class RunCycleNow:
     """Wake the loop: a fact changed, decide again at once."""
 
 
-AgentAction = StartService | StopService | AskWitness | RaiseAlert | SendHeartbeatNow | RunCycleNow
+AgentAction = ClaimAtWitness | StartService | StopService | AskWitness | RaiseAlert | SendHeartbeatNow | RunCycleNow

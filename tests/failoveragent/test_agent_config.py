@@ -45,6 +45,18 @@ def test_documented_defaults() -> None:
     assert cfg.role is Role.SIMPLE_SECONDARY  # simple_behavior defaults to true
     assert (cfg.heartbeat_period, cfg.timeout, cfg.failback_delay) == (10, 120, 0)
     assert cfg.managed_identities == ("a", "b")
+    assert (cfg.stop_bound, cfg.group) == (1.0, "default")
+    assert cfg.timing.down_after == pytest.approx(120 + 1.593, abs=1e-3)  # docs/failoveragent.md's figure
+
+
+def test_the_witness_takes_the_same_stop_bound() -> None:
+    cfg = parse_agent_config({"agent_id": "witness", "timeout": 3, "stop_bound": 2.5}, source="w.json")
+    assert isinstance(cfg, WitnessConfig)
+    assert cfg.timing.down_after == parse({**MODERN, "timeout": 3, "heartbeat_period": 1,
+                                           "stop_bound": 2.5}).timing.down_after
+    with pytest.raises(ConfigError) as err:
+        parse_agent_config({"agent_id": "witness", "stop_bound": -1}, source="w.json")
+    assert "key 'stop_bound'" in str(err.value)
 
 
 @pytest.mark.parametrize(("change", "key", "words"), [
@@ -58,6 +70,10 @@ def test_documented_defaults() -> None:
     ({"agent_vip_identity": None}, "", "agent_vip_identity (string or list) or volttron_ctl_tag"),
     ({"timeout": -1}, "timeout", "greater than 0"),
     ({"failback_delay": -5}, "failback_delay", "greater than or equal to 0"),
+    ({"stop_bound": 0}, "stop_bound", "greater than 0"),
+    ({"stop_bound": "1s"}, "stop_bound", "valid number"),
+    ({"stop_bound": 1000}, "stop_bound", "less than or equal to 300"),
+    ({"group": "two words"}, "group", "pattern"),
 ])
 def test_bad_config_is_a_clear_error(change: dict, key: str, words: str) -> None:
     with pytest.raises(ConfigError) as err:

@@ -14,8 +14,10 @@ from failover_agent.decider import AgentDecider, ServiceState, config_error_step
 from failover_agent.events import (
     AgentState,
     AskWitness,
+    ClaimAtWitness,
     CycleStarted,
     HeartbeatReceived,
+    HeartbeatSent,
     InputRejected,
     ManagedRead,
     ManagedView,
@@ -27,14 +29,16 @@ from failover_agent.events import (
     StopService,
     WitnessAcked,
     WitnessAnswered,
+    WitnessClaimed,
 )
-from failover_agent.wire import WitnessAnswer
+from failover_agent.wire import WitnessAck, WitnessAnswer
 from failover_core.clock import FakeClock
 from failover_core.decide import Facts, Policy, decide
 from failover_core.errors import LocalUsageError
 from failover_core.liveness import Liveness
 from failover_core.step import Step
 from failover_core.tables import TABLES, VERIFY_TABLE, Action, Role, Verdict
+from failover_core.witness_book import WitnessView
 
 UP, DOWN, UNKNOWN = Liveness.UP, Liveness.DOWN, Liveness.UNKNOWN
 TIMEOUT = 3.0
@@ -62,12 +66,31 @@ def view(running: bool, installed: bool = True) -> ManagedView:
 
 
 class Node:
-    """A decider and a fake clock; ``settle`` moves the peer and witness to UP or DOWN."""
+    """A decider and a fake clock; ``settle`` moves the peer and witness to UP or DOWN.
+
+    ``hear`` and ``ack`` are the two halves of contact: a heartbeat of the peer received (with the echo
+    of our newest heartbeat sent on that link), and the witness's ack of our newest heartbeat to it."""
 
     def __init__(self, role: Role, **extra: object) -> None:
         self.clock = FakeClock(100.0)
         self.role = role
         self.decider = AgentDecider(config(role, **extra), subject=SVC, now=self.clock.now())
+        self.seq = 0
+
+    def send(self, link: str) -> int:
+        self.seq += 1
+        self.feed(HeartbeatSent(now=self.clock.now(), link=link, seq=self.seq))
+        return self.seq
+
+    def hear(self, active: bool = False, *, echo: bool = True, term: int = 0) -> Step:
+        """The peer's heartbeat arrives now, echoing our heartbeat sent now (``echo``) or nothing."""
+        seq = self.send("peer") if echo else None
+        return self.feed(HeartbeatReceived(now=self.clock.now(), active=active, term=term, echo=seq))
+
+    def ack(self, *, peer: WitnessView | None = None, term: int = 0) -> Step:
+        """The witness acknowledges our heartbeat sent now, with its word on our peer."""
+        seq = self.send("witness")
+        return self.feed(WitnessAcked(now=self.clock.now(), seq=seq, term=term, peer=peer))
 
     def feed(self, event: object) -> Step:
         step = self.decider.handle(event)
@@ -78,9 +101,10 @@ class Node:
         """Past every start-up grace, then hear the ones that must be UP (the others stay silent: DOWN)."""
         self.clock.advance(2 * TIMEOUT)
         if peer is UP:
-            self.feed(HeartbeatReceived(now=self.clock.now(), active=peer_active))
-        if witness is UP:
-            self.feed(WitnessAcked(now=self.clock.now()))
+            self.hear(peer_active)
+        if witness is UP:  # the witness hears (or misses) the peer as we do
+            self.ack(peer=peer_view(self.role, active=peer_active) if peer is UP
+                     else peer_view(self.role, active=None, state=DOWN, term=None))
 
     def cycle(self, running: bool, installed: bool = True) -> Step:
         return self.feed(CycleStarted(now=self.clock.now(), managed=view(running, installed)))
@@ -89,6 +113,12 @@ class Node:
         """The first cycle records what runs (UNKNOWN -> RUNNING/STOPPED) without an alert."""
         self.decider.service.change(ServiceState.RUNNING if running else ServiceState.STOPPED, code="observed",
                                     reason="test set-up", now=self.clock.now())
+
+
+def peer_view(role: Role, *, active: bool | None, state: Liveness = UP, term: int | None = 0) -> WitnessView:
+    """What the witness would say of ``role``'s peer."""
+    return WitnessView(node=PEER_OF[role], state=state, term=term, active=active, silent_for=0.0,
+                       down_in=0.0 if state is DOWN else TIMEOUT)
 
 
 def cells() -> list[tuple[Role, tuple[Liveness, ...], object]]:
@@ -144,7 +174,10 @@ def test_the_secondary_verify_cell_and_the_witness_verdict(verdict, cell) -> Non
     assert step.reason is not None and step.reason.code == cell.code
     assert node.decider.witness_answer == answer
     if cell.action is Action.START:
-        assert step.actions == (StartService(),)
+        assert step.actions == (ClaimAtWitness(),)  # the witness learns of the takeover before it happens
+        assert node.decider.claims_active and node.decider.term == 1
+        claimed = node.feed(WitnessClaimed(now=node.clock.now(), ack=WitnessAck(seq=99, term=0, peers=())))
+        assert claimed.actions == (StartService(),)
         after = node.feed(ManagedRead(now=node.clock.now(), acted=(SVC,), managed=view(True)))
         assert after.transitions[0].code == "secondary.verified.primary_down"
         assert after.of_type(RaiseAlert)[0].context == f"Primary is inactive starting agent {SVC}"
@@ -187,19 +220,22 @@ def test_failback_hold_keeps_the_service_until_the_primary_stayed_up(role) -> No
     assert held.reason is not None and held.reason.code == f"{role.value}.failback_hold" and held.actions == ()
     for _ in range(6):  # the primary keeps talking for 6 s
         node.clock.advance(1.0)
-        node.feed(HeartbeatReceived(now=node.clock.now(), active=False))
-        node.feed(WitnessAcked(now=node.clock.now()))
+        node.hear(False)
+        node.ack()
     assert node.cycle(running=True).actions == (StopService(),)
 
 
 def test_heartbeats_wake_the_loop_only_when_a_fact_changes() -> None:
     node = Node(Role.SIMPLE_SECONDARY)
     now = node.clock.now()
-    assert node.feed(HeartbeatReceived(now=now, active=True)).actions == (RunCycleNow(),)  # peer came up
-    assert node.feed(HeartbeatReceived(now=now + 1, active=True)).empty  # nothing new
-    assert node.feed(HeartbeatReceived(now=now + 2, active=False)).actions == (RunCycleNow(),)  # released
-    assert node.feed(WitnessAcked(now=now + 2)).actions == (RunCycleNow(),)
-    assert node.feed(WitnessAcked(now=now + 3)).empty
+    assert node.hear(True).actions == (RunCycleNow(),)  # peer came up
+    node.clock.advance(1)
+    assert node.hear(True).empty  # nothing new
+    node.clock.advance(1)
+    assert node.hear(False).actions == (RunCycleNow(),)  # released
+    assert node.ack().actions == (RunCycleNow(),)
+    node.clock.advance(1)
+    assert node.ack().empty
     assert node.decider.next_deadline(now + 3) == now + 2 + TIMEOUT  # the peer's deadline comes first
 
 
@@ -317,8 +353,8 @@ def test_every_code_decide_can_return_is_a_decision_code() -> None:
                                               self_active=self_active, peer_up_for=1.0 if peer is UP else 0.0)
                                 seen.add(decide(role, facts, policy).code)
     assert seen <= {c.value for c in DecisionCode}, seen - {c.value for c in DecisionCode}
-    agent_own = {"secondary.verify_raced", "secondary.verify_failed", "local.platform_unavailable",
-                 "local.managed_missing"}
+    agent_own = {"secondary.verify_raced", "secondary.verify_failed", "secondary.claim_failed",
+                 "local.platform_unavailable", "local.managed_missing"}
     assert {c.value for c in DecisionCode} == seen | agent_own  # no member that nothing produces
 
 
@@ -339,3 +375,135 @@ def test_alert_contexts_are_keyed_by_transition_codes() -> None:
     from failover_agent import alerts
 
     assert set(alerts._CONTEXT_BY_CODE) <= set(TransitionCode)
+
+
+# -- standard mode timing: leases for the active, T + M for the passive, the rejoin guard, terms ------------
+DOWN_AFTER = config(Role.PRIMARY).timing.down_after  # 3 s + margin (stop_bound 1 s): 4.359 s
+
+
+def running_primary() -> Node:
+    node = Node(Role.PRIMARY)
+    node.settle(UP, UP)
+    node.observe_first(True)
+    assert node.cycle(running=True).reason.code == "primary.secondary_up.witness_up"
+    return node
+
+
+def test_the_margin_is_the_documented_figure() -> None:
+    assert config(Role.PRIMARY).timing.down_after == pytest.approx(3.0 + 1.359, abs=1e-3)
+    assert config(Role.PRIMARY, stop_bound=2.5).timing.down_after == pytest.approx(3.0 + 2.862, abs=1e-3)
+
+
+def test_the_active_fences_when_nothing_it_sent_is_acknowledged_even_if_it_still_hears_the_peer() -> None:
+    node = running_primary()
+    sent_at = node.clock.now()  # settle's heartbeats were the last acknowledged ones
+    for _ in range(2):  # outgoing cut: the secondary's heartbeats still arrive, with a stale echo
+        node.clock.advance(1.0)
+        node.send("peer"), node.send("witness")
+        node.feed(HeartbeatReceived(now=node.clock.now(), active=False, echo=1))
+    node.clock.advance(TIMEOUT - 2.0 - 0.001)
+    assert node.cycle(running=True).reason.code == "primary.secondary_up.witness_up"  # the lease still holds
+    assert node.decider.next_deadline(node.clock.now()) == pytest.approx(sent_at + TIMEOUT)
+    node.clock.advance(0.001)
+    assert node.decider.peer.is_up(node.clock.now())  # heard 1 s ago ...
+    step = node.cycle(running=True)  # ... but no reason to run: fence
+    assert step.reason.code == "primary.secondary_down.witness_down" and step.actions == (StopService(),)
+
+
+def test_a_late_acknowledgement_extends_the_lease_from_its_send_time_only() -> None:
+    node = running_primary()
+    node.clock.advance(1.0)
+    old = node.send("witness")
+    node.clock.advance(1.5)
+    node.send("witness")
+    node.feed(WitnessAcked(now=node.clock.now(), seq=old))  # acknowledged 1.5 s after it was sent
+    assert node.decider.leases["witness"].expires_at == pytest.approx(node.clock.now() - 1.5 + TIMEOUT)
+    node.feed(WitnessAcked(now=node.clock.now(), seq=999))  # never sent: ignored
+    assert node.decider.leases["witness"].expires_at == pytest.approx(node.clock.now() - 1.5 + TIMEOUT)
+
+
+def test_the_passive_secondary_calls_the_primary_down_only_after_timeout_plus_margin() -> None:
+    node = Node(Role.SECONDARY)
+    node.settle(UP, UP)
+    node.observe_first(False)
+    heard = node.clock.now()
+    for _ in range(3):  # the witness keeps answering; the primary has gone silent
+        node.clock.advance(1.0)
+        node.ack()
+    node.clock.advance(heard + TIMEOUT + 0.5 - node.clock.now())
+    assert node.cycle(running=False).reason.code == "secondary.primary_up.witness_up"  # T passed, T + M not
+    assert node.decider.next_deadline(node.clock.now()) == pytest.approx(heard + DOWN_AFTER)
+    node.clock.advance(heard + DOWN_AFTER - node.clock.now())
+    node.ack()
+    assert node.cycle(running=False).actions == (AskWitness(subject="primary"),)
+
+
+def test_a_running_secondary_fences_by_lease_too() -> None:
+    node = Node(Role.SECONDARY)
+    node.settle(DOWN, UP)
+    node.observe_first(True)
+    node.clock.advance(TIMEOUT)  # its heartbeats to the witness are not acknowledged any more
+    step = node.cycle(running=True)
+    assert step.reason.code == "secondary.primary_down.witness_down" and step.actions == (StopService(),)
+
+
+@pytest.mark.parametrize(("view", "expected"), [
+    (None, "primary.rejoin"),  # no word on the secondary (yet)
+    (dict(active=True), "primary.rejoin"),  # the witness sees it run the service
+    (dict(active=None, state=UNKNOWN, term=None), "primary.rejoin"),  # a witness just restarted
+    (dict(active=False), "primary.secondary_down.witness_up"),  # it says it runs nothing
+    (dict(active=True, state=DOWN), "primary.secondary_down.witness_up"),  # silent past T + M: fenced by then
+])
+def test_the_rejoin_guard_follows_the_witnesss_view_of_the_secondary(view, expected) -> None:
+    node = Node(Role.PRIMARY)
+    node.clock.advance(2 * TIMEOUT)
+    node.observe_first(False)
+    node.ack(peer=None if view is None else peer_view(Role.PRIMARY, **view))
+    step = node.cycle(running=False)
+    assert step.reason.code == expected
+    assert step.actions == (() if expected == "primary.rejoin" else (StartService(),))
+
+
+def test_the_witness_changing_its_word_wakes_the_loop() -> None:
+    node = Node(Role.PRIMARY)
+    node.clock.advance(2 * TIMEOUT)
+    node.ack(peer=peer_view(Role.PRIMARY, active=True))
+    node.clock.advance(1.0)
+    assert node.ack(peer=peer_view(Role.PRIMARY, active=True)).empty
+    assert node.ack(peer=peer_view(Role.PRIMARY, active=False)).actions == (RunCycleNow(),)
+
+
+def test_a_start_takes_the_highest_term_seen_plus_one_and_the_transition_keeps_it() -> None:
+    node = Node(Role.PRIMARY)
+    node.settle(UP, UP)
+    node.hear(False, term=4)
+    node.ack(peer=peer_view(Role.PRIMARY, active=False, term=4), term=6)
+    node.observe_first(False)
+    assert node.cycle(running=False).actions == (StartService(),)
+    assert node.decider.term == 7 and node.decider.highest_term_seen == 7
+    after = node.feed(ManagedRead(now=node.clock.now(), acted=(SVC,), managed=view(True)))
+    assert node.decider.terms_by_seq[after.transitions[0].seq] == 7
+
+
+def test_the_verdict_term_counts_as_seen() -> None:
+    node = Node(Role.SECONDARY)
+    node.settle(DOWN, UP)
+    node.observe_first(False)
+    node.cycle(running=False)
+    node.feed(WitnessAnswered(now=node.clock.now(), answer=WitnessAnswer(Verdict.PRIMARY_DOWN, DOWN, 0.0, 9)))
+    assert node.decider.term == 10
+
+
+def test_a_takeover_the_witness_did_not_acknowledge_does_not_start() -> None:
+    node = Node(Role.SECONDARY)
+    node.settle(DOWN, UP)
+    node.observe_first(False)
+    node.cycle(running=False)
+    assert node.feed(WitnessAnswered(now=node.clock.now(), answer=WitnessAnswer(Verdict.PRIMARY_DOWN, DOWN, 0.0))) \
+        .actions == (ClaimAtWitness(),)
+    assert node.decider.claims_active  # heartbeats say "active" from the claim on
+    step = node.feed(WitnessClaimed(now=node.clock.now(), ack=None))
+    assert step.reason.code == "secondary.claim_failed" and step.actions == ()
+    assert not node.decider.claims_active and node.decider.service.state is ServiceState.STOPPED
+    with pytest.raises(LocalUsageError):  # no claim pending
+        node.feed(WitnessClaimed(now=node.clock.now(), ack=None))

@@ -19,6 +19,7 @@ from failover_core.errors import RemoteInputError
 from failover_core.heartbeat_auth import HeartbeatSigner, ReplayWindow
 from failover_core.liveness import Liveness
 from failover_core.tables import Action, Role, Verdict
+from failover_core.witness_book import WitnessView
 
 SIGNER = HeartbeatSigner("shared")
 NOW = 1_700_000_000.0
@@ -73,6 +74,37 @@ def test_unsigned_heartbeat_rejected_when_a_secret_is_configured() -> None:
         == "bad_mac"
 
 
+def test_heartbeat_carries_term_and_echo_signed() -> None:
+    sent = Heartbeat("secondary", "boot-2", 3, NOW, False, term=5, echo_boot="boot-1", echo_seq=41, group="pair-a")
+    got = check_heartbeat(SIGNER, ReplayWindow(), make_heartbeat(SIGNER, sent), expected_sender="secondary",
+                          wall_now=NOW)
+    assert got == sent and got.echo_of("boot-1") == 41
+    assert got.echo_of("boot-0") is None  # an echo of another boot of ours renews nothing
+    for field, value in (("term", 6), ("echo_seq", 42), ("group", "pair-b")):
+        msg = make_heartbeat(SIGNER, sent)
+        msg[field] = value
+        assert reason(check_heartbeat, SIGNER, ReplayWindow(), msg, expected_sender="secondary", wall_now=NOW) \
+            == "bad_mac"
+    msg = make_heartbeat(SIGNER, sent)
+    msg["term"] = -1
+    assert reason(check_heartbeat, SIGNER, ReplayWindow(), msg, expected_sender="secondary", wall_now=NOW) \
+        == "malformed"
+
+
+def test_witness_ack_carries_the_partners_view_and_the_term_signed() -> None:
+    view = WitnessView(node="secondary", state=Liveness.UP, term=4, active=True, silent_for=0.25, down_in=4.1)
+    msg = make_ack(SIGNER, witness="volttron.central", sender="primary", seq=9, term=4, peers=[view])
+    ack = check_ack(SIGNER, msg, sender="primary", seq=9)
+    assert ack.term == 4 and ack.peer("secondary") == view and ack.peer("other") is None
+    assert ack.peer("secondary").may_be_active is True
+    msg["peers"] = msg["peers"].replace('"active":true', '"active":false')  # flipped in transit
+    assert reason(check_ack, SIGNER, msg, sender="primary", seq=9) == "bad_mac"
+    bad = make_ack(SIGNER, witness="w", sender="primary", seq=9)
+    bad["peers"] = "[{}]"
+    bad["mac"] = SIGNER.sign({k: bad[k] for k in ("kind", "witness", "sender", "seq", "term", "peers")})
+    assert reason(check_ack, SIGNER, bad, sender="primary", seq=9) == "malformed"
+
+
 def test_witness_ack_must_answer_our_heartbeat() -> None:
     ack = make_ack(SIGNER, witness="volttron.central", sender="secondary", seq=7)
     check_ack(SIGNER, ack, sender="secondary", seq=7)
@@ -89,7 +121,10 @@ def test_witness_ack_must_answer_our_heartbeat() -> None:
 def test_verdict_maps_witness_view(state: Liveness, verdict: Verdict) -> None:
     msg = make_verdict(SIGNER, witness="w", subject="primary", nonce="n" * 16, state=state, remaining=1.25)
     answer = check_verdict(SIGNER, msg, subject="primary", nonce="n" * 16)
-    assert answer.verdict is verdict and answer.remaining == 1.25
+    assert answer.verdict is verdict and answer.remaining == 1.25 and answer.term is None
+    with_term = make_verdict(SIGNER, witness="w", subject="primary", nonce="n" * 16, state=state, remaining=1,
+                             term=3)
+    assert check_verdict(SIGNER, with_term, subject="primary", nonce="n" * 16).term == 3
 
 
 def test_verdict_for_another_nonce_or_forged_is_rejected() -> None:
@@ -110,8 +145,11 @@ def test_alert_contexts_are_the_documented_strings() -> None:
 
 
 def test_core_guard_a_restarted_primary_waits_to_hear_the_secondary() -> None:
-    facts = Facts(peer=Liveness.UNKNOWN, witness=Liveness.UP)
+    # the witness says the secondary runs nothing (without that word the rejoin guard holds: see below)
+    facts = Facts(peer=Liveness.UNKNOWN, witness=Liveness.UP, witness_peer_active=False)
     assert decide(Role.PRIMARY, facts).action is Action.START  # default policy: unchanged behaviour
+    no_word = decide(Role.PRIMARY, Facts(peer=Liveness.UNKNOWN, witness=Liveness.UP))
+    assert no_word.action is Action.HOLD and no_word.code == "primary.rejoin"
     held = decide(Role.PRIMARY, facts, Policy(wait_for_peer_state=True))
     assert held.action is Action.HOLD and held.code == "primary.startup"
     simple = decide(Role.SIMPLE_PRIMARY, Facts(peer=Liveness.UNKNOWN), Policy(wait_for_peer_state=True))

@@ -61,6 +61,7 @@ from HaValet.events import (
     Tick,
     WitnessAnswered,
 )
+from HaValet.status_file import StatusFile
 from HaValet.supervisor import describe_rc
 from HaValet.valet import _TransitionSink
 from HaValet.wire import HEARTBEAT_PATH, ValetHeartbeat, ValetInbox, ValetSender
@@ -112,7 +113,8 @@ class HostValet:
         self.processes: dict[str, _Process] = {}
         self.rejected: dict[str, int] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._status_dirty = asyncio.Event()
+        self.status_file = StatusFile(self.status_path, self.status, period=1.0)
+        self._status_dirty = self.status_file.dirty
         self._transitions = _TransitionSink(notify, on_transition, self._status_dirty)
         self._http: aiohttp.ClientSession | None = None
         self._warned_down_after: set[str] = set()
@@ -155,7 +157,7 @@ class HostValet:
         log.info("ha-valet: listening on %s:%d for %s", host, port, ", ".join(m.peers))
         loops = [asyncio.create_task(self._process_loop(p), name=f"valet:{p.spec.name}")
                  for p in self.processes.values()]
-        writer = asyncio.create_task(self._status_writer())
+        writer = asyncio.create_task(self.status_file.run())
         try:
             await stop.wait()
             await self._leave()
@@ -412,19 +414,4 @@ class HostValet:
                 "rejected": dict(self.rejected)}
 
     def write_status(self) -> None:
-        if self.status_path is None:
-            return
-        tmp = self.status_path.with_name(self.status_path.name + ".tmp")
-        try:
-            tmp.write_text(json.dumps(self.status(), indent=2) + "\n")
-            tmp.replace(self.status_path)
-        except OSError as e:
-            log.warning("cannot write status file %s: %s", self.status_path, e)
-
-    async def _status_writer(self) -> None:
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._status_dirty.wait(), 1.0)
-            self._status_dirty.clear()
-            self.write_status()
-            await asyncio.sleep(0.1)
+        self.status_file.write()

@@ -14,8 +14,6 @@ millisecond.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
 import logging
 import os
 import time
@@ -34,6 +32,7 @@ from HaValet.codes import NoteCode
 from HaValet.commands import CommandResult, close_lingering, run_command
 from HaValet.config import ProcessSpec, ValetConfig
 from HaValet.events import Action, Event, RunStart, RunStop, RunTest, StartDone, StopDone, TestDone, Tick
+from HaValet.status_file import StatusFile
 from HaValet.supervisor import ProcessSupervisor, ProcState, describe_rc
 
 log = logging.getLogger("HaValet")
@@ -103,7 +102,8 @@ class Valet:
         self.processes: dict[str, _Process] = {}
         self.commands_run = 0
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._status_dirty = asyncio.Event()
+        self.status_file = StatusFile(self.status_path, self.status, period=2.0)
+        self._status_dirty = self.status_file.dirty
         self._transitions = _TransitionSink(notify, on_transition, self._status_dirty)
 
     # ------------------------------------------------------------------ main
@@ -112,7 +112,7 @@ class Valet:
         for w in self.config.warnings:
             log.warning("config: %s", w)
         loops: list[asyncio.Task[None]] = []
-        writer = asyncio.create_task(self._status_writer())
+        writer = asyncio.create_task(self.status_file.run())
         try:
             levels = sorted({p.order for p in self.config.processes})
             for level in levels:
@@ -247,22 +247,7 @@ class Valet:
                 "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(wall)), "processes": procs}
 
     def write_status(self) -> None:
-        if self.status_path is None:
-            return
-        tmp = self.status_path.with_name(self.status_path.name + ".tmp")
-        try:
-            tmp.write_text(json.dumps(self.status(), indent=2) + "\n")
-            tmp.replace(self.status_path)
-        except OSError as e:
-            log.warning("cannot write status file %s: %s", self.status_path, e)
-
-    async def _status_writer(self) -> None:
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._status_dirty.wait(), 2.0)
-            self._status_dirty.clear()
-            self.write_status()
-            await asyncio.sleep(0.1)
+        self.status_file.write()
 
 
 def render_status(data: dict[str, Any]) -> str:

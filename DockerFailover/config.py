@@ -27,11 +27,10 @@ import ast
 import re
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
-from failover_core.config import ConfigError, StrictModel, as_mapping, parse_config_text, validate_config
+from failover_core.config import ConfigError, StrictModel, as_mapping, http_base_url, parse_config_text, validate_config
 from failover_core.fencing import FencingTiming
 
 DEFAULT_CONFIG_PATH = "/app/config.py"
@@ -61,16 +60,10 @@ class WitnessSettings(StrictModel):
     @field_validator("url")
     @classmethod
     def _url(cls, v: str) -> str:
-        parts = urlsplit(v)
         try:
-            port = parts.port
-        except ValueError:
-            port = None
-        if parts.scheme not in ("http", "https") or not parts.hostname or port is None:
-            raise ValueError("the witness url must look like http://HOST:PORT")
-        if parts.path not in ("", "/") or parts.query or parts.fragment:
-            raise ValueError("the witness url must not have a path, query or fragment")
-        return f"{parts.scheme}://{parts.netloc}"
+            return http_base_url(v)
+        except ValueError as e:
+            raise ValueError(f"the witness url {e}") from None
 
     @field_validator("group")
     @classmethod
@@ -127,16 +120,10 @@ class NodeConfig(StrictModel):
     @field_validator("endpoint")
     @classmethod
     def _endpoint(cls, v: str) -> str:
-        parts = urlsplit(v)
         try:
-            port = parts.port
-        except ValueError:
-            port = None
-        if parts.scheme not in ("http", "https") or not parts.hostname or port is None:
-            raise ValueError("endpoint must look like http://HOST:PORT (scheme http or https, host and port)")
-        if parts.path not in ("", "/") or parts.query or parts.fragment:
-            raise ValueError("endpoint must not have a path, query or fragment")
-        return f"{parts.scheme}://{parts.netloc}"
+            return http_base_url(v)
+        except ValueError as e:
+            raise ValueError(f"endpoint {e}") from None
 
     @field_validator("notify")
     @classmethod

@@ -18,10 +18,10 @@ import secrets
 import time
 from collections.abc import Callable
 from types import TracebackType
-from urllib.parse import urlsplit
 
 import aiohttp
 
+from failover_core.config import http_base_url
 from failover_core.errors import LocalUsageError, RemoteInputError
 from failover_core.request_auth import MAX_BODY, SIG_HEADER
 from failover_core.witness_protocol import NodeSide, QueryAnswer, SignedRequest, WitnessAck
@@ -38,14 +38,10 @@ class WitnessError(Exception):
 
 
 def _base_url(url: str) -> str:
-    parts = urlsplit(url)
     try:
-        port = parts.port
-    except ValueError:
-        port = None
-    if parts.scheme not in ("http", "https") or not parts.hostname or port is None:
-        raise LocalUsageError(f"witness URL {url!r} must look like http://HOST:PORT")
-    return f"{parts.scheme}://{parts.netloc}"
+        return http_base_url(url)
+    except ValueError as e:
+        raise LocalUsageError(f"witness URL {url!r} {e}") from None
 
 
 class WitnessClient:

@@ -17,6 +17,7 @@ import json
 import tomllib
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -103,3 +104,19 @@ def as_mapping(data: object, *, source: str) -> Mapping[str, Any]:
     if not isinstance(data, Mapping):
         raise ConfigError(source, [("", type(data).__name__, "the top level must be an object/table")])
     return data
+
+
+def http_base_url(value: str) -> str:
+    """``value`` as ``scheme://host:port`` (http or https, a host and a port, nothing after); ValueError otherwise.
+
+    For pydantic validators of peer endpoints and witness URLs: the message says what is allowed."""
+    parts = urlsplit(value)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if parts.scheme not in ("http", "https") or not parts.hostname or port is None:
+        raise ValueError("must look like http://HOST:PORT (scheme http or https, host and port)")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise ValueError("must not have a path, query or fragment")
+    return f"{parts.scheme}://{parts.netloc}"

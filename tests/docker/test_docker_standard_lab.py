@@ -6,7 +6,10 @@ events, exact, and a sampler every 50 ms), injects one fault, and asserts:
   the fenced host's kill logged before the new active's start in the agents' logs;
 - a takeover where one is due, within down_after (= heartbeat_timeout + fencing margin) + the container start
   measured in the same run + 0.5 s, counted from the fault;
-- where no takeover is due (cut between the pair only, witness down), nothing changes.
+- where no takeover is due (a cut between the pair only, in either direction or one; a node cut from the witness
+  only; the witness killed or frozen; the passive's agent restarted), nothing changes: no start on B, no die on A;
+- a restarted active agent (SIGTERM, started again at once) hands over: exactly one host serves afterwards.
+Cuts are iptables rules in one namespace: ``lab.cut(x, y, inbound=, outbound=)`` drops y -> x / x -> y there.
 Lab timings: heartbeat 0.2 s, heartbeat_timeout 1 s, kill bound 0.5 s -> down_after 1.854 s.
 """
 
@@ -180,3 +183,139 @@ def test_agent_sigstop_past_the_timeout_the_lease_runs_out(lab: TwoHostLab, stan
         settle_and_check_overlap(lab, pair, timeline, active="b")
         assert "[self_fenced]" in lab.agent_log_text("a")  # it learns on waking that its lease is gone
         print(f"SIGSTOP: {figures}")
+
+
+def hold_steady(lab: TwoHostLab, seconds: float, *, watch: dict[str, str] | None = None) -> dict[str, str]:
+    """For ``seconds``: A active and serving, B passive, the container on A only (checked every 0.1 s).
+    ``watch``: {host: status path "standard.witness_says_peer.state"} -> the last value seen on each."""
+    seen: dict[str, str] = {}
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        assert (lab.role("a"), lab.role("b")) == ("active", "passive")
+        assert lab.container_running("a") and not lab.container_running("b")
+        for key, path in (watch or {}).items():
+            value: object = lab.status(key) or {}
+            for part in path.split("."):
+                value = (value or {}).get(part) if isinstance(value, dict) else None
+            if value is not None:
+                seen[key] = str(value)
+        time.sleep(0.1)
+    return seen
+
+
+def alert_codes(lab: TwoHostLab, key: str) -> list[str]:
+    return [x["code"] for x in (lab.status(key) or {}).get("alerts", [])]
+
+
+def assert_nothing_moved(timeline: ServiceTimeline) -> None:
+    """No start on B and no die on A since the timeline began (by the daemons' events)."""
+    assert timeline.first("b", "start") is None and timeline.first("a", "die") is None, timeline.describe()
+
+
+@pytest.mark.parametrize("node", ["a", "b"])
+def test_a_node_cut_from_the_witness_only_changes_nothing(lab: TwoHostLab, standard_pair, node: str) -> None:
+    """A (or B) cut from the witness in both directions, the pair still talking: the witness calls that node
+    down after down_after, but nobody acts on it. A's lease is renewed by B's acknowledgements (A cut) or by
+    both (B cut); B hears A, so it never consults the table."""
+    pair = standard_pair
+    with pair.explained():
+        timeline = ServiceTimeline(lab).start()
+        lab.cut(node, "w")
+        other = "b" if node == "a" else "a"
+        # long enough for the witness to call `node` down and for `other` to hear that in its acks
+        seen = hold_steady(lab, 3 * DOWN_AFTER, watch={other: "standard.witness_says_peer.state"})
+        assert seen.get(other) == "down", seen  # the witness did call it down: the fault was real
+        print(f"{node} cut from the witness: {other} heard the witness call it {seen.get(other)}; "
+              f"{node}'s alerts {alert_codes(lab, node)}")
+        assert "witness_unreachable" in alert_codes(lab, node)
+        assert "takeover_held" not in alert_codes(lab, "b")
+        lab.heal_all()
+        settle_and_check_overlap(lab, pair, timeline, active="a")
+        assert_nothing_moved(timeline)
+        assert "[self_fenced]" not in lab.agent_log_text("a")
+
+
+def test_witness_frozen_past_down_after_changes_nothing(lab: TwoHostLab, standard_pair) -> None:
+    """The witness SIGSTOPped for 2 x down_after, then SIGCONT: it wakes with every receipt older than
+    down_after and a backlog of heartbeats; nothing moves during the freeze or after it."""
+    pair = standard_pair
+    witness = lab.witness
+    assert witness is not None
+    with pair.explained():
+        timeline = ServiceTimeline(lab).start()
+        os.kill(witness.pid, signal.SIGSTOP)
+        try:
+            hold_steady(lab, 2 * DOWN_AFTER)
+            assert "witness_unreachable" in alert_codes(lab, "a")
+            assert "witness_unreachable" in alert_codes(lab, "b")
+        finally:
+            os.kill(witness.pid, signal.SIGCONT)
+        def witness_back(key: str) -> bool:
+            return "witness_back" in alert_codes(lab, key)
+        wait_until(lambda: witness_back("a") and witness_back("b"), 5 + MARGIN, what="both hear the witness again")
+        hold_steady(lab, 2 * DOWN_AFTER)
+        settle_and_check_overlap(lab, pair, timeline, active="a")
+        assert_nothing_moved(timeline)
+        assert witness.poll() is None
+
+
+def test_passive_agent_restarted_comes_back_passive(lab: TwoHostLab, standard_pair) -> None:
+    """B's agent SIGTERMed (it leaves: nothing to hand over) and started again: it comes back passive beside
+    A, without a claim or a start; A never stops."""
+    pair = standard_pair
+    with pair.explained():
+        timeline = ServiceTimeline(lab).start()
+        assert lab.stop_agent("b", signal.SIGTERM) == 0
+        wait_until(lambda: "peer_leaving" in alert_codes(lab, "a"), 2 + MARGIN, what="A hears B leave")
+        pair.start("b")
+        wait_until(lambda: lab.role("b") == "passive", 10 + MARGIN, what="B back, passive")
+        hold_steady(lab, 2 * DOWN_AFTER)
+        settle_and_check_overlap(lab, pair, timeline, active="a")
+        assert_nothing_moved(timeline)
+        b_log = lab.agent_log_text("b")
+        assert "starting web" not in b_log and "[witness_confirmed]" not in b_log
+
+
+def test_active_agent_restarted_hands_over_with_no_double_service(lab: TwoHostLab, standard_pair) -> None:
+    """A's agent SIGTERMed (an upgrade) and started again at once, well within heartbeat_timeout: A hands over
+    to B (a graceful stop of A's containers, then B starts on A's signed request); A comes back passive beside
+    B. At every instant at most one host serves; afterwards exactly one (B) does."""
+    pair = standard_pair
+    with pair.explained():
+        timeline = ServiceTimeline(lab).start()
+        fault_at = time.time()
+        assert lab.stop_agent("a", signal.SIGTERM) == 0
+        exited_at = time.time()
+        pair.start("a")
+        wait_until(lambda: lab.role("b") == "active" and lab.web_answers("b"), 10 + MARGIN, what="B serves")
+        settle_and_check_overlap(lab, pair, timeline, active="b")
+        die, start = timeline.first("a", "die", after=fault_at), timeline.first("b", "start", after=fault_at)
+        assert die is not None and start is not None and die < start, timeline.describe()
+        # by the logs: A's stop is logged before B's "starting web"
+        stopped = log_times(lab.agent_log_text("a"), "ContainersStopped")
+        starting = log_times(lab.agent_log_text("b"), "starting web in term")
+        assert stopped and starting and min(t for t in stopped if t >= fault_at - 0.01) < min(starting)
+        assert timeline.first("a", "start", after=fault_at) is None, timeline.describe()  # A did not start again
+        assert "[handed_over]" in lab.agent_log_text("a")
+        print(f"active restarted: B started {start - fault_at:.3f}s after the signal, no service for "
+              f"{start - die:.3f}s (A's die to B's start), "
+              f"A's agent took {exited_at - fault_at:.3f}s to exit")
+
+
+@pytest.mark.parametrize("dropped", ["a_to_b", "b_to_a"])
+def test_one_way_cut_between_the_pair_changes_nothing(lab: TwoHostLab, standard_pair, dropped: str) -> None:
+    """One direction of the pair's link dropped (a_to_b: A's packets to B lost, B's to A delivered), the witness
+    reachable from both. Over TCP a one-way loss is a two-way loss (the answers, or the SYN-ACKs, do not come
+    back), so each side calls its peer silent: B asks the witness, which hears A -> B holds (`takeover_held`);
+    A's lease is renewed by the witness's acks -> A keeps the service. No takeover, no double service."""
+    pair = standard_pair
+    with pair.explained():
+        timeline = ServiceTimeline(lab).start()
+        lab.cut("a", "b", inbound=dropped == "b_to_a", outbound=dropped == "a_to_b")
+        hold_steady(lab, 3 * DOWN_AFTER)
+        assert "takeover_held" in alert_codes(lab, "b")
+        assert "peer_lost" in alert_codes(lab, "a")
+        print(f"one-way cut {dropped}: A alerts {alert_codes(lab, 'a')}, B alerts {alert_codes(lab, 'b')}")
+        lab.heal_all()
+        settle_and_check_overlap(lab, pair, timeline, active="a")
+        assert_nothing_moved(timeline)

@@ -63,7 +63,7 @@ from HaValet.events import (
 )
 from HaValet.status_file import StatusFile
 from HaValet.supervisor import describe_rc
-from HaValet.valet import _TransitionSink
+from HaValet.valet import TransitionSink, tick_loop
 from HaValet.wire import HEARTBEAT_PATH, ValetHeartbeat, ValetInbox, ValetSender
 
 log = logging.getLogger("HaValet")
@@ -115,7 +115,7 @@ class HostValet:
         self._tasks: set[asyncio.Task[Any]] = set()
         self.status_file = StatusFile(self.status_path, self.status, period=1.0)
         self._status_dirty = self.status_file.dirty
-        self._transitions = _TransitionSink(notify, on_transition, self._status_dirty)
+        self._transitions = TransitionSink(notify, on_transition, self._status_dirty)
         self._http: aiohttp.ClientSession | None = None
         self._warned_down_after: set[str] = set()
         self._keeper: subprocess.Popen[bytes] | None = None
@@ -194,18 +194,8 @@ class HostValet:
             await asyncio.wait(pending, timeout=LEAVE_GRACE)
 
     async def _process_loop(self, p: _Process) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            self._carry_out(p, p.arb.handle(Tick(now=self.clock.now())))
-            deadline = p.arb.next_deadline()
-            p.wake.clear()
-            timer = None if deadline is None else loop.call_later(max(deadline - self.clock.now(), 0.001),
-                                                                  p.wake.set)
-            try:
-                await p.wake.wait()
-            finally:
-                if timer is not None:
-                    timer.cancel()
+        await tick_loop(lambda: self._carry_out(p, p.arb.handle(Tick(now=self.clock.now()))), p.arb.next_deadline,
+                        p.wake, self.clock)
 
     # ------------------------------------------------------------------ carrying out a Step (the one place)
     def _carry_out(self, p: _Process, step: Step[PairAction]) -> None:

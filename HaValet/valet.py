@@ -50,7 +50,7 @@ class _Process:
     settled: asyncio.Event = field(default_factory=asyncio.Event)
 
 
-class _TransitionSink:
+class TransitionSink:
     """Where carry_out hands each transition: the notify hook, the embedder's callback, the status file."""
 
     def __init__(self, notify: NotifyDispatcher | None, on_transition: Callable[[Transition], None] | None,
@@ -84,6 +84,24 @@ def _failed(action: Action, detail: str, now: float) -> Event:
     return StopDone(host=action.host, rc=None, now=now, detail=detail)
 
 
+async def tick_loop(tick: Callable[[], None], next_deadline: Callable[[], float | None], wake: asyncio.Event,
+                    clock: MonotonicClock) -> None:
+    """One process's loop, shared by both valets: feed a Tick, then sleep until the decider's next deadline
+    or until ``wake`` is set (a command result arrived, a heartbeat moved a deadline). A plain loop timer
+    sets the same event a command result sets (cheaper than wait_for's task)."""
+    loop = asyncio.get_running_loop()
+    while True:
+        tick()
+        deadline = next_deadline()
+        wake.clear()
+        timer = None if deadline is None else loop.call_later(max(deadline - clock.now(), 0.001), wake.set)
+        try:
+            await wake.wait()
+        finally:
+            if timer is not None:
+                timer.cancel()
+
+
 class Valet:
     def __init__(self, config: ValetConfig, *, status_path: str | Path | None = None,
                  notify: NotifyDispatcher | None = None, clock: MonotonicClock | None = None,
@@ -104,7 +122,7 @@ class Valet:
         self._tasks: set[asyncio.Task[Any]] = set()
         self.status_file = StatusFile(self.status_path, self.status, period=2.0)
         self._status_dirty = self.status_file.dirty
-        self._transitions = _TransitionSink(notify, on_transition, self._status_dirty)
+        self._transitions = TransitionSink(notify, on_transition, self._status_dirty)
 
     # ------------------------------------------------------------------ main
     async def run(self, stop: asyncio.Event) -> None:
@@ -154,19 +172,8 @@ class Valet:
             log.info("ha-valet: stopped (monitored processes are left as they are)")
 
     async def _process_loop(self, p: _Process) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            self._carry_out(p, p.sup.handle(Tick(now=self.clock.now())))
-            deadline = p.sup.next_deadline()
-            p.wake.clear()
-            # a plain loop timer sets the same event a command result sets (cheaper than wait_for's task)
-            timer = None if deadline is None else loop.call_later(max(deadline - self.clock.now(), 0.001),
-                                                                  p.wake.set)
-            try:
-                await p.wake.wait()
-            finally:
-                if timer is not None:
-                    timer.cancel()
+        await tick_loop(lambda: self._carry_out(p, p.sup.handle(Tick(now=self.clock.now()))), p.sup.next_deadline,
+                        p.wake, self.clock)
 
     # ------------------------------------------------------------------ carrying out a Step (the one place)
     def _carry_out(self, p: _Process, step: Step[Action]) -> None:

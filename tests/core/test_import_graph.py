@@ -1,7 +1,8 @@
 """No import cycle in any package of the toolkit, and the layering the architecture promises.
 
-The graph is read with ast (every import counts: TYPE_CHECKING and function-local ones too), so a
-cycle that only bites at run time in some order is still found.
+Also: the VOLTTRON agent's decider and what it reads do no I/O. The graph is read with ast (every
+import counts: TYPE_CHECKING and function-local ones too), so a cycle that only
+bites at run time in some order is still found.
 """
 
 from __future__ import annotations
@@ -25,9 +26,11 @@ def _module_name(package: str, root: Path, path: Path) -> str:
     return ".".join(parts)
 
 
-def import_graph() -> dict[str, set[str]]:
+FILES = {_module_name(pkg, root, p): p for pkg, root in PACKAGES.items() for p in root.rglob("*.py")}
+
+
+def import_graph(files: dict[str, Path] = FILES) -> dict[str, set[str]]:
     """Module -> the toolkit's modules it imports (``from P import m`` counts as P.m when m is a module)."""
-    files = {_module_name(pkg, root, p): p for pkg, root in PACKAGES.items() for p in root.rglob("*.py")}
     graph: dict[str, set[str]] = {}
     for name, path in files.items():
         package = name if path.name == "__init__.py" else name.rpartition(".")[0]
@@ -81,7 +84,22 @@ def reachable(graph: dict[str, set[str]], start: str) -> set[str]:
     return seen
 
 
+def imported_names(module: str) -> set[str]:
+    """Every absolute module name ``module``'s file imports (inside the toolkit or not), at any depth."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(FILES[module].read_text())):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+    return found
+
+
 GRAPH = import_graph()
+# the VOLTTRON agent's decider and everything it reads: no I/O (the driver, agent.py, does it all)
+AGENT_PURE = ("codes", "events", "decider", "alerts", "config", "wire")
+IO_MODULES = {"gevent", "volttron", "time", "socket", "subprocess", "os", "threading", "asyncio", "signal",
+              "secrets", "uuid"}
 
 
 def test_the_cycle_finder_finds_a_cycle() -> None:
@@ -129,3 +147,11 @@ def test_the_witness_stands_alone() -> None:
     """The standalone witness needs only failover_core: no system's agent, no test bed."""
     for m in (m for m in GRAPH if m.startswith("FailoverWitness")):
         assert {d.split(".")[0] for d in reachable(GRAPH, m)} <= {"failover_core", "FailoverWitness"}, m
+
+
+@pytest.mark.parametrize("module", AGENT_PURE)
+def test_the_agent_decider_and_what_it_reads_do_no_io(module: str) -> None:
+    start = f"failover_agent.{module}"
+    for m in {start} | reachable(GRAPH, start):
+        bad = {i for i in imported_names(m) if i.split(".")[0] in IO_MODULES or i.startswith("failover_core.shell")}
+        assert not bad, f"{m} (reached from {start}) imports {sorted(bad)}"

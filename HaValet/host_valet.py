@@ -63,7 +63,7 @@ from HaValet.events import (
 )
 from HaValet.status_file import StatusFile
 from HaValet.supervisor import describe_rc
-from HaValet.valet import TransitionSink, tick_loop
+from HaValet.valet import TransitionSink, cancel_and_wait, tick_loop
 from HaValet.wire import HEARTBEAT_PATH, ValetHeartbeat, ValetInbox, ValetSender
 
 log = logging.getLogger("HaValet")
@@ -162,13 +162,8 @@ class HostValet:
             await stop.wait()
             await self._leave()
         finally:
-            for t in loops:
-                t.cancel()
-            for t in list(self._tasks):
-                t.cancel()
-            await asyncio.gather(*loops, *self._tasks, return_exceptions=True)
-            writer.cancel()
-            await asyncio.gather(writer, return_exceptions=True)
+            await cancel_and_wait([*loops, *self._tasks])
+            await cancel_and_wait([writer])  # after the loops: it writes what they left
             self.write_status()
             await runner.cleanup()
             for p in self.processes.values():

@@ -84,6 +84,13 @@ def _failed(action: Action, detail: str, now: float) -> Event:
     return StopDone(host=action.host, rc=None, now=now, detail=detail)
 
 
+async def cancel_and_wait(tasks: list[asyncio.Task[Any]]) -> None:
+    """Cancel ``tasks`` and wait until each has ended (their exceptions, cancellation included, swallowed)."""
+    for t in tasks:
+        t.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
 async def tick_loop(tick: Callable[[], None], next_deadline: Callable[[], float | None], wake: asyncio.Event,
                     clock: MonotonicClock) -> None:
     """One process's loop, shared by both valets: feed a Tick, then sleep until the decider's next deadline
@@ -158,13 +165,8 @@ class Valet:
                         break
             await stop.wait()
         finally:
-            for t in loops:
-                t.cancel()
-            for t in list(self._tasks):
-                t.cancel()
-            await asyncio.gather(*loops, *self._tasks, return_exceptions=True)
-            writer.cancel()
-            await asyncio.gather(writer, return_exceptions=True)
+            await cancel_and_wait([*loops, *self._tasks])
+            await cancel_and_wait([writer])  # after the loops: it writes what they left
             self.write_status()
             close_lingering()
             if self.notify is not None:

@@ -83,7 +83,7 @@ async def serve(cfg: WitnessConfig, stopping: asyncio.Event | None = None) -> in
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping.set)
-    runner = web.AppRunner(build_app(desk, clock), access_log=None)
+    runner = web.AppRunner(build_app(desk, clock), access_log=None, shutdown_timeout=1.0)  # answers are immediate
     await runner.setup()
     site = web.TCPSite(runner, cfg.listen, cfg.port, reuse_address=True)
     try:

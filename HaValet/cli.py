@@ -4,13 +4,15 @@
   run on every host, placeholders filled) and the warnings; exit 0, or 2 on a bad config.
 - ``--status``: print the status file written by a running valet (process, state, active host,
   last transition); exit 1 when there is none.
-- otherwise run until SIGTERM/SIGINT. A bad config exits 2 before anything runs.
+- otherwise run until SIGTERM/SIGINT. A bad config exits 2 before anything runs. ``kill -USR1`` writes
+  every thread's stack to stderr (what a valet that does not exit is waiting for).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import faulthandler
 import json
 import logging
 import resource
@@ -132,5 +134,6 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     _raise_fd_limit()
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # kill -USR1: every thread's stack to stderr
     asyncio.run(_run(config, status_file))
     return 0

@@ -69,6 +69,21 @@ from HaValet.wire import HEARTBEAT_PATH, ValetHeartbeat, ValetInbox, ValetSender
 log = logging.getLogger("HaValet")
 LEAVE_GRACE = 2.0  # on SIGTERM, beyond the stop command's own timeout: time to say goodbye
 LOGGED_AT = (1, 10, 100, 1000)
+SERVER_SHUTDOWN_TIMEOUT = 1.0  # our heartbeat handler answers at once; a slower request is a stuck peer
+SLOW_PHASE = 0.5  # a shutdown phase longer than this is logged (what a stuck exit waited for)
+
+
+class _PhaseTimer:
+    """Logs a shutdown phase that took longer than SLOW_PHASE, so that a slow exit says what it waited for."""
+
+    def __init__(self, clock: MonotonicClock) -> None:
+        self.clock, self.since = clock, clock.now()
+
+    def done(self, what: str) -> None:
+        now = self.clock.now()
+        if now - self.since > SLOW_PHASE:
+            log.warning("ha-valet: shutdown: %s took %.1fs", what, now - self.since)
+        self.since = now
 
 
 @dataclass
@@ -150,7 +165,8 @@ class HostValet:
             self.processes[spec.name] = proc
         if m.keeper:
             self._start_keeper()
-        runner = web.AppRunner(self._app(), access_log=None)
+        # a peer's request still in flight at shutdown may hold the exit this long (aiohttp's default is 60 s)
+        runner = web.AppRunner(self._app(), access_log=None, shutdown_timeout=SERVER_SHUTDOWN_TIMEOUT)
         await runner.setup()
         host, port = m.listen_address
         await web.TCPSite(runner, host, port, reuse_address=True).start()
@@ -160,20 +176,29 @@ class HostValet:
         writer = asyncio.create_task(self.status_file.run())
         try:
             await stop.wait()
+            log.info("ha-valet: stopping (SIGTERM/SIGINT)")
+            leaving = _PhaseTimer(self.clock)
             await self._leave()
+            leaving.done("handing over and saying goodbye")
         finally:
+            phase = _PhaseTimer(self.clock)
             await cancel_and_wait([*loops, *self._tasks])
             await cancel_and_wait([writer])  # after the loops: it writes what they left
+            phase.done("ending the loops and commands in flight")
             self.write_status()
             await runner.cleanup()
+            phase.done("closing the heartbeat server")
             for p in self.processes.values():
                 if p.witness is not None:
                     await p.witness.close()
             await self._http.close()
+            phase.done("closing the HTTP clients")
             self._close_keeper()
+            phase.done("saying goodbye to the keeper")
             close_lingering()
             if self.notify is not None:
                 await asyncio.to_thread(self.notify.close, 5.0)
+                phase.done("waiting for notify hooks")
             log.info("ha-valet: stopped")
 
     async def _leave(self) -> None:

@@ -145,6 +145,8 @@ class ValetPair:
             try:
                 p.wait(timeout)
             except subprocess.TimeoutExpired:
+                p.send_signal(signal.SIGUSR1)  # the valet writes its threads' stacks to its log
+                time.sleep(0.5)
                 p.kill()
                 p.wait(5)
         return p.returncode

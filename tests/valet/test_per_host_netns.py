@@ -79,7 +79,7 @@ def test_clean_stop_of_the_active_valet_hands_over_at_once(pair_factory):
     pair = pair_factory(witness=True)
     pair.wait_settled(A)
     stopping = time.time()
-    assert pair.stop_valet(A) == 0
+    assert pair.stop_valet(A) == 0, pair.diagnostics()
     took_over = pair.wait_running({B}, 5)
     figures(pair, "clean-stop-active", takeover=took_over - stopping)
     assert took_over - stopping < 2.0, pair.diagnostics()  # no waiting for down_after (3.9 s here)
@@ -90,7 +90,7 @@ def test_clean_stop_of_the_active_valet_hands_over_at_once(pair_factory):
 def test_clean_stop_of_the_passive_valet_changes_nothing(pair_factory):
     pair = pair_factory(witness=False)
     pair.wait_settled(A)
-    assert pair.stop_valet(B) == 0
+    assert pair.stop_valet(B) == 0, pair.diagnostics()
     time.sleep(3 * T)  # watch: A must keep its process (nothing to measure but the absence of a restart)
     assert pair.sampler.running() == {A}
     assert "[pair.stopping]" not in pair.log(A) and pair.log(A).count("starting on 10.99.0.1 (term") == 1

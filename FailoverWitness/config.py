@@ -6,14 +6,13 @@
 
     [groups.web-pair]             # one witness serves several groups (pairs or clusters)
     secret = "a long shared secret of the pair"
-    timeout = 3.0                 # T: the nodes' heartbeat timeout (their lease length)
-    stop_bound = 2.5              # S: how long a node's fencing takes (stopping its service)
+    timeout = 3.0                 # T: the nodes' heartbeat timeout
     heartbeat_interval = 1.0      # optional: checked to be below timeout
 
-Per group, ``down_after`` = T + margin (``failover_core.fencing.FencingTiming``, with optional
-``scheduling_delay`` and ``clock_drift``): the silence after which the witness calls a node DOWN. It must
-be computed from the same T and S the group's nodes use; ``-t`` prints it. Errors are ConfigError
-(file, key, value, what is allowed).
+Per group, ``down_after`` = T: the silence after which the witness calls a node DOWN, the same timeout the
+group's nodes use (a node warns when the witness's differs). The nodes' own leases end earlier, by the
+fencing margin they compute from their stop bound (``failover_core.fencing.FencingTiming``), so the witness
+needs only T. ``-t`` prints it. Errors are ConfigError (file, key, value, what is allowed).
 """
 
 from __future__ import annotations
@@ -25,8 +24,6 @@ from typing import Any
 from pydantic import Field, field_validator, model_validator
 
 from failover_core.config import ConfigError, StrictModel, as_mapping, validate_config
-from failover_core.errors import LocalUsageError
-from failover_core.fencing import FencingTiming
 from failover_core.shell.config_file import load_config_file
 from failover_core.witness_protocol import NAME, GroupPolicy
 
@@ -38,11 +35,9 @@ class GroupConfig(StrictModel):
     """One group the witness serves."""
 
     secret: str = Field(min_length=16, description="the group's shared HMAC secret (same on its nodes)")
-    timeout: float = Field(gt=0, description="T: the nodes' heartbeat timeout, seconds")
-    stop_bound: float = Field(ge=0, description="S: a node stops its service within this once fencing starts")
+    timeout: float = Field(gt=0, allow_inf_nan=False,
+                           description="T: the nodes' heartbeat timeout, seconds: silent this long is DOWN")
     heartbeat_interval: float | None = Field(default=None, gt=0, description="the nodes' heartbeat period")
-    scheduling_delay: float = Field(default=0.25, ge=0, description="D: how late a timer may fire")
-    clock_drift: float = Field(default=0.001, ge=0, lt=0.1, description="rho: relative clock rate error")
 
     @model_validator(mode="after")
     def _interval(self) -> GroupConfig:
@@ -50,11 +45,6 @@ class GroupConfig(StrictModel):
             raise ValueError(f"heartbeat_interval ({self.heartbeat_interval:g}) must be smaller than "
                              f"timeout ({self.timeout:g})")
         return self
-
-    @property
-    def timing(self) -> FencingTiming:
-        return FencingTiming(timeout=self.timeout, stop_bound=self.stop_bound,
-                             scheduling_delay=self.scheduling_delay, clock_drift=self.clock_drift)
 
 
 class WitnessConfig(StrictModel):
@@ -89,7 +79,7 @@ class WitnessConfig(StrictModel):
         return v
 
     def policies(self) -> list[GroupPolicy]:
-        return [GroupPolicy(name=n, secret=g.secret, timing=g.timing) for n, g in self.groups.items()]
+        return [GroupPolicy(name=n, secret=g.secret, timeout=g.timeout) for n, g in self.groups.items()]
 
 
 def _masked(value: object) -> object:
@@ -109,11 +99,6 @@ def witness_config(data: Any, *, source: str) -> WitnessConfig:
     except ConfigError as e:
         raise ConfigError(source, [(k, _masked_secret(v) if k.endswith(".secret") else _masked(v), allowed)
                                    for k, v, allowed in e.problems]) from None
-    for name, g in cfg.groups.items():
-        try:
-            g.timing  # noqa: B018 - FencingTiming checks the combination
-        except LocalUsageError as e:
-            raise ConfigError(source, [(f"groups.{name}", g.timeout, str(e))]) from None
     return cfg
 
 
@@ -122,11 +107,9 @@ def load_witness_config(path: str | Path) -> WitnessConfig:
 
 
 def render_effective(cfg: WitnessConfig) -> dict[str, Any]:
-    """The effective configuration for ``-t``: every default filled in, each group's down_after and margin,
-    secrets masked (the output lands in logs)."""
+    """The effective configuration for ``-t``: every default filled in, each group's down_after, secrets masked
+    (the output lands in logs)."""
     data = cfg.model_dump(mode="json")
     for name, g in cfg.groups.items():
-        timing = g.timing
-        data["groups"][name].update(secret=f"*** ({len(g.secret)} characters)", margin=round(timing.margin, 3),
-                                    down_after=round(timing.down_after, 3), timing=timing.explain())
+        data["groups"][name].update(secret=f"*** ({len(g.secret)} characters)", down_after=g.timeout)
     return data

@@ -93,7 +93,7 @@ async def serve(cfg: WitnessConfig, stopping: asyncio.Event | None = None) -> in
         await runner.cleanup()
         return 1
     port = _bound_port(site, cfg.port)
-    groups = ", ".join(f"{n} (down_after {g.timing.down_after:.3f}s)" for n, g in cfg.groups.items())
+    groups = ", ".join(f"{n} (down after {g.timeout:g}s of silence)" for n, g in cfg.groups.items())
     _log.warning("witness %s (boot %s) listening on %s:%d for %s; answering UNKNOWN for nodes not heard yet "
                  "until it has listened for down_after", cfg.name, desk.boot, cfg.listen, port, groups)
     await stopping.wait()

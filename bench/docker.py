@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
             results[label] = xs
         std_results: dict[str, list[float]] = {}
         if args.standard:
-            lab.start_witness(timeout=HB_TIMEOUT, stop_bound=KILL_BOUND)
+            lab.start_witness(timeout=HB_TIMEOUT)
             std_cfg = lab.write_config(Path(tmp) / "standard.py", witness=True, heartbeat_interval=HB_INTERVAL,
                                        heartbeat_timeout=HB_TIMEOUT, check_heartbeat_interval=0.2)
             for label, fn in (("(c) standard: host A dies (agent + container)", trial_heartbeat_loss),

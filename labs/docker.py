@@ -306,12 +306,12 @@ class TwoHostLab:
     def witness_log(self) -> Path:
         return self.base / "witness.log"
 
-    def start_witness(self, timeout: float = HB_TIMEOUT, stop_bound: float = KILL_BOUND) -> subprocess.Popen[bytes]:
+    def start_witness(self, timeout: float = HB_TIMEOUT) -> subprocess.Popen[bytes]:
         """The standalone witness (``python -m FailoverWitness``) in namespace w, serving the lab's pair."""
         cfg = self.base / "witness.toml"
         cfg.write_text(f'name = "lab-witness"\nlisten = "0.0.0.0"\nport = {WITNESS_PORT}\n\n'
                        f'[groups.{WITNESS_GROUP}]\nsecret = "{self.witness_secret}"\ntimeout = {timeout}\n'
-                       f'stop_bound = {stop_bound}\nheartbeat_interval = {HB_INTERVAL}\n')
+                       f'heartbeat_interval = {HB_INTERVAL}\n')
         log = open(self.witness_log, "ab")  # noqa: SIM115 - owned by the process
         assert self.net is not None
         self.witness = self.net.popen("w", [sys.executable, "-m", "FailoverWitness", "-c", str(cfg)], net_only=True,

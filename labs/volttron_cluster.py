@@ -168,8 +168,6 @@ class Cluster:
         if "witness" in self.platforms:
             w = self.platforms["witness"]
             cfg = {"agent_id": "witness", "timeout": self.timeout}
-            if self.stop_bound is not None:
-                cfg["stop_bound"] = self.stop_bound
             if self.secret:
                 cfg["heartbeat_secret"] = self.secret
             self.failover["witness"] = w.install(failover_wheel, WITNESS, cfg, tag="witness", start=True)

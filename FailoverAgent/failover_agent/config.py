@@ -13,8 +13,8 @@ every call to another platform), ``remote_identity`` (our identity on the other 
 ``stop_bound`` (seconds stopping the managed agents may take: the S of the fencing margin,
 ``failover_core.fencing``) and ``group`` (the pair's name at the witness, when one witness serves
 several pairs). The witness agent is the same distribution with
-``{"agent_id": "witness", "timeout": ..., "stop_bound": ..., ...}``: its ``timeout`` and ``stop_bound``
-must equal the failover agents' (it calls a node down only ``timeout`` + margin after its last heartbeat).
+``{"agent_id": "witness", "timeout": ..., "heartbeat_secret": ...}``: its ``timeout`` must equal the failover
+agents' (it calls a node down after ``timeout`` of silence; the active's lease ends earlier, by the margin).
 """
 
 from __future__ import annotations
@@ -123,13 +123,8 @@ class FailoverConfig(StrictModel):
 
 class WitnessConfig(StrictModel):
     agent_id: Literal["witness"]
-    timeout: float = Field(120.0, gt=0)
-    stop_bound: float = Field(DEFAULT_STOP_BOUND, gt=0, le=300)
+    timeout: float = Field(120.0, gt=0)  # the failover agents' timeout: silent this long is down
     heartbeat_secret: str | None = None
-
-    @property
-    def timing(self) -> FencingTiming:
-        return FencingTiming(timeout=self.timeout, stop_bound=self.stop_bound)
 
 
 def parse_agent_config(data: object, *, source: str) -> FailoverConfig | WitnessConfig:

@@ -1,15 +1,16 @@
 """WitnessAgent: the third party that verifies "the primary is down" in standard mode.
 
 Installed on a third platform from the same wheel, with ``{"agent_id": "witness", "timeout": ...,
-"stop_bound": ..., "heartbeat_secret": ...}`` and by default under Volttron Central's conventional identity
+"heartbeat_secret": ...}`` and by default under Volttron Central's conventional identity
 (``vctl install ... --vip-identity volttron.central``). Both failover agents send it their heartbeats by
 RPC (``heartbeat``); it acknowledges each authenticated one with a signed ack that names the heartbeat's
 seq (the ack renews the sender's lease of the witness link) and carries what the witness knows of the
 sender's partners (state, term, whether it runs the service) and the highest term of the group.
 
-What it knows lives in ``failover_core.witness_book.WitnessBook`` with ``down_after`` = timeout + the
-fencing margin (``failover_core.fencing.FencingTiming``): ``verify(subject, nonce)`` answers DOWN only
-when the subject has been silent for ``down_after`` (the isolated active has stopped by then); a subject
+What it knows lives in ``failover_core.witness_book.WitnessBook`` with ``down_after`` = timeout (the
+active's lease ends earlier by the fencing margin, ``failover_core.fencing.FencingTiming``):
+``verify(subject, nonce)`` answers DOWN only when the subject has been silent for ``down_after`` (the
+isolated active has stopped by then); a subject
 never heard since the witness started is UNKNOWN during its first ``down_after`` (treated as alive by the
 asker, so a freshly restarted witness never confirms a death it did not see).
 """
@@ -53,15 +54,15 @@ class WitnessAgent(Agent):
         self.signer = HeartbeatSigner(cfg.heartbeat_secret)
         self.replay = ReplayWindow(max_skew=max(30.0, 2 * cfg.timeout))
         self.started = self.clock.now()
-        self.book = WitnessBook(down_after=cfg.timing.down_after, started_at=self.started, max_nodes=MAX_SUBJECTS)
+        self.book = WitnessBook(down_after=cfg.timeout, started_at=self.started, max_nodes=MAX_SUBJECTS)
         self.rejected: collections.Counter[str] = collections.Counter()
         self.verifications = 0
 
     @Core.receiver("onstart")
     def onstart(self, sender: Any, **kwargs: Any) -> None:
-        _log.info("witness %s ready: timeout %gs, stop_bound %gs, calls a node down after %.3fs of silence "
-                  "(%s), heartbeat HMAC %s", self.core.identity, self.config.timeout, self.config.stop_bound,
-                  self.book.down_after, self.config.timing.explain(), "on" if self.signer.enabled else "OFF")
+        _log.info("witness %s ready: calls a node down after %gs of silence (its timeout; a node's lease ends "
+                  "earlier by its fencing margin), heartbeat HMAC %s", self.core.identity, self.book.down_after,
+                  "on" if self.signer.enabled else "OFF")
 
     @RPC.export
     def heartbeat(self, message: Any, partners: Any = None) -> dict[str, Any] | None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import tomllib
 from collections.abc import Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_args
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -66,6 +66,30 @@ def _key_path(loc: tuple[int | str, ...]) -> str:
     return out
 
 
+def _model_at(model: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel]:
+    """The (nested) model that ``loc`` points into, for "allowed keys" of an unknown key deep in the file
+    (``groups.pair1.stop_bound`` lists a group's keys, not the top level's); the top model when unsure."""
+    current: Any = model
+    for part in loc:
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            field = current.model_fields.get(part) if isinstance(part, str) else None
+            if field is None:
+                return model
+            current = field.annotation
+            continue
+        # a container (dict[str, X], list[X], X | None): step into its value type
+        args = [a for a in get_args(current) if a is not type(None)]
+        if not args:
+            return model
+        current = args[-1]
+    while not (isinstance(current, type) and issubclass(current, BaseModel)):
+        args = [a for a in get_args(current) if isinstance(a, type) and issubclass(a, BaseModel)]
+        if not args:
+            return model
+        current = args[0]
+    return current
+
+
 def validate_config(model: type[M], data: object, *, source: str) -> M:
     """Validate ``data`` (a mapping from JSON/TOML/etc.) into ``model`` or raise ConfigError."""
     try:
@@ -77,7 +101,7 @@ def validate_config(model: type[M], data: object, *, source: str) -> M:
             value = _MISSING if err.get("type") == "missing" else err.get("input")
             msg = err.get("msg", "invalid")
             if err.get("type") == "extra_forbidden":
-                allowed = sorted(model.model_fields)
+                allowed = sorted(_model_at(model, loc[:-1]).model_fields)
                 msg = f"unknown key (allowed keys: {', '.join(allowed)})"
             problems.append((_key_path(loc), value, msg))
         raise ConfigError(source, problems) from None

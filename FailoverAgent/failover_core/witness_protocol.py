@@ -15,7 +15,7 @@ with a body signed over the request's nonce (an answer is good for the one reque
 
     {"witness": "witness-1", "witness_boot": "9a0e...", "group": "web-pair", "node": "server1", "seq": 812,
      "you": VIEW, "peers": [VIEW, ...], "unheard": {"state": "unknown", "down_in": 2.4},
-     "highest_term": 7, "timeout": 3.0, "down_after": 3.857}
+     "highest_term": 7, "timeout": 3.0, "down_after": 3.0}
 
   VIEW is ``WitnessView.as_fields()``: ``{"node", "state": "up"|"down"|"unknown", "term", "active",
   "silent_for", "down_in"}``; ``peers`` are the other nodes of the group the witness has heard
@@ -51,7 +51,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from failover_core.errors import LocalUsageError, RemoteInputError
-from failover_core.fencing import FencingTiming
 from failover_core.heartbeat_auth import ReplayWindow
 from failover_core.liveness import Liveness
 from failover_core.request_auth import (
@@ -356,17 +355,24 @@ class NodeSide:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class GroupPolicy:
-    """One group (pair or cluster) a witness serves: its secret and its timing (``down_after``)."""
+    """One group (pair or cluster) a witness serves: its secret and its nodes' ``timeout``, after which the
+    witness calls a silent node DOWN (``down_after`` = T; the nodes' leases end earlier: ``fencing``)."""
 
     name: str
     secret: str
-    timing: FencingTiming
+    timeout: float
 
     def __post_init__(self) -> None:
         if not NAME.match(self.name):
             raise LocalUsageError(f"GroupPolicy.name {self.name!r} is not a name")
         if not self.secret:
             raise LocalUsageError(f"group {self.name}: the secret must not be empty")
+        if not (self.timeout > 0 and math.isfinite(self.timeout)):
+            raise LocalUsageError(f"group {self.name}: timeout must be a positive number, got {self.timeout!r}")
+
+    @property
+    def down_after(self) -> float:
+        return self.timeout
 
 
 @dataclass(slots=True)
@@ -397,7 +403,7 @@ class WitnessDesk:
         self.groups: dict[str, _Group] = {
             g.name: _Group(policy=g, auth=RequestAuthenticator(g.secret, max_skew),
                            order=ReplayWindow(max_skew=max_skew),
-                           book=WitnessBook(down_after=g.timing.down_after, started_at=started_at,
+                           book=WitnessBook(down_after=g.down_after, started_at=started_at,
                                             max_nodes=max_nodes_per_group))
             for g in groups}
         if len(self.groups) != len(groups):
@@ -444,19 +450,19 @@ class WitnessDesk:
         answer = QueryAnswer(witness=self.witness, witness_boot=self.boot, group=group_name, subject=q.subject,
                              view=group.book.view(group_name, q.subject, now),
                              highest_term=group.book.highest_term(group_name),
-                             down_after=group.policy.timing.down_after)
+                             down_after=group.policy.down_after)
         return group.auth.signed_answer(nonce, answer.fields())
 
     def ack(self, group_name: str, claim: HeartbeatClaim, now: float) -> WitnessAck:
         group = self.groups[group_name]
-        book, timing = group.book, group.policy.timing
+        book, policy = group.book, group.policy
         grace_left = self.started_at + book.down_after - now
         return WitnessAck(witness=self.witness, witness_boot=self.boot, group=group_name, node=claim.node,
                           seq=claim.seq, you=book.view(group_name, claim.node, now),
                           peers=tuple(book.peers_of(group_name, claim.node, now)[:MAX_PEERS]),
                           unheard=Liveness.UNKNOWN if grace_left > 0 else Liveness.DOWN,
                           unheard_down_in=max(0.0, grace_left), highest_term=book.highest_term(group_name),
-                          timeout=timing.timeout, down_after=timing.down_after)
+                          timeout=policy.timeout, down_after=policy.down_after)
 
     def _group(self, fields: Mapping[str, Any]) -> _Group:
         """The group a request names (it picks the secret); the signature is checked next."""
@@ -490,7 +496,7 @@ class WitnessDesk:
         for name, g in self.groups.items():
             heard = g.book.groups().get(name, [])
             groups[name] = {
-                "timeout": g.policy.timing.timeout, "down_after": round(g.policy.timing.down_after, 3),
+                "timeout": g.policy.timeout, "down_after": round(g.policy.down_after, 3),
                 "highest_term": g.book.highest_term(name),
                 "nodes": {n: g.book.view(name, n, now).as_fields() for n in heard},
                 "heartbeats": g.heartbeats, "queries": g.queries,

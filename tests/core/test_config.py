@@ -43,6 +43,23 @@ def test_unknown_key_lists_the_allowed_ones():
     assert "heartbeat_perod" in str(e.value) and "heartbeat_period" in str(e.value) and "unknown key" in str(e.value)
 
 
+class Groups(StrictModel):
+    groups: dict[str, Peer]
+    fallback: Peer | None = None
+
+
+@pytest.mark.parametrize(("data", "key"), [({"peers": [{"address": "a", "prot": 1}]}, "peers[0].prot"),
+                                           ({"groups": {"g": {"address": "a", "prot": 1}}}, "groups.g.prot"),
+                                           ({"groups": {}, "fallback": {"address": "a", "prot": 1}}, "fallback.prot")],
+                         ids=["list", "dict", "optional"])
+def test_an_unknown_nested_key_lists_the_keys_allowed_there(data, key):
+    model = Example if "peers" in data else Groups
+    with pytest.raises(ConfigError) as e:
+        validate_config(model, data, source="x")
+    assert e.value.problems[0][0] == key
+    assert "allowed keys: address, port)" in str(e.value)  # the nested model's keys, not the top level's
+
+
 def test_nested_key_path_and_range():
     with pytest.raises(ConfigError) as e:
         validate_config(Example, {"peers": [{"address": "a"}, {"address": "b", "port": 70000}]}, source="x")

@@ -13,21 +13,42 @@ from failover_core.fencing import ContactLease, FencingTiming
 @pytest.mark.parametrize(("timeout", "stop", "delay", "drift"),
                          list(itertools.product([0.5, 3.0, 120.0], [0.0, 0.5, 10.0], [0.0, 0.25], [0.0, 0.001, 0.05])))
 def test_the_active_has_stopped_before_anyone_may_call_it_gone(timeout, stop, delay, drift):
-    t = FencingTiming(timeout=timeout, stop_bound=stop, scheduling_delay=delay, clock_drift=drift)
+    kw = {"timeout": timeout, "stop_bound": stop, "scheduling_delay": delay, "clock_drift": drift}
+    if timeout <= (delay + stop + 0.1) * (1 + drift) / (1 - drift):  # no lease left: refused, never unsafe
+        with pytest.raises(LocalUsageError, match="timeout must be more than"):
+            FencingTiming(**kw)
+        return
+    t = FencingTiming(**kw)
     # worst case for the active (slow clock, late timer, slow stop) against best case for the others
+    assert 0 < t.lease < timeout and t.down_after == timeout
     assert t.fenced_by() < t.takeover_not_before()
     assert t.takeover_not_before() - t.fenced_by() >= t.slack * (1 - drift) - 1e-9
-    # without the slack the bound is exactly tight: the margin is not padded beyond what the argument needs
-    tight = FencingTiming(timeout=timeout, stop_bound=stop, scheduling_delay=delay, clock_drift=drift, slack=0.0)
+    # without the slack the bound is exactly tight: the lease is not cut shorter than the argument needs
+    tight = FencingTiming(**kw, slack=0.0)
     assert tight.fenced_by() == pytest.approx(tight.takeover_not_before())
 
 
-def test_margin_grows_with_stop_time_and_drift():
+def test_margin_grows_with_stop_time_and_drift_and_comes_off_the_lease():
     base = FencingTiming(timeout=3.0, stop_bound=0.5)
     assert FencingTiming(timeout=3.0, stop_bound=2.0).margin > base.margin
     assert FencingTiming(timeout=3.0, stop_bound=0.5, clock_drift=0.01).margin > base.margin
-    assert base.down_after == pytest.approx(3.0 + base.margin)
-    assert "passive and witness wait" in base.explain()
+    assert base.lease == pytest.approx(3.0 - base.margin) and base.down_after == 3.0
+    assert "passive and witness wait the timeout" in base.explain()
+
+
+def test_timeout_for_a_lease_is_the_inverse_of_lease():
+    t = FencingTiming(timeout=3.0, stop_bound=1.0)
+    assert FencingTiming(timeout=t.timeout_for(t.lease), stop_bound=1.0).lease == pytest.approx(t.lease)
+    assert t.timeout_for(0.0) < 3.0 < t.timeout_for(2.0)
+
+
+def test_a_lease_shorter_than_the_heartbeat_interval_is_refused_and_under_two_is_a_warning():
+    t = FencingTiming(timeout=3.0, stop_bound=1.0)  # lease ~1.64 s
+    assert t.lease_problem(0.5) is None
+    kind, why = t.lease_problem(1.0)
+    assert kind == "warning" and "one lost heartbeat" in why
+    kind, why = t.lease_problem(2.0)
+    assert kind == "error" and f"{t.timeout_for(4.0):.2f}" in why
 
 
 @pytest.mark.parametrize("bad", [{"timeout": 0}, {"timeout": float("inf")}, {"stop_bound": -1},
@@ -39,7 +60,7 @@ def test_bad_timing_is_a_local_error(bad):
 
 
 def test_lease_runs_from_the_send_time_of_the_newest_acknowledged_heartbeat():
-    lease = ContactLease(timeout=3.0)
+    lease = ContactLease(length=3.0)
     assert not lease.valid(0.0) and lease.remaining(0.0) == 0.0
     lease.sent(1, 10.0)
     lease.sent(2, 11.0)
@@ -53,7 +74,7 @@ def test_lease_runs_from_the_send_time_of_the_newest_acknowledged_heartbeat():
 
 
 def test_lease_ignores_unknown_and_forgotten_acknowledgements():
-    lease = ContactLease(timeout=3.0, keep=2)
+    lease = ContactLease(length=3.0, keep=2)
     for seq in (1, 2, 3):
         lease.sent(seq, float(seq))
     assert not lease.acknowledged(1)  # forgotten (only the last 2 kept)

@@ -118,9 +118,8 @@ class ValetPair:
 
     def start_witness(self) -> None:
         """A real ``python -m FailoverWitness`` in the lab's client namespace, one group per process with the
-        valets' timing (timeout = heartbeat_timeout, stop_bound = stop_timeout + 0.5, as the valets compute S)."""
+        valets' timeout (the witness calls a valet down after it; the valets' leases end earlier)."""
         group = {"secret": WITNESS_SECRET, "timeout": self.cfg_args.get("heartbeat_timeout", 1.0),
-                 "stop_bound": self.cfg_args.get("stop_timeout", 2.0) + 0.5,
                  "heartbeat_interval": self.cfg_args.get("heartbeat_interval", 0.25)}
         self.witness = WitnessProcess(self.tmp / "witness", {PROCESS: group}, listen=CLIENT_ADDRESS,
                                       popen=lambda argv, **kw: subprocess.Popen(

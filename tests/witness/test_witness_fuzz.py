@@ -11,7 +11,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from failover_core.errors import RemoteInputError
-from failover_core.fencing import FencingTiming
 from failover_core.request_auth import NONCE_HEADER, SIG_HEADER, TS_HEADER, RequestAuthenticator, encode_body
 from failover_core.witness_protocol import (
     HEARTBEAT_PATH,
@@ -40,7 +39,7 @@ headers = st.dictionaries(st.sampled_from([TS_HEADER, NONCE_HEADER, SIG_HEADER, 
 
 def desk() -> WitnessDesk:
     return WitnessDesk(witness="w1", boot="boot-w1", started_at=0.0, started_wall=WALL - 100,
-                       groups=[GroupPolicy(name="pair1", secret=SECRET, timing=FencingTiming(timeout=3, stop_bound=1))])
+                       groups=[GroupPolicy(name="pair1", secret=SECRET, timeout=3)])
 
 
 def book(d: WitnessDesk) -> dict[str, Any]:

@@ -9,7 +9,6 @@ import pytest
 
 from failover_core.clock import FakeClock
 from failover_core.errors import LocalUsageError, RemoteInputError
-from failover_core.fencing import FencingTiming
 from failover_core.liveness import Liveness
 from failover_core.request_auth import SIG_HEADER, TS_HEADER, NotAuthenticated, RequestAuthenticator, encode_body
 from failover_core.witness_protocol import (
@@ -25,7 +24,7 @@ from failover_core.witness_protocol import (
 )
 
 S1, S2 = "secret-of-pair-one-0123", "secret-of-pair-two-4567"
-TIMING = FencingTiming(timeout=3.0, stop_bound=0.5)  # down_after 3.857
+TIMING = GroupPolicy(name="pair1", secret="x", timeout=3.0)  # down_after = timeout
 WALL0 = 1_700_000_000.0  # wall clock at the witness's start (only compared with the senders' timestamps)
 
 
@@ -36,8 +35,8 @@ class World:
         self.clock = FakeClock(started_at)
         self.nonces = (f"nonce-{i:010d}" for i in itertools.count())
         self.desk = WitnessDesk(witness="w1", boot="boot-w1", started_at=started_at, started_wall=self.wall(),
-                                groups=[GroupPolicy(name="pair1", secret=S1, timing=TIMING),
-                                        GroupPolicy(name="pair2", secret=S2, timing=TIMING)])
+                                groups=[GroupPolicy(name="pair1", secret=S1, timeout=TIMING.timeout),
+                                        GroupPolicy(name="pair2", secret=S2, timeout=TIMING.timeout)])
         self.nodes: dict[tuple[str, str], NodeSide] = {}
         self.seqs: dict[tuple[str, str], itertools.count[int]] = {}
 
@@ -296,4 +295,4 @@ def test_messages_refuse_bad_values_at_construction() -> None:
         NodeSide(group="g", node="n", secret="", boot="b")
     with pytest.raises(LocalUsageError):
         WitnessDesk(witness="w", boot="b", started_at=0, started_wall=0,
-                    groups=[GroupPolicy(name="g", secret="s", timing=TIMING)] * 2)
+                    groups=[GroupPolicy(name="g", secret="s", timeout=TIMING.timeout)] * 2)

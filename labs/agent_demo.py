@@ -50,14 +50,23 @@ class Timeline:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--heartbeat-period", type=float, default=1.0)
-    ap.add_argument("--timeout", type=float, default=3.0)
+    # 4 s: the active's lease (timeout - fencing margin 1.36 s) is 2.64 s, over two heartbeats
+    ap.add_argument("--timeout", type=float, default=4.0)
     args = ap.parse_args(argv)
     if os.geteuid() != 0:
         print("run the demo as root: platforms are started as the platform user", file=sys.stderr)
         return 2
+    fencing = FencingTiming(timeout=args.timeout, stop_bound=DEFAULT_STOP_BOUND)
+    problem = fencing.lease_problem(args.heartbeat_period)
+    if problem is not None and problem[0] == "error":
+        print(f"--timeout {args.timeout:g} --heartbeat-period {args.heartbeat_period:g}: {problem[1]}", file=sys.stderr)
+        return 2
     tl = Timeline()
     tl.say(f"standard mode: primary, secondary and a witness on 127.0.0.1; heartbeat every "
-           f"{args.heartbeat_period:g}s, a peer is dead after {args.timeout:g}s of silence")
+           f"{args.heartbeat_period:g}s, a peer is dead after {args.timeout:g}s of silence; the active gives up "
+           f"{fencing.lease:.2f}s after its last acknowledged heartbeat (fencing margin {fencing.margin:.2f}s)")
+    if problem is not None:
+        tl.say(f"warning: {problem[1]}")
     cluster = Cluster("standard", heartbeat_period=args.heartbeat_period, timeout=args.timeout,
                       prefix="ft-agent-demo-")
     try:
@@ -75,10 +84,10 @@ def main(argv: list[str] | None = None) -> int:
         killed = time.monotonic()
         tl.watch(cluster, args.timeout + 15, until={"secondary"})
         took = time.monotonic() - killed
-        fencing = FencingTiming(timeout=args.timeout, stop_bound=DEFAULT_STOP_BOUND)
-        tl.say(f"takeover: the secondary runs {SERVICE} {took:.2f}s after the kill (standard mode waits "
-               f"timeout {args.timeout:g}s + fencing margin {fencing.margin:.2f}s = {fencing.down_after:.2f}s "
-               f"of silence, so the primary has surely stopped; ratio {took / fencing.down_after:.2f})")
+        tl.say(f"takeover: the secondary runs {SERVICE} {took:.2f}s after the kill (standard mode waits the "
+               f"timeout, {fencing.down_after:g}s of silence, then asks the witness and starts; the primary would "
+               f"have stopped by then: its lease ends {fencing.margin:.2f}s earlier; ratio "
+               f"{took / fencing.down_after:.2f})")
         st = cluster.status("secondary") or {}
         tl.say(f"secondary: {st.get('last_transition', {}).get('reason')} "
                f"[{st.get('last_transition', {}).get('code')}]; witness verdict: "

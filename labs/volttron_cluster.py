@@ -100,7 +100,7 @@ def _stamp(text: str) -> datetime.datetime:
 
 
 class Cluster:
-    def __init__(self, mode: str = "standard", *, heartbeat_period: float = 1.0, timeout: float = 3.0,
+    def __init__(self, mode: str = "standard", *, heartbeat_period: float = 1.0, timeout: float = 4.0,
                  secret: str | None = SECRET, failback_delay: float = 0.0, prefix: str = "ft-agent-",
                  netns: bool = False, private: bool | None = None, stop_bound: float | None = None) -> None:
         if mode not in ("simple", "standard"):

@@ -123,8 +123,11 @@ class FailoverAgent(Agent):
                   "timeout %gs, failback_delay %gs, heartbeat HMAC %s", cfg.agent_id, cfg.role.value, cfg.peer_id,
                   cfg.remote_vip, cfg.witness_vip if self.witness_link else "none", self.managed.names,
                   cfg.heartbeat_period, cfg.timeout, cfg.failback_delay, "on" if self.signer.enabled else "OFF")
+        _log.info("timing: %s", cfg.timing_summary())
         if cfg.role.uses_witness:
             _log.info("fencing: %s", cfg.timing.explain())
+        for warning in cfg.warnings:
+            _log.warning("config warning: %s", warning)
         self._greenlets = [gevent.spawn(self._loop), gevent.spawn(self._peer_sender), gevent.spawn(self._stall_watch)]
         if self.witness_link is not None:
             self._greenlets.append(gevent.spawn(self._witness_sender))
@@ -351,8 +354,10 @@ class FailoverAgent(Agent):
                                  "peer_view": None if d.witness_peer is None else d.witness_peer.as_fields(),
                                  "term": d.witness_term,
                                  "last_verdict": None if d.witness_answer is None else d.witness_answer.verdict.value}
+            timing = cfg.timing
             status["fencing"] = {"timeout": cfg.timeout, "stop_bound": cfg.stop_bound,
-                                 "margin": round(d.timing.margin, 3), "down_after": round(d.timing.down_after, 3)}
+                                 "lease": round(timing.lease, 3), "margin": round(timing.margin, 3),
+                                 "down_after": round(timing.down_after, 3), "warnings": list(cfg.warnings)}
             status["links"]["witness"] = {"connected": self.witness_link.connected,
                                           "failures": self.witness_link.failures,
                                           "last_error": self.witness_link.last_error}

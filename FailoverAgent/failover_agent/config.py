@@ -15,6 +15,10 @@ every call to another platform), ``remote_identity`` (our identity on the other 
 several pairs). The witness agent is the same distribution with
 ``{"agent_id": "witness", "timeout": ..., "heartbeat_secret": ...}``: its ``timeout`` must equal the failover
 agents' (it calls a node down after ``timeout`` of silence; the active's lease ends earlier, by the margin).
+
+Standard mode checks the timing argument at start: the active's lease (``FencingTiming.lease``, the timeout
+less the fencing margin) must be longer than ``heartbeat_period`` (an error otherwise: the active would fence
+itself between two heartbeats) and should be two periods or more (``FailoverConfig.warnings``).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from failover_core.config import ConfigError, StrictModel, as_mapping, validate_config
+from failover_core.errors import LocalUsageError
 from failover_core.fencing import FencingTiming
 from failover_core.tables import Role
 
@@ -64,8 +69,28 @@ class FailoverConfig(StrictModel):
 
     @property
     def timing(self) -> FencingTiming:
-        """T, S and the margin M: the active's lease is T; the passive waits T + M (``down_after``)."""
+        """T, S and the margin M: the passive and the witness wait T (``down_after``); the active's lease is
+        T - M (``lease``). Valid (a lease > 0) for every standard-mode config that passed validation."""
         return FencingTiming(timeout=self.timeout, stop_bound=self.stop_bound)
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """What is allowed but unwise (logged at start, shown in ``get_status``): a lease under two heartbeats."""
+        if not self.role.uses_witness:
+            return ()
+        problem = self.timing.lease_problem(self.heartbeat_period)
+        return () if problem is None else (f"timeout {self.timeout:g}, heartbeat_period {self.heartbeat_period:g}, "
+                                           f"stop_bound {self.stop_bound:g}: {problem[1]}",)
+
+    def timing_summary(self) -> str:
+        """The timing in words an operator reads (the start log line)."""
+        if not self.role.uses_witness:
+            return (f"simple mode: the secondary takes over {self.timeout:g}s after the primary went silent, "
+                    f"without a witness (no fencing)")
+        t = self.timing
+        return (f"the passive takes over {t.down_after:g}s after the active went silent (and the witness "
+                f"confirms it); the active gives up {t.lease:.2f}s after its last acknowledged heartbeat (fencing "
+                f"margin {t.margin:.2f}s) and has stopped within {t.fenced_by():.2f}s")
 
     @field_validator("notify")
     @classmethod
@@ -100,7 +125,24 @@ class FailoverConfig(StrictModel):
         if self.role.uses_witness and not self.witness_vip:
             raise ValueError("standard mode (simple_behavior false) needs witness_vip: the address of the "
                              "witness platform that verifies the primary is down")
+        if self.role.uses_witness:
+            self._check_lease()
         return self
+
+    def _check_lease(self) -> None:
+        """Standard mode: the active's lease must outlast a heartbeat period (``FencingTiming.lease_problem``)."""
+        keys = (f"timeout {self.timeout:g}, heartbeat_period {self.heartbeat_period:g}, "
+                f"stop_bound {self.stop_bound:g}")
+        try:
+            timing = self.timing
+        except LocalUsageError as e:  # no lease at all: the timeout is shorter than stopping takes
+            # timeout_for does not depend on the timeout: any valid one answers for this stop bound
+            smallest = FencingTiming(timeout=1000.0, stop_bound=self.stop_bound).timeout_for(2 * self.heartbeat_period)
+            raise ValueError(f"{keys}: {e}; with a heartbeat every {self.heartbeat_period:g}s the timeout should be "
+                             f"at least {smallest:.2f}s") from None
+        problem = timing.lease_problem(self.heartbeat_period)
+        if problem is not None and problem[0] == "error":
+            raise ValueError(f"{keys}: {problem[1]}")
 
     @property
     def role(self) -> Role:

@@ -6,15 +6,17 @@ documented tables and their guards). No I/O and no clock: every event carries ``
 (``agent``) feeds it and carries each Step out with ``failover_core.shell.carry_out``.
 
 Standard mode keeps the timing argument of ``failover_core.fencing`` (T = ``timeout``, S = ``stop_bound``,
-M = the margin, ``down_after`` = T + M):
+M = the margin, the active's lease L = T - M, ``down_after`` = T):
 
 - "the peer (or the witness) is reachable" is a reason to run (the primary's table, and any active):
   it counts only while the ``ContactLease`` of that link is valid: the send time of our newest heartbeat
-  they acknowledged (the peer's echo of its seq, the witness's signed ack) + T. A heartbeat merely
+  they acknowledged (the peer's echo of its seq, the witness's signed ack) + L. A heartbeat merely
   *received* never keeps a node running: with its outgoing traffic cut it still hears the others, and
-  fences all the same;
+  fences all the same. A link never acknowledged since the agent started is UNKNOWN (the decision holds
+  what runs) for L after the start, no longer: every heartbeat is sent after the start, so a node never
+  runs unacknowledged longer than L after its first send;
 - "the peer is gone" is a reason to start for the secondary: it calls the primary DOWN only
-  ``down_after`` after its last heartbeat was *received*, the same wait the witness keeps before it
+  ``down_after`` (T) after its last heartbeat was *received*, the same wait the witness keeps before it
   answers DOWN: the isolated active has stopped by then (hearing the primary only ever makes the
   secondary stop; a running secondary keeps the service on the witness's verdict, by the witness lease);
 - the witness's ack carries what it knows of our peer (``Facts.witness_peer_active``): a node back from
@@ -112,13 +114,15 @@ class AgentDecider:
         self.config = config
         self.role = config.role
         self.policy = Policy(failback_delay=config.failback_delay, wait_for_peer_state=True)
-        self.timing = config.timing
+        # standard mode only: simple mode has no fencing (and its timeout need not leave a lease)
+        self.timing = config.timing if self.role.uses_witness else None
         self.watch_started = now
-        # receipts of the peer's heartbeats: the passive's view (down only after T + M in standard mode)
-        hear_for = self.timing.down_after if self.role.uses_witness else config.timeout
+        # receipts of the peer's heartbeats: the passive's view (down after T, since the last receipt)
+        hear_for = self.timing.down_after if self.timing is not None else config.timeout
         self.peer = PeerLiveness(config.peer_id, hear_for, watch_started=now)
-        # acknowledged contact: the active's view, one lease per link
-        self.leases = {"peer": ContactLease(config.timeout), "witness": ContactLease(config.timeout)}
+        # acknowledged contact: the active's view, one lease per link (L; simple mode never reads them)
+        self.lease_length = self.timing.lease if self.timing is not None else config.timeout
+        self.leases = {"peer": ContactLease(self.lease_length), "witness": ContactLease(self.lease_length)}
         self.peer_active: bool | None = None  # what the peer's last heartbeat said about its service
         self.witness_answer: WitnessAnswer | None = None
         self.witness_peer: WitnessView | None = None  # the witness's word on our peer, from its last ack
@@ -180,13 +184,18 @@ class AgentDecider:
     # -- the facts a cycle reads ------------------------------------------------------------------------
     def link_state(self, link: str, now: float) -> Liveness:
         """A link as the active sees it: UP while its lease is valid; UNKNOWN while never acknowledged and
-        still within the start-up grace (``timeout``); DOWN otherwise."""
+        still within the start-up grace (the lease's length from the agent's start); DOWN otherwise."""
         lease = self.leases[link]
         if lease.valid(now):
             return Liveness.UP
-        if lease.expires_at is None and now < self.watch_started + self.config.timeout:
+        if lease.expires_at is None and now < self.grace_ends:
             return Liveness.UNKNOWN
         return Liveness.DOWN
+
+    @property
+    def grace_ends(self) -> float:
+        """End of the start-up grace of a link never acknowledged: the agent's start + the lease (module docstring)."""
+        return self.watch_started + self.lease_length
 
     def peer_state(self, now: float, self_active: bool) -> Liveness:
         """The peer as this node must see it (module docstring). The primary: by lease (reaching the
@@ -346,7 +355,7 @@ class AgentDecider:
         """When a fact changes on its own (a liveness deadline) or the witness must be asked again."""
         due = [d for d in (self.peer.next_deadline(now), self.deadlines.earliest()) if d is not None]
         for lease in self.leases.values() if self.role.uses_witness else ():
-            ends = lease.expires_at if lease.expires_at is not None else self.watch_started + self.config.timeout
+            ends = lease.expires_at if lease.expires_at is not None else self.grace_ends
             if ends > now:
                 due.append(ends)
         return min(due, default=None)

@@ -46,17 +46,49 @@ def test_documented_defaults() -> None:
     assert (cfg.heartbeat_period, cfg.timeout, cfg.failback_delay) == (10, 120, 0)
     assert cfg.managed_identities == ("a", "b")
     assert (cfg.stop_bound, cfg.group) == (1.0, "default")
-    assert cfg.timing.down_after == pytest.approx(120 + 1.593, abs=1e-3)  # docs/failoveragent.md's figure
+    # docs/failoveragent.md's figures for a standard-mode config with the defaults
+    timing = parse({**MODERN, "heartbeat_period": 10, "timeout": 120}).timing
+    assert timing.down_after == 120
+    assert (round(timing.lease, 3), round(timing.margin, 3)) == (118.41, 1.59)
 
 
-def test_the_witness_takes_the_same_stop_bound() -> None:
-    cfg = parse_agent_config({"agent_id": "witness", "timeout": 3, "stop_bound": 2.5}, source="w.json")
-    assert isinstance(cfg, WitnessConfig)
-    assert cfg.timing.down_after == parse({**MODERN, "timeout": 3, "heartbeat_period": 1,
-                                           "stop_bound": 2.5}).timing.down_after
-    with pytest.raises(ConfigError) as err:
-        parse_agent_config({"agent_id": "witness", "stop_bound": -1}, source="w.json")
-    assert "key 'stop_bound'" in str(err.value)
+def test_the_witness_takes_only_the_timeout() -> None:
+    cfg = parse_agent_config({"agent_id": "witness", "timeout": 4}, source="w.json")
+    assert isinstance(cfg, WitnessConfig) and cfg.timeout == 4  # down_after = timeout, like the passive's
+    with pytest.raises(ConfigError) as err:  # stop_bound was the witness's until the margin moved to the lease
+        parse_agent_config({"agent_id": "witness", "timeout": 4, "stop_bound": 1}, source="w.json")
+    assert "key 'stop_bound'" in str(err.value) and "unknown key (allowed keys: agent_id, heartbeat_secret, " \
+        "timeout)" in str(err.value)
+
+
+def test_a_lease_shorter_than_a_heartbeat_is_an_error_naming_the_keys_and_the_smallest_timeout() -> None:
+    with pytest.raises(ConfigError) as err:  # lease 0.646 s <= heartbeat 1 s
+        parse({**MODERN, "heartbeat_period": 1, "timeout": 2})
+    text = str(err.value)
+    assert "timeout 2, heartbeat_period 1, stop_bound 1:" in text and "lease (0.646s" in text
+    assert "raise the timeout to at least 3.36s" in text
+    with pytest.raises(ConfigError) as err:  # no lease at all (the timeout is shorter than stopping takes)
+        parse({**MODERN, "heartbeat_period": 1, "timeout": 1.3})
+    text = str(err.value)
+    assert "timeout 1.3, heartbeat_period 1, stop_bound 1:" in text and "leaves the active no lease" in text
+    assert "the timeout should be at least 3.36s" in text
+    with pytest.raises(ConfigError, match="stop_bound 5"):  # a longer stop bound shortens the lease
+        parse({**MODERN, "heartbeat_period": 1, "timeout": 6, "stop_bound": 5})
+
+
+def test_a_lease_under_two_heartbeats_is_a_warning_and_simple_mode_has_no_lease_rule() -> None:
+    cfg = parse({**MODERN, "heartbeat_period": 1, "timeout": 3})  # lease 1.644 s < 2 heartbeats
+    assert len(cfg.warnings) == 1 and "shorter than two heartbeat intervals" in cfg.warnings[0]
+    assert "timeout of 3.36s or more avoids that" in cfg.warnings[0]
+    assert parse({**MODERN, "heartbeat_period": 1, "timeout": 4}).warnings == ()
+    simple = parse({**LEGACY, "heartbeat_period": 1, "timeout": 1.2})  # no fencing, no lease: allowed
+    assert simple.warnings == () and "simple mode" in simple.timing_summary()
+
+
+def test_the_timing_summary_says_takeover_and_lease_in_words() -> None:
+    assert parse({**MODERN, "heartbeat_period": 1, "timeout": 4}).timing_summary() == (
+        "the passive takes over 4s after the active went silent (and the witness confirms it); the active gives "
+        "up 2.64s after its last acknowledged heartbeat (fencing margin 1.36s) and has stopped within 3.90s")
 
 
 @pytest.mark.parametrize(("change", "key", "words"), [

@@ -41,7 +41,7 @@ from failover_core.tables import TABLES, VERIFY_TABLE, Action, Role, Verdict
 from failover_core.witness_book import WitnessView
 
 UP, DOWN, UNKNOWN = Liveness.UP, Liveness.DOWN, Liveness.UNKNOWN
-TIMEOUT = 3.0
+TIMEOUT = 4.0  # with heartbeat 1 s and stop_bound 1 s: a lease of 2.642 s, two heartbeats and more
 SVC = "svc"
 PEER_OF = {Role.PRIMARY: "secondary", Role.SECONDARY: "primary", Role.SIMPLE_PRIMARY: "simple_secondary",
            Role.SIMPLE_SECONDARY: "simple_primary"}
@@ -55,6 +55,9 @@ def config(role: Role, **extra: object) -> FailoverConfig:
     cfg = parse_agent_config(data, source="test")
     assert isinstance(cfg, FailoverConfig) and cfg.role is role
     return cfg
+
+
+LEASE = config(Role.PRIMARY).timing.lease  # T - M: the active's right to run after an acknowledged send
 
 
 def values(codes: type) -> set[str]:
@@ -181,7 +184,7 @@ def test_the_secondary_verify_cell_and_the_witness_verdict(verdict, cell) -> Non
         after = node.feed(ManagedRead(now=node.clock.now(), acted=(SVC,), managed=view(True)))
         assert after.transitions[0].code == "secondary.verified.primary_down"
         assert after.of_type(RaiseAlert)[0].context == f"Primary is inactive starting agent {SVC}"
-        assert node.decider.next_deadline(node.clock.now()) == node.clock.now() + TIMEOUT  # the witness's deadline
+        assert node.decider.next_deadline(node.clock.now()) == node.clock.now() + LEASE  # the witness lease's end
     else:
         assert step.actions == ()  # nothing runs: nothing to stop
         # ask again when the witness would call the primary down (1.5 s), not a heartbeat later
@@ -377,8 +380,7 @@ def test_alert_contexts_are_keyed_by_transition_codes() -> None:
     assert set(alerts._CONTEXT_BY_CODE) <= set(TransitionCode)
 
 
-# -- standard mode timing: leases for the active, T + M for the passive, the rejoin guard, terms ------------
-DOWN_AFTER = config(Role.PRIMARY).timing.down_after  # 3 s + margin (stop_bound 1 s): 4.359 s
+# -- standard mode timing: leases (T - M) for the active, T for the passive, the rejoin guard, terms ------------
 
 
 def running_primary() -> Node:
@@ -389,9 +391,49 @@ def running_primary() -> Node:
     return node
 
 
-def test_the_margin_is_the_documented_figure() -> None:
-    assert config(Role.PRIMARY).timing.down_after == pytest.approx(3.0 + 1.359, abs=1e-3)
-    assert config(Role.PRIMARY, stop_bound=2.5).timing.down_after == pytest.approx(3.0 + 2.862, abs=1e-3)
+def test_the_lease_and_the_margin_are_the_documented_figures() -> None:
+    timing = config(Role.PRIMARY).timing
+    assert (timing.down_after, round(timing.lease, 3), round(timing.margin, 3)) == (TIMEOUT, 2.642, 1.358)
+    assert round(config(Role.PRIMARY, stop_bound=1.5).timing.lease, 3) == 2.142  # 1.5 s more to stop: 0.5 s less
+    assert Node(Role.PRIMARY).decider.leases["peer"].length == LEASE == Node(Role.SECONDARY).decider.leases[
+        "witness"].length
+    assert Node(Role.SIMPLE_PRIMARY).decider.timing is None  # simple mode: no fencing
+
+
+def test_a_link_never_acknowledged_is_unknown_for_the_lease_after_the_start_not_the_timeout() -> None:
+    """A restarted active that finds the service running holds it (startup) only while it may still be
+    within a lease of its first heartbeat: never longer unacknowledged than the lease after its first send."""
+    node = Node(Role.PRIMARY)
+    started = node.clock.now()
+    node.observe_first(True)
+    node.send("peer"), node.send("witness")  # sent at the start, never acknowledged
+    assert node.cycle(running=True).reason.code == "primary.startup"
+    assert node.decider.next_deadline(started) == pytest.approx(started + LEASE)
+    node.clock.advance(LEASE - 0.001)
+    assert node.cycle(running=True).reason.code == "primary.startup"
+    node.clock.advance(0.001)
+    step = node.cycle(running=True)  # T - M after the start, not T: fenced in time
+    assert step.reason.code == "primary.secondary_down.witness_down" and step.actions == (StopService(),)
+
+
+def test_a_healthy_active_keeps_its_peer_lease_although_the_echo_lags_a_heartbeat() -> None:
+    """The peer echoes our heartbeat in ITS next heartbeat: the echo arrives up to a period after our send,
+    and names a send up to a period before the one just gone. With T = 4 s the lease (2.642 s) still outlasts
+    the gap to the next echo; only the peer link is answered here (the witness is silent)."""
+    node = Node(Role.PRIMARY)
+    node.settle(UP, DOWN)
+    node.observe_first(True)
+    for _ in range(10):  # our heartbeat goes out; the peer's next heartbeat echoes it 0.99 s later
+        seq = node.send("peer")
+        node.clock.advance(0.99)
+        node.feed(HeartbeatReceived(now=node.clock.now(), active=False, echo=seq))
+        node.clock.advance(0.01)
+        assert node.decider.link_state("peer", node.clock.now()) is UP
+        assert node.decider.leases["peer"].remaining(node.clock.now()) == pytest.approx(LEASE - 1.0)
+        assert node.cycle(running=True).actions == ()
+    # the worst case before the next echo arrives: our newest echoed send was ~2 periods ago
+    node.clock.advance(0.99)
+    assert node.decider.link_state("peer", node.clock.now()) is UP
 
 
 def test_the_active_fences_when_nothing_it_sent_is_acknowledged_even_if_it_still_hears_the_peer() -> None:
@@ -401,9 +443,9 @@ def test_the_active_fences_when_nothing_it_sent_is_acknowledged_even_if_it_still
         node.clock.advance(1.0)
         node.send("peer"), node.send("witness")
         node.feed(HeartbeatReceived(now=node.clock.now(), active=False, echo=1))
-    node.clock.advance(TIMEOUT - 2.0 - 0.001)
+    node.clock.advance(LEASE - 2.0 - 0.001)
     assert node.cycle(running=True).reason.code == "primary.secondary_up.witness_up"  # the lease still holds
-    assert node.decider.next_deadline(node.clock.now()) == pytest.approx(sent_at + TIMEOUT)
+    assert node.decider.next_deadline(node.clock.now()) == pytest.approx(sent_at + LEASE)
     node.clock.advance(0.001)
     assert node.decider.peer.is_up(node.clock.now())  # heard 1 s ago ...
     step = node.cycle(running=True)  # ... but no reason to run: fence
@@ -417,12 +459,12 @@ def test_a_late_acknowledgement_extends_the_lease_from_its_send_time_only() -> N
     node.clock.advance(1.5)
     node.send("witness")
     node.feed(WitnessAcked(now=node.clock.now(), seq=old))  # acknowledged 1.5 s after it was sent
-    assert node.decider.leases["witness"].expires_at == pytest.approx(node.clock.now() - 1.5 + TIMEOUT)
+    assert node.decider.leases["witness"].expires_at == pytest.approx(node.clock.now() - 1.5 + LEASE)
     node.feed(WitnessAcked(now=node.clock.now(), seq=999))  # never sent: ignored
-    assert node.decider.leases["witness"].expires_at == pytest.approx(node.clock.now() - 1.5 + TIMEOUT)
+    assert node.decider.leases["witness"].expires_at == pytest.approx(node.clock.now() - 1.5 + LEASE)
 
 
-def test_the_passive_secondary_calls_the_primary_down_only_after_timeout_plus_margin() -> None:
+def test_the_passive_secondary_calls_the_primary_down_the_timeout_after_its_last_receipt() -> None:
     node = Node(Role.SECONDARY)
     node.settle(UP, UP)
     node.observe_first(False)
@@ -430,10 +472,10 @@ def test_the_passive_secondary_calls_the_primary_down_only_after_timeout_plus_ma
     for _ in range(3):  # the witness keeps answering; the primary has gone silent
         node.clock.advance(1.0)
         node.ack()
-    node.clock.advance(heard + TIMEOUT + 0.5 - node.clock.now())
-    assert node.cycle(running=False).reason.code == "secondary.primary_up.witness_up"  # T passed, T + M not
-    assert node.decider.next_deadline(node.clock.now()) == pytest.approx(heard + DOWN_AFTER)
-    node.clock.advance(heard + DOWN_AFTER - node.clock.now())
+    node.clock.advance(heard + TIMEOUT - 0.001 - node.clock.now())
+    assert node.cycle(running=False).reason.code == "secondary.primary_up.witness_up"  # the lease has passed, T not
+    assert node.decider.next_deadline(node.clock.now()) == pytest.approx(heard + TIMEOUT)
+    node.clock.advance(0.001)
     node.ack()
     assert node.cycle(running=False).actions == (AskWitness(subject="primary"),)
 
@@ -442,7 +484,7 @@ def test_a_running_secondary_fences_by_lease_too() -> None:
     node = Node(Role.SECONDARY)
     node.settle(DOWN, UP)
     node.observe_first(True)
-    node.clock.advance(TIMEOUT)  # its heartbeats to the witness are not acknowledged any more
+    node.clock.advance(LEASE)  # its heartbeats to the witness are not acknowledged any more
     step = node.cycle(running=True)
     assert step.reason.code == "secondary.primary_down.witness_down" and step.actions == (StopService(),)
 
@@ -452,7 +494,7 @@ def test_a_running_secondary_fences_by_lease_too() -> None:
     (dict(active=True), "primary.rejoin"),  # the witness sees it run the service
     (dict(active=None, state=UNKNOWN, term=None), "primary.rejoin"),  # a witness just restarted
     (dict(active=False), "primary.secondary_down.witness_up"),  # it says it runs nothing
-    (dict(active=True, state=DOWN), "primary.secondary_down.witness_up"),  # silent past T + M: fenced by then
+    (dict(active=True, state=DOWN), "primary.secondary_down.witness_up"),  # silent past T: fenced by then
 ])
 def test_the_rejoin_guard_follows_the_witnesss_view_of_the_secondary(view, expected) -> None:
     node = Node(Role.PRIMARY)

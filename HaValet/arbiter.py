@@ -26,7 +26,8 @@ Every event ends with one decision (``_decide``), ordered guards first, then the
 2. ranking      the peer ranks the hosts differently (the two configs disagree on who is primary): change
                 nothing and say so (acting on two opinions of "primary" could run the process twice).
 3. fencing      (witness) the local instance runs or starts and the lease expired (no acknowledged contact
-                with the peer or the witness for heartbeat_timeout, counted from the SEND time): stop it.
+                with the peer or the witness for the lease = heartbeat_timeout - fencing margin, counted from the
+                SEND time; before the first acknowledgement, from the valet's start): stop it.
 4. failed here  a start failed on this host: do not run it until the retry delay (backoff) ends.
 5. peer left    the peer valet said goodbye and runs nothing: start here at once (no need to wait out its
                 silence: it told us, signed).
@@ -34,7 +35,8 @@ Every event ends with one decision (``_decide``), ordered guards first, then the
                 start here (the secondary's table would wait for it forever).
 7. the tables   ``decide(role, Facts(...), Policy(failback_delay, wait_for_peer_state=True))``, with the
                 peer's liveness measured from our last receipt of anything from it (heartbeat or answer):
-                silence of ``peer_down_after`` = timeout (simple) or T + margin (witness) = DOWN.
+                silence of ``peer_down_after`` = heartbeat_timeout (T, both modes) = DOWN; with a witness the
+                fencing margin comes off the active's lease, so the active has stopped before T runs out.
 8. contact      (witness) the answer is "start" but our lease is not valid: hold (we would fence at once).
 The answer is carried out on this host: start (a new term) when not running, stop when running, else
 nothing. A local start that fails (non-zero, timeout, never tests up within start_grace) is stopped
@@ -140,7 +142,10 @@ class PairArbiter:
         self.started_at = now
         self.peer_live = PeerLiveness(self.peer, timeout=mode.peer_down_after, watch_started=now)
         self.witness_live = PeerLiveness("witness", timeout=mode.heartbeat_timeout, watch_started=now)
-        self.lease = ContactLease(mode.heartbeat_timeout)
+        # standard mode: the lease is T minus the fencing margin (failover_core.fencing); simple mode sends no
+        # lease-bearing heartbeat and never asks it, so its length there is only a placeholder
+        self.lease_length = mode.lease if self.standard else mode.heartbeat_timeout
+        self.lease = ContactLease(self.lease_length)
         self.peer_news: _PeerNews | None = None
         self.witness_news: WitnessAnswered | None = None
         self.running = False  # the last local test said up
@@ -165,13 +170,20 @@ class PairArbiter:
     def state(self) -> PairState:
         return self.machine.state
 
+    @property
+    def lease_until(self) -> float:
+        """When the right to run ends (standard mode): the newest acknowledged send + the lease; before the first
+        acknowledgement, the valet's start + the lease (no heartbeat is sent before the start, so an instance
+        never runs unacknowledged longer than the lease after the first send)."""
+        expires = self.lease.expires_at
+        return expires if expires is not None else self.started_at + self.lease_length
+
     def lease_valid(self, now: float) -> bool:
-        """Simple mode: always. With a witness: acknowledged contact within heartbeat_timeout of its send time
-        (a valet that just started gets heartbeat_timeout from its start to hear back)."""
+        """Simple mode: always. With a witness: acknowledged contact within the lease of its send time (a valet
+        that just started has the lease from its start to hear back)."""
         if not self.standard:
             return True
-        return self.lease.valid(now) or (self.lease.expires_at is None
-                                         and now < self.started_at + self.mode.heartbeat_timeout)
+        return now < self.lease_until
 
     def eligible(self, now: float) -> bool:
         """May this host run the process now? (told to the peer in every heartbeat)"""
@@ -195,8 +207,7 @@ class PairArbiter:
         if self._retry_at is not None:
             times.append(self._retry_at)
         if self.standard and self.claims_running:
-            times.append(self.lease.expires_at if self.lease.expires_at is not None
-                         else self.started_at + self.mode.heartbeat_timeout)
+            times.append(self.lease_until)
         times.append(self.peer_live.deadline())
         if self.standard:
             times.append(self.witness_live.deadline())
@@ -394,8 +405,9 @@ class PairArbiter:
                             f"fix the configs (the same process sections on both hosts)")
         if self.standard and self.claims_running and not self.lease_valid(now):
             return Decision(TableAction.STOP, PairCode.FENCED,
-                            f"no acknowledged contact with {self.peer} or the witness for "
-                            f"{self.mode.heartbeat_timeout:g}s: fencing (stopping the process here)")
+                            f"no acknowledged contact with {self.peer} or the witness within the lease "
+                            f"({self.lease_length:.3f}s = heartbeat_timeout {self.mode.heartbeat_timeout:g} - "
+                            f"fencing margin): fencing (stopping the process here)")
         if self.state is PairState.FAILED:
             return Decision(TableAction.STOP, PairCode.START_FAILED, "a start failed here: not running it until "
                             "the retry delay ends")

@@ -39,7 +39,9 @@ Every event ends with one decision (``_decide``), ordered guards first, then the
                 fencing margin comes off the active's lease, so the active has stopped before T runs out.
 8. contact      (witness) the answer is "start" but our lease is not valid: hold (we would fence at once).
 The answer is carried out on this host: start (a new term) when not running, stop when running, else
-nothing. A local start that fails (non-zero, timeout, never tests up within start_grace) is stopped
+nothing. A stop launched while a start command still runs is repeated when that start returns successfully (it
+may have started the process after the stop ran); until it returns the process counts as running here. A local
+start that fails (non-zero, timeout, never tests up within start_grace) is stopped
 (best effort) and makes this host ineligible for backoff_initial, doubling up to backoff_max: the peer
 then takes over (guard 6 on its side).
 """
@@ -161,6 +163,9 @@ class PairArbiter:
         self._next_heartbeat_at = now
         self._attempt: _Attempt | None = None
         self._stop_in_flight = False
+        self._start_in_flight: str | None = None  # the tag of a start command that has not returned yet
+        self._stop_after_start = False  # a stop was launched while that start ran: it may have started it after
+        self._stop_pending = False  # ... and a second stop waits for the first to return
         self._retry_at: float | None = None
         self._backoff = 0.0
         self._leaving = False
@@ -193,7 +198,7 @@ class PairArbiter:
     def claims_running(self) -> bool:
         """What we tell the peer and the witness: the process may run here (tests up, or a start or a stop is
         under way: until the stop command returned, it may still run)."""
-        return self.running or self.state in MAY_RUN or self._stop_in_flight
+        return self.running or self.state in MAY_RUN or self._stop_in_flight or self._start_in_flight is not None
 
     def next_deadline(self) -> float | None:
         if self.state is PairState.LEFT:
@@ -329,9 +334,17 @@ class PairArbiter:
         self.running = self.priority > 0
 
     def _on_start_done(self, b: StepBuilder[PairAction], e: StartDone) -> None:
+        if e.tag == self._start_in_flight:
+            self._start_in_flight = None
         a = self._attempt
         if a is None or e.tag != a.tag:
             b.note(PairNoteCode.STALE_RESULT, f"ignored start result for {e.tag}")
+            if self._stop_after_start and self._start_in_flight is None and self.state is not PairState.LEFT:
+                self._stop_after_start = False
+                if e.rc == 0:  # the start given up may have started the process after our stop ran: stop again
+                    self._stop_again(b, e.now)
+                elif self._leaving and not self._stop_in_flight:
+                    self._say_goodbye(b, e.now)  # the hand-over's stop returned earlier and waited for this
             return
         if e.rc != 0:
             self._start_failed(b, e.now, e.detail or f"exit {e.rc}")
@@ -342,13 +355,18 @@ class PairArbiter:
         b.act(RunTest(host=self.node, tag=a.poll_tag))
 
     def _on_stop_done(self, b: StepBuilder[PairAction], e: StopDone) -> None:
+        if self._stop_pending:  # a start given up returned while this stop ran: stop once more
+            self._stop_pending = False
+            self._launch_stop(b)
+            return
         self._stop_in_flight = False
         if e.rc == 0:
             self.running = False
             self.priority = 0
         self._next_test_at = e.now  # test at once: did it stop?
         if self._leaving:
-            self._say_goodbye(b, e.now)
+            if self._start_in_flight is None:  # else: a start given up may still start it (_on_start_done)
+                self._say_goodbye(b, e.now)
             return
         if self.state is PairState.STOPPING:
             if e.rc == 0:
@@ -385,7 +403,8 @@ class PairArbiter:
             if self.running and self.state is not PairState.ACTIVE and not self._stop_in_flight:
                 self._change(b, PairState.ACTIVE, PairCode.FOUND_UP, d.reason, now)
                 return
-        elif d.action is TableAction.STOP and (self.claims_running and not self._stop_in_flight):
+        elif d.action is TableAction.STOP and (self.claims_running and not self._stop_in_flight
+                                               and not self._stop_after_start):  # (that one stops again itself)
             self._stop(b, now, d)
             return
         if not repeated:  # a decision that changes nothing is logged when it differs from the last one
@@ -442,21 +461,37 @@ class PairArbiter:
     def _start(self, b: StepBuilder[PairAction], now: float, d: Decision) -> None:
         self.term = self.known_term = max(self.term, self.known_term) + 1
         self._attempt = _Attempt(tag=self._tag("start"))
+        self._start_in_flight = self._attempt.tag
         b.act(RunStart(host=self.node, tag=self._attempt.tag, term=self.term))
         self._change(b, PairState.STARTING, d.code, f"{d.reason}: starting on {self.node}, term {self.term}", now)
 
-    def _stop(self, b: StepBuilder[PairAction], now: float, d: Decision) -> None:
+    def _launch_stop(self, b: StepBuilder[PairAction]) -> None:
+        """Stop the local instance now. A start command still running may start it after the stop returned:
+        until that start returns we keep claiming the process (``claims_running``), then stop again if it
+        succeeded (``_on_start_done``)."""
         self._attempt = None
         self._stop_in_flight = True
+        if self._start_in_flight is not None:
+            self._stop_after_start = True
         b.act(RunStop(host=self.node))
+
+    def _stop_again(self, b: StepBuilder[PairAction], now: float) -> None:
+        if self._stop_in_flight:
+            self._stop_pending = True
+            return
+        self._launch_stop(b)
+        if self.state in (PairState.PASSIVE, PairState.ACTIVE, PairState.STARTING, PairState.WAITING):
+            self._change(b, PairState.STOPPING, PairCode.STOPPING,
+                         f"a start given up returned after its stop ran: stopping on {self.node} again", now)
+
+    def _stop(self, b: StepBuilder[PairAction], now: float, d: Decision) -> None:
+        self._launch_stop(b)
         self._change(b, PairState.STOPPING, d.code, f"{d.reason}: stopping on {self.node}", now)
 
     def _start_failed(self, b: StepBuilder[PairAction], now: float, why: str) -> None:
-        self._attempt = None
         self._backoff = min(max(self._backoff * 2, self.timing.backoff_initial), self.timing.backoff_max)
         self._retry_at = now + self._backoff
-        self._stop_in_flight = True
-        b.act(RunStop(host=self.node))  # best effort: a late riser must not become a second active one
+        self._launch_stop(b)  # best effort: a late riser must not become a second active one
         self._change(b, PairState.FAILED, PairCode.START_FAILED,
                      f"start on {self.node} failed ({why}): not eligible for {self._backoff:g}s", now)
 
@@ -478,9 +513,7 @@ class PairArbiter:
         peer_can = (news is not None and self.peer_live.state(now) is Liveness.UP and news.eligible
                     and not news.leaving)
         if self.claims_running and peer_can:
-            self._attempt = None
-            self._stop_in_flight = True
-            b.act(RunStop(host=self.node))
+            self._launch_stop(b)
             self._change(b, PairState.STOPPING, PairCode.HANDING_OVER,
                          f"valet stopping: stopping on {self.node} so that {self.peer} takes over", now)
             return

@@ -176,6 +176,26 @@ def test_failed_start_makes_the_host_ineligible_then_the_peer_takes_over():
     assert step.of_type(RunStart) and step.transitions[0].code == "pair.peer_cannot_run"
 
 
+def test_a_stop_while_the_start_command_runs_is_repeated_when_that_start_returns():
+    """The race the netns failback once hit: a secondary told to stop while its start command still ran launched
+    the stop at once; the stop returned first (nothing to stop yet), the start then started the process, and the
+    valet had told the primary it ran nothing: both ran 0.15 s. Now it claims the process until the start returns
+    and stops again after a start that succeeded."""
+    arb = arbiter(B)
+    test_one(arb, 100.0, 0)
+    (start,) = arb.handle(Tick(now=101.1)).of_type(RunStart)  # the primary is silent: start here
+    step = peer(arb, 101.2, running=False)  # the primary is back: stop at once, although the start still runs
+    assert step.of_type(RunStop) and arb.state is PairState.STOPPING
+    step = arb.handle(StopDone(host=B, rc=0, now=101.3))  # the stop returned before the start did
+    assert arb.state is PairState.PASSIVE and arb.claims_running  # the start may still start it
+    assert all(h.running for h in step.of_type(SendHeartbeat))
+    assert not peer(arb, 101.35, running=False).of_type(RunStart)  # and no second start meanwhile
+    step = arb.handle(StartDone(host=B, rc=0, tag=start.tag, now=101.4))  # it did start it: stop again
+    assert step.of_type(RunStop) and arb.state is PairState.STOPPING and arb.claims_running
+    arb.handle(StopDone(host=B, rc=0, now=101.5))
+    assert arb.state is PairState.PASSIVE and not arb.claims_running
+
+
 def test_leave_hands_over_to_an_eligible_peer_and_says_goodbye_after_the_stop():
     arb = arbiter(A)
     test_one(arb, 100.0, 1)  # found up

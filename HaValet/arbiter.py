@@ -26,7 +26,8 @@ Every event ends with one decision (``_decide``), ordered guards first, then the
 2. ranking      the peer ranks the hosts differently (the two configs disagree on who is primary): change
                 nothing and say so (acting on two opinions of "primary" could run the process twice).
 3. fencing      (witness) the local instance runs or starts and the lease expired (no acknowledged contact
-                with the peer or the witness for heartbeat_timeout, counted from the SEND time): stop it.
+                with the peer or the witness for the lease = heartbeat_timeout - fencing margin, counted from the
+                SEND time; before the first acknowledgement, from the valet's start): stop it.
 4. failed here  a start failed on this host: do not run it until the retry delay (backoff) ends.
 5. peer left    the peer valet said goodbye and runs nothing: start here at once (no need to wait out its
                 silence: it told us, signed).
@@ -34,10 +35,13 @@ Every event ends with one decision (``_decide``), ordered guards first, then the
                 start here (the secondary's table would wait for it forever).
 7. the tables   ``decide(role, Facts(...), Policy(failback_delay, wait_for_peer_state=True))``, with the
                 peer's liveness measured from our last receipt of anything from it (heartbeat or answer):
-                silence of ``peer_down_after`` = timeout (simple) or T + margin (witness) = DOWN.
+                silence of ``peer_down_after`` = heartbeat_timeout (T, both modes) = DOWN; with a witness the
+                fencing margin comes off the active's lease, so the active has stopped before T runs out.
 8. contact      (witness) the answer is "start" but our lease is not valid: hold (we would fence at once).
 The answer is carried out on this host: start (a new term) when not running, stop when running, else
-nothing. A local start that fails (non-zero, timeout, never tests up within start_grace) is stopped
+nothing. A stop launched while a start command still runs is repeated when that start returns successfully (it
+may have started the process after the stop ran); until it returns the process counts as running here. A local
+start that fails (non-zero, timeout, never tests up within start_grace) is stopped
 (best effort) and makes this host ineligible for backoff_initial, doubling up to backoff_max: the peer
 then takes over (guard 6 on its side).
 """
@@ -140,7 +144,10 @@ class PairArbiter:
         self.started_at = now
         self.peer_live = PeerLiveness(self.peer, timeout=mode.peer_down_after, watch_started=now)
         self.witness_live = PeerLiveness("witness", timeout=mode.heartbeat_timeout, watch_started=now)
-        self.lease = ContactLease(mode.heartbeat_timeout)
+        # standard mode: the lease is T minus the fencing margin (failover_core.fencing); simple mode sends no
+        # lease-bearing heartbeat and never asks it, so its length there is only a placeholder
+        self.lease_length = mode.lease if self.standard else mode.heartbeat_timeout
+        self.lease = ContactLease(self.lease_length)
         self.peer_news: _PeerNews | None = None
         self.witness_news: WitnessAnswered | None = None
         self.running = False  # the last local test said up
@@ -156,6 +163,9 @@ class PairArbiter:
         self._next_heartbeat_at = now
         self._attempt: _Attempt | None = None
         self._stop_in_flight = False
+        self._start_in_flight: str | None = None  # the tag of a start command that has not returned yet
+        self._stop_after_start = False  # a stop was launched while that start ran: it may have started it after
+        self._stop_pending = False  # ... and a second stop waits for the first to return
         self._retry_at: float | None = None
         self._backoff = 0.0
         self._leaving = False
@@ -165,13 +175,20 @@ class PairArbiter:
     def state(self) -> PairState:
         return self.machine.state
 
+    @property
+    def lease_until(self) -> float:
+        """When the right to run ends (standard mode): the newest acknowledged send + the lease; before the first
+        acknowledgement, the valet's start + the lease (no heartbeat is sent before the start, so an instance
+        never runs unacknowledged longer than the lease after the first send)."""
+        expires = self.lease.expires_at
+        return expires if expires is not None else self.started_at + self.lease_length
+
     def lease_valid(self, now: float) -> bool:
-        """Simple mode: always. With a witness: acknowledged contact within heartbeat_timeout of its send time
-        (a valet that just started gets heartbeat_timeout from its start to hear back)."""
+        """Simple mode: always. With a witness: acknowledged contact within the lease of its send time (a valet
+        that just started has the lease from its start to hear back)."""
         if not self.standard:
             return True
-        return self.lease.valid(now) or (self.lease.expires_at is None
-                                         and now < self.started_at + self.mode.heartbeat_timeout)
+        return now < self.lease_until
 
     def eligible(self, now: float) -> bool:
         """May this host run the process now? (told to the peer in every heartbeat)"""
@@ -181,7 +198,7 @@ class PairArbiter:
     def claims_running(self) -> bool:
         """What we tell the peer and the witness: the process may run here (tests up, or a start or a stop is
         under way: until the stop command returned, it may still run)."""
-        return self.running or self.state in MAY_RUN or self._stop_in_flight
+        return self.running or self.state in MAY_RUN or self._stop_in_flight or self._start_in_flight is not None
 
     def next_deadline(self) -> float | None:
         if self.state is PairState.LEFT:
@@ -195,8 +212,7 @@ class PairArbiter:
         if self._retry_at is not None:
             times.append(self._retry_at)
         if self.standard and self.claims_running:
-            times.append(self.lease.expires_at if self.lease.expires_at is not None
-                         else self.started_at + self.mode.heartbeat_timeout)
+            times.append(self.lease_until)
         times.append(self.peer_live.deadline())
         if self.standard:
             times.append(self.witness_live.deadline())
@@ -318,9 +334,17 @@ class PairArbiter:
         self.running = self.priority > 0
 
     def _on_start_done(self, b: StepBuilder[PairAction], e: StartDone) -> None:
+        if e.tag == self._start_in_flight:
+            self._start_in_flight = None
         a = self._attempt
         if a is None or e.tag != a.tag:
             b.note(PairNoteCode.STALE_RESULT, f"ignored start result for {e.tag}")
+            if self._stop_after_start and self._start_in_flight is None and self.state is not PairState.LEFT:
+                self._stop_after_start = False
+                if e.rc == 0:  # the start given up may have started the process after our stop ran: stop again
+                    self._stop_again(b, e.now)
+                elif self._leaving and not self._stop_in_flight:
+                    self._say_goodbye(b, e.now)  # the hand-over's stop returned earlier and waited for this
             return
         if e.rc != 0:
             self._start_failed(b, e.now, e.detail or f"exit {e.rc}")
@@ -331,13 +355,18 @@ class PairArbiter:
         b.act(RunTest(host=self.node, tag=a.poll_tag))
 
     def _on_stop_done(self, b: StepBuilder[PairAction], e: StopDone) -> None:
+        if self._stop_pending:  # a start given up returned while this stop ran: stop once more
+            self._stop_pending = False
+            self._launch_stop(b)
+            return
         self._stop_in_flight = False
         if e.rc == 0:
             self.running = False
             self.priority = 0
         self._next_test_at = e.now  # test at once: did it stop?
         if self._leaving:
-            self._say_goodbye(b, e.now)
+            if self._start_in_flight is None:  # else: a start given up may still start it (_on_start_done)
+                self._say_goodbye(b, e.now)
             return
         if self.state is PairState.STOPPING:
             if e.rc == 0:
@@ -374,7 +403,8 @@ class PairArbiter:
             if self.running and self.state is not PairState.ACTIVE and not self._stop_in_flight:
                 self._change(b, PairState.ACTIVE, PairCode.FOUND_UP, d.reason, now)
                 return
-        elif d.action is TableAction.STOP and (self.claims_running and not self._stop_in_flight):
+        elif d.action is TableAction.STOP and (self.claims_running and not self._stop_in_flight
+                                               and not self._stop_after_start):  # (that one stops again itself)
             self._stop(b, now, d)
             return
         if not repeated:  # a decision that changes nothing is logged when it differs from the last one
@@ -394,8 +424,9 @@ class PairArbiter:
                             f"fix the configs (the same process sections on both hosts)")
         if self.standard and self.claims_running and not self.lease_valid(now):
             return Decision(TableAction.STOP, PairCode.FENCED,
-                            f"no acknowledged contact with {self.peer} or the witness for "
-                            f"{self.mode.heartbeat_timeout:g}s: fencing (stopping the process here)")
+                            f"no acknowledged contact with {self.peer} or the witness within the lease "
+                            f"({self.lease_length:.3f}s = heartbeat_timeout {self.mode.heartbeat_timeout:g} - "
+                            f"fencing margin): fencing (stopping the process here)")
         if self.state is PairState.FAILED:
             return Decision(TableAction.STOP, PairCode.START_FAILED, "a start failed here: not running it until "
                             "the retry delay ends")
@@ -430,21 +461,37 @@ class PairArbiter:
     def _start(self, b: StepBuilder[PairAction], now: float, d: Decision) -> None:
         self.term = self.known_term = max(self.term, self.known_term) + 1
         self._attempt = _Attempt(tag=self._tag("start"))
+        self._start_in_flight = self._attempt.tag
         b.act(RunStart(host=self.node, tag=self._attempt.tag, term=self.term))
         self._change(b, PairState.STARTING, d.code, f"{d.reason}: starting on {self.node}, term {self.term}", now)
 
-    def _stop(self, b: StepBuilder[PairAction], now: float, d: Decision) -> None:
+    def _launch_stop(self, b: StepBuilder[PairAction]) -> None:
+        """Stop the local instance now. A start command still running may start it after the stop returned:
+        until that start returns we keep claiming the process (``claims_running``), then stop again if it
+        succeeded (``_on_start_done``)."""
         self._attempt = None
         self._stop_in_flight = True
+        if self._start_in_flight is not None:
+            self._stop_after_start = True
         b.act(RunStop(host=self.node))
+
+    def _stop_again(self, b: StepBuilder[PairAction], now: float) -> None:
+        if self._stop_in_flight:
+            self._stop_pending = True
+            return
+        self._launch_stop(b)
+        if self.state in (PairState.PASSIVE, PairState.ACTIVE, PairState.STARTING, PairState.WAITING):
+            self._change(b, PairState.STOPPING, PairCode.STOPPING,
+                         f"a start given up returned after its stop ran: stopping on {self.node} again", now)
+
+    def _stop(self, b: StepBuilder[PairAction], now: float, d: Decision) -> None:
+        self._launch_stop(b)
         self._change(b, PairState.STOPPING, d.code, f"{d.reason}: stopping on {self.node}", now)
 
     def _start_failed(self, b: StepBuilder[PairAction], now: float, why: str) -> None:
-        self._attempt = None
         self._backoff = min(max(self._backoff * 2, self.timing.backoff_initial), self.timing.backoff_max)
         self._retry_at = now + self._backoff
-        self._stop_in_flight = True
-        b.act(RunStop(host=self.node))  # best effort: a late riser must not become a second active one
+        self._launch_stop(b)  # best effort: a late riser must not become a second active one
         self._change(b, PairState.FAILED, PairCode.START_FAILED,
                      f"start on {self.node} failed ({why}): not eligible for {self._backoff:g}s", now)
 
@@ -466,9 +513,7 @@ class PairArbiter:
         peer_can = (news is not None and self.peer_live.state(now) is Liveness.UP and news.eligible
                     and not news.leaving)
         if self.claims_running and peer_can:
-            self._attempt = None
-            self._stop_in_flight = True
-            b.act(RunStop(host=self.node))
+            self._launch_stop(b)
             self._change(b, PairState.STOPPING, PairCode.HANDING_OVER,
                          f"valet stopping: stopping on {self.node} so that {self.peer} takes over", now)
             return

@@ -57,9 +57,9 @@ def describe_mode(config: ValetConfig) -> list[str]:
     if hm.standard:
         lines.append(f"standard mode (witness {hm.witness_url}, groups "
                      + ", ".join(hm.witness_group(p.name) for p in config.processes) + "): "
-                     + hm.fencing.explain()
-                     + f"; configure each witness group with timeout = {hm.heartbeat_timeout:g} and "
-                       f"stop_bound = {hm.stop_bound:g}")
+                     + hm.timing_summary()
+                     + f"; configure each witness group with timeout = {hm.heartbeat_timeout:g} (heartbeat_timeout)")
+        lines.append(f"timing: {hm.fencing.explain()}")
     else:
         lines.append(f"simple mode (no witness): a peer silent for {hm.heartbeat_timeout:g}s is taken as down, "
                      "so a cut link between the valets gives TWO ACTIVE instances until it heals (then the "

@@ -48,7 +48,8 @@ class PairCode(ReasonCode):
     WENT_DOWN = "pair.went_down", "the local active instance tested down"
     START_FAILED = "pair.start_failed", "a start failed here: not eligible until the retry delay ends"
     RETRY = "pair.retry", "the retry delay after a failed start ended: eligible again"
-    FENCED = "pair.fenced", "no acknowledged contact with the peer or the witness for heartbeat_timeout: stopping"
+    FENCED = "pair.fenced", ("no acknowledged contact with the peer or the witness within the lease "
+                             "(heartbeat_timeout - fencing margin): stopping")
     PEER_CANNOT_RUN = "pair.peer_cannot_run", "the preferred peer is heard and cannot run it (failed start)"
     PEER_LEFT = "pair.peer_left", "the peer valet said goodbye and runs nothing: taking over at once"
     HANDING_OVER = "pair.handing_over", "this valet is stopping cleanly: stopping the process for the peer"

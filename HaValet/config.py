@@ -45,6 +45,7 @@ from typing import Any
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from failover_core.config import MISSING, ConfigError, StrictModel, parse_config_text
+from failover_core.errors import LocalUsageError
 from failover_core.fencing import FencingTiming
 from HaValet.command_expr import ExprError, parse_command_expr
 
@@ -117,8 +118,9 @@ class HostMode(StrictModel):
     peers: dict[str, str] = Field(min_length=1, description="the other valets: name -> http://ADDRESS:PORT")
     heartbeat_interval: float = Field(1.0, gt=0, le=60, description="seconds between heartbeats")
     heartbeat_timeout: float = Field(3.0, gt=0, le=600,
-                                     description="T: the active's lease; silence after which a peer is down "
-                                                 "(simple mode) / the base of down_after (with a witness)")
+                                     description="T: silence (since the last heartbeat received) after which a peer "
+                                                 "is down; with a witness the active's lease is T minus the "
+                                                 "fencing margin (stop_bound + scheduling delay + drift)")
     stop_bound: float | None = Field(None, ge=0, le=3600,
                                      description="S: stopping the process takes at most this (default: the "
                                                  "largest stop_timeout + 0.5 s)")
@@ -200,13 +202,35 @@ class HostMode(StrictModel):
 
     @property
     def fencing(self) -> FencingTiming:
-        """The timing argument's numbers (failover_core.fencing): T = heartbeat_timeout, S = stop_bound."""
+        """The timing argument's numbers (failover_core.fencing): T = heartbeat_timeout, S = stop_bound.
+
+        Standard mode only: a config whose T leaves no lease is refused at load (``_check_host_mode``); in simple
+        mode there is no lease and this may raise LocalUsageError.
+        """
         return FencingTiming(timeout=self.heartbeat_timeout, stop_bound=self.stop_bound or 0.0)
 
     @property
+    def lease(self) -> float:
+        """The active's lease (standard mode): T minus the fencing margin, from its last acknowledged send."""
+        return self.fencing.lease
+
+    def timing_summary(self) -> str:
+        """The timing in an operator's words (``--check``, the start log line)."""
+        t = self.heartbeat_timeout
+        if not self.standard:
+            return (f"a peer silent for {t:g}s is taken as down (heartbeat_timeout); a cut link between the valets "
+                    "gives two actives until it heals")
+        f = self.fencing
+        return (f"the passive takes over {t:g}s after the active went silent (heartbeat_timeout, then its start); "
+                f"the active gives up {f.lease:.2f}s after its last acknowledged heartbeat (fencing margin "
+                f"{f.margin:.2f}s: stop_bound {f.stop_bound:g}s + scheduling delay {f.scheduling_delay:g}s + slack "
+                f"and clock drift) and has stopped within {f.fenced_by():.2f}s, before anyone may start it")
+
+    @property
     def peer_down_after(self) -> float:
-        """Silence after which a peer valet counts as down: T + margin with a witness, T without."""
-        return self.fencing.down_after if self.standard else self.heartbeat_timeout
+        """Silence (since the last receipt) after which a peer valet counts as down: T, with or without a witness
+        (= ``fencing.down_after``: with a witness the margin comes off the active's lease instead)."""
+        return self.heartbeat_timeout
 
 
 def _peer_url(url: str) -> str:
@@ -508,7 +532,8 @@ def build_config(sections: list[_Section], reserved: Mapping[str, Mapping[str, A
                      for p in sorted(missing_placeholders))
     processes.sort(key=lambda p: p.order)  # stable: file order within one order
     if settings.host_mode is not None:
-        settings = _check_host_mode(settings, processes, source, reserved.get("valet:where", {}))
+        settings, lease_warnings = _check_host_mode(settings, processes, source, reserved.get("valet:where", {}))
+        warnings += lease_warnings
     return ValetConfig(source=source, settings=settings, processes=tuple(processes), warnings=warnings)
 
 
@@ -561,8 +586,9 @@ def _build_process(pname: str, unit: list[_Section], settings: ValetSettings, pl
 
 
 def _check_host_mode(settings: ValetSettings, processes: list[ProcessSpec], source: str,
-                     where: Mapping[str, Place]) -> ValetSettings:
-    """Per-host mode: every process is a pair that includes this node, its other host is a configured peer."""
+                     where: Mapping[str, Place]) -> tuple[ValetSettings, tuple[str, ...]]:
+    """Per-host mode: every process is a pair that includes this node, its other host is a configured peer; with a
+    witness, the timing leaves the active a lease (``_check_lease``). Returns the settings and the warnings."""
     hm = settings.host_mode
     assert hm is not None
     key, line = where.get("node", ("[valet] node", None))
@@ -584,10 +610,39 @@ def _check_host_mode(settings: ValetSettings, processes: list[ProcessSpec], sour
                                  f"(add {other}=http://ADDRESS:PORT)", pl))
     if problems:
         raise ConfigError(source, problems)
-    if hm.stop_bound is None:
+    derived = hm.stop_bound is None
+    if derived:
         bound = max((p.timing.stop_timeout for p in processes), default=0.0) + 0.5
-        settings = settings.model_copy(update={"host_mode": hm.model_copy(update={"stop_bound": bound})})
-    return settings
+        hm = hm.model_copy(update={"stop_bound": bound})
+        settings = settings.model_copy(update={"host_mode": hm})
+    return settings, _check_lease(hm, source, where, derived)
+
+
+def _check_lease(hm: HostMode, source: str, where: Mapping[str, Place], derived: bool) -> tuple[str, ...]:
+    """Standard mode: T must leave the active a lease longer than a heartbeat interval (else ConfigError), and
+    should leave two (else a warning: one lost heartbeat would fence a healthy active)."""
+    if not hm.standard:
+        return ()
+    key, line = where.get("heartbeat_timeout", ("[valet] heartbeat_timeout", None))
+    s_from = "stop_bound (the largest stop_timeout + 0.5 s)" if derived else "stop_bound"
+    try:
+        timing = hm.fencing
+    except LocalUsageError as e:
+        # the same S, D, rho with a timeout that leaves a lease: only to ask it which timeout fits the interval
+        fits = FencingTiming(timeout=3600.0 + (hm.stop_bound or 0.0), stop_bound=hm.stop_bound or 0.0).timeout_for(
+            2 * hm.heartbeat_interval)
+        raise ConfigError(source, [(key, hm.heartbeat_timeout, f"with a witness, {e} ({s_from} = "
+                                    f"{hm.stop_bound:g}s); a lease of two heartbeat intervals "
+                                    f"({hm.heartbeat_interval:g}s) needs {fits:.2f}s", line)]) from None
+    problem = timing.lease_problem(hm.heartbeat_interval)
+    if problem is None:
+        return ()
+    level, why = problem
+    if level == "error":
+        raise ConfigError(source, [(key, hm.heartbeat_timeout, f"with a witness, {why} ({s_from} = "
+                                    f"{hm.stop_bound:g}s, heartbeat_interval = {hm.heartbeat_interval:g}s)", line)])
+    return (f"{key} = {hm.heartbeat_timeout:g}: {why} (heartbeat_interval {hm.heartbeat_interval:g}s, stop_bound "
+            f"{hm.stop_bound:g}s)",)
 
 
 class _Order(StrictModel):

@@ -141,9 +141,7 @@ class HostValet:
         m = self.mode
         log.info("ha-valet: per-host mode on %s (%s), %d process(es) from %s; %s", m.node,
                  "standard: witness " + str(m.witness_url) if m.standard else "simple: no witness",
-                 len(self.config.processes), self.config.source,
-                 m.fencing.explain() if m.standard else
-                 f"a peer silent for {m.heartbeat_timeout:g}s is down; a cut link gives two actives until it heals")
+                 len(self.config.processes), self.config.source, m.timing_summary())
         for w in self.config.warnings:
             log.warning("config: %s", w)
         now = self.clock.now()
@@ -239,7 +237,7 @@ class HostValet:
         a = p.arb
         until = None
         if a.standard:
-            until = a.lease.expires_at if a.lease.expires_at is not None else a.started_at + a.mode.heartbeat_timeout
+            until = a.lease_until
         state = (a.claims_running and not a.finished, until)
         if self._told_keeper.get(p.spec.name) != state:
             self._told_keeper[p.spec.name] = state
@@ -364,11 +362,13 @@ class HostValet:
         except WitnessError as e:
             log.debug("%s: witness heartbeat %d: %s", p.spec.name, a.seq, e)
             return
-        if abs(ack.down_after - self.mode.fencing.down_after) > 0.01 and p.spec.name not in self._warned_down_after:
+        ours = self.mode.peer_down_after  # = fencing.down_after = heartbeat_timeout
+        if abs(ack.down_after - ours) > 0.01 and p.spec.name not in self._warned_down_after:
             self._warned_down_after.add(p.spec.name)
-            log.warning("%s: the witness's down_after for group %s is %.3fs, ours %.3fs: give the witness group "
-                        "timeout %g and stop_bound %g", p.spec.name, ack.group, ack.down_after,
-                        self.mode.fencing.down_after, self.mode.heartbeat_timeout, self.mode.stop_bound)
+            log.warning("%s: the witness calls a node down after %.3fs of silence (group %s), we after %.3fs: "
+                        "give the witness group timeout = %g (our heartbeat_timeout); the active's lease "
+                        "(%.3fs) only protects against a witness that waits at least that long",
+                        p.spec.name, ack.down_after, ack.group, ours, self.mode.heartbeat_timeout, self.mode.lease)
         view = ack.view_of(p.arb.peer)
         self._feed(p, WitnessAnswered(seq=ack.seq, now=self.clock.now(), peer_state=view.state.value,
                                       peer_may_be_active=view.may_be_active, highest_term=ack.highest_term))

@@ -7,8 +7,9 @@ The valet holds the write end of the keeper's stdin and sends one JSON line per 
     {"process": "Web", "running": true, "until": 12345.678}     # its state: may run here; its lease's end
     {"bye": true}                                               # clean exit: leave everything as it is
 
-``until`` is the end of the valet's ContactLease on CLOCK_MONOTONIC (one clock for every process of the host),
-or null without a witness (no lease). The keeper runs a process's ``stop_command`` when
+``until`` is the end of the valet's lease (``PairArbiter.lease_until``: T - fencing margin after its last acknowledged
+send, or after its start before any) on CLOCK_MONOTONIC (one clock for every process of the host), or null without
+a witness (no lease). The keeper runs a process's ``stop_command`` when
 
 - its stdin closes without ``bye`` (the valet died: SIGKILL, a crash, the OOM killer) and the process may run;
 - the lease of a process that may run ends (``until`` passed) and no newer line came: the valet is frozen

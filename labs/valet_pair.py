@@ -29,7 +29,9 @@ Interval = tuple[float, float | None]  # (from, to); None: still running at the 
 def pair_cfg(node: str, peer: str, state_dir: Path, *, primary: str, witness_url: str | None = None,
              process: str = "Web", interval: float = 0.25, heartbeat_interval: float = 0.25,
              heartbeat_timeout: float = 1.0, stop_timeout: float = 2.0, extra: str = "") -> str:
-    """One host's config. ``primary`` is the first host of the process on both hosts (the same sections)."""
+    """One host's config. ``primary`` is the first host of the process on both hosts (the same sections).
+    With a witness, ``heartbeat_timeout`` must leave the active a lease (T - fencing margin, S = stop_timeout +
+    0.5): with the defaults here T >= 3.36 s for two heartbeats; the 1 s default is for simple mode."""
     standby = peer if primary == node else node
     witness = f"witness_url = {witness_url}\nwitness_secret = {WITNESS_SECRET}\n" if witness_url else ""
     cfg = textwrap.dedent(f"""\

@@ -26,13 +26,14 @@ from HaValet.wire import HEARTBEAT_PATH, ValetHeartbeat, ValetInbox, ValetSender
 
 A, B = "hostA", "hostB"
 T = 1.0
+S = 0.1  # stop_bound: with HB 0.25 the lease is 1.0*0.999/1.001 - 0.25 - 0.1 - 0.1 = 0.548 s, two heartbeats
 SECRET = "0123456789abcdef-secret"
 
 
 def mode(node: str, *, witness: bool = False, **kw) -> HostMode:
     extra = {"witness_url": "http://10.0.0.9:8790", "witness_secret": "witness-secret-0123456"} if witness else {}
     return HostMode(node=node, secret=SECRET, peers={B if node == A else A: "http://10.0.0.2:8791"},
-                    heartbeat_interval=0.25, heartbeat_timeout=T, stop_bound=0.5, **extra, **kw)
+                    heartbeat_interval=0.25, heartbeat_timeout=T, stop_bound=S, **extra, **kw)
 
 
 TIMING = Timing(interval=0.5, start_grace=2.0, start_poll=0.1, backoff_initial=2.0, backoff_max=8.0)
@@ -96,7 +97,8 @@ def test_standard_secondary_starts_only_on_the_witness_word_primary_down():
     arb = arbiter(B, witness=True)
     peer(arb, 100.0, running=True)
     test_one(arb, 100.0, 0)
-    silent_until = 100.0 + arb.mode.peer_down_after  # T + margin since the last receipt
+    silent_until = 100.0 + arb.mode.peer_down_after  # T since the last receipt (the margin is off A's lease)
+    assert arb.mode.peer_down_after == T
     hb = arb.handle(Tick(now=silent_until)).of_type(SendHeartbeat)[-1]
     step = arb.handle(WitnessAnswered(seq=hb.seq, now=silent_until, peer_state="up", peer_may_be_active=True,
                                       highest_term=1))
@@ -112,12 +114,28 @@ def test_active_without_acknowledged_contact_fences_at_its_lease_end():
     arb = arbiter(A, witness=True)
     step = arb.handle(Tick(now=100.0))
     hb, test = step.of_type(SendHeartbeat)[-1], step.of_type(RunTest)[0]
-    peer(arb, 100.05, running=False, acked=hb.seq)  # acknowledged: lease = 100.0 + T
+    lease = arb.mode.fencing.lease
+    assert lease == pytest.approx(0.548, abs=0.001) and arb.lease_length == lease
+    peer(arb, 100.05, running=False, acked=hb.seq)  # acknowledged: the lease runs to 100.0 + lease (< T)
     step = arb.handle(TestDone(host=A, rc=0, tag=test.tag, now=100.05))
     started(arb, 100.1, list(step.actions))
-    assert arb.lease.expires_at == pytest.approx(100.0 + T)
-    assert arb.next_deadline() <= 100.0 + T
-    step = arb.handle(Tick(now=100.0 + T))  # nothing acknowledged since: fence
+    assert arb.lease.expires_at == pytest.approx(100.0 + lease) and arb.lease_until == arb.lease.expires_at
+    assert arb.next_deadline() <= 100.0 + lease
+    assert not arb.handle(Tick(now=100.0 + lease - 0.01)).of_type(RunStop)
+    step = arb.handle(Tick(now=100.0 + lease))  # nothing acknowledged since: fence, T - lease before T
+    assert step.of_type(RunStop) and step.transitions[-1].code == "pair.fenced"
+    assert "within the lease (0.548s = heartbeat_timeout 1 - fencing margin)" in step.transitions[-1].reason
+
+
+def test_found_running_but_never_acknowledged_fences_at_the_start_plus_the_lease():
+    """Before the first acknowledgement the right to run is the valet's start + the lease (not + T): no heartbeat
+    goes out before the start, so the instance never runs unacknowledged longer than the lease after a send."""
+    arb = arbiter(A, witness=True)
+    test_one(arb, 100.0, 1)  # found up, nobody answers
+    assert arb.state is PairState.ACTIVE and arb.lease_until == pytest.approx(100.0 + arb.lease_length)
+    assert arb.next_deadline() <= 100.0 + arb.lease_length
+    assert not arb.handle(Tick(now=100.0 + arb.lease_length - 0.01)).of_type(RunStop)
+    step = arb.handle(Tick(now=100.0 + arb.lease_length))
     assert step.of_type(RunStop) and step.transitions[-1].code == "pair.fenced"
 
 
@@ -156,6 +174,26 @@ def test_failed_start_makes_the_host_ineligible_then_the_peer_takes_over():
     test_one(sec, 100.0, 0)
     step = peer(sec, 100.5, running=False, eligible=False)
     assert step.of_type(RunStart) and step.transitions[0].code == "pair.peer_cannot_run"
+
+
+def test_a_stop_while_the_start_command_runs_is_repeated_when_that_start_returns():
+    """The race the netns failback once hit: a secondary told to stop while its start command still ran launched
+    the stop at once; the stop returned first (nothing to stop yet), the start then started the process, and the
+    valet had told the primary it ran nothing: both ran 0.15 s. Now it claims the process until the start returns
+    and stops again after a start that succeeded."""
+    arb = arbiter(B)
+    test_one(arb, 100.0, 0)
+    (start,) = arb.handle(Tick(now=101.1)).of_type(RunStart)  # the primary is silent: start here
+    step = peer(arb, 101.2, running=False)  # the primary is back: stop at once, although the start still runs
+    assert step.of_type(RunStop) and arb.state is PairState.STOPPING
+    step = arb.handle(StopDone(host=B, rc=0, now=101.3))  # the stop returned before the start did
+    assert arb.state is PairState.PASSIVE and arb.claims_running  # the start may still start it
+    assert all(h.running for h in step.of_type(SendHeartbeat))
+    assert not peer(arb, 101.35, running=False).of_type(RunStart)  # and no second start meanwhile
+    step = arb.handle(StartDone(host=B, rc=0, tag=start.tag, now=101.4))  # it did start it: stop again
+    assert step.of_type(RunStop) and arb.state is PairState.STOPPING and arb.claims_running
+    arb.handle(StopDone(host=B, rc=0, now=101.5))
+    assert arb.state is PairState.PASSIVE and not arb.claims_running
 
 
 def test_leave_hands_over_to_an_eligible_peer_and_says_goodbye_after_the_stop():

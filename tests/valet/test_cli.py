@@ -6,6 +6,8 @@ import json
 import subprocess
 import textwrap
 
+import pytest
+
 from HaValet.cli import main
 
 from .helpers import PY
@@ -81,11 +83,23 @@ def test_check_says_which_mode_and_what_a_cut_link_does(tmp_path, capsys):
     assert "mode: per-host, node a" in err and "pairs only" in err
     assert "TWO ACTIVE instances until it heals" in err
     assert "a shared secret" not in out and "*** (" in out  # secrets are masked
-    cfg.write_text(head + "witness_url = http://10.0.0.9:8790\nwitness_secret = witness secret 0123456\n"
-                   + CFG.split(":Db")[0])
+    witness = "witness_url = http://10.0.0.9:8790\nwitness_secret = witness secret 0123456\nstop_bound = 2.5\n"
+    cfg.write_text(head + witness + "heartbeat_timeout = 5\n" + CFG.split(":Db")[0])
     assert main(["-c", str(cfg), "--check"]) == 0
     err = capsys.readouterr().err
-    assert "standard mode (witness http://10.0.0.9:8790, groups Web)" in err and "stop_bound = 30.5" in err
+    assert "standard mode (witness http://10.0.0.9:8790, groups Web)" in err
+    assert ("the passive takes over 5s after the active went silent (heartbeat_timeout, then its start); the active "
+            "gives up 2.14s after its last acknowledged heartbeat (fencing margin 2.86s") in err
+    assert "configure each witness group with timeout = 5 (heartbeat_timeout)" in err and "warning" not in err
+    cfg.write_text(head + witness + "heartbeat_timeout = 4.5\n" + CFG.split(":Db")[0])  # lease 1.64 s < 2 beats
+    assert main(["-c", str(cfg), "--check"]) == 0
+    assert "warning: [valet] heartbeat_timeout = 4.5: the active's lease (1.641s)" in capsys.readouterr().err
+    cfg.write_text(head + witness + "heartbeat_timeout = 3\n" + CFG.split(":Db")[0])  # lease 0.144 s < 1 beat
+    with pytest.raises(SystemExit) as exited:
+        main(["-c", str(cfg), "--check"])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert "key '[valet] heartbeat_timeout': value 3.0" in err and "raise the timeout to at least 4.86s" in err
     cfg.write_text(CFG)
     assert main(["-c", str(cfg), "--check"]) == 0
     assert "mode: single valet" in capsys.readouterr().err

@@ -288,10 +288,38 @@ def test_per_host_mode_keys_and_defaults():
     assert hm.peers == {"hostB": "http://10.0.0.2:8791"} and hm.listen_address == ("10.0.0.1", 8791)
     assert hm.stop_bound == 4.5  # the largest stop_timeout + 0.5 when not given
     assert hm.peer_down_after == hm.heartbeat_timeout  # simple: a peer silent for T is down
-    std = parse_config(PER_HOST.format(extra="witness_url = http://10.0.0.9:8790\n"
-                                             "witness_secret = the witness secret 16+"), "a.cfg").settings.host_mode
-    assert std.standard and std.peer_down_after == pytest.approx(std.fencing.down_after)
-    assert std.witness_group("Web") == "Web"
+    std_cfg = parse_config(PER_HOST.format(extra=WITNESS + "heartbeat_timeout = 8"), "a.cfg")
+    std = std_cfg.settings.host_mode
+    assert std.standard and std.peer_down_after == std.fencing.down_after == 8  # the witness, too, waits T
+    assert std.lease == pytest.approx(8 * 0.999 / 1.001 - 0.25 - 4.5 - 0.1)  # T - margin: 3.134 s
+    assert std.witness_group("Web") == "Web" and std_cfg.warnings == ()
+
+
+WITNESS = "witness_url = http://10.0.0.9:8790\nwitness_secret = the witness secret 16+\n"
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    # the default T 3 s with S 4.5 s (stop_timeout 4 + 0.5): no lease at all
+    ("", r"a.cfg: key '\[valet\] heartbeat_timeout': value 3.0 .*with a witness, timeout 3s leaves the active "
+         r"no lease.*more than 4.86\ds \(stop_bound \(the largest stop_timeout \+ 0.5 s\) = 4.5s\); a lease of two "
+         r"heartbeat intervals \(1s\) needs 6.86s"),
+    # a lease, but not longer than one heartbeat interval
+    ("heartbeat_timeout = 5.5\nstop_bound = 4.5",
+     r"a.cfg:\d+: key '\[valet\] heartbeat_timeout': value 5.5 .*lease \(0.639s = timeout 5.5 - fencing margin "
+     r"4.861\) must be longer than the heartbeat interval \(1s\).*at least 6.86s"),
+], ids=["no-lease", "lease-under-one-interval"])
+def test_standard_mode_refuses_a_timeout_that_leaves_no_lease(extra, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_config(PER_HOST.format(extra=WITNESS + extra), "a.cfg")
+    simple = parse_config(PER_HOST.format(extra=extra), "a.cfg")  # no witness, no lease: nothing to refuse
+    assert simple.warnings == ()
+
+
+def test_standard_mode_warns_about_a_lease_under_two_heartbeat_intervals():
+    cfg = parse_config(PER_HOST.format(extra=WITNESS + "heartbeat_timeout = 6"), "a.cfg")
+    (w,) = cfg.warnings
+    assert w.startswith("[valet] heartbeat_timeout = 6: the active's lease (1.138s) is shorter than two heartbeat "
+                        "intervals (2s)") and "6.86s" in w
 
 
 @pytest.mark.parametrize(("extra", "message"), [

@@ -4,6 +4,11 @@ stopping the sample service on its own host only, arbitrating over signed HTTP h
 process, a valet SIGKILLed, an iptables cut between the valets (with and without a witness), the active host
 isolated from both, a clean stop. Each test measures the seconds of two running three ways: the services' own
 journals (when each listened), the valets' logs (start launched .. stop returned) and a 20 ms sampler.
+
+Timing: simple mode runs with T = 1 s. With a witness the active's lease is T minus the fencing margin
+(failover_core.fencing: stop_bound S = stop_timeout 2 + 0.5, scheduling delay 0.25 s, slack, drift), so T must
+be about 3.5 s for a lease of two heartbeats (0.643 s, HB 0.25 s); the passive and the witness wait T since their
+last receipt, and a takeover is due within T + start + 0.5 s of the silence (the issue's bound).
 """
 
 from __future__ import annotations
@@ -15,14 +20,22 @@ import time
 
 import pytest
 
+from failover_core.fencing import FencingTiming
 from labs.valet import CLIENT_ADDRESS
+from labs.valet_pair import log_time
 
+from .helpers import wait_until
 from .pair_lab import A, B, ValetPair
 
 pytestmark = pytest.mark.integration
 
-HB, T = 0.25, 1.0  # heartbeat_interval, heartbeat_timeout of every test here
+HB = 0.25  # heartbeat_interval of every test here
+T = 1.0  # heartbeat_timeout without a witness (simple mode: no lease)
 STOP_BOUND = 2.5  # stop_timeout 2 + 0.5: S of the fencing argument
+T_W = 3.5  # heartbeat_timeout with a witness: the smallest round T that leaves a lease of two heartbeats
+FENCING = FencingTiming(timeout=T_W, stop_bound=STOP_BOUND)  # what the valets compute from the same config
+assert FENCING.lease_problem(HB) is None and FENCING.lease == pytest.approx(0.643, abs=0.001)
+TAKEOVER_SLACK = 0.5  # the issue's bound: takeover within heartbeat_timeout + start + 0.5 s of the silence
 
 
 @pytest.fixture
@@ -33,7 +46,7 @@ def pair_factory(tmp_path):
 
     def make(*, witness: bool, **cfg) -> ValetPair:
         pair = ValetPair(tmp_path / f"pair{len(made)}", witness=witness, heartbeat_interval=HB,
-                         heartbeat_timeout=T, **cfg)
+                         heartbeat_timeout=T_W if witness else T, **cfg)
         made.append(pair)
         return pair.__enter__()
 
@@ -54,6 +67,31 @@ def figures(pair: ValetPair, name: str, **more: float) -> None:
 def no_overlap(pair: ValetPair) -> None:
     journal, logs, sampled = pair.overlaps()
     assert (journal, logs, sampled) == (0.0, 0.0, 0.0), pair.diagnostics()
+
+
+def never_fenced(pair: ValetPair, node: str = A) -> None:
+    """A healthy active keeps its process: its lease (T - margin, 0.643 s here) was renewed every time."""
+    assert "[pair.fenced]" not in pair.log(node) and "[pair.stopping]" not in pair.log(node), pair.diagnostics()
+
+
+def logged_at(pair: ValetPair, node: str, text: str) -> float:
+    """The log time of the first line of ``node``'s valet with ``text``."""
+    return next(t for line in pair.log(node).splitlines() if text in line and (t := log_time(line)) is not None)
+
+
+def takeover(pair: ValetPair, since: float) -> tuple[float, float]:
+    """(B listening - since, B's start command: launched (its log) .. listening (its journal)). The sampler sees B's
+    pid before the service journals that it listens: wait for that line."""
+    listening = wait_until(lambda: pair.service_intervals(B), 5, "B's service journals 'up'", pair.diagnostics)[-1][0]
+    launched = pair.valet_intervals(B)[-1][0]
+    return listening - since, listening - launched
+
+
+def within_the_issues_bound(pair: ValetPair, took: float, start: float, timeout: float) -> None:
+    """Takeover within heartbeat_timeout + start + 0.5 s of the silence: B launches its start by T + 0.5 s (its
+    last receipt was at or before the fault; T later it calls the peer down, the witness's word follows within a
+    heartbeat)."""
+    assert took <= timeout + start + TAKEOVER_SLACK, (took, start, pair.diagnostics())
 
 
 @pytest.mark.parametrize("witness", [False, True], ids=["simple", "witness"])
@@ -79,10 +117,11 @@ def test_clean_stop_of_the_active_valet_hands_over_at_once(pair_factory):
     pair = pair_factory(witness=True)
     pair.wait_settled(A)
     stopping = time.time()
+    never_fenced(pair)
     assert pair.stop_valet(A) == 0, pair.diagnostics()
     took_over = pair.wait_running({B}, 5)
     figures(pair, "clean-stop-active", takeover=took_over - stopping)
-    assert took_over - stopping < 2.0, pair.diagnostics()  # no waiting for down_after (3.9 s here)
+    assert took_over - stopping < 2.0, pair.diagnostics()  # no waiting for T (3.5 s here)
     assert "[pair.handing_over]" in pair.log(A) and "[pair.peer_left]" in pair.log(B)
     no_overlap(pair)
 
@@ -120,8 +159,9 @@ def test_cut_between_the_valets_with_a_witness_changes_nothing(pair_factory):
     pair = pair_factory(witness=True)
     pair.wait_settled(A)
     pair.lab.cut(A, B)
-    time.sleep(3 * (T + STOP_BOUND))  # several down_after periods: B must not start (the witness hears A)
+    time.sleep(3 * T_W)  # several timeouts: B must not start (the witness hears A) ...
     assert pair.sampler.running() == {A}, pair.diagnostics()
+    never_fenced(pair)  # ... and A's lease, 0.643 s, is renewed by the witness's acks alone
     pair.lab.cut(A, B, on=False)
     time.sleep(3 * HB)
     assert pair.sampler.running() == {A}
@@ -136,17 +176,22 @@ def test_active_host_isolated_fences_itself_before_the_other_starts(pair_factory
     cut = time.time()
     pair.lab.cut(A, B)
     pair.lab.cut(A, CLIENT_ADDRESS)  # A reaches neither its peer nor the witness
-    took_over = pair.wait_running({B}, 15)
+    pair.wait_running({B}, 15)
     pair.wait_log(A, "[pair.fenced]", 5)
     a_stopped = max(e for _, e in pair.service_intervals(A) if e is not None)
     b_started = min(s for s, _ in pair.service_intervals(B))
-    figures(pair, "isolated-active-witness", fenced_after_cut=a_stopped - cut, takeover=took_over - cut,
-            gap=b_started - a_stopped)
+    a_returned = pair.valet_intervals(A)[-1][1]  # A's log: its stop command returned
+    b_launched = pair.valet_intervals(B)[-1][0]  # B's log: its start command launched
+    took, start = takeover(pair, cut)
+    figures(pair, "isolated-active-witness", fence_logged=logged_at(pair, A, "[pair.fenced]") - cut,
+            fenced_after_cut=a_stopped - cut, takeover=took, start=start, gap=b_started - a_stopped,
+            log_gap=b_launched - a_returned)
     no_overlap(pair)
-    assert b_started > a_stopped
-    # A stops within T + S of its last acknowledged send; B starts no earlier than down_after after its last receipt
-    assert a_stopped - cut < T + STOP_BOUND + 0.5, pair.diagnostics()
-    assert took_over - cut < T + (T + STOP_BOUND + 0.5) + 3, pair.diagnostics()
+    assert b_started > a_stopped and a_returned is not None and b_launched > a_returned  # journals and logs
+    # A stops within lease + D + S of its last acknowledged send (at or before the cut) ...
+    assert a_stopped - cut < FENCING.fenced_by(), pair.diagnostics()
+    # ... and B starts T after its last receipt (at or before the cut) and the witness's DOWN
+    within_the_issues_bound(pair, took, start, T_W)
     # heal: A hears B (running) and stays passive; exactly one runs
     pair.lab.cut(A, B, on=False)
     pair.lab.cut(A, CLIENT_ADDRESS, on=False)
@@ -160,9 +205,9 @@ def test_witness_down_alone_changes_nothing(pair_factory):
     pair = pair_factory(witness=True)
     pair.wait_settled(A)
     pair.witness.stop(signal.SIGKILL)
-    time.sleep(2 * (T + STOP_BOUND + 1))  # two down_after periods: the pair still hears each other
+    time.sleep(2 * (T_W + 1))  # two timeouts and more: the pair still hears each other
     assert pair.sampler.running() == {A}, pair.diagnostics()
-    assert "[pair.fenced]" not in pair.log(A) and "[pair.stopping]" not in pair.log(A)
+    never_fenced(pair)  # A's lease is renewed by B's acks alone
     figures(pair, "witness-killed")
     no_overlap(pair)
 
@@ -175,12 +220,15 @@ def test_active_whose_outgoing_traffic_is_cut_fences_although_it_hears_the_other
     cut = time.time()
     pair.lab.cut_outgoing(A, B)
     pair.lab.cut_outgoing(A, CLIENT_ADDRESS)
-    took_over = pair.wait_running({B}, 15)
+    pair.wait_running({B}, 15)
     pair.wait_log(A, "[pair.fenced]", 5)
     a_stopped = max(e for _, e in pair.service_intervals(A) if e is not None)
-    figures(pair, "outgoing-cut-active-witness", fenced_after_cut=a_stopped - cut, takeover=took_over - cut)
+    took, start = takeover(pair, cut)
+    figures(pair, "outgoing-cut-active-witness", fence_logged=logged_at(pair, A, "[pair.fenced]") - cut,
+            fenced_after_cut=a_stopped - cut, takeover=took, start=start)
     no_overlap(pair)
-    assert a_stopped - cut < T + STOP_BOUND + 0.5, pair.diagnostics()
+    assert a_stopped - cut < FENCING.fenced_by(), pair.diagnostics()
+    within_the_issues_bound(pair, took, start, T_W)
     pair.lab.cut_outgoing(A, B, on=False)
     pair.lab.cut_outgoing(A, CLIENT_ADDRESS, on=False)
     pair.wait_running({A}, 15)  # healed: failback to the primary, never two
@@ -192,25 +240,28 @@ def test_sigkill_of_the_active_valet_its_keeper_stops_the_process(pair_factory, 
     pair = pair_factory(witness=witness)
     pair.wait_settled(A)
     killed = pair.kill_valet(A)
-    took_over = pair.wait_running({B}, 15)
+    pair.wait_running({B}, 15)
     a_stopped = max(e for _, e in pair.service_intervals(A) if e is not None)
+    took, start = takeover(pair, killed)
     figures(pair, f"sigkill-active-keeper[{'witness' if witness else 'simple'}]", keeper_stop=a_stopped - killed,
-            takeover=took_over - killed)
+            takeover=took, start=start)
     no_overlap(pair)
     assert a_stopped - killed < 1.0, pair.diagnostics()  # the keeper's stop command, at once
-    # B waits for its peer's silence: heartbeat_timeout (simple) or down_after + the witness's word (standard)
-    assert took_over - killed < (T if not witness else T + T + STOP_BOUND + 0.5) + 2.5, pair.diagnostics()
+    # B waits for its peer's silence: heartbeat_timeout (and, with a witness, the witness's word)
+    within_the_issues_bound(pair, took, start, T_W if witness else T)
 
 
 def test_sigstop_of_the_active_valet_past_its_lease_its_keeper_fences(pair_factory):
     pair = pair_factory(witness=True)
     pair.wait_settled(A)
     frozen = pair.freeze_valet(A)
-    took_over = pair.wait_running({B}, 15)
+    pair.wait_running({B}, 15)
     a_stopped = max(e for _, e in pair.service_intervals(A) if e is not None)
-    figures(pair, "sigstop-active-keeper-witness", keeper_stop=a_stopped - frozen, takeover=took_over - frozen)
+    took, start = takeover(pair, frozen)
+    figures(pair, "sigstop-active-keeper-witness", keeper_stop=a_stopped - frozen, takeover=took, start=start)
     no_overlap(pair)
-    assert a_stopped - frozen < T + STOP_BOUND, pair.diagnostics()  # at the lease's end (+ the stop command)
+    assert a_stopped - frozen < FENCING.fenced_by(), pair.diagnostics()  # at the lease's end (+ the stop command)
+    within_the_issues_bound(pair, took, start, T_W)
     pair.freeze_valet(A, frozen=False)  # it wakes up, finds its process gone, and the pair settles on one
     pair.wait_running({A}, 15)
     no_overlap(pair)
@@ -228,5 +279,5 @@ def test_sigkill_of_the_active_valet_without_keeper_leaves_its_process_running(p
     one = pair.wait_running({A}, 15)
     journal, _, sampled = pair.overlaps()
     figures(pair, "sigkill-active-witness", second_start_after_kill=both - killed, one_after_restart=one - restarted)
-    assert both - killed > T  # B waited for the witness's DOWN (down_after since its last receipt)
+    assert both - killed > T_W - HB  # B waited for the witness's DOWN (T since its last receipt, <= HB before)
     assert journal > 0 and sampled > 0  # the bound without a keeper: until the valet is back

@@ -27,7 +27,10 @@ Rules:
   non-preferred one steps down; the one that stays sends a heartbeat at once (one heartbeat resolves it);
 - a failed container on the ACTIVE node: stop the managed containers, ask the peer to take over;
   if it cannot be confirmed, start them again and wait before trying again;
-- Docker unreachable is reported (alert, ``eligible: false``), never a reason to fail over.
+- Docker unreachable is reported (alert, ``eligible: false``), never a reason to fail over;
+- standard mode (a witness): the active runs only while its ContactLease holds (``FencingTiming.lease`` =
+  heartbeat_timeout - fencing margin after its newest acknowledged send) and kills its containers when it
+  ends; the passive still waits ``heartbeat_timeout`` since its last receipt, then asks the witness.
 """
 
 from __future__ import annotations
@@ -117,7 +120,8 @@ class PairSettings:
 
     @property
     def peer_down_after(self) -> float:
-        """Silence after which the peer is DOWN: heartbeat_timeout, or T + margin in standard mode."""
+        """Silence (since the last receipt) after which the peer is DOWN: heartbeat_timeout in both modes (standard
+        mode's fencing margin comes off the active's lease, not off this wait)."""
         return self.fencing.down_after if self.fencing is not None else self.heartbeat_timeout
 
     @property
@@ -176,7 +180,7 @@ class PairNode:
         self.machine = StateMachine(s.name, Role.STARTING, ALLOWED_MOVES)
         self.liveness = PeerLiveness(s.peer, s.peer_down_after, self.booted_at)
         if s.fencing is not None:
-            self.lease = ContactLease(s.heartbeat_timeout)
+            self.lease = ContactLease(s.fencing.lease)  # T - fencing margin: gone before the others wait out T
             self.witness = PeerLiveness("witness", s.heartbeat_timeout, self.booted_at)
         self.watches = {n: ContainerWatch(n) for n in s.containers}
         self.timers.set(Timer.HEARTBEAT, self.booted_at)
@@ -692,8 +696,9 @@ class PairNode:
         b.note(NoteCode.CLAIM_WITHDRAWN, why)
 
     def _self_fence(self, now: float, b: Build) -> None:
-        """Our lease expired (no acknowledged contact with the peer or the witness for ``heartbeat_timeout``
-        since a heartbeat was sent): kill the containers now, before anyone may call us gone."""
+        """Our lease expired (no acknowledged contact with the peer or the witness for ``FencingTiming.lease``
+        = heartbeat_timeout - fencing margin since a heartbeat was sent), or nothing was ever acknowledged:
+        kill the containers now, before anyone may call us gone (they wait heartbeat_timeout)."""
         assert self.lease is not None
         since = "never acknowledged" if self.lease.expires_at is None else \
             f"lease expired {now - self.lease.expires_at:.3f}s ago"

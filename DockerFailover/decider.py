@@ -174,6 +174,7 @@ class PairNode:
     claim_not_before: float = 0.0  # after a withdrawn claim, no new one before this
     fence_sent: tuple[bool, float | None] = (False, None)  # the last HoldFence: (sent at all, until)
     table_code: str | None = None  # the table's last HOLD/STOP code while the peer is silent (said once)
+    asked_in_silence: float | None = None  # the peer's last receipt when we last asked the witness afresh
 
     def __post_init__(self) -> None:
         s = self.settings
@@ -635,6 +636,13 @@ class PairNode:
         if self.claim_seq is None:
             if d.action is TableAction.START and self._may_run(now):
                 self._claim("takeover", f"{d.reason} [{d.code}]", now, b)
+            elif self.asked_in_silence != self.liveness.last_heard:
+                # the witness's word we hold was given before the peer went silent (up to a heartbeat ago): ask it
+                # afresh now (a heartbeat at once) rather than a heartbeat interval later, and say nothing until
+                # its answer (or the next tick) decides; once per silence
+                self.asked_in_silence = self.liveness.last_heard
+                self.timers.set(Timer.HEARTBEAT, now)
+                return
             elif d.code != self.table_code:
                 b.act(Alert(code=AlertCode.TAKEOVER_HELD, message=f"{self.settings.peer} is silent: {d} "
                                                                   "(not starting)"))

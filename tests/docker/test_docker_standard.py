@@ -146,6 +146,33 @@ def test_the_passive_waits_the_heartbeat_timeout_and_no_longer(clock: FakeClock)
     assert [n.code for n in out.notes] == [NoteCode.CLAIMING] and b.claim_seq is not None
 
 
+def test_the_passive_asks_the_witness_afresh_the_moment_the_peer_goes_silent(clock: FakeClock) -> None:
+    """The witness's last answer (up to a heartbeat old) still has the peer up: B sends a heartbeat at once
+    instead of waiting for the next interval, and claims on that answer (once per silence)."""
+    b = passive_b(clock)
+    heard = clock.now()
+    clock.set(heard + HB_TIMEOUT - 0.1)
+    witness_round(b, clock, Liveness.UP, active=True, term=1)  # the witness still heard server1 then
+    clock.set(heard + HB_TIMEOUT)
+    out = tick(b, clock)  # the peer is silent; the witness's view we hold is 0.1 s old: ask again
+    assert b.claim_seq is None and not out.of_type(Alert)  # no "held" alert on a stale answer
+    [beat] = beats(out)
+    assert not beat.claims_active
+    out = b.handle(ack(b, beat.seq, Liveness.DOWN, active=True, term=1, now=clock.now() + 0.005))
+    assert [n.code for n in out.notes] == [NoteCode.CLAIMING] and b.claim_seq is not None
+    clock.advance(0.01)
+    out = b.handle(ack(b, b.claim_seq, Liveness.DOWN, active=True, term=1, now=clock.now()))
+    assert transitions(out) == [("PASSIVE", "ACTIVE", TransitionCode.WITNESS_CONFIRMED)]
+
+
+def test_a_passive_held_by_the_witness_asks_afresh_only_once_per_silence(clock: FakeClock) -> None:
+    b = passive_b(clock)
+    clock.advance(HB_TIMEOUT)
+    witness_round(b, clock, Liveness.UP, active=True, term=1)
+    clock.advance(0.01)
+    assert not beats(tick(b, clock))  # the regular interval again: no heartbeat storm while held
+
+
 def test_the_passive_starts_only_after_the_witness_answers_its_claim_with_the_peer_down(clock: FakeClock) -> None:
     b = passive_b(clock)
     clock.advance(TIMING.down_after)
@@ -199,7 +226,10 @@ def test_the_passive_with_the_witness_hearing_the_active_stays_passive(clock: Fa
 def test_the_passive_does_not_start_when_it_reaches_neither_the_peer_nor_the_witness(clock: FakeClock) -> None:
     b = passive_b(clock)
     clock.advance(TIMING.down_after + 1)
-    out = tick(b, clock)
+    out = tick(b, clock)  # asks the witness afresh (a heartbeat at once) ...
+    assert not out.transitions and b.claim_seq is None and beats(out)
+    clock.advance(HB_INTERVAL / 2)
+    out = tick(b, clock)  # ... which does not answer
     assert not out.transitions and b.claim_seq is None
     assert "secondary.primary_down.witness_down" in out.of_type(Alert)[0].message
 

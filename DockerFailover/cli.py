@@ -31,7 +31,9 @@ def render_without_secret(cfg: NodeConfig) -> str:
         timing = cfg.fencing
         assert timing is not None
         data["fencing"] = {"timeout": timing.timeout, "kill_bound": timing.stop_bound,
-                           "margin": round(timing.margin, 3), "down_after": round(timing.down_after, 3)}
+                           "lease": round(timing.lease, 3), "margin": round(timing.margin, 3),
+                           "down_after": round(timing.down_after, 3)}
+    data["warnings"] = list(cfg.warnings)
     data["mode"] = cfg.mode
     data["mode_summary"] = cfg.mode_summary()
     return json.dumps(data, indent=2)
@@ -62,7 +64,10 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.check:
         rc = run_check(load, render_without_secret)
-        print(f"docker-failover: {load_or_exit(load).mode_summary()}", file=sys.stderr)
+        cfg = load_or_exit(load)
+        print(f"docker-failover: {cfg.mode_summary()}", file=sys.stderr)
+        for w in cfg.warnings:
+            print(f"docker-failover: warning: {w}", file=sys.stderr)
         return rc
     cfg = load_or_exit(load)
     logging.basicConfig(level=getattr(logging, args.log_level),

@@ -32,9 +32,10 @@ class TransitionCode(ReasonCode):
     SHUTDOWN = "shutdown", "active -> handing_over: the agent is shutting down and the peer can take over"
     SELF_FENCED = "self_fenced", (
         "active/handing_over -> passive (standard mode): no acknowledged contact with the peer or the witness "
-        "for `heartbeat_timeout` since a heartbeat was sent: kill the containers before anyone may take over")
+        "for the lease (`heartbeat_timeout` - fencing margin) since a heartbeat was sent: kill the containers "
+        "before anyone may take over")
     WITNESS_CONFIRMED = "witness_confirmed", (
-        "passive/starting -> active (standard mode): the peer is silent for `down_after` and the witness, asked "
+        "passive/starting -> active (standard mode): the peer is silent for `heartbeat_timeout` and the witness, asked "
         "after our claim, says it cannot be running (down there, or it runs nothing)")
 
 
@@ -59,8 +60,8 @@ class AlertCode(ReasonCode):
         "standard mode: the witness does not answer; alone this changes nothing (the peer's acks keep our lease)")
     WITNESS_BACK = "witness_back", "standard mode: the witness answers again"
     WITNESS_TIMING = "witness_timing", (
-        "standard mode: the witness's down_after is shorter than ours: its word is not used (fix its group's "
-        "timeout/stop_bound)")
+        "standard mode: the witness calls a node down sooner than our `heartbeat_timeout`: its word is not used "
+        "(set its group's timeout to our heartbeat_timeout)")
     TAKEOVER_HELD = "takeover_held", (
         "standard mode: the peer is silent but the table says not to start (the witness cannot confirm it is gone)")
 

@@ -31,6 +31,7 @@ from typing import Any
 from pydantic import Field, field_validator, model_validator
 
 from failover_core.config import ConfigError, StrictModel, as_mapping, http_base_url, parse_config_text, validate_config
+from failover_core.errors import LocalUsageError
 from failover_core.fencing import FencingTiming
 
 DEFAULT_CONFIG_PATH = "/app/config.py"
@@ -147,16 +148,42 @@ class NodeConfig(StrictModel):
         if self.request_timeout > self.heartbeat_timeout:
             raise ValueError(f"request_timeout ({self.request_timeout:g}) must not exceed "
                              f"heartbeat_timeout ({self.heartbeat_timeout:g})")
+        if self.witness is not None:
+            keys = (f"heartbeat_timeout ({self.heartbeat_timeout:g}), witness.kill_bound "
+                    f"({self.witness.kill_bound:g}), heartbeat_interval ({self.heartbeat_interval:g})")
+            try:
+                timing = self.fencing
+            except LocalUsageError as e:  # no lease at all: the active could not stop within the timeout
+                raise ValueError(f"{keys}: {e}") from None
+            assert timing is not None
+            problem = timing.lease_problem(self.heartbeat_interval)
+            if problem is not None and problem[0] == "error":
+                raise ValueError(f"{keys}: {problem[1]}")
         return self
 
     @property
     def fencing(self) -> FencingTiming | None:
-        """Standard mode's timing (T = heartbeat_timeout, S = witness.kill_bound); None in simple mode."""
+        """Standard mode's timing (T = heartbeat_timeout, S = witness.kill_bound); None in simple mode.
+
+        The passive and the witness wait T (``down_after``); the active's ContactLease is ``lease`` = T minus
+        the fencing margin."""
         w = self.witness
         if w is None:
             return None
         return FencingTiming(timeout=self.heartbeat_timeout, stop_bound=w.kill_bound,
                              scheduling_delay=w.scheduling_delay, clock_drift=w.clock_drift)
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """What is allowed but unwise (``--check`` prints them, the agent logs them at start)."""
+        timing = self.fencing
+        if timing is None:
+            return ()
+        problem = timing.lease_problem(self.heartbeat_interval)
+        if problem is None:
+            return ()
+        return (f"heartbeat_timeout ({self.heartbeat_timeout:g}) with witness.kill_bound "
+                f"({timing.stop_bound:g}) and heartbeat_interval ({self.heartbeat_interval:g}): {problem[1]}",)
 
     @property
     def mode(self) -> str:
@@ -169,8 +196,11 @@ class NodeConfig(StrictModel):
             return ("mode: simple (no witness). A cut link between the two hosts gives TWO ACTIVES (both run the "
                     "containers) until it heals; a dead or frozen agent leaves its containers running beside the "
                     "peer's. Configure `witness` for standard mode.")
-        return (f"mode: standard (witness {self.witness.url if self.witness else ''}). {timing.explain()}. "
-                f"The witness group must use timeout = {timing.timeout:g} and stop_bound = {timing.stop_bound:g}.")
+        return (f"mode: standard (witness {self.witness.url if self.witness else ''}). The passive takes over "
+                f"{timing.down_after:g} s after the active went silent (heartbeat_timeout, plus the witness's answer "
+                f"and the container start); the active gives up {timing.lease:.3f} s after its last acknowledged "
+                f"heartbeat (fencing margin {timing.margin:.3f} s) and kills its containers. In detail: "
+                f"{timing.explain()}. The witness group must use timeout = {timing.timeout:g}.")
 
 
 # ---------------------------------------------------------------------------------------------- config.py via ast
@@ -270,9 +300,19 @@ def node_config(data: dict[str, Any], server: str, *, source: str) -> NodeConfig
     try:
         return validate_config(NodeConfig, merged, source=source)
     except ConfigError as e:
-        # name the key as the operator wrote it (per-server keys live under servers.NAME)
-        problems = [(f"servers.{server}.{k}" if k in servers[server] else k, v, a) for k, v, a in e.problems]
+        # name the key as the operator wrote it (per-server keys live under servers.NAME); a problem of the whole
+        # node (the timings' checks) shows the timings, not every setting (the secrets would land in a log)
+        problems = [(f"servers.{server}.{k}" if k in servers[server] else k, v if k else _timings_of(merged), a)
+                    for k, v, a in e.problems]
         raise ConfigError(source, problems) from None
+
+
+def _timings_of(merged: dict[str, Any]) -> dict[str, Any]:
+    out = {k: merged[k] for k in ("heartbeat_interval", "heartbeat_timeout", "request_timeout") if k in merged}
+    witness = merged.get("witness")
+    if isinstance(witness, dict) and "kill_bound" in witness:
+        out["witness.kill_bound"] = witness["kill_bound"]
+    return out
 
 
 def load_node_config(path: str | Path, server: str) -> NodeConfig:

@@ -27,7 +27,10 @@ Rules:
   non-preferred one steps down; the one that stays sends a heartbeat at once (one heartbeat resolves it);
 - a failed container on the ACTIVE node: stop the managed containers, ask the peer to take over;
   if it cannot be confirmed, start them again and wait before trying again;
-- Docker unreachable is reported (alert, ``eligible: false``), never a reason to fail over.
+- Docker unreachable is reported (alert, ``eligible: false``), never a reason to fail over;
+- standard mode (a witness): the active runs only while its ContactLease holds (``FencingTiming.lease`` =
+  heartbeat_timeout - fencing margin after its newest acknowledged send) and kills its containers when it
+  ends; the passive still waits ``heartbeat_timeout`` since its last receipt, then asks the witness.
 """
 
 from __future__ import annotations
@@ -117,7 +120,8 @@ class PairSettings:
 
     @property
     def peer_down_after(self) -> float:
-        """Silence after which the peer is DOWN: heartbeat_timeout, or T + margin in standard mode."""
+        """Silence (since the last receipt) after which the peer is DOWN: heartbeat_timeout in both modes (standard
+        mode's fencing margin comes off the active's lease, not off this wait)."""
         return self.fencing.down_after if self.fencing is not None else self.heartbeat_timeout
 
     @property
@@ -170,13 +174,14 @@ class PairNode:
     claim_not_before: float = 0.0  # after a withdrawn claim, no new one before this
     fence_sent: tuple[bool, float | None] = (False, None)  # the last HoldFence: (sent at all, until)
     table_code: str | None = None  # the table's last HOLD/STOP code while the peer is silent (said once)
+    asked_in_silence: float | None = None  # the peer's last receipt when we last asked the witness afresh
 
     def __post_init__(self) -> None:
         s = self.settings
         self.machine = StateMachine(s.name, Role.STARTING, ALLOWED_MOVES)
         self.liveness = PeerLiveness(s.peer, s.peer_down_after, self.booted_at)
         if s.fencing is not None:
-            self.lease = ContactLease(s.heartbeat_timeout)
+            self.lease = ContactLease(s.fencing.lease)  # T - fencing margin: gone before the others wait out T
             self.witness = PeerLiveness("witness", s.heartbeat_timeout, self.booted_at)
         self.watches = {n: ContainerWatch(n) for n in s.containers}
         self.timers.set(Timer.HEARTBEAT, self.booted_at)
@@ -631,6 +636,13 @@ class PairNode:
         if self.claim_seq is None:
             if d.action is TableAction.START and self._may_run(now):
                 self._claim("takeover", f"{d.reason} [{d.code}]", now, b)
+            elif self.asked_in_silence != self.liveness.last_heard:
+                # the witness's word we hold was given before the peer went silent (up to a heartbeat ago): ask it
+                # afresh now (a heartbeat at once) rather than a heartbeat interval later, and say nothing until
+                # its answer (or the next tick) decides; once per silence
+                self.asked_in_silence = self.liveness.last_heard
+                self.timers.set(Timer.HEARTBEAT, now)
+                return
             elif d.code != self.table_code:
                 b.act(Alert(code=AlertCode.TAKEOVER_HELD, message=f"{self.settings.peer} is silent: {d} "
                                                                   "(not starting)"))
@@ -692,8 +704,9 @@ class PairNode:
         b.note(NoteCode.CLAIM_WITHDRAWN, why)
 
     def _self_fence(self, now: float, b: Build) -> None:
-        """Our lease expired (no acknowledged contact with the peer or the witness for ``heartbeat_timeout``
-        since a heartbeat was sent): kill the containers now, before anyone may call us gone."""
+        """Our lease expired (no acknowledged contact with the peer or the witness for ``FencingTiming.lease``
+        = heartbeat_timeout - fencing margin since a heartbeat was sent), or nothing was ever acknowledged:
+        kill the containers now, before anyone may call us gone (they wait heartbeat_timeout)."""
         assert self.lease is not None
         since = "never acknowledged" if self.lease.expires_at is None else \
             f"lease expired {now - self.lease.expires_at:.3f}s ago"

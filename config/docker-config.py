@@ -25,6 +25,9 @@ failback_hold_down = 60.0
 notify = None                     # e.g. "/usr/local/bin/failover-notify" (args: server from to reason)
 
 # standard mode (a third vote): without `witness` a cut link between the two hosts gives TWO actives.
+# With a witness the active gives up its right to run a fencing margin (kill_bound + 0.35 s) before
+# heartbeat_timeout; that lease must exceed two heartbeat intervals: with kill_bound 1.0 and heartbeats every
+# 1 s, set heartbeat_timeout = 3.5 (`--check` warns below 3.36 s and refuses below 2.36 s).
 # witness = {"url": "http://192.0.2.13:8790", "secret": "the witness group's secret",
 #            "group": "docker-failover", "kill_bound": 1.0}
 # term_file = "/run/docker-failover/term"   # the term, written before each start (bind-mount it read-only)

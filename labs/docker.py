@@ -40,7 +40,10 @@ from labs.wait import poll_until
 
 # the lab agents' timings (write_config); tests bound their waits generously around them
 HB_INTERVAL = 0.2
-HB_TIMEOUT = 1.0
+HB_TIMEOUT = 1.0  # simple mode
+# standard mode (a witness): the active's lease is T - fencing margin (0.853 s with KILL_BOUND); T = 1.5 s leaves a
+# lease of 0.647 s, more than two heartbeats (T = 1 s would leave 0.148 s: a config error)
+STANDARD_HB_TIMEOUT = 1.5
 RESTART_GRACE = 3.0
 STARTUP_GRACE = 5.0
 MARGIN = 4.0  # a loaded 2-core machine runs other suites at the same time
@@ -223,11 +226,11 @@ class TwoHostLab:
 
     def write_config(self, path: Path, *, witness: bool = False, **overrides: Any) -> Path:
         """A config.py in the documented format for this lab (literal assignments only); ``witness``: standard
-        mode with the lab's witness (``start_witness``)."""
+        mode with the lab's witness (``start_witness``), heartbeat_timeout ``STANDARD_HB_TIMEOUT``."""
         a, b = self.hosts["a"], self.hosts["b"]
         settings: dict[str, Any] = {
             "heartbeat_interval": HB_INTERVAL, "check_heartbeat_interval": HB_INTERVAL,
-            "heartbeat_timeout": HB_TIMEOUT, "startup_grace_period": STARTUP_GRACE,
+            "heartbeat_timeout": STANDARD_HB_TIMEOUT if witness else HB_TIMEOUT, "startup_grace_period": STARTUP_GRACE,
             "restart_grace_period": RESTART_GRACE, "stop_timeout": 2, "request_timeout": 0.5,
             "secret": f"lab-secret-{self.run_id}-0123456789", "containers": ["web"],
             "state_dir": str(self.base / "state"),
@@ -306,8 +309,9 @@ class TwoHostLab:
     def witness_log(self) -> Path:
         return self.base / "witness.log"
 
-    def start_witness(self, timeout: float = HB_TIMEOUT) -> subprocess.Popen[bytes]:
-        """The standalone witness (``python -m FailoverWitness``) in namespace w, serving the lab's pair."""
+    def start_witness(self, timeout: float = STANDARD_HB_TIMEOUT) -> subprocess.Popen[bytes]:
+        """The standalone witness (``python -m FailoverWitness``) in namespace w, serving the lab's pair
+        (``timeout``: the pair's heartbeat_timeout)."""
         cfg = self.base / "witness.toml"
         cfg.write_text(f'name = "lab-witness"\nlisten = "0.0.0.0"\nport = {WITNESS_PORT}\n\n'
                        f'[groups.{WITNESS_GROUP}]\nsecret = "{self.witness_secret}"\ntimeout = {timeout}\n'

@@ -444,6 +444,8 @@ class Agent:
         _log.warning("%s listening on %s:%d, peer %s at %s, term %d, containers %s", self.cfg.name, self.cfg.listen,
                      self.cfg.port, self.cfg.peer, self.cfg.endpoint, self.node.term, ", ".join(self.cfg.containers))
         _log.warning("%s", self.cfg.mode_summary())
+        for w in self.cfg.warnings:
+            _log.warning("config warning: %s", w)
         if self.witness is not None:
             self._start_fence()
         self._events = EventFollower(self.cfg.docker_url, self.cfg.containers, self._on_docker_event,

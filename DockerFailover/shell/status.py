@@ -49,7 +49,8 @@ def pair_status(node: PairNode, now: float) -> dict[str, Any]:
         "mode": "standard" if node.settings.standard else "simple",
         "standard": None if node.lease is None or node.witness is None else {
             "lease_remaining": round(node.lease.remaining(now), 3),
-            "down_after": round(node.settings.peer_down_after, 3),
+            "lease": round(node.lease.length, 3),  # heartbeat_timeout - fencing margin
+            "down_after": round(node.settings.peer_down_after, 3),  # heartbeat_timeout
             "witness": node.witness.state(now).value,
             "witness_says_peer": None if node.witness_ack is None
             else node.witness_ack.view_of(node.settings.peer).as_fields(),

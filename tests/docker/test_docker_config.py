@@ -144,7 +144,12 @@ def test_a_witness_means_standard_mode_with_its_fencing_figures(tmp_path: Path) 
     assert cfg.mode == "standard" and cfg.witness is not None and cfg.witness.group == "docker-failover"
     timing = cfg.fencing
     assert timing is not None and timing.timeout == 3.0 and timing.stop_bound == 0.5
-    assert "stop_bound = 0.5" in cfg.mode_summary()
+    summary = cfg.mode_summary()
+    # T = 3, S = 0.5, D = 0.25, rho = 0.001, slack 0.1: lease = 3 x 0.999/1.001 - 0.85 = 2.144 s, margin 0.856 s
+    assert "takes over 3 s after the active went silent" in summary, summary
+    assert "gives up 2.144 s after its last acknowledged heartbeat (fencing margin 0.856 s)" in summary, summary
+    assert "The witness group must use timeout = 3." in summary and "stop_bound" not in summary
+    assert cfg.warnings == ()
     simple = load_node_config(write(tmp_path, GOOD, "simple.py"), "server1")
     assert simple.mode == "simple" and simple.fencing is None
     assert "TWO ACTIVES" in simple.mode_summary()
@@ -171,4 +176,41 @@ def test_check_says_plainly_what_each_mode_promises(tmp_path: Path) -> None:
     r = run_cli("--server", "server1", "--config", str(write(tmp_path, GOOD + WITNESS, "std.py")), "-t")
     eff = json.loads(r.stdout)
     assert r.returncode == 0 and eff["mode"] == "standard" and "witness-secret" not in r.stdout
-    assert eff["fencing"]["down_after"] > eff["fencing"]["timeout"] == 3.0
+    assert eff["fencing"]["down_after"] == eff["fencing"]["timeout"] == 3.0
+    assert eff["fencing"]["lease"] == 2.144 and eff["fencing"]["margin"] == 0.856 and eff["warnings"] == []
+    assert "gives up 2.144 s after its last acknowledged heartbeat" in r.stderr and "warning" not in r.stderr
+
+
+def with_timing(interval: float, timeout: float) -> str:
+    return GOOD.replace("heartbeat_interval = 1", f"heartbeat_interval = {interval}").replace(
+        "heartbeat_timeout = 3.0", f"heartbeat_timeout = {timeout}") + "request_timeout = 0.5\n" + WITNESS
+
+
+def test_a_lease_not_longer_than_a_heartbeat_is_a_config_error_naming_the_smallest_timeout(tmp_path: Path) -> None:
+    """T = 1.5, S = 0.5: lease 0.647 s < the interval 1 s: the active would fence itself between heartbeats."""
+    msg = error_of(write(tmp_path, with_timing(1, 1.5)))
+    assert all(k in msg for k in ("heartbeat_timeout (1.5)", "witness.kill_bound (0.5)", "heartbeat_interval (1)"))
+    assert "raise the timeout to at least 2.86s" in msg, msg
+    assert "0123456789abcdef-secret" not in msg and "witness-secret" not in msg  # the timings only, no secrets
+    r = run_cli("--server", "server1", "--config", str(write(tmp_path, with_timing(1, 1.5), "short.py")), "-t")
+    assert r.returncode == 2 and "configuration error" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    # simple mode has no lease: the same timings are fine there
+    assert load_node_config(write(tmp_path, with_timing(1, 1.5).replace(WITNESS, ""), "simple.py"), "server1")
+
+
+def test_no_lease_at_all_is_a_config_error_not_a_traceback(tmp_path: Path) -> None:
+    """T = 0.8 s cannot cover S + D + slack = 0.85 s: FencingTiming's own refusal becomes a ConfigError."""
+    msg = error_of(write(tmp_path, with_timing(0.5, 0.8)))
+    assert "heartbeat_timeout (0.8)" in msg and "leaves the active no lease" in msg and "more than 0.852s" in msg
+    r = run_cli("--server", "server1", "--config", str(write(tmp_path, with_timing(0.5, 0.8), "none.py")))
+    assert r.returncode == 2 and "leaves the active no lease" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_lease_under_two_heartbeats_is_a_warning(tmp_path: Path) -> None:
+    """T = 2.5 s, interval 1 s: lease 1.648 s, one lost heartbeat fences a healthy active: allowed, said."""
+    cfg = load_node_config(write(tmp_path, with_timing(1, 2.5)), "server1")
+    [warning] = cfg.warnings
+    assert "shorter than two heartbeat intervals" in warning and "2.86s or more" in warning, warning
+    r = run_cli("--server", "server1", "--config", str(write(tmp_path, with_timing(1, 2.5), "warn.py")), "-t")
+    assert r.returncode == 0 and json.loads(r.stdout)["warnings"] == [warning]
+    assert f"warning: {warning}" in r.stderr

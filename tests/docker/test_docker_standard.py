@@ -132,12 +132,45 @@ def witness_round(n: PairNode, clock: FakeClock, peer_state: Liveness | None, **
     return n.handle(ack(n, beat.seq, peer_state, now=clock.now(), **kw))  # type: ignore[arg-type]
 
 
-def test_the_passive_waits_down_after_not_the_heartbeat_timeout(clock: FakeClock) -> None:
+def test_the_passive_waits_the_heartbeat_timeout_and_no_longer(clock: FakeClock) -> None:
+    """down_after is the timeout itself (the fencing margin comes off the active's lease): the passive claims
+    exactly heartbeat_timeout after its last receipt, not a margin later."""
     b = passive_b(clock)
-    assert b.liveness.timeout == pytest.approx(TIMING.down_after) and TIMING.down_after > HB_TIMEOUT
-    clock.advance(HB_TIMEOUT + 0.01)
-    b.handle(ack(b, b.seq, Liveness.DOWN, now=clock.now()))
-    assert not tick(b, clock).transitions and b.role is Role.PASSIVE and b.claim_seq is None
+    heard = clock.now()
+    assert b.liveness.timeout == TIMING.down_after == HB_TIMEOUT
+    clock.set(heard + HB_TIMEOUT - 0.01)
+    out = witness_round(b, clock, Liveness.DOWN)  # our heartbeat goes out at once and is acknowledged
+    assert not out.transitions and b.role is Role.PASSIVE and b.claim_seq is None
+    clock.set(heard + HB_TIMEOUT)
+    out = tick(b, clock)
+    assert [n.code for n in out.notes] == [NoteCode.CLAIMING] and b.claim_seq is not None
+
+
+def test_the_passive_asks_the_witness_afresh_the_moment_the_peer_goes_silent(clock: FakeClock) -> None:
+    """The witness's last answer (up to a heartbeat old) still has the peer up: B sends a heartbeat at once
+    instead of waiting for the next interval, and claims on that answer (once per silence)."""
+    b = passive_b(clock)
+    heard = clock.now()
+    clock.set(heard + HB_TIMEOUT - 0.1)
+    witness_round(b, clock, Liveness.UP, active=True, term=1)  # the witness still heard server1 then
+    clock.set(heard + HB_TIMEOUT)
+    out = tick(b, clock)  # the peer is silent; the witness's view we hold is 0.1 s old: ask again
+    assert b.claim_seq is None and not out.of_type(Alert)  # no "held" alert on a stale answer
+    [beat] = beats(out)
+    assert not beat.claims_active
+    out = b.handle(ack(b, beat.seq, Liveness.DOWN, active=True, term=1, now=clock.now() + 0.005))
+    assert [n.code for n in out.notes] == [NoteCode.CLAIMING] and b.claim_seq is not None
+    clock.advance(0.01)
+    out = b.handle(ack(b, b.claim_seq, Liveness.DOWN, active=True, term=1, now=clock.now()))
+    assert transitions(out) == [("PASSIVE", "ACTIVE", TransitionCode.WITNESS_CONFIRMED)]
+
+
+def test_a_passive_held_by_the_witness_asks_afresh_only_once_per_silence(clock: FakeClock) -> None:
+    b = passive_b(clock)
+    clock.advance(HB_TIMEOUT)
+    witness_round(b, clock, Liveness.UP, active=True, term=1)
+    clock.advance(0.01)
+    assert not beats(tick(b, clock))  # the regular interval again: no heartbeat storm while held
 
 
 def test_the_passive_starts_only_after_the_witness_answers_its_claim_with_the_peer_down(clock: FakeClock) -> None:
@@ -151,9 +184,10 @@ def test_the_passive_starts_only_after_the_witness_answers_its_claim_with_the_pe
     out = b.handle(ack(b, beat.seq, Liveness.DOWN, term=1, now=clock.now()))
     assert transitions(out) == [("PASSIVE", "ACTIVE", TransitionCode.WITNESS_CONFIRMED)]
     assert "secondary.verified.primary_down" in out.transitions[0].reason and b.term == 2
-    # the fence keeper holds our lease before the containers start, until the lease runs out
+    # the fence keeper holds our lease before the containers start, until the lease runs out: the claim's send
+    # time + the lease (heartbeat_timeout - fencing margin), not + heartbeat_timeout
     [fence] = out.of_type(HoldFence)
-    assert fence.until == b.lease.expires_at and fence.until > clock.now()
+    assert fence.until == b.lease.expires_at == pytest.approx(clock.now() + TIMING.lease)
     assert out.of_type(StartContainers)[0].term == 2
 
 
@@ -192,22 +226,31 @@ def test_the_passive_with_the_witness_hearing_the_active_stays_passive(clock: Fa
 def test_the_passive_does_not_start_when_it_reaches_neither_the_peer_nor_the_witness(clock: FakeClock) -> None:
     b = passive_b(clock)
     clock.advance(TIMING.down_after + 1)
-    out = tick(b, clock)
+    out = tick(b, clock)  # asks the witness afresh (a heartbeat at once) ...
+    assert not out.transitions and b.claim_seq is None and beats(out)
+    clock.advance(HB_INTERVAL / 2)
+    out = tick(b, clock)  # ... which does not answer
     assert not out.transitions and b.claim_seq is None
     assert "secondary.primary_down.witness_down" in out.of_type(Alert)[0].message
 
 
 def test_the_active_fences_itself_when_its_lease_expires(clock: FakeClock) -> None:
     a = active_a(clock)
+    clock.advance(HB_INTERVAL)
+    [beat] = beats(tick(a, clock))
     sent = clock.now()
-    a.handle(PeerAcknowledged(now=clock.now(), seq=a.seq))
-    assert a.lease.expires_at == pytest.approx(sent + HB_TIMEOUT)
+    out = a.handle(PeerAcknowledged(now=clock.now() + 0.01, seq=beat.seq))  # the lease counts from the send
+    assert a.lease.expires_at == pytest.approx(sent + TIMING.lease)
+    assert TIMING.fenced_by() < TIMING.takeover_not_before()  # killed before anyone may call us gone
+    assert out.of_type(HoldFence) == [HoldFence(until=a.lease.expires_at)]  # the keeper gets the new lease end
     # heartbeats keep going out but nothing acknowledges them: the active hears nothing back
-    while clock.now() < sent + HB_TIMEOUT - HB_INTERVAL:
+    while clock.now() < sent + TIMING.lease - HB_INTERVAL:
         clock.advance(HB_INTERVAL)
         assert tick(a, clock).transitions == ()
-    assert a.next_deadline(clock.now()) <= sent + HB_TIMEOUT
-    clock.set(sent + HB_TIMEOUT)
+    assert a.next_deadline(clock.now()) <= sent + TIMING.lease
+    clock.set(sent + TIMING.lease - 0.001)
+    assert tick(a, clock).transitions == ()
+    clock.set(sent + TIMING.lease)
     out = tick(a, clock)
     assert transitions(out) == [("ACTIVE", "PASSIVE", TransitionCode.SELF_FENCED)]
     [stop] = out.of_type(StopContainers)
@@ -221,7 +264,7 @@ def test_a_heartbeat_merely_received_does_not_renew_the_lease(clock: FakeClock) 
     """Our outgoing traffic is cut: we still hear the peer, and must fence all the same."""
     a = active_a(clock)
     a.handle(PeerAcknowledged(now=clock.now(), seq=a.seq))
-    end = clock.now() + HB_TIMEOUT
+    end = clock.now() + TIMING.lease + HB_INTERVAL
     while clock.now() < end:
         clock.advance(HB_INTERVAL)
         a.handle(hb(Role.PASSIVE, 1, "server2", now=clock.now()))
@@ -277,7 +320,7 @@ def test_no_lease_no_start_not_even_a_hand_over(clock: FakeClock) -> None:
 def test_a_witness_that_calls_nodes_down_too_early_is_not_used(clock: FakeClock) -> None:
     b = passive_b(clock)
     clock.advance(TIMING.down_after)
-    out = witness_round(b, clock, Liveness.DOWN, down_after=HB_TIMEOUT)
+    out = witness_round(b, clock, Liveness.DOWN, down_after=HB_TIMEOUT - HB_INTERVAL)  # its timeout is shorter
     assert [a.code for a in out.of_type(Alert)] == [AlertCode.WITNESS_TIMING]
     out = tick(b, clock)
     assert b.claim_seq is None and not out.transitions

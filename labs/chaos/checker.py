@@ -220,13 +220,13 @@ class _Judge:
             if s["t"] >= nxt:
                 break
             act = s["active"]
-            if len(act) == 1 and act[0] == w.target:
+            if len(act) == 1 and act[0] == w.target and s["t"] >= w.stop:
                 st.resumed += 1
                 if w.stop - w.start > bound:
                     self.broken("takeover", w.start, s["t"], f"no takeover within {bound:g} s; the target came "
                                 f"back after {s['t'] - w.start:.3f} s", [w])
                 return
-            if len(act) == 1:
+            if len(act) == 1 and act[0] != w.target:
                 took = s["t"] - w.start
                 st.takeovers.append(took)
                 if took > bound:

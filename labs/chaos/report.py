@@ -2,8 +2,8 @@
 
 Table columns: faults (how many hit the active), double-active s, nobody-active s, stale s (a holder whose
 process is dead or frozen), client-failure s, takeover median/max vs the bound, heal median/max, flaps
-(changes of the single active), broken rules. The timeline has one band per node (filled while it is
-active, hatched while it is a stale holder), a client band (red where the client failed), and each fault
+(changes of the single active), broken rules. The timeline has one band per node (green while it is
+active, grey hatched while it is a stale holder), a client band (red where the client failed), and each fault
 shaded over its window with its id and kind.
 """
 
@@ -77,22 +77,23 @@ def timeline_png(record: Record, result: CheckResult, path: Path | str, title: s
         if act:
             ax.broken_barh(act, (y - 0.35, 0.7), facecolors="tab:green")
         if stale:
-            ax.broken_barh(stale, (y - 0.35, 0.7), facecolors="none", edgecolors="tab:green", hatch="///")
+            ax.broken_barh(stale, (y - 0.2, 0.4), facecolors="#e0e0e0", edgecolors="tab:gray", hatch="///",
+                          linewidth=0)
         if fail:
             ax.broken_barh(fail, (y - 0.35, 0.7), facecolors="tab:red")
     top = len(bands) - 0.5
-    for w in result.faults:
+    for i, w in enumerate(result.faults):
         end = w.end if w.end is not None else (samples[-1]["t"] if samples else w.start)
         ax.axvspan(w.start, end, color=colors.get(w.kind, "gold"), alpha=0.18, lw=0)
-        ax.text(w.start, top, f"#{w.fault.id} {w.kind}\n{w.target}" + (f"->{w.peer}" if w.peer else ""),
-                fontsize=6, va="bottom", rotation=0)
+        label = f"#{w.fault.id} {w.kind}\n{w.target}" + (f"->{w.peer}" if w.peer else "")
+        ax.text(w.start, top + 0.45 * (i % 2), label, fontsize=6, va="bottom")
     for v in result.violations:
         ax.axvspan(v.start, max(v.end, v.start + 0.05), ymin=0, ymax=0.04, color="black")
     ax.set_yticks(range(len(bands)), list(reversed(bands)))
-    ax.set_ylim(-0.6, top + 0.9)
+    ax.set_ylim(-0.6, top + 1.4)
     ax.set_xlabel("seconds since the recording started")
     status = "promise kept" if result.ok else f"{len(result.violations)} rule(s) broken"
-    ax.set_title(title or f"{result.promise.system}: who is active (green; hatched = stale holder); {status}")
+    ax.set_title(title or f"{result.promise.system}: who is active (green; grey hatched = stale holder); {status}")
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=110)

@@ -83,7 +83,8 @@ def run(driver: Driver, schedule: list[Fault], out: Path, *, seed: int, duration
     table = text_report(result)
     (out / "report.txt").write_text(table + "\n")
     timeline_png(record, result, out / "timeline.png",
-                 title=f"{driver.system} seed {seed}, {duration:g} s: who is active (green; hatched = stale)")
+                 title=f"{driver.system} seed {seed}, {duration:g} s: who is active "
+                       "(green; grey hatched = stale VIP holder)")
     return Outcome(result, out, table, recorder.max_cost, recorder.total_cost / max(1, recorder.samples))
 
 

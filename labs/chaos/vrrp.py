@@ -206,7 +206,13 @@ class VrrpDriver:
             self._start_router(h)
         if self.cfg.client:
             self.pinger = Pinger(self.lab, CLIENT, str(VIP))
-        wait_for(lambda: len(self.probe()["active"]) == 1, 30, interval=0.05, what="one VRRP Master")
+        # settled: every router past its start-up and one Master (with preempt: the highest priority)
+        top = max(self.cfg.routers, key=lambda r: r.priority).host
+        def settled() -> bool:
+            active = self.probe()["active"]
+            return (all(self.running(h) for h in self.nodes) and len(active) == 1
+                    and (not self.cfg.preempt or active == [top]))
+        wait_for(settled, 30, interval=0.05, what="one VRRP Master")
         self._measure_probe()
 
     def _measure_probe(self) -> None:

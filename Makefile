@@ -30,7 +30,8 @@ test: setup
 lint: setup
 	$(PY) -m ruff check .
 
-# make bench BENCH=vrrp (runs bench/vrrp.py as the module bench.vrrp, so the repo root and labs/ import)
+# make bench BENCH=vrrp (runs bench/vrrp.py as the module bench.vrrp, so the repo root and labs/ import);
+# BENCH=chaos: 30-minute seeded fault schedules per system (labs.chaos, docs/chaos.md)
 BENCH ?= failoveragent
 bench: setup
 	$(PY) -m bench.$(BENCH)

@@ -27,7 +27,8 @@ setup(
     ],
     extras_require={
         "volttron": ["volttron==11.0.0rc3", "poetry>=2,<3"],
-        "test": ["pytest>=8", "pytest-timeout>=2.3", "hypothesis>=6.100", "ruff>=0.6", "pyyaml>=6"],
+        "test": ["pytest>=8", "pytest-timeout>=2.3", "hypothesis>=6.100", "ruff>=0.6", "pyyaml>=6",
+                 "matplotlib>=3.8"],  # matplotlib: the labs.chaos timeline picture
     },
     entry_points={
         "console_scripts": [

@@ -1,0 +1,41 @@
+"""Long seeded chaos runs: `make bench BENCH=chaos` (root).
+
+For each system with a chaos driver (today: vrrp) runs `python -m labs.chaos SYSTEM --seed N --duration S`
+(default 30 minutes of single faults, the issue's figure) into `chaos-out/SYSTEM-SEED/`, prints its table
+and exits non-zero if any promise was broken. `--overlap` adds overlapping pairs to the kinds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+from labs.chaos.__main__ import SYSTEMS
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench.chaos", description=__doc__.splitlines()[0])
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--duration", type=float, default=1800.0)
+    ap.add_argument("--systems", default=",".join(k for k, v in SYSTEMS.items() if v == "ready"))
+    ap.add_argument("--out", type=Path, default=Path("chaos-out"))
+    ap.add_argument("--overlap", action="store_true", help="add overlapping pairs of faults")
+    args = ap.parse_args(argv)
+    worst = 0
+    for system in args.systems.split(","):
+        out = args.out / f"{system}-{args.seed}"
+        cmd = [sys.executable, "-m", "labs.chaos", system, "--seed", str(args.seed), "--duration",
+               str(args.duration), "--out", str(out)]
+        if args.overlap:
+            cmd += ["--faults", "crash,freeze,clean_stop,cut_one_way,cut_both,overlap"]
+        print(f"=== {' '.join(cmd[1:])}", flush=True)
+        rc = subprocess.call(cmd)
+        print(f"--- {system}: exit {rc} ({'promise kept' if rc == 0 else 'BROKEN' if rc == 1 else 'error'})")
+        worst = max(worst, rc)
+    return worst
+
+
+if __name__ == "__main__":
+    sys.exit(main())

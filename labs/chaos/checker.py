@@ -1,0 +1,357 @@
+"""The checker: reads a chaos history and judges it against a system's Promise.
+
+A sample says who runs the service at its time ``t`` and is taken to hold until the next sample.
+Runs are maximal stretches of consecutive samples with two or more active (double) or none (nobody).
+A fault is "in force" from its start until ``recovery`` seconds after its heal. The rules:
+
+- ``double_active``: a double run longer than ``handover_grace`` needs a fault of a kind in
+  ``double_allowed`` that started at or before the run, and the run must end by that fault's heal +
+  ``heal_bound`` (so it is bounded by the fault's length); otherwise it is broken.
+- ``nobody_active``: a nobody run longer than ``handover_grace`` needs a fault in force that hit the
+  active (the target ran the service just before) of a kind with a takeover bound, and must end by
+  max(fault start + takeover bound, heal + ``heal_bound``). Inside an overlap pair it is reported only.
+- ``takeover``: a fault with a takeover bound that hit the active and lasted longer than the bound must
+  see another node as the single active within the bound (a target that came back first is "resumed").
+- ``heal``: exactly one active within ``heal_bound`` of a heal (or by start + takeover bound, if later),
+  unless another fault is still in force then.
+- ``unprovoked_change``: with no fault in force, the single active must not change.
+- ``fault_not_recorded``: every fault of the schedule in the meta line has a start record.
+
+``check(record, promise)`` returns a CheckResult (per-kind figures and every broken rule with its window
+and the faults in force); ``python -m labs.chaos.checker HISTORY`` prints the table, exits 1 if any rule broke.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import statistics
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from labs.chaos.history import FaultWindow, Record, read_history
+from labs.chaos.schedule import FaultKind
+
+NO_FAULT = "(no fault)"
+
+
+class Promise(BaseModel):
+    """What a system (in one mode) promises under faults; times in seconds."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    system: str
+    mode: str = "default"
+    double_allowed: set[FaultKind] = Field(default_factory=set)
+    takeover_bound: dict[FaultKind, float] = Field(default_factory=dict)
+    heal_bound: float = Field(gt=0)
+    handover_grace: float = Field(default=0.0, ge=0)
+    recovery: float | None = Field(default=None, ge=0)
+    why: str = ""
+
+    @property
+    def recovery_s(self) -> float:
+        """How long after a heal changes are still the fault's doing."""
+        if self.recovery is not None:
+            return self.recovery
+        return max([self.heal_bound, *self.takeover_bound.values()])
+
+
+@dataclass(frozen=True)
+class Violation:
+    rule: str
+    start: float
+    end: float
+    text: str
+    faults: tuple[str, ...] = ()  # "#id kind target" of the faults in force
+
+    def line(self) -> str:
+        inforce = "; in force: " + ", ".join(self.faults) if self.faults else "; no fault in force"
+        return f"[{self.rule}] t={self.start:.3f}-{self.end:.3f}s: {self.text}{inforce}"
+
+
+@dataclass
+class KindStats:
+    kind: str
+    faults: int = 0
+    hit_active: int = 0
+    double_s: float = 0.0
+    nobody_s: float = 0.0
+    stale_s: float = 0.0
+    client_fail_s: float = 0.0
+    flaps: int = 0
+    takeovers: list[float] = field(default_factory=list)
+    resumed: int = 0
+    heals: list[float] = field(default_factory=list)
+    bound: float | None = None
+    violations: int = 0
+
+
+@dataclass
+class CheckResult:
+    promise: Promise
+    stats: dict[str, KindStats]
+    violations: list[Violation]
+    samples: int
+    span: float
+    max_gap: float
+    faults: list[FaultWindow]
+    handovers: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.violations
+
+
+@dataclass(frozen=True)
+class Run:
+    start: float
+    end: float
+
+    @property
+    def length(self) -> float:
+        return self.end - self.start
+
+
+def runs(samples: list[dict[str, Any]], pred: Any) -> list[Run]:
+    """Maximal stretches of consecutive samples where ``pred(sample)``; a run ends at the next sample's time."""
+    out: list[Run] = []
+    begin: float | None = None
+    for s in samples:
+        if pred(s):
+            if begin is None:
+                begin = s["t"]
+        elif begin is not None:
+            out.append(Run(begin, s["t"]))
+            begin = None
+    if begin is not None:
+        out.append(Run(begin, samples[-1]["t"]))
+    return out
+
+
+def _label(w: FaultWindow) -> str:
+    peer = f"->{w.peer}" if w.peer else ""
+    return f"#{w.fault.id} {w.kind} {w.target}{peer}"
+
+
+class _Judge:
+    def __init__(self, record: Record, promise: Promise) -> None:
+        self.p = promise
+        self.samples = record.samples
+        self.faults = [w for w in record.faults if not w.extra.get("skipped")]
+        self.record = record
+        self.violations: list[Violation] = []
+        self.rec = promise.recovery_s
+        self.hit: dict[int, bool] = {w.fault.id: self._hit(w) for w in self.faults}
+        self.end_t = self.samples[-1]["t"] if self.samples else 0.0
+
+    # -- helpers ---------------------------------------------------------------------------------
+    def _hit(self, w: FaultWindow) -> bool:
+        before = [s for s in self.samples if s["t"] < w.start]
+        return bool(before) and w.target in before[-1]["active"]
+
+    def in_force(self, t: float) -> list[FaultWindow]:
+        return [w for w in self.faults if w.start <= t <= w.stop + self.rec]
+
+    def owner(self, t: float) -> FaultWindow | None:
+        """The fault a moment belongs to: the latest started of those in force."""
+        ws = self.in_force(t)
+        return max(ws, key=lambda w: w.start) if ws else None
+
+    def group_stop(self, w: FaultWindow) -> float:
+        if w.fault.group is None:
+            return w.stop
+        return max(g.stop for g in self.faults if g.fault.group == w.fault.group)
+
+    def broken(self, rule: str, start: float, end: float, text: str, ws: Iterable[FaultWindow]) -> None:
+        self.violations.append(Violation(rule, round(start, 4), round(end, 4), text, tuple(_label(w) for w in ws)))
+
+    # -- rules -----------------------------------------------------------------------------------
+    def double_active(self) -> int:
+        handovers = 0
+        for r in runs(self.samples, lambda s: len(s["active"]) >= 2):
+            if r.length <= self.p.handover_grace:
+                handovers += 1
+                continue
+            ws = self.in_force(r.start)
+            allowed = [w for w in ws if w.fault.kind in self.p.double_allowed and w.start <= r.start]
+            if not allowed:
+                kinds = ", ".join(sorted(k.value for k in self.p.double_allowed)) or "none"
+                self.broken("double_active", r.start, r.end,
+                            f"{r.length:.3f} s with two or more active and no fault of an allowed kind ({kinds})", ws)
+            elif not any(r.end <= self.group_stop(w) + self.p.heal_bound for w in allowed):
+                last = max(self.group_stop(w) for w in allowed)
+                self.broken("double_active", r.start, r.end,
+                            f"{r.length:.3f} s with two or more active, {r.end - last:.3f} s past the heal "
+                            f"(allowed: {self.p.heal_bound:g} s)", ws)
+        return handovers
+
+    def nobody_active(self) -> None:
+        for r in runs(self.samples, lambda s: not s["active"]):
+            if r.length <= self.p.handover_grace:
+                continue
+            ws = self.in_force(r.start)
+            if any(w.fault.group is not None and r.end <= self.group_stop(w) + self.rec for w in ws):
+                continue  # two faults at once: no single-fault bound is promised
+            ok = False
+            for w in ws:
+                bound = self.p.takeover_bound.get(w.fault.kind)
+                if bound is None or not self.hit[w.fault.id]:
+                    continue
+                # a fault shorter than the bound may end with the target back: then by its heal + heal_bound
+                limit = w.start + bound if w.stop - w.start > bound else w.stop + self.p.heal_bound
+                if r.end <= max(limit, w.start + bound):
+                    ok = True
+            if not ok:
+                self.broken("nobody_active", r.start, r.end, f"{r.length:.3f} s with nobody active", ws)
+
+    def takeover(self, w: FaultWindow, st: KindStats) -> None:
+        bound = self.p.takeover_bound.get(w.fault.kind)
+        if bound is None or not self.hit[w.fault.id] or w.fault.group is not None:
+            return
+        later = [s for s in self.samples if s["t"] >= w.start]
+        nxt = min((g.start for g in self.faults if g.start > w.start), default=float("inf"))
+        for s in later:
+            if s["t"] >= nxt:
+                break
+            act = s["active"]
+            if len(act) == 1 and act[0] == w.target and s["t"] >= w.stop:
+                st.resumed += 1
+                if w.stop - w.start > bound:
+                    self.broken("takeover", w.start, s["t"], f"no takeover within {bound:g} s; the target came "
+                                f"back after {s['t'] - w.start:.3f} s", [w])
+                return
+            if len(act) == 1 and act[0] != w.target:
+                took = s["t"] - w.start
+                st.takeovers.append(took)
+                if took > bound:
+                    self.broken("takeover", w.start, s["t"], f"takeover took {took:.3f} s > bound {bound:g} s", [w])
+                return
+        if min(nxt, self.end_t) - w.start > bound:
+            self.broken("takeover", w.start, min(nxt, self.end_t), f"no takeover within {bound:g} s", [w])
+
+    def heal(self, w: FaultWindow, st: KindStats) -> None:
+        if w.end is None:
+            return
+        deadline = w.end + self.p.heal_bound
+        bound = self.p.takeover_bound.get(w.fault.kind)
+        if bound is not None and self.hit[w.fault.id]:
+            deadline = max(deadline, w.start + bound)
+        if any(g is not w and g.start < deadline and g.stop > w.end for g in self.faults):
+            return  # another fault is in force: the heal of the last one is judged
+        if deadline > self.end_t:
+            return
+        for s in self.samples:
+            if s["t"] < w.end:
+                continue
+            if len(s["active"]) == 1:
+                st.heals.append(max(0.0, s["t"] - w.end))
+                if s["t"] > deadline:
+                    self.broken("heal", w.end, s["t"], f"one active {s['t'] - w.end:.3f} s after the heal "
+                                f"(bound: by {deadline - w.end:.3f} s)", [w])
+                return
+        self.broken("heal", w.end, self.end_t, "never one active again after the heal", [w])
+
+    def quiet(self) -> None:
+        prev: dict[str, Any] | None = None
+        for s in self.samples:
+            if self.in_force(s["t"]):
+                prev = None
+                continue
+            if len(s["active"]) != 1:
+                continue
+            if prev is not None and prev["active"] != s["active"]:
+                self.broken("unprovoked_change", prev["t"], s["t"],
+                            f"the active changed from {prev['active'][0]} to {s['active'][0]} with no fault", [])
+            prev = s
+
+    def recorded(self) -> None:
+        got = {w.fault.id for w in self.record.faults}
+        for f in self.record.meta.get("schedule") or []:
+            if f["id"] not in got and f["start"] < self.end_t:
+                self.broken("fault_not_recorded", f["start"], f["start"] + f["duration"],
+                            f"scheduled fault #{f['id']} {f['kind']} has no start record", [])
+
+
+def check(record: Record, promise: Promise) -> CheckResult:
+    j = _Judge(record, promise)
+    stats: dict[str, KindStats] = {}
+
+    def stat(kind: str) -> KindStats:
+        if kind not in stats:
+            stats[kind] = KindStats(kind)
+            if kind != NO_FAULT:
+                stats[kind].bound = promise.takeover_bound.get(FaultKind(kind))
+        return stats[kind]
+
+    for w in j.faults:
+        st = stat(w.kind)
+        st.faults += 1
+        st.hit_active += j.hit[w.fault.id]
+    samples = record.samples
+    prev_single: dict[str, Any] | None = None
+    for a, b in itertools.pairwise(samples):
+        w = j.owner(a["t"])
+        st = stat(w.kind if w else NO_FAULT)
+        dt = b["t"] - a["t"]
+        n = len(a["active"])
+        st.double_s += dt if n >= 2 else 0.0
+        st.nobody_s += dt if n == 0 else 0.0
+        st.stale_s += dt if a.get("stale") else 0.0
+        st.client_fail_s += dt if a.get("client_ok") is False else 0.0
+        if n == 1:
+            if prev_single is not None and prev_single["active"] != a["active"]:
+                st.flaps += 1
+            prev_single = a
+    handovers = j.double_active()
+    j.nobody_active()
+    for w in j.faults:
+        j.takeover(w, stat(w.kind))
+        j.heal(w, stat(w.kind))
+    j.quiet()
+    j.recorded()
+    by_id = {w.fault.id: w for w in j.faults}
+    for v in j.violations:
+        ids = [int(lbl.split()[0][1:]) for lbl in v.faults]
+        kinds = {by_id[i].kind for i in ids if i in by_id} or {NO_FAULT}
+        for k in kinds:
+            stat(k).violations += 1
+    gaps = [b["t"] - a["t"] for a, b in itertools.pairwise(samples)]
+    span = samples[-1]["t"] - samples[0]["t"] if samples else 0.0
+    return CheckResult(promise, stats, sorted(j.violations, key=lambda v: v.start), len(samples), span,
+                       max(gaps, default=0.0), j.faults, handovers)
+
+
+def check_file(path: Path | str, promise: Promise | None = None) -> CheckResult:
+    record = read_history(path)
+    if promise is None:
+        if "promise" not in record.meta:
+            raise ValueError(f"{path}: no promise in the meta line; give one")
+        promise = Promise.model_validate(record.meta["promise"])
+    return check(record, promise)
+
+
+def median(xs: list[float]) -> float | None:
+    return statistics.median(xs) if xs else None
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m labs.chaos.checker", description=__doc__.splitlines()[0])
+    ap.add_argument("history", type=Path)
+    ap.add_argument("--promise", type=Path, help="a Promise as JSON (default: the one in the history's meta line)")
+    args = ap.parse_args(argv)
+    promise = Promise.model_validate_json(args.promise.read_text()) if args.promise else None
+    from labs.chaos.report import text_report
+
+    result = check_file(args.history, promise)
+    print(text_report(result))
+    return 0 if result.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,148 @@
+"""Plays a fault schedule against a system's driver while the Recorder samples who runs the service.
+
+A driver builds and removes the test bed, says who is active (``probe``), and applies and heals faults.
+``run`` writes ``history.jsonl`` (meta line with the schedule and the promise, samples, fault records),
+then checks it and writes ``report.txt`` and ``timeline.png``. Symbolic targets are resolved when a fault
+starts from the latest sample, with a Random seeded from the run's seed: ``ACTIVE`` is the single active
+node (a random one of several, any node if none), ``OTHER`` another node; a process fault never hits a
+node whose process is already down (overlaps): then another node, or the fault is recorded as skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from labs.chaos.checker import CheckResult, Promise, check
+from labs.chaos.history import History, Recorder, read_history
+from labs.chaos.report import text_report, timeline_png
+from labs.chaos.schedule import ACTIVE, OTHER, PROCESS_KINDS, Fault, FaultKind
+
+
+class Driver(Protocol):
+    system: str
+    supported: frozenset[FaultKind]
+    nodes: list[str]
+    sample_period: float
+    settle: float
+
+    def promise(self) -> Promise: ...
+    def start(self) -> None: ...  # build the test bed, wait until one node is active
+    def close(self) -> None: ...  # end every process by PID, remove namespaces and rules; never raises
+    def probe(self) -> dict[str, Any]: ...
+    def apply(self, fault: Fault, target: str, peer: str | None) -> dict[str, Any]: ...
+    def heal(self, fault: Fault, target: str, peer: str | None) -> None: ...
+    def describe(self) -> dict[str, Any]: ...
+
+
+@dataclass
+class Outcome:
+    result: CheckResult
+    out: Path
+    table: str
+    recorder_max_cost: float
+    recorder_mean_cost: float
+
+
+def _resolve(fault: Fault, last: dict[str, Any] | None, nodes: list[str], busy: set[str], rng: random.Random,
+             group_targets: dict[int, str]) -> tuple[str | None, str | None]:
+    active = list((last or {}).get("active", ()))
+    if fault.target == ACTIVE:
+        target = rng.choice(active) if active else rng.choice(nodes)
+    elif fault.target == OTHER:
+        avoid = set(active) | ({group_targets[fault.group]} if fault.group in group_targets else set())
+        target = rng.choice([n for n in nodes if n not in avoid] or nodes)
+    else:
+        target = fault.target
+    if fault.kind in PROCESS_KINDS and target in busy:
+        free = [n for n in nodes if n not in busy]
+        target = rng.choice(free) if free else None
+    peer = None
+    if fault.peer is not None and target is not None:
+        peer = fault.peer if fault.peer not in (ACTIVE, OTHER) else rng.choice([n for n in nodes if n != target])
+    return target, peer
+
+
+def run(driver: Driver, schedule: list[Fault], out: Path, *, seed: int, duration: float,
+        extra_meta: dict[str, Any] | None = None) -> Outcome:
+    """Build the bed, play ``schedule`` for ``duration`` s, remove the bed (also on failure), check, report."""
+    out.mkdir(parents=True, exist_ok=True)
+    hist_path = out / "history.jsonl"
+    promise = driver.promise()
+    try:
+        driver.start()
+        recorder = _play(driver, schedule, hist_path, promise, seed, duration, extra_meta)
+    finally:
+        driver.close()
+    record = read_history(hist_path)
+    result = check(record, promise)
+    table = text_report(result)
+    (out / "report.txt").write_text(table + "\n")
+    timeline_png(record, result, out / "timeline.png",
+                 title=f"{driver.system} seed {seed}, {duration:g} s: who is active "
+                       "(green; grey hatched = stale VIP holder)")
+    return Outcome(result, out, table, recorder.max_cost, recorder.total_cost / max(1, recorder.samples))
+
+
+def _play(driver: Driver, schedule: list[Fault], hist_path: Path, promise: Promise, seed: int, duration: float,
+          extra_meta: dict[str, Any] | None) -> Recorder:
+    rng = random.Random(f"{seed}-targets")
+    history = History(hist_path)
+    recorder = Recorder(history, driver.probe, driver.sample_period)
+    in_force: dict[int, tuple[Fault, str, str | None]] = {}
+    try:
+        history.meta(system=driver.system, seed=seed, duration=duration, nodes=driver.nodes,
+                     promise=json.loads(promise.model_dump_json()), schedule=[f.to_dict() for f in schedule],
+                     driver=driver.describe(), **(extra_meta or {}))
+        recorder.start()
+        events = sorted([(f.start, 1, f) for f in schedule] + [(f.end, 0, f) for f in schedule],
+                        key=lambda e: (e[0], e[1], e[2].id))
+        busy: set[str] = set()
+        group_targets: dict[int, str] = {}
+        skipped: set[int] = set()
+        for at, is_start, f in events:
+            delay = at - history.now()
+            if delay > 0:
+                time.sleep(delay)
+            if is_start:
+                target, peer = _resolve(f, recorder.last, driver.nodes, busy, rng, group_targets)
+                t = history.now()
+                if target is None:
+                    skipped.add(f.id)
+                    history.fault_start(f, t, "", None, skipped=True, why="every node's process is already down")
+                    continue
+                info = driver.apply(f, target, peer)
+                history.fault_start(f, t, target, peer, applied_in=round(history.now() - t, 4), **info)
+                in_force[f.id] = (f, target, peer)
+                if f.kind in PROCESS_KINDS:
+                    busy.add(target)
+                if f.group is not None:
+                    group_targets.setdefault(f.group, target)
+            else:
+                if f.id in skipped:
+                    history.fault_end(f, history.now(), skipped=True)
+                    continue
+                _, target, peer = in_force.pop(f.id)
+                t = history.now()
+                driver.heal(f, target, peer)
+                history.fault_end(f, t, healed_in=round(history.now() - t, 4))
+                busy.discard(target)
+        delay = duration - history.now()
+        if delay > 0:
+            time.sleep(delay)
+    finally:
+        recorder.stop()
+        for f, target, peer in in_force.values():
+            try:
+                driver.heal(f, target, peer)
+                history.fault_end(f, history.now(), note="healed at the end of the run")
+            except Exception as e:
+                history.note(f"heal of #{f.id} at the end failed: {e}")
+        history.note("recorder", samples=recorder.samples, max_probe_s=round(recorder.max_cost, 4),
+                     mean_probe_s=round(recorder.total_cost / max(1, recorder.samples), 5))
+        history.close()
+    return recorder

@@ -1,0 +1,202 @@
+"""labs.chaos.checker and report on synthetic histories: each rule kept and broken, the figures, the PNG."""
+
+import json
+
+import pytest
+
+from labs.chaos.checker import NO_FAULT, Promise, check, check_file, main, runs
+from labs.chaos.history import History, parse_history, read_history
+from labs.chaos.report import text_report, timeline_png
+from labs.chaos.schedule import Fault, FaultKind
+
+DT = 0.02
+K = FaultKind
+
+PROMISE = Promise(system="vrrp", double_allowed={K.CUT_BOTH, K.CUT_ONE_WAY}, heal_bound=0.25,
+                  takeover_bound={K.CRASH: 0.5, K.CLEAN_STOP: 0.2}, handover_grace=0.05)
+
+
+def synth(timeline, faults=(), end=None, **extra):
+    """timeline: [(t_from, active list)], each until the next; samples every DT up to ``end``.
+    faults: [(Fault, target, start, end)]."""
+    end = end if end is not None else timeline[-1][0] + 3.0
+    lines = [{"type": "meta", "system": "vrrp", "nodes": ["a", "b"],
+              "schedule": [f.to_dict() for f, *_ in faults]}]
+    n = round(end / DT)
+    for i in range(n + 1):
+        t = round(i * DT, 4)
+        active = [a for frm, a in timeline if frm <= t + 1e-9][-1]
+        lines.append({"type": "sample", "t": t, "active": list(active), **extra})
+    for f, target, s, e in faults:
+        lines.append({"type": "fault_start", "t": s, "fault": f.to_dict(), "target": target, "peer": f.peer})
+        if e is not None:
+            lines.append({"type": "fault_end", "t": e, "id": f.id})
+    return parse_history(lines)
+
+
+def fault(fid, kind, start, duration, target="@active", peer=None):
+    return Fault(id=fid, start=start, kind=kind, target=target, duration=duration, peer=peer)
+
+
+def rules(result):
+    return [v.rule for v in result.violations]
+
+
+def test_runs_are_maximal_and_end_at_the_next_sample():
+    s = [{"t": 0.0, "active": ["a"]}, {"t": 0.1, "active": []}, {"t": 0.2, "active": []},
+         {"t": 0.3, "active": ["b"]}]
+    assert [(r.start, r.end) for r in runs(s, lambda x: not x["active"])] == [(0.1, 0.3)]
+
+
+def test_quiet_history_keeps_the_promise():
+    r = check(synth([(0, ["a"])], end=10), PROMISE)
+    assert r.ok and r.samples == 501 and r.max_gap == pytest.approx(DT)
+    assert r.stats[NO_FAULT].double_s == 0 and r.stats[NO_FAULT].flaps == 0
+
+
+def test_crash_of_the_active_with_a_takeover_in_bound():
+    f = fault(0, K.CRASH, 2.0, 2.0)
+    r = check(synth([(0, ["a"]), (2.0, []), (2.4, ["b"])], [(f, "a", 2.0, 4.0)], end=8), PROMISE)
+    assert r.ok, text_report(r)
+    st = r.stats["crash"]
+    assert st.faults == 1 and st.hit_active == 1
+    assert st.takeovers == [pytest.approx(0.4)]
+    assert st.nobody_s == pytest.approx(0.4)
+    assert st.flaps == 1
+    assert st.heals == [0.0]
+
+
+def test_takeover_too_slow_is_broken_with_its_window_and_fault():
+    f = fault(0, K.CRASH, 2.0, 2.0)
+    r = check(synth([(0, ["a"]), (2.0, []), (2.7, ["b"])], [(f, "a", 2.0, 4.0)], end=8), PROMISE)
+    assert set(rules(r)) == {"takeover", "nobody_active"}
+    v = next(v for v in r.violations if v.rule == "takeover")
+    assert (v.start, v.end) == (2.0, 2.7) and v.faults == ("#0 crash a",)
+    assert "0.700 s > bound 0.5" in v.text
+    assert r.stats["crash"].violations == 2
+
+
+def test_no_takeover_at_all_is_broken():
+    f = fault(0, K.CRASH, 2.0, 2.0)
+    r = check(synth([(0, ["a"]), (2.0, []), (4.1, ["a"])], [(f, "a", 2.0, 4.0)], end=8), PROMISE)
+    assert "takeover" in rules(r) and "nobody_active" in rules(r)
+
+
+def test_a_short_fault_where_the_target_comes_back_is_resumed_not_broken():
+    f = fault(0, K.CRASH, 2.0, 0.3)
+    r = check(synth([(0, ["a"]), (2.0, []), (2.3, ["a"])], [(f, "a", 2.0, 2.3)], end=6), PROMISE)
+    assert r.ok, text_report(r)
+    assert r.stats["crash"].resumed == 1 and r.stats["crash"].takeovers == []
+
+
+def test_fault_on_a_passive_node_needs_no_takeover_and_no_gap():
+    f = fault(0, K.CRASH, 2.0, 1.0, target="@other")
+    ok = check(synth([(0, ["a"])], [(f, "b", 2.0, 3.0)], end=6), PROMISE)
+    assert ok.ok and ok.stats["crash"].hit_active == 0
+    bad = check(synth([(0, ["a"]), (2.0, []), (2.5, ["a"])], [(f, "b", 2.0, 3.0)], end=6), PROMISE)
+    assert rules(bad) == ["nobody_active"]
+
+
+def test_double_active_during_a_partition_is_allowed_until_the_heal_bound():
+    f = fault(0, K.CUT_BOTH, 2.0, 3.0, peer="@other")
+    r = check(synth([(0, ["a"]), (2.4, ["a", "b"]), (5.1, ["a"])], [(f, "a", 2.0, 5.0)], end=9), PROMISE)
+    assert r.ok, text_report(r)
+    assert r.stats["cut_both"].double_s == pytest.approx(2.7)
+    assert r.stats["cut_both"].heals == [pytest.approx(0.1)]
+
+
+def test_double_active_outlasting_the_heal_is_broken():
+    f = fault(0, K.CUT_BOTH, 2.0, 3.0, peer="@other")
+    r = check(synth([(0, ["a"]), (2.4, ["a", "b"]), (5.6, ["a"])], [(f, "a", 2.0, 5.0)], end=9), PROMISE)
+    assert "double_active" in rules(r) and "heal" in rules(r)
+    v = next(v for v in r.violations if v.rule == "double_active")
+    assert "0.600 s past the heal" in v.text and v.faults == ("#0 cut_both a->@other",)
+
+
+def test_double_active_in_a_kind_that_does_not_allow_it_is_broken():
+    f = fault(0, K.CRASH, 2.0, 2.0)
+    r = check(synth([(0, ["a"]), (2.0, ["a", "b"]), (2.5, ["b"])], [(f, "a", 2.0, 4.0)], end=8), PROMISE)
+    assert "double_active" in rules(r)
+    assert r.stats["crash"].double_s == pytest.approx(0.5)
+
+
+def test_double_active_with_no_fault_at_all_is_broken_but_a_handover_blip_is_not():
+    r = check(synth([(0, ["a"]), (3.0, ["a", "b"]), (3.3, ["a"])], end=6), PROMISE)
+    assert rules(r) == ["double_active"] and r.violations[0].faults == ()
+    blip = check(synth([(0, ["a"]), (3.0, ["a", "b"]), (3.02, ["a"])], end=6), PROMISE)
+    assert blip.ok and blip.handovers == 1
+
+
+def test_unprovoked_change_of_the_active():
+    r = check(synth([(0, ["a"]), (3.0, ["b"])], end=6), PROMISE)
+    assert rules(r) == ["unprovoked_change"]
+    assert r.stats[NO_FAULT].violations == 1
+
+
+def test_heal_too_slow():
+    f = fault(0, K.CUT_ONE_WAY, 2.0, 1.0, peer="@other")
+    r = check(synth([(0, ["a"]), (2.4, ["a", "b"]), (3.0, []), (3.5, ["a"])], [(f, "a", 2.0, 3.0)], end=7),
+              PROMISE)
+    assert "heal" in rules(r)
+    assert "nobody_active" in rules(r)  # a cut has no takeover bound: nobody active is not excused
+
+
+def test_heal_is_judged_at_the_last_fault_of_an_overlap_and_nobody_is_not_promised():
+    f1 = Fault(id=0, start=2.0, kind=K.CRASH, target="@active", duration=2.0, group=0)
+    f2 = Fault(id=1, start=2.5, kind=K.CRASH, target="@other", duration=2.5, group=0)
+    tl = [(0, ["a"]), (2.0, []), (2.4, ["b"]), (2.5, []), (5.1, ["b"])]
+    r = check(synth(tl, [(f1, "a", 2.0, 4.0), (f2, "b", 2.5, 5.0)], end=9), PROMISE)
+    assert r.ok, text_report(r)
+
+
+def test_missing_fault_record_is_broken():
+    f = fault(0, K.CRASH, 2.0, 1.0)
+    rec = synth([(0, ["a"])], [(f, "a", 2.0, 3.0)], end=6)
+    rec.faults.clear()
+    r = check(rec, PROMISE)
+    assert rules(r) == ["fault_not_recorded"]
+
+
+def test_client_and_stale_seconds_are_counted():
+    f = fault(0, K.CRASH, 2.0, 2.0)
+    r = check(synth([(0, ["a"]), (2.0, []), (2.4, ["b"])], [(f, "a", 2.0, 4.0)], end=8, client_ok=False,
+                    stale=["a"]), PROMISE)
+    assert r.stats["crash"].client_fail_s > 2 and r.stats["crash"].stale_s > 2
+
+
+def test_file_round_trip_cli_exit_status_and_report(tmp_path, capsys):
+    path = tmp_path / "history.jsonl"
+    with History(path) as h:
+        h.meta(system="vrrp", nodes=["a", "b"], promise=json.loads(PROMISE.model_dump_json()))
+        for i in range(100):
+            h.write({"type": "sample", "t": i * DT, "active": ["a"] if i < 50 else ["b"]})
+    assert read_history(path).samples[0] == {"type": "sample", "t": 0.0, "active": ["a"]}
+    assert not check_file(path).ok
+    assert main([str(path)]) == 1
+    assert "unprovoked_change" in capsys.readouterr().out
+    good = tmp_path / "good.jsonl"
+    good.write_text("\n".join(json.dumps({"type": "sample", "t": i * DT, "active": ["a"]}) for i in range(10)))
+    promise = tmp_path / "p.json"
+    promise.write_text(PROMISE.model_dump_json())
+    assert main([str(good), "--promise", str(promise)]) == 0
+
+
+def test_text_report_and_timeline_png(tmp_path):
+    f = fault(0, K.CUT_BOTH, 2.0, 3.0, peer="@other")
+    g = fault(1, K.CRASH, 7.0, 1.0)
+    rec = synth([(0, ["a"]), (2.4, ["a", "b"]), (5.1, ["a"]), (7.0, []), (7.4, ["b"])],
+                [(f, "a", 2.0, 5.0), (g, "a", 7.0, 8.0)], end=10, client_ok=True)
+    r = check(rec, PROMISE)
+    text = text_report(r)
+    assert "cut_both" in text and "crash" in text and "promise kept" in text
+    png = timeline_png(rec, r, tmp_path / "timeline.png")
+    data = png.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
+
+
+def test_promise_rejects_unknown_keys_and_bad_bounds():
+    with pytest.raises(ValueError):
+        Promise(system="x", heal_bound=0)
+    with pytest.raises(ValueError):
+        Promise.model_validate({"system": "x", "heal_bound": 1, "typo": 1})
+    assert Promise(system="x", heal_bound=0.2, takeover_bound={K.CRASH: 0.5}).recovery_s == 0.5

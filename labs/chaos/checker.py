@@ -340,14 +340,47 @@ def median(xs: list[float]) -> float | None:
     return statistics.median(xs) if xs else None
 
 
+def _ms(x: float | None) -> str:
+    return "-" if x is None else f"{x * 1000:.0f}"
+
+
+def text_report(result: CheckResult) -> str:
+    """The table per fault kind: faults (how many hit the active), double-active s, nobody-active s, stale s
+    (a holder whose process is dead or frozen), client-failure s, takeover median/max vs the bound, heal
+    median/max, flaps (changes of the single active), broken rules; then every broken rule."""
+    p = result.promise
+    head = ["kind", "faults(hit)", "double s", "nobody s", "stale s", "client s", "takeover ms med/max",
+            "bound ms", "heal ms med/max", "flaps", "broken"]
+    rows = [head]
+    order = sorted(result.stats, key=lambda k: (k == NO_FAULT, k))
+    for k in order:
+        st = result.stats[k]
+        tk = f"{_ms(median(st.takeovers))}/{_ms(max(st.takeovers, default=None))}" if st.takeovers else "-"
+        if st.resumed:
+            tk += f" ({st.resumed} resumed)"
+        hl = f"{_ms(median(st.heals))}/{_ms(max(st.heals, default=None))}" if st.heals else "-"
+        rows.append([k, f"{st.faults}({st.hit_active})" if k != NO_FAULT else "-", f"{st.double_s:.3f}",
+                     f"{st.nobody_s:.3f}", f"{st.stale_s:.3f}", f"{st.client_fail_s:.3f}", tk, _ms(st.bound), hl,
+                     str(st.flaps), str(st.violations)])
+    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+    lines = [f"{p.system} ({p.mode}): {result.samples} samples over {result.span:.1f} s, max gap "
+             f"{result.max_gap * 1000:.0f} ms, {len(result.faults)} faults, {result.handovers} handover blips "
+             f"<= {p.handover_grace * 1000:.0f} ms"]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    if result.violations:
+        lines.append(f"BROKEN: {len(result.violations)} rule(s)")
+        lines += ["  " + v.line() for v in result.violations]
+    else:
+        lines.append("promise kept: no rule broken")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m labs.chaos.checker", description=__doc__.splitlines()[0])
     ap.add_argument("history", type=Path)
     ap.add_argument("--promise", type=Path, help="a Promise as JSON (default: the one in the history's meta line)")
     args = ap.parse_args(argv)
     promise = Promise.model_validate_json(args.promise.read_text()) if args.promise else None
-    from labs.chaos.report import text_report
-
     result = check_file(args.history, promise)
     print(text_report(result))
     return 0 if result.ok else 1

@@ -1,8 +1,7 @@
-"""The report of a chaos run: a text table per fault kind and a timeline picture (PNG, matplotlib Agg).
+"""The picture of a chaos run: a timeline (PNG, matplotlib Agg); the text table is the checker's
+(``labs.chaos.checker.text_report``).
 
-Table columns: faults (how many hit the active), double-active s, nobody-active s, stale s (a holder whose
-process is dead or frozen), client-failure s, takeover median/max vs the bound, heal median/max, flaps
-(changes of the single active), broken rules. The timeline has one band per node (green while it is
+The timeline has one band per node (green while it is
 active, grey hatched while it is a stale holder), a client band (red where the client failed), and each fault
 shaded over its window with its id and kind.
 """
@@ -12,40 +11,8 @@ from __future__ import annotations
 import itertools
 from pathlib import Path
 
-from labs.chaos.checker import NO_FAULT, CheckResult, median
+from labs.chaos.checker import CheckResult
 from labs.chaos.history import Record
-
-
-def _ms(x: float | None) -> str:
-    return "-" if x is None else f"{x * 1000:.0f}"
-
-
-def text_report(result: CheckResult) -> str:
-    p = result.promise
-    head = ["kind", "faults(hit)", "double s", "nobody s", "stale s", "client s", "takeover ms med/max",
-            "bound ms", "heal ms med/max", "flaps", "broken"]
-    rows = [head]
-    order = sorted(result.stats, key=lambda k: (k == NO_FAULT, k))
-    for k in order:
-        st = result.stats[k]
-        tk = f"{_ms(median(st.takeovers))}/{_ms(max(st.takeovers, default=None))}" if st.takeovers else "-"
-        if st.resumed:
-            tk += f" ({st.resumed} resumed)"
-        hl = f"{_ms(median(st.heals))}/{_ms(max(st.heals, default=None))}" if st.heals else "-"
-        rows.append([k, f"{st.faults}({st.hit_active})" if k != NO_FAULT else "-", f"{st.double_s:.3f}",
-                     f"{st.nobody_s:.3f}", f"{st.stale_s:.3f}", f"{st.client_fail_s:.3f}", tk, _ms(st.bound), hl,
-                     str(st.flaps), str(st.violations)])
-    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
-    lines = [f"{p.system} ({p.mode}): {result.samples} samples over {result.span:.1f} s, max gap "
-             f"{result.max_gap * 1000:.0f} ms, {len(result.faults)} faults, {result.handovers} handover blips "
-             f"<= {p.handover_grace * 1000:.0f} ms"]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
-    if result.violations:
-        lines.append(f"BROKEN: {len(result.violations)} rule(s)")
-        lines += ["  " + v.line() for v in result.violations]
-    else:
-        lines.append("promise kept: no rule broken")
-    return "\n".join(lines)
 
 
 def timeline_png(record: Record, result: CheckResult, path: Path | str, title: str = "") -> Path:

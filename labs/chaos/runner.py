@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from labs.chaos.checker import CheckResult, Promise, check
+from labs.chaos.checker import CheckResult, Promise, check, text_report
 from labs.chaos.history import History, Recorder, read_history
-from labs.chaos.report import text_report, timeline_png
+from labs.chaos.report import timeline_png
 from labs.chaos.schedule import ACTIVE, OTHER, PROCESS_KINDS, Fault, FaultKind
 
 

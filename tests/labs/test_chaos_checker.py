@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from labs.chaos.checker import NO_FAULT, Promise, check, check_file, main, runs
+from labs.chaos.checker import NO_FAULT, Promise, check, check_file, main, runs, text_report
 from labs.chaos.history import History, parse_history, read_history
-from labs.chaos.report import text_report, timeline_png
+from labs.chaos.report import timeline_png
 from labs.chaos.schedule import Fault, FaultKind
 
 DT = 0.02

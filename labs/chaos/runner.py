@@ -10,6 +10,7 @@ node whose process is already down (overlaps): then another node, or the fault i
 
 from __future__ import annotations
 
+import gc
 import json
 import random
 import time
@@ -88,12 +89,33 @@ def run(driver: Driver, schedule: list[Fault], out: Path, *, seed: int, duration
     return Outcome(result, out, table, recorder.max_cost, recorder.total_cost / max(1, recorder.samples))
 
 
+class _GcPauses:
+    """A gc callback: how many collections ran during the run and the longest pause."""
+
+    def __init__(self) -> None:
+        self.count, self.longest, self._began = 0, 0.0, 0.0
+
+    def __call__(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._began = time.perf_counter()
+        else:
+            self.count += 1
+            self.longest = max(self.longest, time.perf_counter() - self._began)
+
+
 def _play(driver: Driver, schedule: list[Fault], hist_path: Path, promise: Promise, seed: int, duration: float,
           extra_meta: dict[str, Any] | None) -> Recorder:
+    # A full collection stops every thread, the recorder's too: in a big process (a pytest session with
+    # hundreds of tests loaded) one took ~100 ms, a gap in the history. Everything alive now is frozen out of
+    # the collector for the run (gc.freeze), and pauses that remain are timed and noted.
+    gc.collect()
+    gc.freeze()
     rng = random.Random(f"{seed}-targets")
     history = History(hist_path)
     recorder = Recorder(history, driver.probe, driver.sample_period)
     in_force: dict[int, tuple[Fault, str, str | None]] = {}
+    pauses = _GcPauses()
+    gc.callbacks.append(pauses)
     try:
         history.meta(system=driver.system, seed=seed, duration=duration, nodes=driver.nodes,
                      promise=json.loads(promise.model_dump_json()), schedule=[f.to_dict() for f in schedule],
@@ -136,6 +158,8 @@ def _play(driver: Driver, schedule: list[Fault], hist_path: Path, promise: Promi
             time.sleep(delay)
     finally:
         recorder.stop()
+        gc.callbacks.remove(pauses)
+        gc.unfreeze()
         for f, target, peer in in_force.values():
             try:
                 driver.heal(f, target, peer)
@@ -143,6 +167,7 @@ def _play(driver: Driver, schedule: list[Fault], hist_path: Path, promise: Promi
             except Exception as e:
                 history.note(f"heal of #{f.id} at the end failed: {e}")
         history.note("recorder", samples=recorder.samples, max_probe_s=round(recorder.max_cost, 4),
-                     mean_probe_s=round(recorder.total_cost / max(1, recorder.samples), 5))
+                     mean_probe_s=round(recorder.total_cost / max(1, recorder.samples), 5),
+                     gc_collections=pauses.count, max_gc_pause_s=round(pauses.longest, 4))
         history.close()
     return recorder

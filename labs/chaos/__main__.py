@@ -11,12 +11,13 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
 from labs.chaos.schedule import FaultKind, ScheduleError, check_supported, make_schedule, parse_kinds
 
-SYSTEMS = {"vrrp": "ready", "agent": "not yet", "docker": "not yet", "valet": "not yet"}
+SYSTEMS = {"vrrp": "ready", "agent": "not yet", "docker": "ready", "valet": "not yet"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,28 +36,39 @@ def main(argv: list[str] | None = None) -> int:
         print(f"unknown system {args.system!r}; known: {', '.join(SYSTEMS)}", file=sys.stderr)
         return 2
     if state != "ready":
-        print(f"{args.system}: not yet: no chaos driver for this system yet (only vrrp)", file=sys.stderr)
+        ready = ", ".join(k for k, v in SYSTEMS.items() if v == "ready")
+        print(f"{args.system}: not yet: no chaos driver for this system yet (only {ready})", file=sys.stderr)
         return 2
     from labs.chaos.runner import run
     from labs.chaos.schedule import NETEM_KINDS
-    from labs.chaos.vrrp import VrrpChaosConfig, VrrpDriver, netem_available
 
+    driver: Any
     try:
-        cfg = VrrpChaosConfig.load(args.config) if args.config else VrrpChaosConfig()
+        if args.system == "docker":
+            from labs.chaos.docker import DockerChaosConfig, DockerDriver
+
+            driver = DockerDriver(DockerChaosConfig.load(args.config) if args.config else None)
+        else:
+            from labs.chaos.vrrp import VrrpChaosConfig, VrrpDriver
+
+            driver = VrrpDriver(VrrpChaosConfig.load(args.config) if args.config else None)
     except (OSError, ValueError, ValidationError) as e:
         print(f"{args.config}: {e}", file=sys.stderr)
         return 2
-    supported = VrrpDriver.supported
-    if not netem_available():
-        supported = supported - NETEM_KINDS
-        print("note: this kernel has no sch_netem: netem_loss, netem_delay, netem_dup are unavailable", file=sys.stderr)
+    supported = driver.supported
+    if supported & NETEM_KINDS:
+        from labs.chaos.vrrp import netem_available
+
+        if not netem_available():
+            supported = supported - NETEM_KINDS
+            print("note: this kernel has no sch_netem: netem_loss, netem_delay, netem_dup are unavailable",
+                  file=sys.stderr)
     try:
         kinds = parse_kinds(args.faults) if args.faults else sorted(supported - {FaultKind.OVERLAP})
         check_supported(kinds, supported, args.system)
     except ScheduleError as e:
         print(str(e), file=sys.stderr)
         return 2
-    driver = VrrpDriver(cfg)
     settle = args.settle if args.settle is not None else driver.settle
     schedule = make_schedule(args.seed, args.duration, kinds, driver.nodes, supported=supported,
                              system=args.system, settle=settle)

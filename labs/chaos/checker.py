@@ -10,6 +10,9 @@ A fault is "in force" from its start until ``recovery`` seconds after its heal. 
 - ``nobody_active``: a nobody run longer than ``handover_grace`` needs a fault in force that hit the
   active (the target ran the service just before) of a kind with a takeover bound, and must end by
   max(fault start + takeover bound, heal + ``heal_bound``). Inside an overlap pair it is reported only.
+  A kind in ``heal_moves`` may move the service once at its heal (Docker: a restarted daemon without
+  live-restore kills the container it left running): a nobody run that starts after such a heal is
+  allowed if it ends by the heal + ``heal_moves[kind]``.
 - ``takeover``: a fault with a takeover bound that hit the active and lasted longer than the bound must
   see another node as the single active within the bound (a target that came back first is "resumed").
 - ``heal``: exactly one active within ``heal_bound`` of a heal (or by start + takeover bound, if later),
@@ -52,6 +55,7 @@ class Promise(BaseModel):
     heal_bound: float = Field(gt=0)
     handover_grace: float = Field(default=0.0, ge=0)
     recovery: float | None = Field(default=None, ge=0)
+    heal_moves: dict[FaultKind, float] = Field(default_factory=dict)
     why: str = ""
 
     @property
@@ -59,7 +63,7 @@ class Promise(BaseModel):
         """How long after a heal changes are still the fault's doing."""
         if self.recovery is not None:
             return self.recovery
-        return max([self.heal_bound, *self.takeover_bound.values()])
+        return max([self.heal_bound, *self.takeover_bound.values(), *self.heal_moves.values()])
 
 
 @dataclass(frozen=True)
@@ -198,7 +202,8 @@ class _Judge:
             ws = self.in_force(r.start)
             if any(w.fault.group is not None and r.end <= self.group_stop(w) + self.rec for w in ws):
                 continue  # two faults at once: no single-fault bound is promised
-            ok = False
+            ok = any(w.fault.kind in self.p.heal_moves and w.end is not None and w.end <= r.start
+                     and r.end <= w.end + self.p.heal_moves[w.fault.kind] for w in ws)
             for w in ws:
                 bound = self.p.takeover_bound.get(w.fault.kind)
                 if bound is None or not self.hit[w.fault.id]:

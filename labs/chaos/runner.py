@@ -6,6 +6,9 @@ then checks it and writes ``report.txt`` and ``timeline.png``. Symbolic targets 
 starts from the latest sample, with a Random seeded from the run's seed: ``ACTIVE`` is the single active
 node (a random one of several, any node if none), ``OTHER`` another node; a process fault never hits a
 node whose process is already down (overlaps): then another node, or the fault is recorded as skipped.
+A driver may define ``targets_for(kind) -> list[str]``: the nodes a fault of that kind can hit (Docker: a
+crash hits an agent's host, not the witness's; a cut may involve the witness); the peer of a cut is still
+drawn from every node.
 """
 
 from __future__ import annotations
@@ -50,8 +53,9 @@ class Outcome:
 
 
 def _resolve(fault: Fault, last: dict[str, Any] | None, nodes: list[str], busy: set[str], rng: random.Random,
-             group_targets: dict[int, str]) -> tuple[str | None, str | None]:
-    active = list((last or {}).get("active", ()))
+             group_targets: dict[int, str], peers: list[str] | None = None) -> tuple[str | None, str | None]:
+    """``nodes``: those the fault's kind can hit; ``peers``: those a cut's peer is drawn from (default ``nodes``)."""
+    active = [n for n in (last or {}).get("active", ()) if n in nodes]
     if fault.target == ACTIVE:
         target = rng.choice(active) if active else rng.choice(nodes)
     elif fault.target == OTHER:
@@ -64,7 +68,8 @@ def _resolve(fault: Fault, last: dict[str, Any] | None, nodes: list[str], busy: 
         target = rng.choice(free) if free else None
     peer = None
     if fault.peer is not None and target is not None:
-        peer = fault.peer if fault.peer not in (ACTIVE, OTHER) else rng.choice([n for n in nodes if n != target])
+        peer = fault.peer if fault.peer not in (ACTIVE, OTHER) else rng.choice([n for n in peers or nodes
+                                                                                  if n != target])
     return target, peer
 
 
@@ -73,14 +78,14 @@ def run(driver: Driver, schedule: list[Fault], out: Path, *, seed: int, duration
     """Build the bed, play ``schedule`` for ``duration`` s, remove the bed (also on failure), check, report."""
     out.mkdir(parents=True, exist_ok=True)
     hist_path = out / "history.jsonl"
-    promise = driver.promise()
     try:
         driver.start()
+        promise = driver.promise()  # after the start: a bound may hold a figure measured on the bed
         recorder = _play(driver, schedule, hist_path, promise, seed, duration, extra_meta)
     finally:
         driver.close()
     record = read_history(hist_path)
-    result = check(record, promise)
+    result = check(record, Promise.model_validate(record.meta["promise"]))
     table = text_report(result)
     (out / "report.txt").write_text(table + "\n")
     timeline_png(record, result, out / "timeline.png",
@@ -131,7 +136,9 @@ def _play(driver: Driver, schedule: list[Fault], hist_path: Path, promise: Promi
             if delay > 0:
                 time.sleep(delay)
             if is_start:
-                target, peer = _resolve(f, recorder.last, driver.nodes, busy, rng, group_targets)
+                targets_for = getattr(driver, "targets_for", None)
+                candidates = targets_for(f.kind) if targets_for is not None else driver.nodes
+                target, peer = _resolve(f, recorder.last, candidates, busy, rng, group_targets, driver.nodes)
                 t = history.now()
                 if target is None:
                     skipped.add(f.id)

@@ -200,3 +200,19 @@ def test_promise_rejects_unknown_keys_and_bad_bounds():
     with pytest.raises(ValueError):
         Promise.model_validate({"system": "x", "heal_bound": 1, "typo": 1})
     assert Promise(system="x", heal_bound=0.2, takeover_bound={K.CRASH: 0.5}).recovery_s == 0.5
+
+
+def test_a_heal_that_moves_the_service_is_allowed_by_heal_moves_only():
+    """Docker: a restarted daemon kills the container it left running; the peer takes over after the heal."""
+    f = fault(0, K.DAEMON_KILL, 2.0, 2.0)
+    history = synth([(0, ["a"]), (4.3, []), (5.3, ["b"])], [(f, "a", 2.0, 4.0)], end=10)
+    plain = Promise(system="docker", heal_bound=0.25, takeover_bound={K.CRASH: 2.0}, recovery=4.0)
+    assert rules(check(history, plain)) == ["nobody_active"]
+    moves = plain.model_copy(update={"heal_moves": {K.DAEMON_KILL: 1.5}})
+    r = check(history, moves)
+    assert r.ok, text_report(r)
+    assert r.stats["daemon_kill"].nobody_s == pytest.approx(1.0)
+    late = synth([(0, ["a"]), (4.3, []), (5.8, ["b"])], [(f, "a", 2.0, 4.0)], end=10)
+    assert rules(check(late, moves)) == ["nobody_active"]  # ended 1.8 s after the heal > 1.5 s
+    early = synth([(0, ["a"]), (3.0, []), (3.5, ["b"])], [(f, "a", 2.0, 4.0)], end=10)
+    assert rules(check(early, moves)) == ["nobody_active"]  # during the fault the service must not move

@@ -54,9 +54,10 @@ def test_seeded_vrrp_run_keeps_the_promise(tmp_path):
 
 
 def test_unsupported_and_not_yet_systems_exit_2(capsys):
-    from labs.chaos.__main__ import main
+    from labs.chaos.__main__ import SYSTEMS, main
 
-    assert main(["docker", "--seed", "1", "--duration", "10"]) == 2
-    assert "not yet" in capsys.readouterr().err
+    for system in [k for k, v in SYSTEMS.items() if v != "ready"]:
+        assert main([system, "--seed", "1", "--duration", "10"]) == 2
+        assert "not yet" in capsys.readouterr().err
     assert main(["vrrp", "--seed", "1", "--duration", "10", "--faults", "crash,witness_down"]) == 2
     assert "vrrp does not support fault kind(s) witness_down" in capsys.readouterr().err

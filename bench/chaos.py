@@ -1,6 +1,6 @@
 """Long seeded chaos runs: `make bench BENCH=chaos` (root).
 
-For each system with a chaos driver (today: vrrp) runs `python -m labs.chaos SYSTEM --seed N --duration S`
+For each system with a chaos driver (today: vrrp, docker) runs `python -m labs.chaos SYSTEM --seed N --duration S`
 (default 30 minutes of single faults, the issue's figure) into `chaos-out/SYSTEM-SEED/`, prints its table
 and exits non-zero if any promise was broken. `--overlap` adds overlapping pairs to the kinds.
 """
@@ -13,6 +13,11 @@ import sys
 from pathlib import Path
 
 from labs.chaos.__main__ import SYSTEMS
+
+# --overlap: every single kind of the system plus overlapping pairs
+OVERLAP_FAULTS = {"vrrp": "crash,freeze,clean_stop,cut_one_way,cut_both,overlap",
+                  "docker": "crash,freeze,clean_stop,cut_one_way,cut_both,witness_down,daemon_kill,node_restart,"
+                            "overlap"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
         cmd = [sys.executable, "-m", "labs.chaos", system, "--seed", str(args.seed), "--duration",
                str(args.duration), "--out", str(out)]
         if args.overlap:
-            cmd += ["--faults", "crash,freeze,clean_stop,cut_one_way,cut_both,overlap"]
+            cmd += ["--faults", OVERLAP_FAULTS.get(system, OVERLAP_FAULTS["vrrp"])]
         print(f"=== {' '.join(cmd[1:])}", flush=True)
         rc = subprocess.call(cmd)
         print(f"--- {system}: exit {rc} ({'promise kept' if rc == 0 else 'BROKEN' if rc == 1 else 'error'})")

@@ -156,6 +156,9 @@ class DockerDriver:
                     "fence keeper) kills the container before the passive, after T of silence and the witness's "
                     "confirmation, starts it: never two; a takeover within T + start + 0.5 s; a cut between two of "
                     "the three, the witness down, a killed dockerd change nothing")
+        # simple mode: a killed or frozen agent's container runs on (no keeper), so there is no gap to bound:
+        # the peer starts beside it (allowed) and the single active is judged at the heal
+        takeover = {K.CLEAN_STOP: bound, K.NODE_RESTART: bound}
         return Promise(
             system="docker", mode=f"simple (no witness), T {c.timeout:g} s, heartbeat {c.heartbeat_interval:g} s",
             double_allowed={K.CUT_ONE_WAY, K.CUT_BOTH, K.CRASH, K.FREEZE}, takeover_bound=takeover, heal_moves=moves,

@@ -41,10 +41,14 @@ class DecisionCode(ReasonCode):
                               "Master heard priority 0 and advertised at once (RFC 5798 6.4.3)")
     PRIORITY_CHANGED = ("priority_changed",
                         "a weighted track script moved the effective priority (base + weight, clamped to 1-254)")
+    LOWER_PRIORITY_ANSWERED = ("lower_priority_answered",
+                               "Master heard a lower priority (another Master after a partition): gratuitous ARP "
+                               "now and garp_lower_prio_repeat - 1 more rounds, so hosts that followed the other "
+                               "Master's ARP come back (keepalived's garp_lower_prio_repeat)")
 
 
 class AdvertDropCode(ReasonCode):
-    """Adverts a router drops (RFC 5798 7.1 checks that need its config): counted per instance, one note each."""
+    """Adverts a router drops (RFC 5798 7.1 checks that need its config) or rate-limits: counted per instance."""
 
     WRONG_VERSION = "wrong_version", "the advert's VRRP version is not the instance's"
     WRONG_VRID = "wrong_vrid", "the advert's VRID is not the instance's"
@@ -52,6 +56,9 @@ class AdvertDropCode(ReasonCode):
     INTERVAL_MISMATCH = "interval_mismatch", "VRRPv2: the advert's interval differs from the configured one"
     NOT_A_UNICAST_PEER = "not_a_unicast_peer", "unicast_peers is set and the sender is not one of them"
     OWN_ADVERT = "own_advert", "the advert came from this host's own address"
+    LOWER_PRIORITY_RATE_LIMITED = ("lower_priority_rate_limited",
+                                   "Master heard a lower priority within 0.2 s of its last gratuitous ARP round: "
+                                   "folded into one round at the end of those 0.2 s (at most 5 rounds a second)")
 
 
 class PacketDropCode(ReasonCode):

@@ -79,6 +79,9 @@ class InstanceConfig(StrictModel):
     unicast_peers: tuple[IPv4Address, ...] = ()
     garp_repeat: int = Field(default=2, ge=1, le=100)
     garp_delay: float = Field(default=1.0, ge=0, le=3600)
+    garp_lower_prio_repeat: int | None = Field(default=None, ge=0, le=100)
+    garp_lower_prio_delay: float | None = Field(default=None, ge=0, le=3600)
+    higher_prio_send_advert: bool = True
 
     @field_validator("interface_name")
     @classmethod
@@ -108,6 +111,25 @@ class InstanceConfig(StrictModel):
         elif iv != int(iv) or not 1 <= iv <= 255:
             raise ValueError(f"advert_interval {iv!r}: VRRPv2 allows whole seconds 1-255")
         return self
+
+    @model_validator(mode="after")
+    def _lower_prio_defaults(self) -> InstanceConfig:
+        """keepalived's defaults: the lower-priority answer repeats like becoming Master does."""
+        if self.garp_lower_prio_repeat is None:
+            object.__setattr__(self, "garp_lower_prio_repeat", self.garp_repeat)  # (frozen model: set once here)
+        if self.garp_lower_prio_delay is None:
+            object.__setattr__(self, "garp_lower_prio_delay", self.garp_delay)
+        return self
+
+    @property
+    def lower_prio_rounds(self) -> int:
+        """Gratuitous ARP rounds a Master sends when it hears a lower priority (0: none)."""
+        return self.garp_repeat if self.garp_lower_prio_repeat is None else self.garp_lower_prio_repeat
+
+    @property
+    def lower_prio_delay(self) -> float:
+        """Seconds between those rounds."""
+        return self.garp_delay if self.garp_lower_prio_delay is None else self.garp_lower_prio_delay
 
     @property
     def addresses(self) -> tuple[IPv4Address, ...]:

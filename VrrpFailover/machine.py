@@ -13,9 +13,18 @@
 
 One timer does both jobs of the RFC: in Backup it is the Master_Down_Timer, in Master the
 Adver_Timer (``deadline``). The gratuitous ARP rounds after becoming Master (``garp_repeat``
-rounds, ``garp_delay`` apart) are the router's second deadline (``garp_at``); ``SetTimer`` asks
-for the earlier of the two. A ``Deadline`` event before both is a no-op (the driver may wake early
-after a deadline moved later), so the driver never needs to cancel a timer.
+rounds, ``garp_delay`` apart) are the router's second deadline (``garp_at``). A Master that hears
+a lower priority (another Master, after a partition or a freeze: hosts may have followed its
+gratuitous ARP) answers with gratuitous ARP of its own (keepalived's ``garp_lower_prio_repeat``):
+a round at once, more rounds ``garp_lower_prio_delay`` apart, the third deadline (``lp_garp_at``).
+Those rounds are never closer than ``LOWER_PRIO_GARP_SPACING``: a lower-priority advert inside it
+is counted (``lower_priority_rate_limited``) and folded into one round at its end, so a flood of
+forged adverts gets at most one round per spacing and changes nothing else. The other side of it:
+a Master that steps down for a higher priority first sends one advert of its own
+(``higher_prio_send_advert``), so the Master that stays always hears a lower priority after a heal,
+whichever advert crossed first. ``SetTimer`` asks
+for the earliest deadline. A ``Deadline`` event before all of them is a no-op (the driver may wake
+early after a deadline moved later), so the driver never needs to cancel a timer.
 
 The effective priority is the router's too: a ``TrackResult`` of a weighted track script moves it
 (base priority + weight, clamped to 1-254; keepalived's rule), one of a fault track script moves
@@ -69,6 +78,9 @@ ALLOWED_MOVES: dict[VrrpState, frozenset[VrrpState]] = {
 
 # ---- timings ------------------------------------------------------------------------------
 
+LOWER_PRIO_GARP_SPACING = 0.2  # s: the closest two lower-priority answer rounds may be (at most 5 a second)
+
+
 def skew_time(priority: int, master_adver_interval: float, version: int) -> float:
     """RFC 5798 6.1: ((256 - Priority) * Master_Adver_Interval) / 256; RFC 3768: (256 - Priority) / 256."""
     return (256 - priority) * (master_adver_interval if version == 3 else 1.0) / 256
@@ -94,6 +106,9 @@ class VrrpRouter:
         self.deadline: float | None = None  # Master_Down_Timer (Backup) or Adver_Timer (Master)
         self.garp_at: float | None = None  # next gratuitous ARP round (Master only)
         self.garp_rounds_left = 0
+        self.lp_garp_at: float | None = None  # next round of the answer to a lower priority (Master only)
+        self.lp_garp_rounds_left = 0
+        self.lp_garp_last: float | None = None  # when the last such round went out
         self.started_at: float | None = None
         self.track_ok: bool | None = None  # last track script result (None: none reported yet)
         self.faulty = False
@@ -121,11 +136,9 @@ class VrrpRouter:
 
     @property
     def wake_at(self) -> float | None:
-        """The earlier of the RFC timer and the next GARP round: what ``SetTimer`` asks for."""
-        d, g = self.deadline, self.garp_at
-        if g is None:
-            return d
-        return g if d is None or g < d else d
+        """The earliest of the RFC timer and the next GARP rounds: what ``SetTimer`` asks for."""
+        times = [t for t in (self.deadline, self.garp_at, self.lp_garp_at) if t is not None]
+        return min(times) if times else None
 
     # -- the one entry point ---------------------------------------------------------------
     def handle(self, event: Event) -> Step[Action]:
@@ -213,15 +226,53 @@ class VrrpRouter:
             why = (f"advert from {ev.source} with equal priority {adv.priority} and a higher address "
                    f"than {self.primary_ip}")
         else:
-            return  # a lower priority (or a lower address): ignore it, our adverts will win
+            # a lower priority (or a lower address): our adverts will win; hosts that followed its ARP come back
+            self._answer_lower_priority(ev, step)
+            return
+        if self.config.higher_prio_send_advert:
+            # keepalived's higher_prio_send_advert: our last advert tells the other Master that we were one
+            # too (after a partition); it answers with gratuitous ARP (its garp_lower_prio_repeat)
+            step.act(SendAdvert(self.priority))
         if self.config.version == 3:
             self.master_adver_interval = adv.interval
         self.master_address = ev.source
         self._become_backup(now, code, why, step)
 
+    def _answer_lower_priority(self, ev: AdvertIn, step: StepBuilder[Action]) -> None:
+        """keepalived's garp_lower_prio_repeat: the other Master sent gratuitous ARP while it was Master;
+        ours must come last. A round at once unless one went out less than the spacing ago: then the
+        advert is counted and the answer starts at the end of the spacing (one round, however many came)."""
+        rounds = self.config.lower_prio_rounds
+        if rounds == 0:
+            return
+        now, last = ev.now, self.lp_garp_last
+        self.lp_garp_rounds_left = rounds
+        if last is None or now >= last + LOWER_PRIO_GARP_SPACING:
+            self._lower_prio_round(now, step)
+            if last is not None and now - last < 1.0:
+                return  # the same episode (a one-way cut: the other keeps advertising): one log line was enough
+            step.because(Decision.LOWER_PRIORITY_ANSWERED,
+                         f"advert from {ev.source} with priority {ev.advert.priority} "
+                         f"{'<' if ev.advert.priority < self.priority else '= (lower address)'} {self.priority}: "
+                         f"gratuitous ARP, {rounds} round(s) {self.config.lower_prio_delay:g}s apart")
+            return
+        self.lp_garp_at = last + LOWER_PRIO_GARP_SPACING
+        drop = Drop.LOWER_PRIORITY_RATE_LIMITED
+        self.drops[drop] += 1
+        step.note(drop, f"advert from {ev.source} (priority {ev.advert.priority}) {now - last:.3f}s after the last "
+                        f"gratuitous ARP answer: {drop.meaning}")
+
+    def _lower_prio_round(self, now: float, step: StepBuilder[Action]) -> None:
+        step.act(SendGarp(self.config.addresses))
+        self.lp_garp_last = now
+        self.lp_garp_rounds_left -= 1
+        self.lp_garp_at = (now + max(self.config.lower_prio_delay, LOWER_PRIO_GARP_SPACING)
+                           if self.lp_garp_rounds_left > 0 else None)
+
     # -- the timers ------------------------------------------------------------------------
     def _deadline(self, now: float, step: StepBuilder[Action]) -> None:
         garp_due = self.garp_at is not None and now >= self.garp_at  # (before a takeover sets a new one)
+        lp_due = self.lp_garp_at is not None and now >= self.lp_garp_at
         if self.deadline is not None and now >= self.deadline:
             if self.state is S.BACKUP:
                 self._take_over(now, step)
@@ -230,9 +281,14 @@ class VrrpRouter:
                 step.act(SendAdvert(self.priority))
                 nxt = self.deadline + self.config.advert_interval
                 self.deadline = nxt if nxt > now else now + self.config.advert_interval
+        if lp_due and self.state is S.MASTER:
+            # the next round of the answer to a lower priority (routine, no reason); it serves a due
+            # becoming-Master round too: one round per wake-up is enough
+            self._lower_prio_round(now, step)
         if garp_due and self.state is S.MASTER:
             # the next gratuitous ARP round after becoming Master (routine, no reason)
-            step.act(SendGarp(self.config.addresses))
+            if not lp_due:
+                step.act(SendGarp(self.config.addresses))
             self.garp_rounds_left -= 1
             self.garp_at = now + self.config.garp_delay if self.garp_rounds_left > 0 else None
 
@@ -344,3 +400,4 @@ class VrrpRouter:
         step.because(code, why)
         if to is not S.MASTER:
             self.garp_at, self.garp_rounds_left = None, 0
+            self.lp_garp_at, self.lp_garp_rounds_left = None, 0

@@ -151,7 +151,8 @@ def _is_process_of(pid: int, name: str) -> bool:
 
 def keepalived_config(*, vrid: int = 51, priority: int = 100, advert_int: float = 0.1, version: int = 3,
                       vips: Iterable[str] = (f"{VIP}/24",), preempt: bool = True, name: str = "VI_1",
-                      router_id: str = "lab", unicast_peers: Iterable[str] = ()) -> str:
+                      router_id: str = "lab", unicast_peers: Iterable[str] = (), extra: str = "") -> str:
+    """keepalived.conf of one instance; ``extra``: more lines for the vrrp_instance block."""
     addrs = "\n".join(f"        {v} dev eth0" for v in vips)
     peers = "\n".join(f"        {p}" for p in unicast_peers)
     unicast = f"unicast_peer {{\n{peers}\n    }}" if peers else ""
@@ -167,6 +168,7 @@ vrrp_instance {name} {{
     advert_int {advert_int:g}
     {"" if preempt else "nopreempt"}
     {unicast}
+    {extra}
     virtual_ipaddress {{
 {addrs}
     }}

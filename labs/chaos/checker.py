@@ -18,6 +18,10 @@ A fault is "in force" from its start until ``recovery`` seconds after its heal. 
 - ``heal``: exactly one active within ``heal_bound`` of a heal (or by start + takeover bound, if later),
   unless another fault is still in force then.
 - ``unprovoked_change``: with no fault in force, the single active must not change.
+- ``client_heal`` (only when the promise has a ``client_bound``): after a heal the client's probe
+  (``client_ok``) must succeed again by the heal + ``client_bound`` (or start + takeover bound, if later)
+  and keep succeeding until the next fault (blips <= ``handover_grace`` allowed), unless another fault
+  is still in force then.
 - ``fault_not_recorded``: every fault of the schedule in the meta line has a start record.
 
 ``check(record, promise)`` returns a CheckResult (per-kind figures and every broken rule with its window
@@ -57,6 +61,7 @@ class Promise(BaseModel):
     recovery: float | None = Field(default=None, ge=0)
     heal_moves: dict[FaultKind, float] = Field(default_factory=dict)
     why: str = ""
+    client_bound: float | None = Field(default=None, gt=0, description="client_ok again this long after a heal")
 
     @property
     def recovery_s(self) -> float:
@@ -94,6 +99,7 @@ class KindStats:
     heals: list[float] = field(default_factory=list)
     bound: float | None = None
     violations: int = 0
+    client_back: list[float] = field(default_factory=list)  # heal -> end of the client's last failure (s)
 
 
 @dataclass
@@ -262,6 +268,33 @@ class _Judge:
                 return
         self.broken("heal", w.end, self.end_t, "never one active again after the heal", [w])
 
+    def client_heal(self, w: FaultWindow, st: KindStats) -> None:
+        """The client's probe succeeds again by the heal + client_bound and keeps succeeding until the next
+        fault; a failure shorter than handover_grace that starts after the bound is a handover blip."""
+        bound_c = self.p.client_bound
+        if bound_c is None or w.end is None:
+            return
+        deadline = w.end + bound_c
+        bound = self.p.takeover_bound.get(w.fault.kind)
+        if bound is not None and self.hit[w.fault.id]:
+            deadline = max(deadline, w.start + bound)
+        if any(g is not w and g.start < deadline and g.stop > w.end for g in self.faults):
+            return  # another fault is in force: the heal of the last one is judged
+        until = min([g.start for g in self.faults if g.start > w.end] + [self.end_t])
+        if deadline > until:
+            return
+        window = [s for s in self.samples if w.end <= s["t"] <= until and "client_ok" in s]
+        if not window:
+            return
+        fails = runs(window, lambda s: s["client_ok"] is False)
+        back = max((r.end - w.end for r in fails if r.start < deadline), default=0.0)
+        st.client_back.append(back)
+        for r in fails:
+            if r.end > deadline and (r.start < deadline or r.length > self.p.handover_grace):
+                self.broken("client_heal", r.start, r.end,
+                            f"the client's pings failed {r.start - w.end:.3f}-{r.end - w.end:.3f} s after the heal "
+                            f"(bound: ok by {deadline - w.end:.3f} s)", [w])
+
     def quiet(self) -> None:
         prev: dict[str, Any] | None = None
         for s in self.samples:
@@ -318,6 +351,7 @@ def check(record: Record, promise: Promise) -> CheckResult:
     for w in j.faults:
         j.takeover(w, stat(w.kind))
         j.heal(w, stat(w.kind))
+        j.client_heal(w, stat(w.kind))
     j.quiet()
     j.recorded()
     by_id = {w.fault.id: w for w in j.faults}
@@ -372,6 +406,10 @@ def text_report(result: CheckResult) -> str:
              f"{result.max_gap * 1000:.0f} ms, {len(result.faults)} faults, {result.handovers} handover blips "
              f"<= {p.handover_grace * 1000:.0f} ms"]
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    if p.client_bound is not None:
+        back = {k: st.client_back for k in order if (st := result.stats[k]).client_back}
+        lines.append(f"client ok again after heals (bound {p.client_bound * 1000:.0f} ms), ms med/max: "
+                     + ("; ".join(f"{k} {_ms(median(v))}/{_ms(max(v))}" for k, v in back.items()) or "-"))
     if result.violations:
         lines.append(f"BROKEN: {len(result.violations)} rule(s)")
         lines += ["  " + v.line() for v in result.violations]

@@ -14,10 +14,12 @@ ICMP echo from ``cl`` to the VIP per sample on a raw socket, answered within 10 
 Faults: crash = SIGKILL (keepalived: its VRRP child too), started again at the heal; freeze = SIGSTOP,
 SIGCONT at the heal; clean_stop = SIGTERM (the priority-0 advert), started again at the heal;
 cut_one_way = iptables in the peer's namespace drops everything from the target's address (the target's
-adverts no longer reach the peer; the peer's still reach the target); cut_both = both directions (INPUT
-and OUTPUT rules in the peer's namespace); netem_loss / netem_delay / netem_dup = ``tc qdisc add dev eth0
-root netem ...`` in the target's namespace (its egress). Namespaces (and with them every iptables rule and
-qdisc) are deleted and every process ended by PID in ``close``, also after a failure.
+adverts no longer reach the peer; the peer's still reach the target); cut_both = both directions: INPUT
+and OUTPUT rules in the peer's namespace and an INPUT rule in the target's (adverts are multicast: an
+``OUTPUT -d TARGET`` rule does not stop the peer's adverts reaching the target); netem_loss /
+netem_delay / netem_dup = ``tc qdisc add dev eth0 root netem ...`` in the target's namespace (its egress).
+Namespaces (and with them every iptables rule and qdisc) are deleted and every process ended by PID in
+``close``, also after a failure.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from labs.chaos.checker import Promise
 from labs.chaos.schedule import Fault, FaultKind
 from labs.netns import run as run_cmd
 from labs.vrrp import VIP, Lab, RouterProcess, keepalived_config, ours_config, wait_for
-from VrrpFailover.machine import master_down_interval, skew_time
+from VrrpFailover.machine import LOWER_PRIO_GARP_SPACING, master_down_interval, skew_time
 
 K = FaultKind
 CLIENT = "cl"
@@ -179,9 +181,14 @@ class VrrpDriver:
             heal_bound=round(c.advert_interval + c.slack, 4),
             handover_grace=round(2 * c.sample_period, 4),
             recovery=round(c.startup + mdi + c.slack, 4),
+            # the client follows the Master that stayed: the other's last advert is answered with gratuitous
+            # ARP at once, or at the end of one answer spacing (seed 20261128 found pings failing 4-5.5 s)
+            client_bound=round(c.advert_interval + LOWER_PRIO_GARP_SPACING + c.slack, 4) if c.client else None,
             why="RFC 5798: a Backup takes over Master_Down_Interval after the Master's last advert (Skew_Time after "
                 "its priority-0 advert); a partition (a cut, heavy loss, a frozen Master) gives two Masters until "
-                "the next advert after the heal; a restarted higher-priority router preempts (one-hop blip)")
+                "the next advert after the heal; a restarted higher-priority router preempts (one-hop blip); "
+                "after a heal the Master that stayed answers the other's advert with gratuitous ARP, so the client "
+                "reaches the VIP again within an advert interval and one answer spacing")
 
     def describe(self) -> dict[str, Any]:
         return {"config": self.cfg.model_dump(), "prefix": self.lab.prefix, "vip": str(VIP),
@@ -195,8 +202,9 @@ class VrrpDriver:
                                preempt_mode=c.preempt, **c.ours)
             rp = self.lab.start_ours(host, conf)
         else:
-            rp = self.lab.start_keepalived(host, keepalived_config(
-                priority=spec.priority, advert_int=c.advert_interval, version=c.version, preempt=c.preempt))
+            rp = self.lab.start_keepalived(host, keepalived_config(  # (its last advert when stepping down: as ours)
+                priority=spec.priority, advert_int=c.advert_interval, version=c.version, preempt=c.preempt,
+                extra="higher_prio_send_advert"))
         self.routers[host] = rp
         return rp
 
@@ -314,6 +322,8 @@ class VrrpDriver:
         if k in (K.CUT_ONE_WAY, K.CUT_BOTH):
             assert peer is not None
             self.lab.net.block(peer, target, inbound=True, outbound=k is K.CUT_BOTH)
+            if k is K.CUT_BOTH:  # the peer's multicast adverts too (OUTPUT -d TARGET does not match them)
+                self.lab.net.block(target, peer, inbound=True, outbound=False)
             return {}
         if k in (K.NETEM_LOSS, K.NETEM_DELAY, K.NETEM_DUP):
             run_cmd("ip", "netns", "exec", self.lab.ns(target), "tc", "qdisc", "add", "dev", "eth0", "root",
@@ -328,9 +338,20 @@ class VrrpDriver:
         elif k is K.FREEZE:
             self._signal(target, signal.SIGCONT)
             self.frozen.discard(target)
-        elif k in (K.CUT_ONE_WAY, K.CUT_BOTH):
+        elif k is K.CUT_ONE_WAY:
             assert peer is not None
-            self.lab.net.block(peer, target, on=False, inbound=True, outbound=k is K.CUT_BOTH)
+            self.lab.net.block(peer, target, on=False, inbound=True, outbound=False)
+        elif k is K.CUT_BOTH:
+            assert peer is not None
+            # A heal opens both ways at once; iptables in two namespaces cannot, so the higher priority hears
+            # the lower first (as it would at once): healing the lower first instead loses the lower's last
+            # advert (sent as it steps down) in between, an asymmetric heal (docs/vrrp.md, known limits)
+            if self.specs[target].priority >= self.specs[peer].priority:
+                self.lab.net.block(target, peer, on=False, inbound=True, outbound=False)
+                self.lab.net.block(peer, target, on=False, inbound=True, outbound=True)
+            else:
+                self.lab.net.block(peer, target, on=False, inbound=True, outbound=True)
+                self.lab.net.block(target, peer, on=False, inbound=True, outbound=False)
         elif k in (K.NETEM_LOSS, K.NETEM_DELAY, K.NETEM_DUP):
             run_cmd("ip", "netns", "exec", self.lab.ns(target), "tc", "qdisc", "del", "dev", "eth0", "root",
                     check=False)

@@ -216,3 +216,55 @@ def test_a_heal_that_moves_the_service_is_allowed_by_heal_moves_only():
     assert rules(check(late, moves)) == ["nobody_active"]  # ended 1.8 s after the heal > 1.5 s
     early = synth([(0, ["a"]), (3.0, []), (3.5, ["b"])], [(f, "a", 2.0, 4.0)], end=10)
     assert rules(check(early, moves)) == ["nobody_active"]  # during the fault the service must not move
+
+
+# ---- client_heal: the client reaches the service again soon after a heal (VRRP: seed 20261128) ----------
+
+CLIENT_PROMISE = PROMISE.model_copy(update={"client_bound": 0.45})
+
+
+def with_client(record, failing):
+    """Set each sample's client_ok: False inside any of the ``failing`` [(from, to)] stretches."""
+    for s in record.samples:
+        s["client_ok"] = not any(a <= s["t"] < b for a, b in failing)
+    return record
+
+
+def cut_history(failing):
+    f = fault(0, K.CUT_BOTH, 2.0, 2.0, peer="@other")
+    rec = synth([(0, ["a"]), (2.4, ["a", "b"]), (4.06, ["a"])], [(f, "a", 2.0, 4.0)], end=12)
+    return with_client(rec, failing)
+
+
+def test_client_failing_for_seconds_after_a_heal_is_broken_seed_20261128_shape():
+    """The finding: b was Master during the cut (the client followed its gratuitous ARP); after the heal
+    b stepped down in time (the heal rule is kept) but the client's pings failed 4.5 s more."""
+    r = check(cut_history([(4.06, 8.5)]), CLIENT_PROMISE)
+    assert rules(r) == ["client_heal"]
+    v = r.violations[0]
+    assert (v.start, v.end) == (4.06, 8.5) and v.faults == ("#0 cut_both a->@other",)
+    assert "0.060-4.500 s after the heal (bound: ok by 0.450 s)" in v.text
+    assert r.stats["cut_both"].heals == [pytest.approx(0.06)]
+    assert "client ok again after heals (bound 450 ms)" in text_report(r)
+    assert check(cut_history([(4.06, 8.5)]), PROMISE).ok  # without a client_bound the rule is off
+
+
+def test_client_back_within_the_bound_keeps_the_promise_and_is_measured():
+    r = check(cut_history([(4.0, 4.2)]), CLIENT_PROMISE)
+    assert r.ok, text_report(r)
+    assert r.stats["cut_both"].client_back == [pytest.approx(0.2)]
+    assert "cut_both 200/200" in text_report(r)
+
+
+def test_a_later_client_failure_longer_than_the_grace_is_broken_a_blip_is_not():
+    assert check(cut_history([(6.0, 6.04)]), CLIENT_PROMISE).ok  # a handover blip (2 samples)
+    r = check(cut_history([(6.0, 6.3)]), CLIENT_PROMISE)
+    assert rules(r) == ["client_heal"] and r.violations[0].start == 6.0
+
+
+def test_client_heal_is_not_judged_while_another_fault_is_in_force():
+    f = fault(0, K.CUT_BOTH, 2.0, 2.0, peer="@other")
+    g = fault(1, K.CUT_ONE_WAY, 4.1, 2.0, peer="@other")
+    rec = synth([(0, ["a"]), (2.4, ["a", "b"]), (4.06, ["a"])], [(f, "a", 2.0, 4.0), (g, "a", 4.1, 6.1)], end=12)
+    r = check(with_client(rec, [(4.0, 7.0)]), CLIENT_PROMISE)  # #0 not judged, #1 is: 0.9 s after its heal
+    assert [(v.rule, v.faults) for v in r.violations] == [("client_heal", ("#1 cut_one_way a->@other",))]

@@ -40,6 +40,18 @@ def test_list_of_instances_and_optional_keys():
     assert b.unicast_peers == (IPv4Address("10.0.0.2"),)
 
 
+def test_lower_prio_garp_defaults_follow_garp_repeat_and_delay_like_keepalived():
+    """keepalived: garp_lower_prio_repeat / _delay default to garp_master_repeat / _delay (ours: garp_repeat /
+    garp_delay); 0 rounds turns the answer off (keepalived's strict mode does that)."""
+    base = {"name": "x", "vrid": 1, "interface_name": "eth0", "ip_addresses": ["10.0.0.1"]}
+    (c,) = validate_instances(base, source="f")
+    assert (c.garp_lower_prio_repeat, c.garp_lower_prio_delay) == (2, 1.0) == (c.garp_repeat, c.garp_delay)
+    (c,) = validate_instances({**base, "garp_repeat": 4, "garp_delay": 0.5}, source="f")
+    assert (c.garp_lower_prio_repeat, c.garp_lower_prio_delay) == (4, 0.5)
+    (c,) = validate_instances({**base, "garp_lower_prio_repeat": 0, "garp_lower_prio_delay": 3}, source="f")
+    assert (c.lower_prio_rounds, c.lower_prio_delay, c.garp_repeat) == (0, 3.0, 2)
+
+
 @pytest.mark.parametrize(("change", "key"), [
     ({"vrid": 0}, "vrid"), ({"vrid": 256}, "vrid"),
     ({"priority": 0}, "priority"), ({"priority": 256}, "priority"),
@@ -51,6 +63,9 @@ def test_list_of_instances_and_optional_keys():
     ({"interface_name": ""}, "interface_name"), ({"interface_name": "a/b"}, "interface_name"),
     ({"preempt_mode": "maybe"}, "preempt_mode"), ({"prority": 5}, "prority"),
     ({"track_script": {"command": "x", "weight": 5, "fault": True}}, "track_script"),
+    ({"garp_lower_prio_repeat": -1}, "garp_lower_prio_repeat"), ({"garp_lower_prio_repeat": 101},
+                                                                  "garp_lower_prio_repeat"),
+    ({"garp_lower_prio_delay": -0.5}, "garp_lower_prio_delay"),
 ])
 def test_bad_values_name_file_key_and_value(change, key):
     with pytest.raises(ConfigError) as e:
@@ -89,6 +104,7 @@ def test_cli_check_prints_effective_config(tmp_path, capsys):
     assert main(["-c", path, "--check"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out[0]["priority"] == 10 and out[0]["version"] == 3 and out[0]["garp_repeat"] == 2
+    assert (out[0]["garp_lower_prio_repeat"], out[0]["garp_lower_prio_delay"]) == (2, 1.0)  # effective values
 
 
 @pytest.mark.parametrize("data", [

@@ -183,10 +183,17 @@ def test_master_yields_to_higher_priority_and_removes_addresses():
     r = master()
     now = r.deadline
     step, out = run(r, AdvertIn(now=now, source=LOWER, advert=advert(101, interval=0.2)))
-    assert kinds(out) == [RemoveAddresses, SetTimer]
+    assert kinds(out) == [SendAdvert, RemoveAddresses, SetTimer]  # one last advert (higher_prio_send_advert)
+    assert out[0] == SendAdvert(100)
     assert transitions(step) == [("MASTER", "BACKUP", Code.HIGHER_PRIORITY_ADVERT)]
     assert out[-1].at == pytest.approx(now + 0.6 + 0.2 * 156 / 256)
     assert step.reason is not None and step.reason.code == Code.HIGHER_PRIORITY_ADVERT
+
+
+def test_higher_prio_send_advert_false_steps_down_silently_like_keepalived_default():
+    r = master(higher_prio_send_advert=False)
+    _, out = run(r, AdvertIn(now=r.deadline, source=LOWER, advert=advert(101)))
+    assert kinds(out) == [RemoveAddresses, SetTimer] and r.state is VrrpState.BACKUP
 
 
 def test_master_equal_priority_tie_broken_by_higher_primary_address():
@@ -198,7 +205,7 @@ def test_master_equal_priority_tie_broken_by_higher_primary_address():
 
 
 def test_master_ignores_lower_priority_and_answers_priority_zero_at_once():
-    r = master(garp_repeat=1)  # no GARP round pending: the timer is the Adver_Timer alone
+    r = master(garp_repeat=1, garp_lower_prio_repeat=0)  # no GARP round pending, no answer to a lower priority
     t = r.deadline - 0.5
     assert list(r.handle(AdvertIn(now=t, source=HIGHER, advert=advert(50))).actions) == [SetTimer(r.deadline)]
     step, out = run(r, AdvertIn(now=t, source=HIGHER, advert=advert(0)))
@@ -402,6 +409,125 @@ def test_a_new_term_as_master_restarts_the_garp_rounds():
     assert out.count(SendGarp((VIP,))) == 1 and out[-1] == SetTimer(t2 + 0.3)
 
 
+# ---- the answer to a lower priority (keepalived's garp_lower_prio_repeat / garp_lower_prio_delay) ----
+
+def test_master_answers_a_lower_priority_with_gratuitous_arp_now_and_one_second_later_by_default():
+    r = master(garp_repeat=1)  # the becoming-Master rounds are done: what follows is the answer alone
+    assert (r.config.garp_lower_prio_repeat, r.config.garp_lower_prio_delay) == (1, 1.0)  # = garp_repeat/_delay
+    r = master()  # garp_repeat 2, garp_delay 1 s: keepalived's default is garp_master_repeat/_delay
+    t = r.deadline  # the becoming-Master second round and the next advert are due here
+    r.handle(Deadline(now=t))
+    assert r.garp_at is None
+    step, out = run(r, AdvertIn(now=t + 0.3, source=HIGHER, advert=advert(50)))
+    assert out == [SendGarp((VIP,)), SetTimer(t + 1)]  # the round at once; the Adver_Timer is earlier
+    assert step.reason is not None and step.reason.code == Decision.LOWER_PRIORITY_ANSWERED
+    assert "priority 50 < 100" in step.reason.text and not step.transitions and not step.notes
+    _, out = run(r, Deadline(now=t + 1))
+    assert out == [SendAdvert(100), SetTimer(t + 1.3)]
+    step, out = run(r, Deadline(now=t + 1.3))
+    assert out == [SendGarp((VIP,)), SetTimer(t + 2)] and step.reason is None  # the second and last round
+    assert r.state is VrrpState.MASTER and r.lp_garp_at is None and not r.drops
+
+
+def test_garp_lower_prio_repeat_and_delay_set_the_rounds():
+    r = master(garp_repeat=1, garp_lower_prio_repeat=3, garp_lower_prio_delay=0.25)
+    t = r.deadline - 0.9
+    _, out = run(r, AdvertIn(now=t, source=HIGHER, advert=advert(99)))
+    assert out == [SendGarp((VIP,)), SetTimer(t + 0.25)]
+    _, out = run(r, Deadline(now=t + 0.25))
+    assert out == [SendGarp((VIP,)), SetTimer(t + 0.5)]
+    _, out = run(r, Deadline(now=t + 0.5))
+    assert out == [SendGarp((VIP,)), SetTimer(r.deadline)]  # three rounds, then the Adver_Timer alone
+
+
+def test_garp_lower_prio_delay_below_the_spacing_is_raised_to_it():
+    r = master(garp_repeat=1, garp_lower_prio_repeat=2, garp_lower_prio_delay=0)
+    t = r.deadline - 0.9
+    _, out = run(r, AdvertIn(now=t, source=HIGHER, advert=advert(99)))
+    assert out == [SendGarp((VIP,)), SetTimer(t + m.LOWER_PRIO_GARP_SPACING)]
+
+
+def test_garp_lower_prio_repeat_0_answers_nothing():
+    r = master(garp_repeat=1, garp_lower_prio_repeat=0)
+    t = r.deadline - 0.5
+    step, out = run(r, AdvertIn(now=t, source=HIGHER, advert=advert(1)))
+    assert out == [SetTimer(r.deadline)] and step.reason is None and not step.notes
+
+
+def test_equal_priority_from_a_lower_address_is_answered_too():
+    r = master(garp_repeat=1)
+    t = r.deadline - 0.5
+    step, out = run(r, AdvertIn(now=t, source=LOWER, advert=advert(100)))
+    assert out[0] == SendGarp((VIP,)) and r.state is VrrpState.MASTER
+    assert step.reason is not None and "= (lower address)" in step.reason.text
+
+
+@pytest.mark.parametrize("state", ["backup", "fault"])
+def test_only_a_master_answers_a_lower_priority(state):
+    r = started(track_script={"command": "check"}, preempt_mode=False)
+    if state == "fault":
+        r.handle(TrackResult(now=T0 + 0.1, ok=False))
+    step, _ = run(r, AdvertIn(now=T0 + 0.2, source=HIGHER, advert=advert(50)))
+    assert not step.of_type(SendGarp) and r.lp_garp_at is None
+
+
+def test_a_flood_of_lower_priority_adverts_gets_one_round_per_spacing_is_counted_and_changes_nothing():
+    r = master(garp_repeat=1)
+    t0 = r.deadline - 0.95
+    garps, reasons = 0, []
+    for k in range(2000):  # 2000 forged adverts over 1 s, the router's timer served as asked
+        now = t0 + k * 0.0005
+        while r.wake_at is not None and r.wake_at <= now:
+            step = r.handle(Deadline(now=r.wake_at))
+            garps += len(step.of_type(SendGarp))
+            assert not step.transitions
+        step = r.handle(AdvertIn(now=now, source=HIGHER, advert=advert(1 + k % 99)))
+        garps += len(step.of_type(SendGarp))
+        assert not step.transitions
+        if step.reason is not None:
+            reasons.append(step.reason.code)
+    assert r.state is VrrpState.MASTER
+    assert garps <= 1 + 1.0 / m.LOWER_PRIO_GARP_SPACING  # 5 a second at most, however many arrive
+    assert reasons == [Decision.LOWER_PRIORITY_ANSWERED]  # one log line; the rest are notes (rate-limited)
+    assert r.drops[Drop.LOWER_PRIORITY_RATE_LIMITED] == 1999  # every advert but the first: counted
+    assert r.lp_garp_at is not None  # the flood's last round is still due at the end of the spacing
+
+
+def test_rate_limited_answers_fold_into_one_round_at_the_end_of_the_spacing():
+    r = master(garp_repeat=1, garp_lower_prio_repeat=1)
+    t = r.deadline - 0.9
+    run(r, AdvertIn(now=t, source=HIGHER, advert=advert(50)))
+    step, out = run(r, AdvertIn(now=t + 0.05, source=HIGHER, advert=advert(50)))  # the other Master's late GARP
+    assert out == [SetTimer(t + m.LOWER_PRIO_GARP_SPACING)] and step.reason is None
+    assert [n.code for n in step.notes] == [Drop.LOWER_PRIORITY_RATE_LIMITED]
+    run(r, AdvertIn(now=t + 0.1, source=HIGHER, advert=advert(50)))
+    step, out = run(r, Deadline(now=t + m.LOWER_PRIO_GARP_SPACING))
+    assert out == [SendGarp((VIP,)), SetTimer(r.deadline)]  # one round for both
+    assert r.drops[Drop.LOWER_PRIORITY_RATE_LIMITED] == 2
+
+
+def test_an_answer_round_due_with_a_becoming_master_round_is_sent_once():
+    r = started(garp_repeat=2, garp_delay=0.4, garp_lower_prio_repeat=2, garp_lower_prio_delay=0.4)
+    t = r.deadline
+    r.handle(Deadline(now=t))  # Master: first round; the second at t + 0.4
+    r.handle(AdvertIn(now=t, source=HIGHER, advert=advert(50)))  # within the spacing of nothing: at once
+    _, out = run(r, Deadline(now=t + 0.4))
+    assert out.count(SendGarp((VIP,))) == 1
+    assert r.garp_at is None and r.lp_garp_at is None
+
+
+def test_leaving_master_ends_the_answer_rounds():
+    r = master(garp_repeat=1, garp_lower_prio_repeat=5, garp_lower_prio_delay=0.3)
+    t = r.deadline - 0.9
+    r.handle(AdvertIn(now=t, source=HIGHER, advert=advert(50)))
+    assert r.lp_garp_at == pytest.approx(t + 0.3)
+    r.handle(AdvertIn(now=t + 0.1, source=HIGHER, advert=advert(200)))
+    assert r.state is VrrpState.BACKUP and r.lp_garp_at is None
+    for k in range(1, 10):  # (all before the Master_Down_Timer, 3.6 s)
+        assert not r.handle(Deadline(now=t + 0.1 + 0.3 * k)).of_type(SendGarp)
+    assert r.state is VrrpState.BACKUP
+
+
 # ---- reason codes ------------------------------------------------------------------------------
 
 def test_reason_codes_keep_their_values():
@@ -412,7 +538,10 @@ def test_reason_codes_keep_their_values():
         "track_script_fault", "track_script_recovered"]
     assert [c.value for c in Drop] == [
         "wrong_version", "wrong_vrid", "address_list_mismatch", "interval_mismatch", "not_a_unicast_peer",
-        "own_advert"]
+        "own_advert", "lower_priority_rate_limited"]
+    assert [c.value for c in Decision] == [
+        "master_resigning", "preempt_pending", "answered_priority_zero", "priority_changed",
+        "lower_priority_answered"]
     assert [c.value for c in PacketDrop] == [
         "short_packet", "not_ipv4", "not_vrrp_protocol", "ttl_not_255", "bad_version", "bad_type", "bad_length",
         "bad_checksum", "auth_type_unsupported", "zero_interval", "unknown_vrid"]
@@ -427,15 +556,19 @@ class FakeLink:
         self.alive = dict.fromkeys(routers, True)
         self.now = T0
         self.log: list[tuple[float, IPv4Address, int]] = []
+        self.garps: list[tuple[float, IPv4Address]] = []  # gratuitous ARP rounds sent: what hosts follow
+        self.blocked: set[tuple[IPv4Address, IPv4Address]] = set()  # (src, dst) pairs a cut separates
 
     def _apply(self, src: IPv4Address, step: Step) -> None:
         for a in step.actions:
+            if isinstance(a, SendGarp) and self.alive[src]:
+                self.garps.append((self.now, src))
             if isinstance(a, SendAdvert) and self.alive[src]:
                 self.log.append((self.now, src, a.priority))
                 r = self.routers[src]
                 adv = advert(a.priority, interval=r.config.advert_interval)
                 for dst, other in self.routers.items():
-                    if dst != src and self.alive[dst]:
+                    if dst != src and self.alive[dst] and (src, dst) not in self.blocked:
                         self._apply(dst, other.handle(AdvertIn(now=self.now, source=src, advert=adv)))
 
     def start(self, src: IPv4Address) -> None:
@@ -443,7 +576,7 @@ class FakeLink:
 
     def run_until(self, t: float) -> None:
         while True:
-            due = [(r.deadline, s) for s, r in self.routers.items() if self.alive[s] and r.deadline is not None]
+            due = [(r.wake_at, s) for s, r in self.routers.items() if self.alive[s] and r.wake_at is not None]
             if not due or min(due)[0] > t:
                 self.now = t
                 return
@@ -480,3 +613,37 @@ def test_equal_priorities_after_a_split_resolve_to_the_higher_address():
     link.alive[LOWER] = True
     link.run_until(T0 + 13)
     assert (lo.state, hi.state) == (VrrpState.BACKUP, VrrpState.MASTER)
+
+
+@pytest.mark.parametrize("b_sends_last_advert", [True, False])
+def test_after_a_split_the_master_that_stayed_sends_the_last_gratuitous_arp(b_sends_last_advert):
+    """Seed 20261128's finding, on a fake link: b was Master during a cut and sent gratuitous ARP (hosts
+    follow b); a never stopped being Master. After the heal a hears b's lower priority and answers: the
+    last gratuitous ARP on the link is a's, one advert interval at most after the heal. On this link a's
+    advert reaches b first: without b's last advert (higher_prio_send_advert) a hears b's next one only
+    if b is still Master, which here it is not: then nobody answers (the race the namespaces showed)."""
+    a = VrrpRouter(cfg(priority=150, advert_interval=0.1), LOWER)
+    b = VrrpRouter(cfg(priority=100, advert_interval=0.1, higher_prio_send_advert=b_sends_last_advert), ME)
+    link = FakeLink({LOWER: a, ME: b})
+    link.start(LOWER)
+    link.start(ME)
+    link.run_until(T0 + 5)
+    link.blocked = {(LOWER, ME), (ME, LOWER)}  # cut_both
+    link.run_until(T0 + 7)  # (b's second gratuitous ARP round is behind us)
+    assert a.state is b.state is VrrpState.MASTER and link.garps[-1][1] == ME
+    assert a.deadline is not None and b.deadline is not None
+    if b.deadline < a.deadline:
+        link.run_until(b.deadline + 1e-9)
+    assert a.deadline < b.deadline
+    link.run_until(a.deadline - 1e-6)
+    link.blocked = set()  # the heal, just before a's advert: it reaches b first (b steps down at once)
+    heal = link.now
+    link.run_until(T0 + 10)
+    assert (a.state, b.state) == (VrrpState.MASTER, VrrpState.BACKUP)
+    after = [(t, s) for t, s in link.garps if t >= heal]
+    if not b_sends_last_advert:
+        assert after == []  # the client would stay on b's MAC
+        return
+    assert after and after[-1][1] == LOWER and after[0][1] == LOWER  # nothing from b after the heal here
+    assert after[0][0] - heal <= 0.1 + 1e-9  # b's last advert, answered at once
+    assert a.drops == {} or set(a.drops) == {Drop.LOWER_PRIORITY_RATE_LIMITED}

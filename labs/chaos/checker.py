@@ -9,7 +9,9 @@ A fault is "in force" from its start until ``recovery`` seconds after its heal. 
   ``heal_bound`` (so it is bounded by the fault's length); otherwise it is broken.
 - ``nobody_active``: a nobody run longer than ``handover_grace`` needs a fault in force that hit the
   active (the target ran the service just before) of a kind with a takeover bound, and must end by
-  max(fault start + takeover bound, heal + ``heal_bound``). Inside an overlap pair it is reported only.
+  max(fault start + takeover bound, heal + ``heal_bound``). Inside an overlap pair it is reported only, and
+  so is one no longer than ``nobody_grace`` (if set) while a fault is in force: a planned hand-over (the
+  valet's failback: stopped there, then started here).
 - ``takeover``: a fault with a takeover bound that hit the active and lasted longer than the bound must
   see another node as the single active within the bound (a target that came back first is "resumed").
 - ``heal``: exactly one active within ``heal_bound`` of a heal (or by start + takeover bound, if later),
@@ -51,6 +53,7 @@ class Promise(BaseModel):
     takeover_bound: dict[FaultKind, float] = Field(default_factory=dict)
     heal_bound: float = Field(gt=0)
     handover_grace: float = Field(default=0.0, ge=0)
+    nobody_grace: float | None = Field(default=None, ge=0)  # a nobody run this short while a fault is in force
     recovery: float | None = Field(default=None, ge=0)
     why: str = ""
 
@@ -196,6 +199,8 @@ class _Judge:
             if r.length <= self.p.handover_grace:
                 continue
             ws = self.in_force(r.start)
+            if ws and self.p.nobody_grace is not None and r.length <= self.p.nobody_grace:
+                continue  # a planned hand-over in a fault's aftermath (stop there, then start here: a failback)
             if any(w.fault.group is not None and r.end <= self.group_stop(w) + self.rec for w in ws):
                 continue  # two faults at once: no single-fault bound is promised
             ok = False

@@ -6,6 +6,8 @@ then checks it and writes ``report.txt`` and ``timeline.png``. Symbolic targets 
 starts from the latest sample, with a Random seeded from the run's seed: ``ACTIVE`` is the single active
 node (a random one of several, any node if none), ``OTHER`` another node; a process fault never hits a
 node whose process is already down (overlaps): then another node, or the fault is recorded as skipped.
+A cut's peer is another of ``driver.nodes``, or of ``driver.cut_peers`` when the driver has it (the valet's
+witness can be cut off, not crashed).
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ class Outcome:
 
 
 def _resolve(fault: Fault, last: dict[str, Any] | None, nodes: list[str], busy: set[str], rng: random.Random,
-             group_targets: dict[int, str]) -> tuple[str | None, str | None]:
+             group_targets: dict[int, str], peers: list[str] | None = None) -> tuple[str | None, str | None]:
     active = list((last or {}).get("active", ()))
     if fault.target == ACTIVE:
         target = rng.choice(active) if active else rng.choice(nodes)
@@ -64,7 +66,8 @@ def _resolve(fault: Fault, last: dict[str, Any] | None, nodes: list[str], busy: 
         target = rng.choice(free) if free else None
     peer = None
     if fault.peer is not None and target is not None:
-        peer = fault.peer if fault.peer not in (ACTIVE, OTHER) else rng.choice([n for n in nodes if n != target])
+        choices = [n for n in peers or nodes if n != target]
+        peer = fault.peer if fault.peer not in (ACTIVE, OTHER) else rng.choice(choices)
     return target, peer
 
 
@@ -131,7 +134,8 @@ def _play(driver: Driver, schedule: list[Fault], hist_path: Path, promise: Promi
             if delay > 0:
                 time.sleep(delay)
             if is_start:
-                target, peer = _resolve(f, recorder.last, driver.nodes, busy, rng, group_targets)
+                target, peer = _resolve(f, recorder.last, driver.nodes, busy, rng, group_targets,
+                                        getattr(driver, "cut_peers", None))
                 t = history.now()
                 if target is None:
                     skipped.add(f.id)

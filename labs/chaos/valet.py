@@ -133,7 +133,10 @@ class ValetDriver:
         return Promise(
             system="valet", mode=f"{c.mode} T {c.timeout:g} s",
             double_allowed=set() if self.standard else {K.CUT_ONE_WAY, K.CUT_BOTH, K.FREEZE},
-            takeover_bound={K.CRASH: takeover, K.FREEZE: takeover, K.NODE_RESTART: takeover,
+            # simple mode: the keeper has no lease, so a frozen valet's service keeps serving; the other host's
+            # start is the allowed double until the heal (+ heal_bound): there is nothing to take over
+            takeover_bound={K.CRASH: takeover, K.NODE_RESTART: takeover, **({K.FREEZE: takeover} if self.standard
+                                                                            else {}),
                             K.CLEAN_STOP: round(b["handover"], 4), K.DAEMON_KILL: round(b["restart"], 4)},
             heal_bound=round(b["heal"], 4),
             handover_grace=0.0,

@@ -44,6 +44,16 @@ may have started the process after the stop ran); until it returns the process c
 start that fails (non-zero, timeout, never tests up within start_grace) is stopped
 (best effort) and makes this host ineligible for backoff_initial, doubling up to backoff_max: the peer
 then takes over (guard 6 on its side).
+
+Late and stale results (chaos seed 3, docs/chaos.md). A command's result counts only for the state it was asked
+in: a round test launched before a start or a stop was launched, or before a stop returned, is stale (ignored by
+its tag; the next test runs at once); while a start attempt is in flight (STARTING) a round test changes nothing
+(the attempt ends by its own result, its polls or start_grace); a test that timed out while the valet itself
+was stalled (SIGSTOP, a paused VM: ``TestDone.stalled``, the driver saw its clock jump) is re-run at once before
+anything is decided on it (an operator's monitor timeout after a pause). A round test gone for longer than
+command_timeout + ``TEST_LOST_AFTER`` is forgotten and run again, so a valet that runs or may run the process
+always has a test ahead. A bug inside ``handle`` raises ``DeciderBug`` carrying the actions queued before it
+(their bookkeeping is already set: the driver carries them out) and schedules a test at once.
 """
 
 from __future__ import annotations
@@ -99,6 +109,17 @@ ALLOWED_MOVES: dict[PairState, set[PairState]] = {
     PairState.LEFT: set(),
 }
 MAY_RUN = (PairState.STARTING, PairState.ACTIVE, PairState.STOPPING)
+TEST_LOST_AFTER = 2.0  # a round test not back within command_timeout + this is forgotten: test again
+
+
+class DeciderBug(Exception):
+    """``handle`` failed on a bug. ``step`` holds what it queued before: each action's bookkeeping is already set
+    (a stop counted as in flight, a test tag awaited), so the driver must carry it out; a test is due at once."""
+
+    def __init__(self, event: PairEvent, step: Step[PairAction]) -> None:
+        super().__init__(f"the arbiter failed on {type(event).__name__}")
+        self.event = event
+        self.step = step
 
 
 @dataclass(slots=True)
@@ -160,6 +181,7 @@ class PairArbiter:
         self._counter = 0
         self._next_test_at = now
         self._test_tag: str | None = None
+        self._test_sent_at = now
         self._next_heartbeat_at = now
         self._attempt: _Attempt | None = None
         self._stop_in_flight = False
@@ -206,10 +228,12 @@ class PairArbiter:
         times = [self._next_heartbeat_at]
         if self._test_tag is None and self._attempt is None:
             times.append(self._next_test_at)
+        elif self._test_tag is not None:
+            times.append(self._test_lost_at)
         a = self._attempt
         if a is not None and a.verifying and a.poll_tag is None:
             times += [a.next_poll_at, a.grace_deadline]
-        if self._retry_at is not None:
+        if self._retry_at is not None and self.state is PairState.FAILED:  # (a stop runs first: FAILED after it)
             times.append(self._retry_at)
         if self.standard and self.claims_running:
             times.append(self.lease_until)
@@ -241,9 +265,25 @@ class PairArbiter:
             "last_transition_at": last.at if last else None,
         }
 
+    @property
+    def _test_lost_at(self) -> float:
+        return self._test_sent_at + self.timing.command_timeout + TEST_LOST_AFTER
+
     # ------------------------------------------------------------------ one event in, one Step out
     def handle(self, event: PairEvent) -> Step[PairAction]:
+        if not isinstance(event, PairEvent):  # bad input is refused before anything changes
+            raise LocalUsageError(f"{self.name}: not a per-host event: {event!r}")
+        if isinstance(event, PeerHeard) and event.peer != self.peer:
+            raise LocalUsageError(f"{self.name}: news from {event.peer}, our peer is {self.peer}")
         b: StepBuilder[PairAction] = StepBuilder()
+        try:
+            return self._handle(b, event)
+        except Exception as e:  # a bug: hand back what was queued (module docstring), test again at once
+            self._test_tag = None
+            self._next_test_at = min(self._next_test_at, event.now)
+            raise DeciderBug(event, b.build()) from e
+
+    def _handle(self, b: StepBuilder[PairAction], event: PairEvent) -> Step[PairAction]:
         match event:
             case Tick():
                 self._on_tick(b, event.now)
@@ -260,8 +300,6 @@ class PairArbiter:
             case Leave():
                 self._on_leave(b, event.now)
                 return b.build()
-            case _:
-                raise LocalUsageError(f"{self.name}: not a per-host event: {event!r}")
         if self.state is not PairState.LEFT:
             self._decide(b, event.now)
             if b.transitions and self.state is not PairState.LEFT:
@@ -288,8 +326,13 @@ class PairArbiter:
             elif now >= a.next_poll_at:
                 a.poll_tag = self._tag("verify")
                 b.act(RunTest(host=self.node, tag=a.poll_tag))
+        if self._test_tag is not None and now >= self._test_lost_at:  # never came back: test again
+            b.note(PairNoteCode.STALE_RESULT, f"test {self._test_tag} not back after "
+                   f"{now - self._test_sent_at:.1f}s: testing again")
+            self._forget_test(now)
         if self._test_tag is None and self._attempt is None and now >= self._next_test_at:
             self._test_tag = self._tag("test")
+            self._test_sent_at = now
             self._next_test_at = max(self._next_test_at + self.timing.interval, now)
             b.act(RunTest(host=self.node, tag=self._test_tag))
         if self.state is PairState.FAILED and self._retry_at is not None and now >= self._retry_at:
@@ -300,6 +343,11 @@ class PairArbiter:
         a = self._attempt
         if a is not None and e.tag == a.poll_tag:
             a.poll_tag = None
+            if e.stalled and e.rc is None:  # timed out while the valet was stalled: poll again at once
+                b.note(PairNoteCode.RETEST, f"verification test {e.tag} timed out while the valet was stalled: "
+                       f"testing again")
+                a.next_poll_at = e.now
+                return
             self._record_test(e.rc)
             if self.running:
                 self._attempt = None
@@ -313,12 +361,23 @@ class PairArbiter:
             b.note(PairNoteCode.STALE_RESULT, f"ignored test result for {e.tag}")
             return
         self._test_tag = None
+        if e.stalled and e.rc is None:  # its timeout came due while the valet was stalled: not a verdict
+            b.note(PairNoteCode.RETEST, f"test {e.tag} on {self.node} timed out while the valet was stalled "
+                   f"(its clock jumped): testing again before deciding")
+            self._next_test_at = e.now
+            return
         first = not self.tested
         self._record_test(e.rc)
-        if self._attempt is not None or self._stop_in_flight:
+        if self._attempt is not None or self._stop_in_flight:  # a start or a stop is under way: its result decides
             return
         state = self.state
-        if self.running and state in (PairState.WAITING, PairState.PASSIVE):
+        if state is PairState.STARTING:  # with no attempt: only a bug (DeciderBug) leaves that; settle it
+            if self.running:
+                self._change(b, PairState.ACTIVE, PairCode.FOUND_UP,
+                             f"instance on {self.node} tests up ({describe_rc(e.rc)}); its start was lost", e.now)
+            else:
+                self._start_failed(b, e.now, "the start was lost inside the valet")
+        elif self.running and state in (PairState.WAITING, PairState.PASSIVE):
             self._change(b, PairState.ACTIVE, PairCode.FOUND_UP,
                          f"instance on {self.node} tests up ({describe_rc(e.rc)})", e.now)
         elif not self.running and state is PairState.ACTIVE:
@@ -363,7 +422,7 @@ class PairArbiter:
         if e.rc == 0:
             self.running = False
             self.priority = 0
-        self._next_test_at = e.now  # test at once: did it stop?
+        self._forget_test(e.now)  # test at once: did it stop? (a test launched before now says nothing)
         if self._leaving:
             if self._start_in_flight is None:  # else: a start given up may still start it (_on_start_done)
                 self._say_goodbye(b, e.now)
@@ -376,8 +435,6 @@ class PairArbiter:
                 b.note(PairNoteCode.HOLD, f"stop on {self.node} failed ({e.detail or e.rc}); testing again")
 
     def _on_peer(self, b: StepBuilder[PairAction], e: PeerHeard) -> None:
-        if e.peer != self.peer:
-            raise LocalUsageError(f"{self.name}: news from {e.peer}, our peer is {self.peer}")
         self.peer_live.heard(e.now)
         self.peer_news = _PeerNews(term=e.term, running=e.running, eligible=e.eligible, priority=e.priority,
                                    ranking=tuple(e.ranking), leaving=e.leaving)
@@ -400,7 +457,8 @@ class PairArbiter:
             if not self.claims_running and self.state is not PairState.FAILED:
                 self._start(b, now, d)
                 return
-            if self.running and self.state is not PairState.ACTIVE and not self._stop_in_flight:
+            if (self.running and self.state is not PairState.ACTIVE and not self._stop_in_flight
+                    and self._attempt is None):  # (an attempt in flight ends by its own result)
                 self._change(b, PairState.ACTIVE, PairCode.FOUND_UP, d.reason, now)
                 return
         elif d.action is TableAction.STOP and (self.claims_running and not self._stop_in_flight
@@ -458,7 +516,14 @@ class PairArbiter:
         return d
 
     # ------------------------------------------------------------------ acting on this host
+    def _forget_test(self, now: float) -> None:
+        """A round test in flight now answers for a host that is changing: its result will be ignored as stale
+        (tag); the next test is due at once."""
+        self._test_tag = None
+        self._next_test_at = now
+
     def _start(self, b: StepBuilder[PairAction], now: float, d: Decision) -> None:
+        self._forget_test(now)
         self.term = self.known_term = max(self.term, self.known_term) + 1
         self._attempt = _Attempt(tag=self._tag("start"))
         self._start_in_flight = self._attempt.tag
@@ -471,6 +536,7 @@ class PairArbiter:
         succeeded (``_on_start_done``)."""
         self._attempt = None
         self._stop_in_flight = True
+        self._test_tag = None  # a test launched before the stop says nothing about after it
         if self._start_in_flight is not None:
             self._stop_after_start = True
         b.act(RunStop(host=self.node))
@@ -492,7 +558,10 @@ class PairArbiter:
         self._backoff = min(max(self._backoff * 2, self.timing.backoff_initial), self.timing.backoff_max)
         self._retry_at = now + self._backoff
         self._launch_stop(b)  # best effort: a late riser must not become a second active one
-        self._change(b, PairState.FAILED, PairCode.START_FAILED,
+        # from STARTING: FAILED at once; from any other state (a bug put us there): STOPPING, then FAILED once the
+        # stop returns (_retry_at is set), never an illegal move
+        to = PairState.FAILED if self.machine.can(PairState.FAILED) else PairState.STOPPING
+        self._change(b, to, PairCode.START_FAILED,
                      f"start on {self.node} failed ({why}): not eligible for {self._backoff:g}s", now)
 
     def _heartbeat(self, b: StepBuilder[PairAction], now: float, *, leaving: bool = False) -> None:

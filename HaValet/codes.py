@@ -63,4 +63,6 @@ class PairNoteCode(ReasonCode):
     NO_CONTACT = "pair.no_contact", "the tables say start, but no acknowledged contact yet: not starting"
     RANKING_MISMATCH = "pair.ranking_mismatch", "the peer ranks the hosts differently: changing nothing"
     KEEP_ON_LEAVE = "pair.keep_on_leave", "stopping cleanly with no peer able to take over: the process keeps running"
-    STALE_RESULT = "pair.stale_result", "a command result for an attempt that is over: ignored"
+    STALE_RESULT = "pair.stale_result", ("a command result for an attempt that is over, or a test launched before "
+                                         "a start or stop: ignored")
+    RETEST = "pair.retest", "a test timed out while the valet was stalled (its clock jumped): run again before deciding"

@@ -6,7 +6,10 @@ drained, and a result that never claims "up" for a command that did not run.
   which saves one exec per check (measured in bench/valet.py) with the same meaning.
 - Every command gets its own session (process group). On timeout the whole group is killed
   (SIGKILL) and the result is ``rc=None``: "did not run to completion", which the supervisor counts
-  as down / failed.
+  as down / failed. A command that had exited when its timeout comes due is not a timeout: after the
+  valet was stalled (SIGSTOP: Python's epoll returns nothing once its deadline passed, so the timer runs
+  before the exit is seen) its own exit status counts. A timeout the loop noticed more than
+  ``STALL_LATE`` late is ``stalled`` (the valet did not run: the command's time cannot be trusted).
 - stdout and stderr go to one pipe that is always drained, so a chatty command cannot block on a full
   pipe. A start command that leaves a daemon holding the pipe open does not hold us up: once the
   command itself has exited we keep what was read, and the loop goes on reading and discarding the
@@ -24,6 +27,7 @@ import contextlib
 import functools
 import os
 import re
+import select
 import shlex
 import signal
 import time
@@ -31,6 +35,7 @@ from dataclasses import dataclass
 
 OUTPUT_KEEP = 4096  # bytes of output kept per command (the tail)
 EXIT_DRAIN_GRACE = 0.05  # after exit, how long to wait for the last output before moving on
+STALL_LATE = 0.5  # a timeout noticed this much after it came due: the valet was stalled (SIGSTOP, a paused VM)
 _SHELL_CHARS = re.compile(r"[|&;<>()$`\\\"'*?\[\]#~={}\n]")
 _lingering: set[_Command] = set()
 _SHELL_WORDS = frozenset({"!", ".", ":", "[[", "alias", "break", "case", "cd", "command", "continue", "eval",
@@ -44,6 +49,12 @@ class CommandResult:
     detail: str  # "exit 0", "timed out after 5s", "cannot run: ..." , "killed by signal 9"
     output: str  # tail of stdout+stderr
     duration: float
+    late: float = 0.0  # how late the loop noticed the timeout (timed-out commands only)
+
+    @property
+    def stalled(self) -> bool:
+        """Timed out while the valet itself was stalled: its clock jumped past the deadline."""
+        return self.rc is None and self.late > STALL_LATE
 
 
 def needs_shell(command: str) -> bool:
@@ -70,6 +81,7 @@ class _Command:
         self.buf = bytearray()
         self.collecting = True
         self.timed_out = False
+        self.late = 0.0
         self.exited: asyncio.Future[int] = loop.create_future()
         self.pipe_closed: asyncio.Future[None] = loop.create_future()
         self.pidfd: int | None = os.pidfd_open(pid)
@@ -113,6 +125,13 @@ class _Command:
         _lingering.discard(self)
         if not self.pipe_closed.done():
             self.pipe_closed.set_result(None)
+
+    def on_timeout(self, due: float) -> None:
+        self.late = self.loop.time() - due
+        if self.pidfd is not None and select.select([self.pidfd], [], [], 0)[0]:
+            self._on_exit()  # it exited before we looked (the loop was stalled): its exit status counts
+            return
+        self.kill_group(timed_out=True)
 
     def kill_group(self, timed_out: bool = False) -> None:
         if not self.exited.done():
@@ -160,7 +179,7 @@ async def run_command(command: str, *, timeout: float, env: dict[str, str] | Non
             os.waitpid(pid, 0)
         os.close(out_fd)
         return CommandResult(None, f"cannot watch the command: {e}", "", time.monotonic() - start)
-    timer = loop.call_later(timeout, cmd.kill_group, True)
+    timer = loop.call_later(timeout, lambda: cmd.on_timeout(timer.when()))
     try:
         rc = await asyncio.shield(cmd.exited)  # shielded: a cancel must not cancel the exit future itself
         if not cmd.pipe_closed.done():
@@ -178,7 +197,8 @@ async def run_command(command: str, *, timeout: float, env: dict[str, str] | Non
     output = bytes(cmd.buf).decode(errors="replace").strip()
     duration = time.monotonic() - start
     if cmd.timed_out:
-        return CommandResult(None, f"timed out after {timeout:g}s (process group killed)", output, duration)
+        return CommandResult(None, f"timed out after {timeout:g}s (process group killed)", output, duration,
+                             late=cmd.late)
     detail = f"exit {rc}" if rc >= 0 else f"killed by signal {-rc}"
     return CommandResult(rc, detail, output, duration)
 

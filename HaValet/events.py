@@ -29,6 +29,7 @@ class TestDone:
     rc: int | None
     tag: str  # the tag of the RunTest it answers
     now: float
+    stalled: bool = False  # rc None because its timeout came due while the valet itself did not run (re-run it)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -42,7 +42,7 @@ from failover_core.shell.notify import NotifyDispatcher, SubprocessHookRunner
 from failover_core.step import Step
 from failover_core.transitions import Transition
 from FailoverWitness.client import WitnessClient, WitnessError
-from HaValet.arbiter import PairArbiter
+from HaValet.arbiter import DeciderBug, PairArbiter
 from HaValet.codes import PairNoteCode
 from HaValet.commands import close_lingering, run_command
 from HaValet.config import HostMode, ProcessSpec, ValetConfig
@@ -202,7 +202,7 @@ class HostValet:
     async def _leave(self) -> None:
         """Hand over (stop here first) what a peer can take, say goodbye, wait for the goodbyes to go out."""
         for p in self.processes.values():
-            self._carry_out(p, p.arb.handle(Leave(now=self.clock.now())))
+            self._feed(p, Leave(now=self.clock.now()))
         limit = max((p.spec.timing.stop_timeout for p in self.processes.values()), default=0.0) + LEAVE_GRACE
         deadline = self.clock.now() + limit
         while not all(p.arb.finished for p in self.processes.values()) and self.clock.now() < deadline:
@@ -212,8 +212,7 @@ class HostValet:
             await asyncio.wait(pending, timeout=LEAVE_GRACE)
 
     async def _process_loop(self, p: _Process) -> None:
-        await tick_loop(lambda: self._carry_out(p, p.arb.handle(Tick(now=self.clock.now()))), p.arb.next_deadline,
-                        p.wake, self.clock)
+        await tick_loop(lambda: self._feed(p, Tick(now=self.clock.now())), p.arb.next_deadline, p.wake, self.clock)
 
     # ------------------------------------------------------------------ carrying out a Step (the one place)
     def _carry_out(self, p: _Process, step: Step[PairAction]) -> None:
@@ -272,7 +271,17 @@ class HostValet:
         self._keeper = None
 
     def _feed(self, p: _Process, event: PairEvent) -> None:
-        self._carry_out(p, p.arb.handle(event))
+        """One event in, its Step carried out. A bug inside the arbiter never ends the process's loop: its error is
+        logged, the actions it had queued are carried out (their bookkeeping is set: a stop it counts as running
+        really runs) and it tests again at once (``DeciderBug``)."""
+        try:
+            step = p.arb.handle(event)
+        except DeciderBug as e:
+            log.error("%s: the arbiter failed on %s (%s: %s); carrying out the %d action(s) it queued and testing "
+                      "again", p.spec.name, type(event).__name__, type(e.__cause__).__name__, e.__cause__,
+                      len(e.step.actions), exc_info=e.__cause__)
+            step = e.step
+        self._carry_out(p, step)
 
     def _spawn(self, p: _Process, run: Callable[[_Process, Any], Any], action: PairAction) -> None:
         name = f"heartbeat:{p.spec.name}" if isinstance(action, SendHeartbeat) else f"command:{p.spec.name}"
@@ -299,7 +308,10 @@ class HostValet:
     async def _run_test(self, p: _Process, a: RunTest) -> None:
         r = await run_command(p.spec.instance(a.host).test_command, timeout=p.spec.timing.command_timeout, env=p.env)
         log.debug("%s: test on %s: %s (%s, %.3fs)", p.spec.name, a.host, describe_rc(r.rc), r.detail, r.duration)
-        self._feed(p, TestDone(host=a.host, rc=r.rc, tag=a.tag, now=self.clock.now()))
+        if r.stalled:
+            log.warning("%s: test on %s %s, but the valet was stalled (its timeout came due %.1fs late): not "
+                        "trusted, testing again", p.spec.name, a.host, r.detail, r.late)
+        self._feed(p, TestDone(host=a.host, rc=r.rc, tag=a.tag, now=self.clock.now(), stalled=r.stalled))
 
     async def _run_start(self, p: _Process, a: RunStart) -> None:
         command = p.spec.instance(a.host).start_command

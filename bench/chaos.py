@@ -1,6 +1,6 @@
 """Long seeded chaos runs: `make bench BENCH=chaos` (root).
 
-For each system with a chaos driver (today: vrrp, docker) runs `python -m labs.chaos SYSTEM --seed N --duration S`
+For each system with a chaos driver (vrrp, docker, valet, agent) runs `python -m labs.chaos SYSTEM --seed N`
 (default 30 minutes of single faults, the issue's figure) into `chaos-out/SYSTEM-SEED/`, prints its table
 and exits non-zero if any promise was broken. `--overlap` adds overlapping pairs to the kinds.
 """

@@ -8,7 +8,9 @@ It is a real service the valet can manage the way an operator's would be managed
 
 ``serve`` appends ``up WALLTIME PID`` to ``D/N.journal`` once it listens and ``down WALLTIME PID`` when it exits
 on SIGTERM/SIGINT (a SIGKILL writes nothing): the ground truth of when the service ran, for the tests'
-overlap checks. ``start`` launches ``serve`` in the background and returns 0 once it listens (1 if it could not bind).
+overlap checks. ``start`` launches ``serve`` in the background and returns 0 once it listens (1 if it could not bind);
+like an init script it returns 0 at once when the service already runs (its pid file names a live ``serve``:
+deleting that file first orphaned the running service, which ``stop`` then no longer found: chaos seed 3).
 ``GET /priority`` answers the runtime priority: the file ``D/N.priority`` if present, else ``--priority``.
 ``probe`` exits with that priority (1..125) when the service answers, 0 when it does not: the
 ha_valet test_command convention. ``stop`` sends SIGTERM to the pid in ``D/N.pid`` and waits.
@@ -91,6 +93,10 @@ def serve(args: argparse.Namespace) -> int:
 
 def start(args: argparse.Namespace) -> int:
     pid_file, port_file, _ = _paths(args.state_dir, args.name)
+    running = _serving(pid_file)
+    if running is not None:
+        print(f"valet_service {args.name}: already running (pid {running})", file=sys.stderr)
+        return 0
     for p in (pid_file, port_file):
         with contextlib.suppress(OSError):
             p.unlink()
@@ -126,6 +132,16 @@ def stop(args: argparse.Namespace) -> int:
             return 0
         time.sleep(0.01)
     return 1
+
+
+def _serving(pid_file: Path) -> int | None:
+    """The pid of the live ``serve`` that ``pid_file`` names, else None (no file, a stale or reused pid)."""
+    try:
+        pid = int(pid_file.read_text().strip())
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except (OSError, ValueError):
+        return None
+    return pid if b"serve" in cmdline and _running(pid) else None
 
 
 def _running(pid: int) -> bool:

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from labs.chaos.schedule import FaultKind, ScheduleError, check_supported, make_schedule, parse_kinds
 
-SYSTEMS = {"vrrp": "ready", "agent": "not yet", "docker": "ready", "valet": "not yet"}
+SYSTEMS = {"vrrp": "ready", "agent": "not yet", "docker": "ready", "valet": "ready"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,6 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, help="output directory (default chaos-SYSTEM-SEED)")
     ap.add_argument("--config", type=Path, help="the system's chaos config (JSON or TOML)")
     ap.add_argument("--settle", type=float, help="seconds after each heal before the next fault")
+    ap.add_argument("--mode", choices=["standard", "simple"], help="with the witness (default) or without")
     args = ap.parse_args(argv)
     state = SYSTEMS.get(args.system)
     if state is None:
@@ -37,32 +38,16 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if state != "ready":
         ready = ", ".join(k for k, v in SYSTEMS.items() if v == "ready")
-        print(f"{args.system}: not yet: no chaos driver for this system yet (only {ready})", file=sys.stderr)
+        print(f"{args.system}: not yet: no chaos driver for this system yet (ready: {ready})", file=sys.stderr)
         return 2
     from labs.chaos.runner import run
-    from labs.chaos.schedule import NETEM_KINDS
 
     driver: Any
     try:
-        if args.system == "docker":
-            from labs.chaos.docker import DockerChaosConfig, DockerDriver
-
-            driver = DockerDriver(DockerChaosConfig.load(args.config) if args.config else None)
-        else:
-            from labs.chaos.vrrp import VrrpChaosConfig, VrrpDriver
-
-            driver = VrrpDriver(VrrpChaosConfig.load(args.config) if args.config else None)
+        driver, supported = _driver(args)
     except (OSError, ValueError, ValidationError) as e:
-        print(f"{args.config}: {e}", file=sys.stderr)
+        print(f"{args.config or args.system}: {e}", file=sys.stderr)
         return 2
-    supported = driver.supported
-    if supported & NETEM_KINDS:
-        from labs.chaos.vrrp import netem_available
-
-        if not netem_available():
-            supported = supported - NETEM_KINDS
-            print("note: this kernel has no sch_netem: netem_loss, netem_delay, netem_dup are unavailable",
-                  file=sys.stderr)
     try:
         kinds = parse_kinds(args.faults) if args.faults else sorted(supported - {FaultKind.OVERLAP})
         check_supported(kinds, supported, args.system)
@@ -71,13 +56,45 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     settle = args.settle if args.settle is not None else driver.settle
     schedule = make_schedule(args.seed, args.duration, kinds, driver.nodes, supported=supported,
-                             system=args.system, settle=settle)
+                             system=args.system, settle=settle, durations=getattr(driver, "durations", None))
     out = args.out or Path(f"chaos-{args.system}-{args.seed}")
     outcome = run(driver, schedule, out, seed=args.seed, duration=args.duration,
                   extra_meta={"kinds": [str(k) for k in kinds], "settle": settle})
     print(outcome.table)
     print(f"history, report, timeline: {out}/")
     return 0 if outcome.result.ok else 1
+
+
+def _driver(args: argparse.Namespace) -> tuple[Any, frozenset[FaultKind]]:
+    """The system's driver (its config from --config) and the fault kinds it supports here."""
+    if args.system == "valet":
+        from labs.chaos.valet import ValetChaosConfig, ValetDriver
+
+        data: dict[str, Any] = {}
+        if args.config:
+            data = ValetChaosConfig.load(args.config).model_dump(exclude_unset=True)
+        if args.mode:
+            data["mode"] = args.mode
+        out = args.out or Path(f"chaos-{args.system}-{args.seed}")
+        driver = ValetDriver(ValetChaosConfig.model_validate(data), workdir=out.resolve())
+        return driver, driver.supported
+    if args.system == "docker":
+        from labs.chaos.docker import DockerChaosConfig, DockerDriver
+
+        dcfg = DockerChaosConfig.load(args.config) if args.config else DockerChaosConfig()
+        if args.mode:
+            dcfg = dcfg.model_copy(update={"mode": args.mode})
+        docker = DockerDriver(dcfg)
+        return docker, docker.supported
+    from labs.chaos.schedule import NETEM_KINDS
+    from labs.chaos.vrrp import VrrpChaosConfig, VrrpDriver, netem_available
+
+    cfg = VrrpChaosConfig.load(args.config) if args.config else VrrpChaosConfig()
+    supported = VrrpDriver.supported
+    if not netem_available():
+        supported = supported - NETEM_KINDS
+        print("note: this kernel has no sch_netem: netem_loss, netem_delay, netem_dup are unavailable", file=sys.stderr)
+    return VrrpDriver(cfg), supported
 
 
 if __name__ == "__main__":

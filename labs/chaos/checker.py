@@ -9,7 +9,9 @@ A fault is "in force" from its start until ``recovery`` seconds after its heal. 
   ``heal_bound`` (so it is bounded by the fault's length); otherwise it is broken.
 - ``nobody_active``: a nobody run longer than ``handover_grace`` needs a fault in force that hit the
   active (the target ran the service just before) of a kind with a takeover bound, and must end by
-  max(fault start + takeover bound, heal + ``heal_bound``). Inside an overlap pair it is reported only.
+  max(fault start + takeover bound, heal + ``heal_bound``). Inside an overlap pair it is reported only, and
+  so is one no longer than ``nobody_grace`` (if set) while a fault is in force: a planned hand-over (the
+  valet's failback: stopped there, then started here).
   A kind in ``heal_moves`` may move the service once at its heal (Docker: a restarted daemon without
   live-restore kills the container it left running): a nobody run that starts after such a heal is
   allowed if it ends by the heal + ``heal_moves[kind]``.
@@ -58,6 +60,7 @@ class Promise(BaseModel):
     takeover_bound: dict[FaultKind, float] = Field(default_factory=dict)
     heal_bound: float = Field(gt=0)
     handover_grace: float = Field(default=0.0, ge=0)
+    nobody_grace: float | None = Field(default=None, ge=0)  # a nobody run this short while a fault is in force
     recovery: float | None = Field(default=None, ge=0)
     heal_moves: dict[FaultKind, float] = Field(default_factory=dict)
     why: str = ""
@@ -206,6 +209,8 @@ class _Judge:
             if r.length <= self.p.handover_grace:
                 continue
             ws = self.in_force(r.start)
+            if ws and self.p.nobody_grace is not None and r.length <= self.p.nobody_grace:
+                continue  # a planned hand-over in a fault's aftermath (stop there, then start here: a failback)
             if any(w.fault.group is not None and r.end <= self.group_stop(w) + self.rec for w in ws):
                 continue  # two faults at once: no single-fault bound is promised
             ok = any(w.fault.kind in self.p.heal_moves and w.end is not None and w.end <= r.start

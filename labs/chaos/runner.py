@@ -9,6 +9,9 @@ node whose process is already down (overlaps): then another node, or the fault i
 A driver may define ``targets_for(kind) -> list[str]``: the nodes a fault of that kind can hit (Docker: a
 crash hits an agent's host, not the witness's; a cut may involve the witness); the peer of a cut is still
 drawn from every node.
+
+A cut's peer is another of ``driver.nodes``, or of ``driver.cut_peers`` when the driver has it (the valet's
+witness can be cut off, not crashed).
 """
 
 from __future__ import annotations
@@ -68,8 +71,8 @@ def _resolve(fault: Fault, last: dict[str, Any] | None, nodes: list[str], busy: 
         target = rng.choice(free) if free else None
     peer = None
     if fault.peer is not None and target is not None:
-        peer = fault.peer if fault.peer not in (ACTIVE, OTHER) else rng.choice([n for n in peers or nodes
-                                                                                  if n != target])
+        choices = [n for n in peers or nodes if n != target]
+        peer = fault.peer if fault.peer not in (ACTIVE, OTHER) else rng.choice(choices)
     return target, peer
 
 
@@ -138,7 +141,8 @@ def _play(driver: Driver, schedule: list[Fault], hist_path: Path, promise: Promi
             if is_start:
                 targets_for = getattr(driver, "targets_for", None)
                 candidates = targets_for(f.kind) if targets_for is not None else driver.nodes
-                target, peer = _resolve(f, recorder.last, candidates, busy, rng, group_targets, driver.nodes)
+                target, peer = _resolve(f, recorder.last, candidates, busy, rng, group_targets,
+                                        getattr(driver, "cut_peers", None) or driver.nodes)
                 t = history.now()
                 if target is None:
                     skipped.add(f.id)

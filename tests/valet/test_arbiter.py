@@ -7,7 +7,7 @@ import pytest
 
 from failover_core.errors import RemoteInputError
 from failover_core.request_auth import NotAuthenticated, RequestAuthenticator
-from HaValet.arbiter import PairArbiter, PairState
+from HaValet.arbiter import TEST_LOST_AFTER, DeciderBug, PairArbiter, PairState, _Attempt
 from HaValet.config import HostMode, Timing
 from HaValet.events import (
     Leave,
@@ -259,3 +259,131 @@ def test_wire_round_trip_and_refusals():
     body4, headers4 = sender.request(_hb(seq=10, process="Db"), wall_now=1000.5, nonce="j" * 16)
     with pytest.raises(RemoteInputError, match="arbitrate"):
         inbox.heartbeat("POST", HEARTBEAT_PATH, body4, headers4, wall_now=1000.5)
+
+
+# ---------------------------------------------------------------------- late and stale results (chaos seed 3)
+
+def _active_primary(now: float = 100.0) -> PairArbiter:
+    """Simple primary A, ACTIVE by its own start, peer B heard running nothing."""
+    arb = arbiter(A)
+    test_one(arb, now, 0)
+    started(arb, now + 0.2, list(peer(arb, now + 0.1, running=False).actions))
+    return arb
+
+
+def _tag_of(step) -> str:
+    (t,) = step.of_type(RunTest)
+    return t.tag
+
+
+def test_chaos_seed_3_simple_freeze_stale_test_then_failed_start_keeps_testing():
+    """labs.chaos valet --seed 3 --mode simple, fault #4: A's valet frozen 2.61 s. At SIGCONT a test that was in flight
+    came back "did not run to completion"; A restarted its (still running) service: "Address already in use", FAILED.
+    After the retry delay a round test launched before the new start came back "up" while the start ran: the
+    arbiter went STARTING -> ACTIVE (found_up) with the start still in flight, then the start's exit 1 raised
+    IllegalTransition ACTIVE -> FAILED; the RunStop of that handling was lost and A believed it ran the process,
+    forever: nobody ran it for 9 s. The events in that order, on a fake clock."""
+    arb = _active_primary()
+    t1 = _tag_of(arb.handle(Tick(now=100.6)))  # a round test, then the freeze
+    step = arb.handle(TestDone(host=A, rc=None, tag=t1, now=103.2))  # timed out (a real timeout: not stalled)
+    assert step.transitions[0].code == "pair.went_down"
+    (s1,) = step.of_type(RunStart)
+    step = arb.handle(StartDone(host=A, rc=1, tag=s1.tag, now=103.6, detail="exit 1"))  # Address already in use
+    assert arb.state is PairState.FAILED and step.of_type(RunStop)
+    arb.handle(StopDone(host=A, rc=0, now=103.8))
+    t2 = _tag_of(arb.handle(Tick(now=103.8)))  # tests at once after the stop ...
+    step = arb.handle(Tick(now=105.6))  # ... and while that test runs the retry delay (2 s) ends: start again
+    assert [t.code for t in step.transitions] == ["pair.retry", "simple_primary.always"]
+    (s2,) = step.of_type(RunStart)
+    step = arb.handle(TestDone(host=A, rc=1, tag=t2, now=105.65))  # launched before the start: stale
+    assert arb.state is PairState.STARTING and not step.transitions  # not found_up with a start in flight
+    step = arb.handle(StartDone(host=A, rc=1, tag=s2.tag, now=105.9, detail="exit 1"))  # no IllegalTransition
+    assert arb.state is PairState.FAILED and step.of_type(RunStop)
+    arb.handle(StopDone(host=A, rc=0, now=106.0))
+    step = arb.handle(Tick(now=106.0))  # and the valet goes on testing
+    assert step.of_type(RunTest) and arb.next_deadline() is not None
+    arb.handle(TestDone(host=A, rc=0, tag=_tag_of(step), now=106.1))
+    step = arb.handle(Tick(now=110.0))  # retry delay (4 s) over: start again, the service really is down now
+    started(arb, 110.2, list(step.actions))
+    assert arb.state is PairState.ACTIVE and arb.claims_running
+
+
+def test_a_test_that_timed_out_while_the_valet_was_stalled_is_run_again_before_deciding():
+    arb = _active_primary()
+    t1 = _tag_of(arb.handle(Tick(now=100.6)))
+    step = arb.handle(TestDone(host=A, rc=None, tag=t1, now=103.2, stalled=True))
+    assert arb.state is PairState.ACTIVE and not step.of_type(RunStart) and step.notes[0].code == "pair.retest"
+    assert arb.next_deadline() <= 103.2
+    t2 = _tag_of(arb.handle(Tick(now=103.2)))
+    arb.handle(TestDone(host=A, rc=1, tag=t2, now=103.3))  # it ran all along
+    assert arb.state is PairState.ACTIVE
+    t3 = _tag_of(arb.handle(Tick(now=103.8)))  # a second timeout in a row, not stalled, is a verdict
+    step = arb.handle(TestDone(host=A, rc=None, tag=t3, now=105.8))
+    assert step.transitions[0].code == "pair.went_down"
+
+
+def test_a_round_test_launched_before_a_start_says_nothing_after_it():
+    arb = arbiter(A)
+    test_one(arb, 100.0, 0)
+    t1 = _tag_of(arb.handle(Tick(now=100.5)))  # a round test (the instance is down) ...
+    step = peer(arb, 100.55, running=False)  # ... and the start launched while it runs
+    started(arb, 100.7, list(step.actions))
+    step = arb.handle(TestDone(host=A, rc=0, tag=t1, now=100.8))  # "down", from before the start
+    assert arb.state is PairState.ACTIVE and not step.transitions and step.notes[0].code == "pair.stale_result"
+    assert arb.running and arb.handle(Tick(now=100.8)).of_type(RunTest)  # and a fresh test at once
+
+
+def test_a_test_launched_before_a_stop_returned_does_not_stop_again():
+    arb = arbiter(A)
+    test_one(arb, 100.0, 0)
+    (start,) = peer(arb, 100.1, running=False).of_type(RunStart)
+    arb.handle(StartDone(host=A, rc=1, tag=start.tag, now=100.3, detail="exit 1"))  # FAILED, stopping
+    t1 = _tag_of(arb.handle(Tick(now=100.35)))  # a round test while the stop runs
+    arb.handle(StopDone(host=A, rc=0, now=100.4))
+    step = arb.handle(TestDone(host=A, rc=1, tag=t1, now=100.45))  # "up", from before the stop returned
+    assert not step.of_type(RunStop) and arb.state is PairState.FAILED and not arb.claims_running
+    t2 = _tag_of(arb.handle(Tick(now=100.45)))
+    step = arb.handle(TestDone(host=A, rc=1, tag=t2, now=100.5))  # up after the stop: that one counts
+    assert step.of_type(RunStop)
+
+
+def test_a_start_failure_outside_starting_is_no_illegal_transition():
+    """Defence in depth: if a bug ever leaves an attempt open in ACTIVE, its failure stops via STOPPING."""
+    arb = _active_primary()
+    arb._attempt = _Attempt(tag="start:99")
+    arb._start_in_flight = "start:99"
+    step = arb.handle(StartDone(host=A, rc=1, tag="start:99", now=101.0, detail="exit 1"))
+    assert step.of_type(RunStop) and arb.state is PairState.STOPPING
+    arb.handle(StopDone(host=A, rc=0, now=101.1))
+    assert arb.state is PairState.FAILED and arb.handle(Tick(now=101.1)).of_type(RunTest)
+
+
+def test_a_lost_test_is_forgotten_and_run_again():
+    arb = _active_primary()
+    t1 = _tag_of(arb.handle(Tick(now=100.6)))
+    lost_at = 100.6 + TIMING.command_timeout + TEST_LOST_AFTER
+    assert arb.next_deadline() <= lost_at
+    assert not arb.handle(Tick(now=lost_at - 0.01)).of_type(RunTest)
+    step = arb.handle(Tick(now=lost_at))
+    assert _tag_of(step) != t1 and step.notes[0].code == "pair.stale_result"
+
+
+def test_a_bug_inside_handle_hands_back_the_queued_actions_and_tests_again(monkeypatch):
+    arb = arbiter(A)
+    test_one(arb, 100.0, 0)
+    (start,) = peer(arb, 100.1, running=False).of_type(RunStart)
+
+    def broken(b, to, code, text, now):
+        raise RuntimeError("a bug")
+    monkeypatch.setattr(arb, "_change", broken)
+    with pytest.raises(DeciderBug) as info:
+        arb.handle(StartDone(host=A, rc=1, tag=start.tag, now=100.3, detail="exit 1"))
+    assert info.value.step.of_type(RunStop)  # the stop it counts as in flight is carried out ...
+    monkeypatch.undo()
+    arb.handle(StopDone(host=A, rc=0, now=100.4))  # ... so its result comes back
+    assert not arb._stop_in_flight and arb.state is PairState.STARTING  # the failed change left STARTING
+    t = _tag_of(arb.handle(Tick(now=100.4)))
+    step = arb.handle(TestDone(host=A, rc=0, tag=t, now=100.5))  # nothing runs: settled as a failed start
+    assert arb.state is PairState.FAILED and step.of_type(RunStop)
+    arb.handle(StopDone(host=A, rc=0, now=100.6))
+    assert not arb.claims_running and arb.next_deadline() is not None

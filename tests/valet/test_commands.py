@@ -82,3 +82,41 @@ def test_daemon_holding_the_pipe_does_not_hold_the_command(tmp_path):
         assert alive
     finally:
         os.killpg(os.getpgid(int(pids.read_text())), signal.SIGKILL)  # the daemon's group: only ours
+
+
+def _frozen(command: str, timeout: float, stop_at: float, stop_for: float):
+    """Run ``command`` while a helper SIGSTOPs this process ``stop_at`` s after the command started, for ``stop_for``
+    s (a frozen valet)."""
+    import subprocess
+    import sys
+    me = os.getpid()
+    helper = subprocess.Popen([sys.executable, "-c", f"import os, signal, sys, time; sys.stdin.readline(); "
+                               f"time.sleep({stop_at}); os.kill({me}, signal.SIGSTOP); time.sleep({stop_for}); "
+                               f"os.kill({me}, signal.SIGCONT)"], stdin=subprocess.PIPE)
+
+    async def one():
+        assert helper.stdin is not None
+        helper.stdin.write(b"go\n")
+        helper.stdin.flush()
+        try:
+            return await run_command(command, timeout=timeout)
+        finally:
+            close_lingering()
+    try:
+        return asyncio.run(one())
+    finally:
+        helper.wait(10)
+
+
+def test_a_command_that_exited_while_the_valet_was_frozen_is_not_a_timeout():
+    """Chaos seed 3: after SIGCONT, epoll returns nothing once its deadline passed, so the timeout ran before the
+    exit was seen and a test that had answered "up" during the freeze came back "did not run to completion"."""
+    r = _frozen("sleep 0.3; exit 3", timeout=0.8, stop_at=0.1, stop_for=1.2)
+    assert r.rc == 3, r  # before: rc None, "timed out after 0.8s"
+    assert not r.stalled
+
+
+def test_a_timeout_noticed_after_a_freeze_is_stalled():
+    r = _frozen("sleep 5", timeout=0.4, stop_at=0.1, stop_for=1.2)
+    assert r.rc is None and r.stalled and r.late > 0.5, r
+    assert not run("sleep 5", timeout=0.3).stalled  # an ordinary timeout is not

@@ -223,3 +223,18 @@ def test_sigterm_mid_command_exits_cleanly_and_ends_the_command(tmp_path, run_va
     log = valet.log()
     assert "ha-valet: stopped" in log
     assert "Warning" not in log and "Exception ignored" not in log and "Traceback" not in log, log
+
+
+def test_sample_service_start_when_running_keeps_the_running_one(state_dir):
+    """Chaos seed 3: a second start failed to bind, but had already deleted the pid file of the running service:
+    stop then stopped nothing and the orphan kept answering. A start of a running service now returns 0 at once."""
+    cmd = [PY, "-m", "labs.valet_service"]
+    args = ["--state-dir", str(state_dir), "--name", "x"]
+    assert subprocess.run([*cmd, "start", *args], timeout=30).returncode == 0
+    pid = service_pid(state_dir, "x")
+    try:
+        assert subprocess.run([*cmd, "start", *args], timeout=30).returncode == 0
+        assert service_pid(state_dir, "x") == pid
+    finally:
+        assert subprocess.run([*cmd, "stop", *args], timeout=30).returncode == 0
+    assert pid is not None and not pid_alive(pid)

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from labs.chaos.schedule import FaultKind, ScheduleError, check_supported, make_schedule, parse_kinds
 
-SYSTEMS = {"vrrp": "ready", "agent": "not yet", "docker": "not yet", "valet": "not yet"}
+SYSTEMS = {"vrrp": "ready", "agent": "ready", "docker": "not yet", "valet": "not yet"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,8 +35,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"unknown system {args.system!r}; known: {', '.join(SYSTEMS)}", file=sys.stderr)
         return 2
     if state != "ready":
-        print(f"{args.system}: not yet: no chaos driver for this system yet (only vrrp)", file=sys.stderr)
+        ready = ", ".join(k for k, v in SYSTEMS.items() if v == "ready")
+        print(f"{args.system}: not yet: no chaos driver for this system yet (only {ready})", file=sys.stderr)
         return 2
+    if args.system == "agent":
+        return _agent(args)
     from labs.chaos.runner import run
     from labs.chaos.schedule import NETEM_KINDS
     from labs.chaos.vrrp import VrrpChaosConfig, VrrpDriver, netem_available
@@ -59,6 +62,34 @@ def main(argv: list[str] | None = None) -> int:
     driver = VrrpDriver(cfg)
     settle = args.settle if args.settle is not None else driver.settle
     schedule = make_schedule(args.seed, args.duration, kinds, driver.nodes, supported=supported,
+                             system=args.system, settle=settle)
+    out = args.out or Path(f"chaos-{args.system}-{args.seed}")
+    outcome = run(driver, schedule, out, seed=args.seed, duration=args.duration,
+                  extra_meta={"kinds": [str(k) for k in kinds], "settle": settle})
+    print(outcome.table)
+    print(f"history, report, timeline: {out}/")
+    return 0 if outcome.result.ok else 1
+
+
+def _agent(args: argparse.Namespace) -> int:
+    """The VOLTTRON FailoverAgent driver (labs.chaos.agent)."""
+    from labs.chaos.agent import AgentChaosConfig, AgentDriver
+    from labs.chaos.runner import run
+
+    try:
+        cfg = AgentChaosConfig.load(args.config) if args.config else AgentChaosConfig()
+    except (OSError, ValueError, ValidationError) as e:
+        print(f"{args.config}: {e}", file=sys.stderr)
+        return 2
+    driver = AgentDriver(cfg)
+    try:
+        kinds = parse_kinds(args.faults) if args.faults else sorted(driver.supported - {FaultKind.OVERLAP})
+        check_supported(kinds, driver.supported, args.system)
+    except ScheduleError as e:
+        print(str(e), file=sys.stderr)
+        return 2
+    settle = args.settle if args.settle is not None else driver.settle
+    schedule = make_schedule(args.seed, args.duration, kinds, driver.nodes, supported=driver.supported,
                              system=args.system, settle=settle)
     out = args.out or Path(f"chaos-{args.system}-{args.seed}")
     outcome = run(driver, schedule, out, seed=args.seed, duration=args.duration,

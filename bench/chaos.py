@@ -1,6 +1,6 @@
 """Long seeded chaos runs: `make bench BENCH=chaos` (root).
 
-For each system with a chaos driver (today: vrrp) runs `python -m labs.chaos SYSTEM --seed N --duration S`
+For each system with a chaos driver (today: vrrp, agent) runs `python -m labs.chaos SYSTEM --seed N --duration S`
 (default 30 minutes of single faults, the issue's figure) into `chaos-out/SYSTEM-SEED/`, prints its table
 and exits non-zero if any promise was broken. `--overlap` adds overlapping pairs to the kinds.
 """
@@ -29,7 +29,8 @@ def main(argv: list[str] | None = None) -> int:
         cmd = [sys.executable, "-m", "labs.chaos", system, "--seed", str(args.seed), "--duration",
                str(args.duration), "--out", str(out)]
         if args.overlap:
-            cmd += ["--faults", "crash,freeze,clean_stop,cut_one_way,cut_both,overlap"]
+            extra = ",witness_down,node_restart" if system == "agent" else ""
+            cmd += ["--faults", f"crash,freeze,clean_stop,cut_one_way,cut_both{extra},overlap"]
         print(f"=== {' '.join(cmd[1:])}", flush=True)
         rc = subprocess.call(cmd)
         print(f"--- {system}: exit {rc} ({'promise kept' if rc == 0 else 'BROKEN' if rc == 1 else 'error'})")

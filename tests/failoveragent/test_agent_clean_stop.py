@@ -99,7 +99,8 @@ def test_vctl_stop_of_the_active_primary_hands_over_at_once_and_vctl_start_fails
         took_over = time.monotonic() - t0
     finally:
         probe.stop()
-    stopped, started = first(cluster, "primary", since, "STOPPED"), first(cluster, "secondary", since, "RUNNING")
+    wait_for(lambda: first(cluster, "primary", since, "STOPPED"), 5, "the hand-over's stop is logged")
+    stopped = first(cluster, "primary", since, "STOPPED")
     assert stopped is not None and stopped.code == "leave.handover", stopped
     wait_for(lambda: first(cluster, "secondary", since, "RUNNING") is not None, 5, "the takeover is logged")
     started = first(cluster, "secondary", since, "RUNNING")
@@ -124,6 +125,9 @@ def test_vctl_stop_of_the_active_primary_hands_over_at_once_and_vctl_start_fails
         wait_for(lambda: cluster.runners() == {"primary"}, 30, "failback to the primary", interval=0.05)
     finally:
         probe.stop()
+    # the agents' log lines reach the platform's log through its relay, a little after the fact
+    wait_for(lambda: first(cluster, "secondary", since2, "STOPPED") and first(cluster, "primary", since2, "RUNNING"),
+             5, "the failback is logged")
     released, restarted = first(cluster, "secondary", since2, "STOPPED"), first(cluster, "primary", since2, "RUNNING")
     assert released is not None and restarted is not None
     assert released.code == "secondary.primary_up.witness_up", released

@@ -17,7 +17,8 @@ from labs.chaos.__main__ import SYSTEMS
 # --overlap: every single kind of the system plus overlapping pairs
 OVERLAP_FAULTS = {"vrrp": "crash,freeze,clean_stop,cut_one_way,cut_both,overlap",
                   "docker": "crash,freeze,clean_stop,cut_one_way,cut_both,witness_down,daemon_kill,node_restart,"
-                            "overlap"}
+                            "overlap",
+                  "agent": "crash,freeze,clean_stop,cut_one_way,cut_both,witness_down,node_restart,overlap"}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,6 +21,7 @@ import datetime
 import os
 import re
 import shutil
+import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -273,6 +274,22 @@ class Cluster:
 
     def start_failover(self, name: str) -> None:
         self.platforms[name].vctl("start", self.failover[name].uuid)
+
+    def kill_failover(self, name: str) -> None:
+        """SIGKILL of the failover agent's process only (it goes silent without leaving; a ``stop_failover`` hands
+        over). The platform starts each agent as its child with ``AGENT_VIP_IDENTITY`` in its environment."""
+        proc = self.platforms[name].proc
+        assert proc is not None and proc.poll() is None, f"{name}'s platform is not running"
+        for task in os.listdir(f"/proc/{proc.pid}/task"):
+            for child in Path(f"/proc/{proc.pid}/task/{task}/children").read_text().split():
+                try:
+                    env = Path(f"/proc/{child}/environ").read_bytes().split(b"\0")
+                except OSError:
+                    continue
+                if f"AGENT_VIP_IDENTITY={FAILOVER}".encode() in env:
+                    os.kill(int(child), signal.SIGKILL)
+                    return
+        raise RuntimeError(f"no running {FAILOVER} agent on {name}")
 
     # -- observation ------------------------------------------------------------------------------
     def observer(self, name: str) -> RemoteLink:

@@ -42,12 +42,15 @@ from failover_agent.events import (
     HeartbeatReceived,
     HeartbeatSent,
     InputRejected,
+    Leave,
     ManagedRead,
     PlatformUnavailable,
     RaiseAlert,
     RunCycleNow,
     SendHeartbeatNow,
+    SendLeaving,
     StartService,
+    StopManaged,
     StopService,
     WitnessAcked,
     WitnessAnswered,
@@ -93,7 +96,8 @@ class FailoverAgent(Agent):
         self.notifier: NotifyDispatcher | None = None
         self._handlers = {ClaimAtWitness: self._claim_at_witness, StartService: self._start_service,
                           StopService: self._stop_service, AskWitness: self._ask_witness, RaiseAlert: self._raise_alert,
-                          SendHeartbeatNow: lambda _a: self._send_now.set(), RunCycleNow: lambda _a: self._wake.set()}
+                          SendHeartbeatNow: lambda _a: self._send_now.set(), RunCycleNow: lambda _a: self._wake.set(),
+                          StopManaged: self._stop_managed, SendLeaving: self._send_leaving}
 
     # -- start-up ---------------------------------------------------------------------------------
     @Core.receiver("onstart")
@@ -142,13 +146,31 @@ class FailoverAgent(Agent):
 
     @Core.receiver("onstop")
     def onstop(self, sender: Any, **kwargs: Any) -> None:
-        for g in self._greenlets:
-            g.kill(block=False)
+        """A clean stop (``vctl stop``, a platform shutdown): end the loop and the senders, then leave (the
+        decider's ``Leave``: hand over, or tell the peer we go) before the links close. VOLTTRON waits 60 s
+        for the process after its SIGINT (then SIGTERM); leaving is bounded well below that."""
+        gevent.killall(self._greenlets, block=True, timeout=2.0)  # no ordinary heartbeat after the leaving one
+        if self.decider is not None:
+            started = self.clock.now()
+            try:
+                self._leave()
+            except BaseException:  # leaving is best effort: the links and the notifier are closed all the same
+                _log.exception("leaving failed")
+            _log.info("left in %.3fs", self.clock.now() - started)
         for link in (getattr(self, "peer_link", None), getattr(self, "witness_link", None)):
             if link is not None:
                 link.close()
         if self.notifier is not None:
             self.notifier.close(timeout=self.config.notify_timeout if self.config else 5.0)  # run what is pending
+
+    def _leave(self) -> None:
+        try:
+            self.managed.refresh()
+            view = self.managed.view()
+        except Exception as e:
+            _log.warning("leaving: cannot read the managed agents' state: %s", e)
+            view = None
+        self._feed(Leave(now=self.clock.now(), managed=view))
 
     # -- the one place a Step is carried out -------------------------------------------------------
     def _feed(self, event: Event) -> None:
@@ -177,17 +199,18 @@ class FailoverAgent(Agent):
             return
         self._peer_last = (hb.boot, hb.seq)
         self._feed(HeartbeatReceived(now=self.clock.now(), active=hb.active, term=hb.term,
-                                     echo=hb.echo_of(self._boot)))
+                                     echo=hb.echo_of(self._boot), leaving=hb.leaving))
 
     # -- heartbeats out ---------------------------------------------------------------------------
-    def _heartbeat(self) -> Heartbeat:
+    def _heartbeat(self, *, leaving: bool = False, active: bool | None = None) -> Heartbeat:
         """Our next heartbeat: "active" while the service runs here or we have claimed it (a start under way)."""
         assert self.config is not None and self.decider is not None
         self._seq += 1
         boot, seq = self._peer_last
-        return Heartbeat(self.config.agent_id, self._boot, self._seq, time.time(),
-                         self.managed.active or self.decider.claims_active, term=self.decider.term,
-                         echo_boot=boot, echo_seq=seq, group=self.config.group)
+        if active is None:
+            active = self.managed.active or self.decider.claims_active
+        return Heartbeat(self.config.agent_id, self._boot, self._seq, time.time(), active, term=self.decider.term,
+                         echo_boot=boot, echo_seq=seq, group=self.config.group, leaving=leaving)
 
     def _next_heartbeat(self, link: str) -> Heartbeat:
         """Our next heartbeat on ``link``; the decider learns its send time first (the lease an ack would give)."""
@@ -278,6 +301,43 @@ class FailoverAgent(Agent):
             _log.error("%s of %s failed: %s", what, self.managed.names, e)
         return ManagedRead(now=self.clock.now(), acted=tuple(acted), managed=self.managed.view())
 
+    def _stop_managed(self, action: StopManaged) -> ManagedRead:
+        """Leaving: stop what runs, within ``action.within`` seconds, and read the state back."""
+        acted = self.managed.view().stoppable  # the ones we stop (a timeout may cut the stop short)
+        try:
+            with gevent.Timeout(action.within):
+                self.managed.stop_all()
+        except gevent.Timeout:
+            _log.error("leaving: stopping %s took longer than stop_bound %gs", self.managed.names, action.within)
+        except Exception as e:
+            _log.error("leaving: stop of %s failed: %s", self.managed.names, e)
+        try:
+            self.managed.refresh()
+        except Exception as e:  # the last read stands: it says the service runs, the peer is told so
+            _log.error("leaving: cannot read %s back after the stop: %s", self.managed.names, e)
+        return ManagedRead(now=self.clock.now(), acted=acted, managed=self.managed.view())
+
+    def _send_leaving(self, action: SendLeaving) -> None:
+        """Our last heartbeat, flagged leaving: to the witness first (acknowledged), then to the peer."""
+        assert self.config is not None
+        hb = self._heartbeat(leaving=True, active=action.active)
+        msg = make_heartbeat(self.signer, hb)
+        told = []
+        if self.witness_link is not None:
+            try:
+                check_ack(self.signer, self.witness_link.call(self.config.witness_identity, "heartbeat", msg,
+                                                              [self.config.peer_id]), sender=hb.sender, seq=hb.seq)
+                told.append("witness")
+            except (RemoteUnavailable, RemoteInputError) as e:
+                _log.warning("leaving: the witness did not acknowledge: %s", e)
+        try:
+            self.peer_link.publish(f"heartbeat/{self.config.agent_id}", msg)
+            told.append(self.config.peer_id)
+        except RemoteUnavailable as e:
+            _log.warning("leaving: heartbeat to the peer platform not sent: %s", e)
+        _log.info("leaving (%s): told %s", "the service still runs here" if action.active else "nothing runs here",
+                  ", ".join(told) or "nobody")
+
     def _claim_at_witness(self, _action: ClaimAtWitness) -> WitnessClaimed:
         assert self.config is not None
         if self.witness_link is None:
@@ -333,7 +393,8 @@ class FailoverAgent(Agent):
             "peer": {"id": cfg.peer_id, "state": d.peer_state(now, self.managed.active).value, "active": d.peer_active,
                      "silent_for": None if peer_silent is None else round(peer_silent, 3),
                      "heartbeats": d.peer.heartbeats, "term": d.peer_term,
-                     "heard": d.peer.state(now).value, "lease_left": round(peer_lease.remaining(now), 3)},
+                     "heard": d.peer.state(now).value, "lease_left": round(peer_lease.remaining(now), 3),
+                     "leaving": d.peer_leaving},
             "witness": None,
             "managed": [{"identity": s.identity, "uuid": s.uuid, "running": s.running} for s in self.managed.states],
             "active": self.managed.active,

@@ -18,6 +18,7 @@ _CONTEXT_BY_CODE = {
     TransitionCode.SECONDARY_VERIFIED_PRIMARY_ALIVE: "Witness still hears the primary stopping agent {ids}",
     TransitionCode.SECONDARY_VERIFIED_PRIMARY_DOWN: "Primary is inactive starting agent {ids}",
     TransitionCode.SIMPLE_SECONDARY_PRIMARY_DOWN: "Primary is inactive starting agent {ids}",
+    TransitionCode.LEAVE_HANDOVER: "Failover agent stopping, handing over stopping agent {ids}",
 }
 
 

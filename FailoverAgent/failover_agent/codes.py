@@ -66,6 +66,26 @@ class DecisionCode(ReasonCode):
     LOCAL_PLATFORM_UNAVAILABLE = ("local.platform_unavailable",
                                   "hold: the managed agents' state cannot be read from platform.control")
     LOCAL_MANAGED_MISSING = "local.managed_missing", "a managed agent to start is not installed on this platform"
+    # a peer whose agent stopped leaving the service running (its last heartbeat: leaving, active)
+    PRIMARY_PEER_LEFT_RUNNING = ("primary.peer_left_running", "hold: the secondary's agent stopped and left the "
+                                 "service running there: not starting beside it until that agent is back")
+    SECONDARY_PEER_LEFT_RUNNING = ("secondary.peer_left_running", "hold: the primary's agent stopped and left the "
+                                   "service running there: not starting beside it until that agent is back")
+    # leaving: the agent stops cleanly (its onstop)
+    PEER_LEAVING = "peer.leaving", "the peer's agent is stopping: its last heartbeat said leaving (and whether the " \
+                                   "service still runs there)"
+    LEAVE_HANDOVER = ("leave.handover", "stop: the agent is stopping and the peer can take over: stop the service "
+                                        "here (within stop_bound), then tell the witness and the peer (leaving)")
+    LEAVE_PASSIVE = ("leave.passive", "hold: the agent is stopping and the service does not run here: tell the "
+                                      "witness and the peer (leaving); the active peer changes nothing")
+    LEAVE_KEEP_RUNNING = ("leave.keep_running", "hold: the agent is stopping but no peer can take over (peer or "
+                                                "witness not reachable, or the peer is leaving too): the service "
+                                                "keeps running here, unguarded until the agent is back")
+    LEAVE_STOP_FAILED = ("leave.stop_failed", "the hand-over's stop left the service running here (not stopped "
+                                              "within stop_bound): the peer is told it still runs")
+    LEAVE_PLATFORM_UNAVAILABLE = ("leave.platform_unavailable", "hold: the agent is stopping and cannot read the "
+                                                                "managed agents' state: it stops nothing and tells "
+                                                                "the peer the service may run here")
 
 
 class TransitionCode(ReasonCode):
@@ -86,6 +106,7 @@ class TransitionCode(ReasonCode):
     SIMPLE_PRIMARY_ALWAYS = DecisionCode.SIMPLE_PRIMARY_ALWAYS.value, "started by the simple primary"
     SIMPLE_SECONDARY_PRIMARY_UP = DecisionCode.SIMPLE_SECONDARY_PRIMARY_UP.value, "stopped: failback"
     SIMPLE_SECONDARY_PRIMARY_DOWN = DecisionCode.SIMPLE_SECONDARY_PRIMARY_DOWN.value, "started: takeover"
+    LEAVE_HANDOVER = DecisionCode.LEAVE_HANDOVER.value, "stopped: the agent is stopping, handed over to the peer"
     OBSERVED = "observed", "found so by a read of platform.control, not changed by the agent (operator, crash)"
 
 

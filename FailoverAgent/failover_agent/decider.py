@@ -26,7 +26,16 @@ M = the margin, the active's lease L = T - M, ``down_after`` = T):
   the service starts, and every heartbeat says "active" from that claim on: the witness can never tell
   the primary "the secondary runs nothing" while it starts;
 - a term travels with every claim: a node that starts the service takes the highest term it has seen
-  (its own, the peer's, the witness's) + 1.
+  (its own, the peer's, the witness's) + 1;
+- leaving (``Leave``: the agent stops cleanly): an active node that has a peer able to take over (peer link
+  UP by lease, the witness link UP in standard mode, the peer not leaving itself) hands over: it stops the
+  service (``StopManaged``, bounded by ``stop_bound``), then sends its last heartbeat flagged leaving and
+  not active (``SendLeaving``); a passive node sends leaving too; otherwise the service keeps running,
+  and the heartbeat says leaving *and active*. A peer heard leaving and not active is DOWN at once for a
+  node that counts the peer by receipt (the secondary, simple mode): it takes over without waiting for the
+  timeout (the witness, told first, calls it DOWN at once too). A peer heard leaving *and active* left the
+  service running: in standard mode this node starts nothing until that peer is heard again
+  (``*.peer_left_running``), and the witness never calls it down.
 
 Reading order: the facts that events bring (heartbeats, acks, dropped input), then one cycle with
 its ordered guards (platform unreadable -> the table via ``decide`` -> a VERIFY cell asks the witness
@@ -52,13 +61,16 @@ from failover_agent.events import (
     HeartbeatReceived,
     HeartbeatSent,
     InputRejected,
+    Leave,
     ManagedRead,
     ManagedView,
     PlatformUnavailable,
     RaiseAlert,
     RunCycleNow,
     SendHeartbeatNow,
+    SendLeaving,
     StartService,
+    StopManaged,
     StopService,
     WitnessAcked,
     WitnessAnswered,
@@ -138,6 +150,8 @@ class AgentDecider:
         self._acting: Decision | None = None  # a start/stop waiting for its ManagedRead
         self._claiming: ManagedView | None = None  # a takeover waiting for the witness's ack of our claim
         self._reported_missing: tuple[str, ...] = ()
+        self.peer_leaving = False  # the peer's last heartbeat said its agent is stopping
+        self.leaving = False  # our agent is stopping (Leave): the loop runs no more cycles
 
     def handle(self, event: Event) -> Step[AgentAction]:
         """One event in, one Step out."""
@@ -158,8 +172,13 @@ class AgentDecider:
         if e.echo is not None:
             self.leases["peer"].acknowledged(e.echo)
         self.peer_term = max(self.peer_term, e.term)
-        changed = not was_up or e.active != self.peer_active or lease_was is not self.link_state("peer", e.now)
+        changed = not was_up or e.active != self.peer_active or lease_was is not self.link_state("peer", e.now) \
+            or e.leaving != self.peer_leaving
         self.peer_active = e.active
+        if e.leaving and not self.peer_leaving:
+            left = " and left the service running there" if e.active else ", nothing runs there"
+            b.note(DecisionCode.PEER_LEAVING, f"the peer's agent is stopping{left}")
+        self.peer_leaving = e.leaving
         if changed:
             b.act(RunCycleNow())
 
@@ -207,7 +226,14 @@ class AgentDecider:
         del self_active
         if self.role.uses_witness and self.role.is_primary:
             return self.link_state("peer", now)
+        if self.peer_leaving and self.peer_active is False:  # gone on purpose, runs nothing: no need to wait
+            return Liveness.DOWN
         return self.peer.state(now)
+
+    @property
+    def peer_left_running(self) -> bool:
+        """Did the peer's agent stop leaving the service running there (its last heartbeat: leaving, active)?"""
+        return self.peer_leaving and bool(self.peer_active)
 
     @property
     def witness_peer_active(self) -> bool | None:
@@ -280,6 +306,11 @@ class AgentDecider:
 
     def _conclude(self, b: StepBuilder[AgentAction], decision: Decision, managed: ManagedView, now: float) -> None:
         """Carry the decision: start or stop what needs it (then ManagedRead), or observe at once."""
+        if decision.action is Action.START and not managed.active and self.role.uses_witness \
+                and self.peer_left_running:
+            code = DecisionCode(f"{self.role.value}.peer_left_running")
+            decision = Decision(Action.HOLD, code, f"{decision.reason}; but the peer's agent stopped and left the "
+                                                   f"service running there: not starting beside it")
         decision = self._decided(b, decision)
         if decision.action is Action.START and managed.startable:
             self._acting = decision
@@ -321,7 +352,52 @@ class AgentDecider:
         if decision is None:
             raise LocalUsageError("ManagedRead without a pending StartService/StopService")
         self._acting = None
+        if decision.code == DecisionCode.LEAVE_HANDOVER:
+            # the hand-over's stop is done (or not): tell the witness and the peer first, then the rest
+            if e.managed.active:
+                b.note(DecisionCode.LEAVE_STOP_FAILED, f"{e.managed.names} still running after the stop: "
+                                                       f"leaving it running, the peer is told so")
+            b.act(SendLeaving(active=e.managed.active))
         self._observe(b, decision, e.managed, e.acted, e.now)
+
+    # -- leaving (the agent stops cleanly) ---------------------------------------------------------------
+    def peer_can_take_over(self, now: float) -> str | None:
+        """None when the peer can take the service over now; otherwise why not (module docstring)."""
+        if self.peer_leaving:
+            return "the peer's agent is stopping too"
+        if self.link_state("peer", now) is not Liveness.UP:
+            return "the peer has not acknowledged a heartbeat of ours within the lease"
+        if self.role.uses_witness and self.link_state("witness", now) is not Liveness.UP:
+            return "the witness is not reachable (the peer could not have its takeover verified)"
+        return None
+
+    def _leave(self, e: Leave, b: StepBuilder[AgentAction]) -> None:
+        self._verifying = self._acting = self._claiming = None  # the loop was ended wherever it was
+        self.deadlines.clear("verify")
+        self.leaving = True
+        if e.managed is None:
+            self._decided(b, Decision(Action.HOLD, DecisionCode.LEAVE_PLATFORM_UNAVAILABLE,
+                                      "the agent is stopping and cannot read the managed agents' state: stopping "
+                                      "nothing, telling the peer the service may run here"))
+            b.act(SendLeaving(active=True))
+            return
+        if not e.managed.active:
+            self._decided(b, Decision(Action.HOLD, DecisionCode.LEAVE_PASSIVE,
+                                      "the agent is stopping and the service does not run here: telling the "
+                                      "witness and the peer"))
+            b.act(SendLeaving(active=False))
+            return
+        why_not = self.peer_can_take_over(e.now)
+        if why_not is None and e.managed.stoppable:
+            self._acting = self._decided(b, Decision(Action.STOP, DecisionCode.LEAVE_HANDOVER,
+                                                     "the agent is stopping and the peer can take over: "
+                                                     "handing over"))
+            b.act(StopManaged(within=self.config.stop_bound))
+            return
+        self._decided(b, Decision(Action.HOLD, DecisionCode.LEAVE_KEEP_RUNNING,
+                                  f"the agent is stopping but {why_not or 'nothing here can be stopped'}: "
+                                  f"the service keeps running here, unguarded until the agent is back"))
+        b.act(SendLeaving(active=True))
 
     def _observe(self, b: StepBuilder[AgentAction], decision: Decision, managed: ManagedView,
                  acted: tuple[str, ...], now: float) -> None:
@@ -370,6 +446,7 @@ class AgentDecider:
         WitnessAnswered: _witness_answered,
         WitnessClaimed: _claimed,
         ManagedRead: _managed_read,
+        Leave: _leave,
     }
 
 

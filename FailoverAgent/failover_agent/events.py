@@ -3,7 +3,7 @@
 All frozen, keyword-only and without I/O: the driver (``agent``) turns VIP pubsub, RPC and
 ``platform.control`` answers into events, and carries the actions of each ``Step`` out through
 ``failover_core.shell.carry_out``. A handler may answer with the next event (the result of its I/O):
-``ManagedRead`` after ``StartService``/``StopService``, ``WitnessAnswered`` after ``AskWitness``.
+``ManagedRead`` after ``StartService``/``StopService``/``StopManaged``, ``WitnessAnswered`` after ``AskWitness``.
 """
 
 from __future__ import annotations
@@ -69,12 +69,14 @@ class HeartbeatSent:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class HeartbeatReceived:
     """An authenticated heartbeat of the peer arrived; ``active``: the peer says it runs the service;
-    ``term``: the peer's term; ``echo``: the seq of OUR newest heartbeat it received (None: none of this boot)."""
+    ``term``: the peer's term; ``echo``: the seq of OUR newest heartbeat it received (None: none of this boot);
+    ``leaving``: the peer's agent is stopping (its last heartbeat until it is back)."""
 
     now: float
     active: bool
     term: int = 0
     echo: int | None = None
+    leaving: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -143,8 +145,17 @@ class ManagedRead:
     managed: ManagedView
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Leave:
+    """The agent is stopping cleanly (its ``onstop``; the loop and the senders are ended): what runs here,
+    read now (None: ``platform.control`` could not be read)."""
+
+    now: float
+    managed: ManagedView | None
+
+
 Event = HeartbeatSent | HeartbeatReceived | WitnessAcked | InputRejected | CycleStarted | PlatformUnavailable \
-    | WitnessAnswered | WitnessClaimed | ManagedRead
+    | WitnessAnswered | WitnessClaimed | ManagedRead | Leave
 
 
 # -- actions -----------------------------------------------------------------------------------------
@@ -163,6 +174,22 @@ class ClaimAtWitness:
 @dataclass(frozen=True, slots=True)
 class StopService:
     """Stop every managed agent that runs; answer with ``ManagedRead``."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StopManaged:
+    """On leaving: stop every managed agent that runs, bounded by ``within`` seconds (``stop_bound``), then read
+    them again; answer with ``ManagedRead``."""
+
+    within: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SendLeaving:
+    """On leaving: send our last heartbeat, flagged ``leaving``, saying ``active`` (the service still runs
+    here), to the witness (first: it must know before the peer asks it) and then to the peer."""
+
+    active: bool
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -192,4 +219,5 @@ class RunCycleNow:
     """Wake the loop: a fact changed, decide again at once."""
 
 
-AgentAction = ClaimAtWitness | StartService | StopService | AskWitness | RaiseAlert | SendHeartbeatNow | RunCycleNow
+AgentAction = ClaimAtWitness | StartService | StopService | AskWitness | RaiseAlert | SendHeartbeatNow | RunCycleNow \
+    | StopManaged | SendLeaving

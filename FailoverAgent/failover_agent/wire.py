@@ -6,7 +6,10 @@
   identity cannot forge liveness, and ``(boot, seq)`` plus the time window stop replays. ``term`` is the
   sender's term (the fencing token of its last start); ``echo_boot``/``echo_seq`` name the newest
   heartbeat the sender received from its peer (``""``/0: none yet): that echo is what renews the peer's
-  ``ContactLease`` (``failover_core.fencing``).
+  ``ContactLease`` (``failover_core.fencing``). The last heartbeat of an agent that stops cleanly (its
+  ``onstop``) also carries ``leaving: true`` and ``leaving_mac``, the MAC over every field above plus
+  ``leaving``; ``mac`` still covers the others only, so an older peer or witness, which reads the fields
+  it knows, checks ``mac`` and ignores the two extra keys, takes it for an ordinary heartbeat.
 - Witness ack: ``{witness, sender, seq, term, peers, mac}``; proves the witness itself (not an impostor)
   heard heartbeat ``seq`` (which renews the sender's lease of the witness link). ``term`` is the highest
   term the witness heard in the sender's group; ``peers`` (a JSON list, signed with the rest) is what the
@@ -47,6 +50,7 @@ class Heartbeat:
     echo_boot: str = ""  # the peer's boot of the newest heartbeat we received from it ("" none yet)
     echo_seq: int = 0  # its seq (0: none yet)
     group: str = "default"
+    leaving: bool = False  # the sender's agent is stopping (its last heartbeat); absent in older agents'
 
     def echo_of(self, boot: str) -> int | None:
         """The seq of OUR heartbeat (boot ``boot``) this heartbeat acknowledges, or None."""
@@ -79,7 +83,10 @@ def _is_int(v: object) -> bool:
 def make_heartbeat(signer: HeartbeatSigner, hb: Heartbeat) -> dict[str, Any]:
     fields = {"sender": hb.sender, "group": hb.group, "boot": hb.boot, "seq": hb.seq, "time": hb.time,
               "active": hb.active, "term": hb.term, "echo_boot": hb.echo_boot, "echo_seq": hb.echo_seq}
-    return {**fields, "mac": signer.sign(fields)}
+    msg = {**fields, "mac": signer.sign(fields)}
+    if hb.leaving:  # signed apart, so that an older receiver's check of ``mac`` still passes (module docstring)
+        msg.update(leaving=True, leaving_mac=signer.sign({**fields, "leaving": True}))
+    return msg
 
 
 def check_heartbeat(signer: HeartbeatSigner, replay: ReplayWindow, msg: object, *, expected_sender: str | None,
@@ -99,10 +106,15 @@ def check_heartbeat(signer: HeartbeatSigner, replay: ReplayWindow, msg: object, 
     if expected_sender is not None and fields["sender"] != expected_sender:
         raise RemoteInputError("wrong_sender", f"heartbeat from {fields['sender']!r}, expected {expected_sender!r}")
     signer.verify(fields, m["mac"])
+    leaving = m.get("leaving", False)
+    if not isinstance(leaving, bool):
+        raise RemoteInputError("malformed", "heartbeat leaving is not a boolean")
+    if leaving:
+        signer.verify({**fields, "leaving": True}, m.get("leaving_mac"))
     replay.check_seq(sender=fields["sender"], boot=fields["boot"], seq=fields["seq"], timestamp=fields["time"],
                      wall_now=wall_now)
     return Heartbeat(fields["sender"], fields["boot"], fields["seq"], float(fields["time"]), fields["active"],
-                     fields["term"], fields["echo_boot"], fields["echo_seq"], fields["group"])
+                     fields["term"], fields["echo_boot"], fields["echo_seq"], fields["group"], leaving)
 
 
 def make_ack(signer: HeartbeatSigner, *, witness: str, sender: str, seq: int, term: int = 0,

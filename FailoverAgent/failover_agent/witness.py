@@ -72,13 +72,17 @@ class WitnessAgent(Agent):
             return None
         try:
             hb = check_heartbeat(self.signer, self.replay, message, expected_sender=None, wall_now=time.time())
-            claim = Claim(group=hb.group, node=hb.sender, term=hb.term, active=hb.active)
+            claim = Claim(group=hb.group, node=hb.sender, term=hb.term, active=hb.active, leaving=hb.leaving)
         except RemoteInputError as e:
             return self._reject(e.reason, e.detail)
         except LocalUsageError as e:  # a name the book refuses (empty, too long, unprintable)
             return self._reject("malformed", str(e))
         now = self.clock.now()
         self.book.heard(claim, now)
+        if hb.leaving:
+            _log.info("%s is leaving (its agent stops) %s", hb.sender,
+                      "and left the service running: it stays up here" if hb.active
+                      else "and runs nothing: down at once")
         peers = self.book.peers_of(hb.group, hb.sender, now)
         named = {v.node for v in peers}
         if isinstance(partners, list):

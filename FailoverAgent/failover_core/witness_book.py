@@ -9,6 +9,12 @@ it heard itself, never from anything a restart could have lost:
 - ``DOWN``     silent for ``down_after`` or longer (the node has fenced itself by then);
 - ``UNKNOWN``  never heard since this witness started, and it started less than ``down_after`` ago:
                a freshly restarted witness never confirms a death it did not see.
+A node whose last heartbeat said it is *leaving* (its agent stopped cleanly) is answered at once: ``DOWN``
+when it said it runs nothing (it handed over or was passive: the partner may start without waiting for
+``down_after``); ``UP`` and active for as long as this witness runs when it said it still runs the service
+(it left it running because nobody could take over): the witness never calls that node down, so the partner
+does not start beside a service that outlived its agent. The node's next ordinary heartbeat replaces
+the claim.
 The view also carries the node's last claim (term, active), and the witness answers, with every
 acknowledgement, what it knows of the other members of the node's group (``peers_of``): a node that
 comes back from isolation learns from it whether its partner runs the service, and at which term.
@@ -33,6 +39,7 @@ class Claim:
     node: str
     term: int
     active: bool
+    leaving: bool = False  # its agent is stopping: the last heartbeat until it is back
 
     def __post_init__(self) -> None:
         for name in ("group", "node"):
@@ -110,6 +117,10 @@ class WitnessBook:
             return WitnessView(node=node, state=state, term=None, active=None, silent_for=None,
                                down_in=max(0.0, grace_left))
         silent = now - entry.heard_at
+        if entry.claim.leaving:  # gone on purpose: down at once, or kept up while it left the service running
+            state, down_in = (Liveness.UP, self.down_after) if entry.claim.active else (Liveness.DOWN, 0.0)
+            return WitnessView(node=node, state=state, term=entry.claim.term, active=entry.claim.active,
+                               silent_for=silent, down_in=down_in)
         down_in = max(0.0, self.down_after - silent)
         return WitnessView(node=node, state=Liveness.UP if down_in > 0 else Liveness.DOWN, term=entry.claim.term,
                            active=entry.claim.active, silent_for=silent, down_in=down_in)

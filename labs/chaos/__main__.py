@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from labs.chaos.schedule import FaultKind, ScheduleError, check_supported, make_schedule, parse_kinds
 
-SYSTEMS = {"vrrp": "ready", "agent": "not yet", "docker": "ready", "valet": "ready"}
+SYSTEMS = {"vrrp": "ready", "agent": "ready", "docker": "ready", "valet": "ready"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -78,6 +78,14 @@ def _driver(args: argparse.Namespace) -> tuple[Any, frozenset[FaultKind]]:
         out = args.out or Path(f"chaos-{args.system}-{args.seed}")
         driver = ValetDriver(ValetChaosConfig.model_validate(data), workdir=out.resolve())
         return driver, driver.supported
+    if args.system == "agent":
+        from labs.chaos.agent import AgentChaosConfig, AgentDriver
+
+        acfg = AgentChaosConfig.load(args.config) if args.config else AgentChaosConfig()
+        if args.mode:
+            acfg = acfg.model_copy(update={"mode": args.mode})
+        agent = AgentDriver(acfg)
+        return agent, agent.supported
     if args.system == "docker":
         from labs.chaos.docker import DockerChaosConfig, DockerDriver
 

@@ -59,12 +59,18 @@ class Promise(BaseModel):
     double_allowed: set[FaultKind] = Field(default_factory=set)
     takeover_bound: dict[FaultKind, float] = Field(default_factory=dict)
     heal_bound: float = Field(gt=0)
+    # extra time after the heal of these kinds (a heal that restarts a node takes that long to take effect)
+    heal_allowance: dict[FaultKind, float] = Field(default_factory=dict)
     handover_grace: float = Field(default=0.0, ge=0)
     nobody_grace: float | None = Field(default=None, ge=0)  # a nobody run this short while a fault is in force
     recovery: float | None = Field(default=None, ge=0)
     heal_moves: dict[FaultKind, float] = Field(default_factory=dict)
     why: str = ""
     client_bound: float | None = Field(default=None, gt=0, description="client_ok again this long after a heal")
+
+    def heal_s(self, kind: FaultKind) -> float:
+        """The heal bound for a fault of ``kind``: ``heal_bound`` + its ``heal_allowance``."""
+        return self.heal_bound + self.heal_allowance.get(kind, 0.0)
 
     @property
     def recovery_s(self) -> float:
@@ -220,7 +226,7 @@ class _Judge:
                 if bound is None or not self.hit[w.fault.id]:
                     continue
                 # a fault shorter than the bound may end with the target back: then by its heal + heal_bound
-                limit = w.start + bound if w.stop - w.start > bound else w.stop + self.p.heal_bound
+                limit = w.start + bound if w.stop - w.start > bound else w.stop + self.p.heal_s(w.fault.kind)
                 if r.end <= max(limit, w.start + bound):
                     ok = True
             if not ok:
@@ -254,7 +260,7 @@ class _Judge:
     def heal(self, w: FaultWindow, st: KindStats) -> None:
         if w.end is None:
             return
-        deadline = w.end + self.p.heal_bound
+        deadline = w.end + self.p.heal_s(w.fault.kind)
         bound = self.p.takeover_bound.get(w.fault.kind)
         if bound is not None and self.hit[w.fault.id]:
             deadline = max(deadline, w.start + bound)

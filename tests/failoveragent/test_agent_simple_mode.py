@@ -56,7 +56,8 @@ def test_forged_and_replayed_heartbeats_do_not_keep_a_silent_primary_alive(clust
     alerts = AlertLog()
     secondary_bus.subscribe("alerts/", alerts)
 
-    cluster.stop_failover("primary")  # the primary's failover agent goes silent
+    # the primary's failover agent goes silent (killed: a clean stop would hand over, test_agent_clean_stop.py)
+    cluster.kill_failover("primary")
     stopped_at = time.monotonic()
     forger = HeartbeatSigner("not-the-shared-secret")
     seq = 10**6

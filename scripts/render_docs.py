@@ -18,10 +18,13 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from failover_core.step import ReasonCode, codes_table
-from failover_core.tables import render_markdown
-
 ROOT = Path(__file__).resolve().parents[1]
+# this checkout's code, not whichever checkout the venv's editable install points at (a stale page was once
+# rendered from another clone's codes)
+sys.path[:0] = [str(ROOT), str(ROOT / "FailoverAgent")]
+
+from failover_core.step import ReasonCode, codes_table  # noqa: E402
+from failover_core.tables import render_markdown  # noqa: E402
 
 
 def render_codes(module_name: str) -> Callable[[], str]:

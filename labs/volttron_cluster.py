@@ -17,11 +17,13 @@ service transitions, with their timestamps, from that platform's log.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import datetime
 import os
 import re
 import shutil
 import signal
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -276,20 +278,42 @@ class Cluster:
         self.platforms[name].vctl("start", self.failover[name].uuid)
 
     def kill_failover(self, name: str) -> None:
-        """SIGKILL of the failover agent's process only (it goes silent without leaving; a ``stop_failover`` hands
-        over). The platform starts each agent as its child with ``AGENT_VIP_IDENTITY`` in its environment."""
+        """SIGKILL of the failover agent's processes only (it goes silent without leaving; a ``stop_failover`` hands
+        over). The platform starts each agent with ``AGENT_VIP_IDENTITY`` in its environment; every descendant of
+        the platform that carries ours is killed (a launcher and the agent under it both carry it: killing only
+        the first one found could leave the agent itself heartbeating), then waited for."""
         proc = self.platforms[name].proc
         assert proc is not None and proc.poll() is None, f"{name}'s platform is not running"
-        for task in os.listdir(f"/proc/{proc.pid}/task"):
-            for child in Path(f"/proc/{proc.pid}/task/{task}/children").read_text().split():
-                try:
-                    env = Path(f"/proc/{child}/environ").read_bytes().split(b"\0")
-                except OSError:
-                    continue
-                if f"AGENT_VIP_IDENTITY={FAILOVER}".encode() in env:
-                    os.kill(int(child), signal.SIGKILL)
-                    return
-        raise RuntimeError(f"no running {FAILOVER} agent on {name}")
+        wanted = f"AGENT_VIP_IDENTITY={FAILOVER}".encode()
+        killed: list[int] = []
+        todo, seen = [proc.pid], set()
+        while todo:
+            pid = todo.pop()
+            if pid in seen:
+                continue
+            seen.add(pid)
+            try:
+                tasks = os.listdir(f"/proc/{pid}/task")
+            except OSError:
+                continue
+            for task in tasks:
+                with contextlib.suppress(OSError):
+                    todo += [int(c) for c in Path(f"/proc/{pid}/task/{task}/children").read_text().split()]
+            if pid == proc.pid:
+                continue
+            try:
+                env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if wanted in env:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+        if not killed:
+            raise RuntimeError(f"no running {FAILOVER} agent on {name}")
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and any(_alive(pid) for pid in killed):
+            gevent.sleep(0.02)
 
     # -- observation ------------------------------------------------------------------------------
     def observer(self, name: str) -> RemoteLink:
@@ -336,3 +360,11 @@ class Cluster:
 
     def runners(self) -> set[str]:
         return {n for n in ("primary", "secondary") if self.service_running(n)}
+
+
+def _alive(pid: int) -> bool:
+    """A process that exists and is not a zombie."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False

@@ -65,34 +65,31 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if outcome.result.ok else 1
 
 
+def _config(model: Any, args: argparse.Namespace) -> Any:
+    """A driver's config from --config (defaults otherwise) with --mode over it, validated once."""
+    data: dict[str, Any] = model.load(args.config).model_dump(exclude_unset=True) if args.config else {}
+    if args.mode:
+        data["mode"] = args.mode
+    return model.model_validate(data)
+
+
 def _driver(args: argparse.Namespace) -> tuple[Any, frozenset[FaultKind]]:
     """The system's driver (its config from --config) and the fault kinds it supports here."""
     if args.system == "valet":
         from labs.chaos.valet import ValetChaosConfig, ValetDriver
 
-        data: dict[str, Any] = {}
-        if args.config:
-            data = ValetChaosConfig.load(args.config).model_dump(exclude_unset=True)
-        if args.mode:
-            data["mode"] = args.mode
         out = args.out or Path(f"chaos-{args.system}-{args.seed}")
-        driver = ValetDriver(ValetChaosConfig.model_validate(data), workdir=out.resolve())
+        driver = ValetDriver(_config(ValetChaosConfig, args), workdir=out.resolve())
         return driver, driver.supported
     if args.system == "agent":
         from labs.chaos.agent import AgentChaosConfig, AgentDriver
 
-        acfg = AgentChaosConfig.load(args.config) if args.config else AgentChaosConfig()
-        if args.mode:
-            acfg = acfg.model_copy(update={"mode": args.mode})
-        agent = AgentDriver(acfg)
+        agent = AgentDriver(_config(AgentChaosConfig, args))
         return agent, agent.supported
     if args.system == "docker":
         from labs.chaos.docker import DockerChaosConfig, DockerDriver
 
-        dcfg = DockerChaosConfig.load(args.config) if args.config else DockerChaosConfig()
-        if args.mode:
-            dcfg = dcfg.model_copy(update={"mode": args.mode})
-        docker = DockerDriver(dcfg)
+        docker = DockerDriver(_config(DockerChaosConfig, args))
         return docker, docker.supported
     from labs.chaos.schedule import NETEM_KINDS
     from labs.chaos.vrrp import VrrpChaosConfig, VrrpDriver, netem_available

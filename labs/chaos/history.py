@@ -75,7 +75,12 @@ class History:
 
 class Recorder(threading.Thread):
     """Calls ``probe`` every ``period`` s (deadline-paced, no drift) and writes each result as a sample.
-    A probe that raises is written as a note and the sample is skipped. ``last`` is the latest sample."""
+    A probe that raises is written as a note and the sample is skipped. ``last`` is the latest sample.
+
+    A sample is stamped when its probe begins. ``moment()`` is the time to stamp a fault's start or heal
+    with: it waits for a probe in flight, so every sample stamped earlier has finished its probe before the
+    fault is applied and none of them can see its effect (seed 20261128 once saw a clean stop's first gap
+    in a sample stamped 0.1 ms before the fault's start, judged "no fault in force")."""
 
     def __init__(self, history: History, probe: Probe, period: float = 0.025) -> None:
         if not 0 < period <= 0.05:
@@ -87,6 +92,12 @@ class Recorder(threading.Thread):
         self.samples = 0
         self.max_cost = 0.0
         self.total_cost = 0.0
+        self._probing = threading.Lock()
+
+    def moment(self) -> float:
+        """Now, taken between two probes: a probe in flight finishes first (a probe takes ~1-10 ms)."""
+        with self._probing:
+            return self.history.now()
 
     def run(self) -> None:
         # best effort against a loaded machine: real-time priority for this thread (root), and a short GIL
@@ -96,10 +107,11 @@ class Recorder(threading.Thread):
         sys.setswitchinterval(0.001)
         next_at = time.monotonic()
         while not self._halt.is_set():
-            t = self.history.now()
-            begun = time.monotonic()
             try:
-                got = self.probe()
+                with self._probing:
+                    t = self.history.now()
+                    begun = time.monotonic()
+                    got = self.probe()
             except Exception as e:  # a probe failure is data, not the end of the run
                 self.history.note(f"probe failed: {type(e).__name__}: {e}")
             else:

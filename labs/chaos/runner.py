@@ -143,7 +143,7 @@ def _play(driver: Driver, schedule: list[Fault], hist_path: Path, promise: Promi
                 candidates = targets_for(f.kind) if targets_for is not None else driver.nodes
                 target, peer = _resolve(f, recorder.last, candidates, busy, rng, group_targets,
                                         getattr(driver, "cut_peers", None) or driver.nodes)
-                t = history.now()
+                t = recorder.moment()  # samples stamped before t have finished: none sees the fault
                 if target is None:
                     skipped.add(f.id)
                     history.fault_start(f, t, "", None, skipped=True, why="every node's process is already down")
@@ -160,7 +160,7 @@ def _play(driver: Driver, schedule: list[Fault], hist_path: Path, promise: Promi
                     history.fault_end(f, history.now(), skipped=True)
                     continue
                 _, target, peer = in_force.pop(f.id)
-                t = history.now()
+                t = recorder.moment()
                 driver.heal(f, target, peer)
                 history.fault_end(f, t, healed_in=round(history.now() - t, 4))
                 busy.discard(target)

@@ -91,7 +91,7 @@ def _stat(pid: int) -> tuple[str, int] | None:
 
 class AgentDriver:
     system = "agent"
-    supported = frozenset({K.CRASH, K.FREEZE, K.CLEAN_STOP, K.CUT_ONE_WAY, K.CUT_BOTH, K.WITNESS_DOWN,
+    supported = frozenset({K.CRASH, K.FREEZE, K.CLEAN_STOP, K.CUT_ONE_WAY, K.CUT_BOTH, K.LOSS, K.WITNESS_DOWN,
                            K.NODE_RESTART, K.OVERLAP})
 
     def __init__(self, config: AgentChaosConfig | None = None) -> None:
@@ -124,7 +124,8 @@ class AgentDriver:
         # a heal that restarts a platform or an agent takes that long before the node can act (measured 2-6 s)
         restarted = {K.CRASH, K.CLEAN_STOP, K.NODE_RESTART, K.WITNESS_DOWN}
         common = {"takeover_bound": dict.fromkeys(silent, self.takeover),
-                  "heal_allowance": dict.fromkeys(restarted, c.restart),
+                  "heal_allowance": {**dict.fromkeys(restarted, c.restart), K.LOSS: self.takeover},
+                  "liveness_waived": {K.LOSS},
                   "heal_bound": round(c.heartbeat_period + c.slack, 3), "handover_grace": 0.0,
                   "recovery": round(c.restart + self.takeover, 3)}
         if self.standard:
@@ -138,7 +139,8 @@ class AgentDriver:
                                + ("; known limit: a frozen platform's service resumes at the thaw beside the "
                                   "secondary until it yields" if allowed else ""))
         return Promise(system="agent", mode=f"simple, heartbeat {c.heartbeat_period:g} s, T {c.timeout:g} s",
-                       double_allowed={K.CUT_ONE_WAY, K.CUT_BOTH, K.FREEZE, K.CRASH, K.CLEAN_STOP}, **common,
+                       double_allowed={K.CUT_ONE_WAY, K.CUT_BOTH, K.LOSS, K.FREEZE, K.CRASH, K.CLEAN_STOP},
+                       **common,
                        why="docs/failoveragent.md: simple mode has no witness: the secondary runs the service "
                            "exactly while the primary (its failover agent) is silent, so a cut or a silent "
                            "primary agent gives two copies until the heal + about a heartbeat")
@@ -284,6 +286,10 @@ class AgentDriver:
             assert peer is not None
             c.cut(target, peer, direction="out" if k is K.CUT_ONE_WAY else "both")
             return {}
+        if k is K.LOSS:
+            assert c.segment is not None
+            c.segment.lose(target, fault.params["loss_pct"])
+            return {}
         if k is K.NODE_RESTART:
             if self._platform_up(target):
                 c.shutdown(target)
@@ -312,6 +318,9 @@ class AgentDriver:
         elif k in (K.CUT_ONE_WAY, K.CUT_BOTH):
             assert peer is not None
             self.cluster.heal(target, peer, direction="out" if k is K.CUT_ONE_WAY else "both")
+        elif k is K.LOSS:
+            assert self.cluster.segment is not None
+            self.cluster.segment.lose(target, fault.params["loss_pct"], on=False)
 
     def close(self) -> None:
         for node in list(self.frozen):

@@ -14,7 +14,8 @@ A fault is "in force" from its start until ``recovery`` seconds after its heal. 
   valet's failback: stopped there, then started here).
   A kind in ``heal_moves`` may move the service once at its heal (Docker: a restarted daemon without
   live-restore kills the container it left running): a nobody run that starts after such a heal is
-  allowed if it ends by the heal + ``heal_moves[kind]``.
+  allowed if it ends by the heal + ``heal_moves[kind]``. A kind in ``liveness_waived`` (a lossy link) may
+  leave nobody active while in force, if that ends by its heal + its heal bound.
 - ``takeover``: a fault with a takeover bound that hit the active and lasted longer than the bound must
   see another node as the single active within the bound (a target that came back first is "resumed").
 - ``heal``: exactly one active within ``heal_bound`` of a heal (or by start + takeover bound, if later),
@@ -65,6 +66,9 @@ class Promise(BaseModel):
     nobody_grace: float | None = Field(default=None, ge=0)  # a nobody run this short while a fault is in force
     recovery: float | None = Field(default=None, ge=0)
     heal_moves: dict[FaultKind, float] = Field(default_factory=dict)
+    # grey failures (a lossy link): no node may be able to keep the service while one is in force; nobody
+    # active is then reported, not broken, if it ends by the heal + heal_s(kind) (safety is still judged)
+    liveness_waived: set[FaultKind] = Field(default_factory=set)
     why: str = ""
     client_bound: float | None = Field(default=None, gt=0, description="client_ok again this long after a heal")
 
@@ -221,6 +225,8 @@ class _Judge:
                 continue  # two faults at once: no single-fault bound is promised
             ok = any(w.fault.kind in self.p.heal_moves and w.end is not None and w.end <= r.start
                      and r.end <= w.end + self.p.heal_moves[w.fault.kind] for w in ws)
+            ok = ok or any(w.fault.kind in self.p.liveness_waived and r.end <= w.stop + self.p.heal_s(w.fault.kind)
+                           for w in ws)
             for w in ws:
                 bound = self.p.takeover_bound.get(w.fault.kind)
                 if bound is None or not self.hit[w.fault.id]:

@@ -105,7 +105,7 @@ def _children(pid: int) -> list[int]:
 
 class DockerDriver:
     system = "docker"
-    supported = frozenset({K.CRASH, K.FREEZE, K.CLEAN_STOP, K.CUT_ONE_WAY, K.CUT_BOTH, K.WITNESS_DOWN,
+    supported = frozenset({K.CRASH, K.FREEZE, K.CLEAN_STOP, K.CUT_ONE_WAY, K.CUT_BOTH, K.LOSS, K.WITNESS_DOWN,
                            K.DAEMON_KILL, K.NODE_RESTART, K.OVERLAP})
 
     def __init__(self, config: DockerChaosConfig | None = None) -> None:
@@ -151,6 +151,7 @@ class DockerDriver:
             return Promise(
                 system="docker", mode=f"standard (witness), T {c.timeout:g} s, heartbeat {c.heartbeat_interval:g} s",
                 double_allowed=set(), takeover_bound=takeover, heal_bound=heal, heal_moves=moves,
+                liveness_waived={K.LOSS}, heal_allowance={K.LOSS: bound},
                 handover_grace=round(2 * c.sample_period, 4), recovery=round(self.settle - 0.5, 4),
                 why="docs/docker.md, standard mode: the active's lease (T - fencing margin) runs out and it (or its "
                     "fence keeper) kills the container before the passive, after T of silence and the witness's "
@@ -161,7 +162,8 @@ class DockerDriver:
         takeover = {K.CLEAN_STOP: bound, K.NODE_RESTART: bound}
         return Promise(
             system="docker", mode=f"simple (no witness), T {c.timeout:g} s, heartbeat {c.heartbeat_interval:g} s",
-            double_allowed={K.CUT_ONE_WAY, K.CUT_BOTH, K.CRASH, K.FREEZE}, takeover_bound=takeover, heal_moves=moves,
+            double_allowed={K.CUT_ONE_WAY, K.CUT_BOTH, K.LOSS, K.CRASH, K.FREEZE}, takeover_bound=takeover,
+            heal_moves=moves, liveness_waived={K.LOSS}, heal_allowance={K.LOSS: bound},
             heal_bound=round(heal + c.agent.get("stop_timeout", 2) + 0.5, 4),
             handover_grace=round(2 * c.sample_period, 4), recovery=round(self.settle - 0.5, 4),
             why="docs/docker.md, simple mode: a cut link gives two actives until it heals (the lower term steps "
@@ -169,7 +171,7 @@ class DockerDriver:
                 "its container running beside the peer's until it is back")
 
     def targets_for(self, kind: FaultKind) -> list[str]:
-        if kind in (K.CUT_ONE_WAY, K.CUT_BOTH):
+        if kind in (K.CUT_ONE_WAY, K.CUT_BOTH, K.LOSS):
             return list(self.nodes)
         if kind is K.FREEZE and self.standard:
             return [*HOSTS, WITNESS]
@@ -314,6 +316,10 @@ class DockerDriver:
             assert peer is not None
             lab.cut(peer, target, inbound=True, outbound=k is K.CUT_BOTH)
             return {}
+        if k is K.LOSS:
+            assert lab.net is not None
+            lab.net.lose(target, fault.params["loss_pct"])
+            return {}
         if k is K.WITNESS_DOWN:
             pid = self._pid(WITNESS)
             lab.stop_witness(signal.SIGKILL)
@@ -340,6 +346,9 @@ class DockerDriver:
             assert peer is not None
             assert lab.net is not None
             lab.net.block(peer, target, on=False, inbound=True, outbound=k is K.CUT_BOTH)
+        elif k is K.LOSS:
+            assert lab.net is not None
+            lab.net.lose(target, fault.params["loss_pct"], on=False)
         elif k is K.WITNESS_DOWN:
             lab.start_witness(timeout=self.cfg.timeout)
         elif k is K.DAEMON_KILL:

@@ -27,6 +27,7 @@ class FaultKind(StrEnum):
     CLEAN_STOP = "clean_stop"  # the process is stopped cleanly (SIGTERM); started again when the fault ends
     CUT_ONE_WAY = "cut_one_way"  # iptables: what the target sends to the peer is dropped (peer -> target passes)
     CUT_BOTH = "cut_both"  # iptables: nothing passes between target and peer
+    LOSS = "loss"  # iptables statistic: a random share of what the target sends is dropped (no sch_netem needed)
     NETEM_LOSS = "netem_loss"  # tc netem loss on the target's interface (egress)
     NETEM_DELAY = "netem_delay"  # tc netem delay (with jitter)
     NETEM_DUP = "netem_dup"  # tc netem duplicate
@@ -48,6 +49,7 @@ DURATIONS: dict[FaultKind, tuple[float, float]] = {
     FaultKind.CLEAN_STOP: (0.5, 4.0),
     FaultKind.CUT_ONE_WAY: (1.0, 5.0),
     FaultKind.CUT_BOTH: (1.0, 5.0),
+    FaultKind.LOSS: (3.0, 10.0),
     FaultKind.NETEM_LOSS: (2.0, 6.0),
     FaultKind.NETEM_DELAY: (2.0, 6.0),
     FaultKind.NETEM_DUP: (2.0, 6.0),
@@ -118,6 +120,8 @@ def check_supported(kinds: Iterable[FaultKind], supported: Collection[FaultKind]
 
 
 def _params(kind: FaultKind, rng: random.Random) -> dict[str, float | str]:
+    if kind is FaultKind.LOSS:  # up to nearly all: heartbeat protocols only notice runs of several losses
+        return {"loss_pct": round(rng.uniform(30, 95), 1)}
     if kind is FaultKind.NETEM_LOSS:
         return {"loss_pct": round(rng.uniform(10, 40), 1)}
     if kind is FaultKind.NETEM_DELAY:

@@ -91,7 +91,7 @@ class ValetChaosConfig(BaseModel):
 
 class ValetDriver:
     system = "valet"
-    supported = frozenset({K.CRASH, K.FREEZE, K.CLEAN_STOP, K.CUT_ONE_WAY, K.CUT_BOTH, K.WITNESS_DOWN,
+    supported = frozenset({K.CRASH, K.FREEZE, K.CLEAN_STOP, K.CUT_ONE_WAY, K.CUT_BOTH, K.LOSS, K.WITNESS_DOWN,
                            K.DAEMON_KILL, K.NODE_RESTART, K.OVERLAP})
     # the service is killed at once and nothing is healed: a short window keeps its restart measured on its own
     durations = {K.DAEMON_KILL: (0.1, 0.5)}
@@ -132,7 +132,8 @@ class ValetDriver:
         takeover = round(b["takeover"], 4)
         return Promise(
             system="valet", mode=f"{c.mode} T {c.timeout:g} s",
-            double_allowed=set() if self.standard else {K.CUT_ONE_WAY, K.CUT_BOTH, K.FREEZE},
+            double_allowed=set() if self.standard else {K.CUT_ONE_WAY, K.CUT_BOTH, K.LOSS, K.FREEZE},
+            liveness_waived={K.LOSS}, heal_allowance={K.LOSS: takeover},
             # simple mode: the keeper has no lease, so a frozen valet's service keeps serving; the other host's
             # start is the allowed double until the heal (+ heal_bound): there is nothing to take over
             takeover_bound={K.CRASH: takeover, K.NODE_RESTART: takeover, **({K.FREEZE: takeover} if self.standard
@@ -206,6 +207,9 @@ class ValetDriver:
             assert peer is not None
             p.lab.net.block(addr, self._other(peer), inbound=k is K.CUT_BOTH, outbound=True)
             return {}
+        if k is K.LOSS:
+            p.lab.net.lose(addr, fault.params["loss_pct"])
+            return {}
         if k is K.DAEMON_KILL:
             pid = p.probe.pid(addr)
             if pid is None or not pid_alive(pid):
@@ -244,6 +248,8 @@ class ValetDriver:
         elif k in (K.CUT_ONE_WAY, K.CUT_BOTH):
             assert peer is not None
             p.lab.net.block(addr, self._other(peer), on=False, inbound=k is K.CUT_BOTH, outbound=True)
+        elif k is K.LOSS:
+            p.lab.net.lose(addr, fault.params["loss_pct"], on=False)
 
     def close(self) -> None:
         for addr in list(self.frozen):

@@ -14,12 +14,13 @@ ICMP echo from ``cl`` to the VIP per sample on a raw socket, answered within 10 
 Faults: crash = SIGKILL (keepalived: its VRRP child too), started again at the heal; freeze = SIGSTOP,
 SIGCONT at the heal; clean_stop = SIGTERM (the priority-0 advert), started again at the heal;
 cut_one_way = iptables in the peer's namespace drops everything from the target's address (the target's
-adverts no longer reach the peer; the peer's still reach the target); cut_both = both directions: INPUT
-and OUTPUT rules in the peer's namespace and an INPUT rule in the target's (adverts are multicast: an
-``OUTPUT -d TARGET`` rule does not stop the peer's adverts reaching the target); netem_loss /
-netem_delay / netem_dup = ``tc qdisc add dev eth0 root netem ...`` in the target's namespace (its egress).
-Namespaces (and with them every iptables rule and qdisc) are deleted and every process ended by PID in
-``close``, also after a failure.
+adverts no longer reach the peer; the peer's still reach the target); loss = iptables ``statistic`` in the
+target's namespace drops that share of what it sends on ``eth0`` (a lossy link without sch_netem);
+cut_both = both directions: INPUT and OUTPUT rules in the peer's namespace and an INPUT rule in the
+target's (adverts are multicast: an ``OUTPUT -d TARGET`` rule does not stop the peer's adverts reaching
+the target); netem_loss / netem_delay / netem_dup = ``tc qdisc add dev eth0 root netem ...`` in the
+target's namespace (its egress). Namespaces (and with them every iptables rule and qdisc) are deleted and
+every process ended by PID in ``close``, also after a failure.
 """
 
 from __future__ import annotations
@@ -142,7 +143,7 @@ def _stopped(pid: int | None) -> bool:
 
 class VrrpDriver:
     system = "vrrp"
-    supported = frozenset({K.CRASH, K.FREEZE, K.CLEAN_STOP, K.CUT_ONE_WAY, K.CUT_BOTH, K.NETEM_LOSS,
+    supported = frozenset({K.CRASH, K.FREEZE, K.CLEAN_STOP, K.CUT_ONE_WAY, K.CUT_BOTH, K.LOSS, K.NETEM_LOSS,
                            K.NETEM_DELAY, K.NETEM_DUP, K.OVERLAP})
 
     def __init__(self, config: VrrpChaosConfig | None = None) -> None:
@@ -175,7 +176,7 @@ class VrrpDriver:
         skew = skew_time(min(r.priority for r in c.routers), c.advert_interval, c.version)
         return Promise(
             system="vrrp", mode=f"v{c.version} advert {c.advert_interval:g} s",
-            double_allowed={K.CUT_ONE_WAY, K.CUT_BOTH, K.NETEM_LOSS, K.FREEZE},
+            double_allowed={K.CUT_ONE_WAY, K.CUT_BOTH, K.LOSS, K.NETEM_LOSS, K.FREEZE},
             takeover_bound={K.CRASH: round(mdi + c.slack, 4), K.FREEZE: round(mdi + c.slack, 4),
                             K.CLEAN_STOP: round(skew + c.slack, 4)},
             heal_bound=round(c.advert_interval + c.slack, 4),
@@ -325,6 +326,9 @@ class VrrpDriver:
             if k is K.CUT_BOTH:  # the peer's multicast adverts too (OUTPUT -d TARGET does not match them)
                 self.lab.net.block(target, peer, inbound=True, outbound=False)
             return {}
+        if k is K.LOSS:
+            self.lab.net.lose(target, fault.params["loss_pct"])
+            return {}
         if k in (K.NETEM_LOSS, K.NETEM_DELAY, K.NETEM_DUP):
             run_cmd("ip", "netns", "exec", self.lab.ns(target), "tc", "qdisc", "add", "dev", "eth0", "root",
                     "netem", *self._netem(fault))
@@ -352,6 +356,8 @@ class VrrpDriver:
             else:
                 self.lab.net.block(peer, target, on=False, inbound=True, outbound=True)
                 self.lab.net.block(target, peer, on=False, inbound=True, outbound=False)
+        elif k is K.LOSS:
+            self.lab.net.lose(target, fault.params["loss_pct"], on=False)
         elif k in (K.NETEM_LOSS, K.NETEM_DELAY, K.NETEM_DUP):
             run_cmd("ip", "netns", "exec", self.lab.ns(target), "tc", "qdisc", "del", "dev", "eth0", "root",
                     check=False)

@@ -141,6 +141,21 @@ def test_heal_too_slow():
     assert "nobody_active" in rules(r)  # a cut has no takeover bound: nobody active is not excused
 
 
+def test_nobody_active_in_a_lossy_link_is_waived_until_its_heal_bound_but_double_active_is_not():
+    """A lossy link (grey failure) may leave nobody able to keep the service: reported, not broken, while it
+    is in force and until its heal + heal bound; two actives are still judged by double_allowed."""
+    p = PROMISE.model_copy(update={"liveness_waived": {K.LOSS}, "heal_allowance": {K.LOSS: 1.0}})
+    f = fault(0, K.LOSS, 2.0, 3.0)
+    ok = check(synth([(0, ["a"]), (3.0, []), (5.8, ["b"])], [(f, "a", 2.0, 5.0)], end=9), p)
+    assert ok.ok, text_report(ok)
+    late = check(synth([(0, ["a"]), (3.0, []), (6.6, ["b"])], [(f, "a", 2.0, 5.0)], end=9), p)
+    assert "nobody_active" in rules(late) and "heal" in rules(late)
+    not_waived = check(synth([(0, ["a"]), (3.0, []), (5.8, ["b"])], [(f, "a", 2.0, 5.0)], end=9), PROMISE)
+    assert "nobody_active" in rules(not_waived)
+    double = check(synth([(0, ["a"]), (3.0, ["a", "b"]), (5.1, ["a"])], [(f, "a", 2.0, 5.0)], end=9), p)
+    assert "double_active" in rules(double)
+
+
 def test_heal_is_judged_at_the_last_fault_of_an_overlap_and_nobody_is_not_promised():
     f1 = Fault(id=0, start=2.0, kind=K.CRASH, target="@active", duration=2.0, group=0)
     f2 = Fault(id=1, start=2.5, kind=K.CRASH, target="@other", duration=2.5, group=0)

@@ -19,7 +19,7 @@ from labs.chaos.schedule import FaultKind, make_schedule
 
 pytestmark = pytest.mark.integration
 
-SEED = 20261135
+SEED = 20261436  # the first from 20261200 drawing every kind, loss too (20261135 before it existed)
 DURATION = 90.0
 
 

@@ -31,10 +31,12 @@ lint: setup
 	$(PY) -m ruff check .
 
 # make bench BENCH=vrrp (runs bench/vrrp.py as the module bench.vrrp, so the repo root and labs/ import);
-# BENCH=chaos: 30-minute seeded fault schedules per system (labs.chaos, docs/chaos.md)
+# BENCH=chaos: 30-minute seeded fault schedules per system and mode (labs.chaos, docs/chaos.md); options through
+# BENCH_ARGS, e.g. make bench BENCH=chaos BENCH_ARGS='--systems agent --modes simple --duration 600'
 BENCH ?= failoveragent
+BENCH_ARGS ?=
 bench: setup
-	$(PY) -m bench.$(BENCH)
+	$(PY) -m bench.$(BENCH) $(BENCH_ARGS)
 
 clean-venv:
 	rm -rf $(VENV) $(FT_PREFIX)/platform-venv

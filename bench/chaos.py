@@ -1,8 +1,9 @@
 """Long seeded chaos runs: `make bench BENCH=chaos` (root).
 
 For each system with a chaos driver (vrrp, docker, valet, agent) runs `python -m labs.chaos SYSTEM --seed N`
-(default 30 minutes of single faults, the issue's figure) into `chaos-out/SYSTEM-SEED/`, prints its table
-and exits non-zero if any promise was broken. `--overlap` adds overlapping pairs to the kinds.
+(default 30 minutes of single faults, the issue's figure) into `chaos-out/SYSTEM[-MODE]-SEED/`, prints its
+table and exits non-zero if any promise was broken. `--modes standard,simple` runs the systems that have a
+witness in each mode (VRRP has none); `--overlap` adds overlapping pairs to the kinds.
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ from pathlib import Path
 from labs.chaos.__main__ import SYSTEMS
 
 # --overlap: every single kind of the system plus overlapping pairs
-OVERLAP_FAULTS = {"vrrp": "crash,freeze,clean_stop,cut_one_way,cut_both,overlap",
-                  "docker": "crash,freeze,clean_stop,cut_one_way,cut_both,witness_down,daemon_kill,node_restart,"
+OVERLAP_FAULTS = {"vrrp": "crash,freeze,clean_stop,cut_one_way,cut_both,loss,overlap",
+                  "docker": "crash,freeze,clean_stop,cut_one_way,cut_both,loss,witness_down,daemon_kill,node_restart,"
                             "overlap",
-                  "agent": "crash,freeze,clean_stop,cut_one_way,cut_both,witness_down,node_restart,overlap"}
+                  "agent": "crash,freeze,clean_stop,cut_one_way,cut_both,loss,witness_down,node_restart,overlap"}
+MODAL = {"docker", "valet", "agent"}  # the systems with a witness (standard) and without (simple)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,19 +29,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--duration", type=float, default=1800.0)
     ap.add_argument("--systems", default=",".join(k for k, v in SYSTEMS.items() if v == "ready"))
     ap.add_argument("--out", type=Path, default=Path("chaos-out"))
+    ap.add_argument("--modes", default="standard,simple", help="standard, simple or both (comma-separated)")
     ap.add_argument("--overlap", action="store_true", help="add overlapping pairs of faults")
     args = ap.parse_args(argv)
     worst = 0
     for system in args.systems.split(","):
-        out = args.out / f"{system}-{args.seed}"
-        cmd = [sys.executable, "-m", "labs.chaos", system, "--seed", str(args.seed), "--duration",
-               str(args.duration), "--out", str(out)]
-        if args.overlap:
-            cmd += ["--faults", OVERLAP_FAULTS.get(system, OVERLAP_FAULTS["vrrp"])]
-        print(f"=== {' '.join(cmd[1:])}", flush=True)
-        rc = subprocess.call(cmd)
-        print(f"--- {system}: exit {rc} ({'promise kept' if rc == 0 else 'BROKEN' if rc == 1 else 'error'})")
-        worst = max(worst, rc)
+        for mode in args.modes.split(",") if system in MODAL else [None]:
+            out = args.out / "-".join(str(x) for x in (system, mode, args.seed) if x is not None)
+            cmd = [sys.executable, "-m", "labs.chaos", system, "--seed", str(args.seed), "--duration",
+                   str(args.duration), "--out", str(out), *(["--mode", mode] if mode else [])]
+            if args.overlap:
+                cmd += ["--faults", OVERLAP_FAULTS.get(system, OVERLAP_FAULTS["vrrp"])]
+            print(f"=== {' '.join(cmd[1:])}", flush=True)
+            rc = subprocess.call(cmd)
+            what = "promise kept" if rc == 0 else "BROKEN" if rc == 1 else "error"
+            print(f"--- {system}{' ' + mode if mode else ''}: exit {rc} ({what})")
+            worst = max(worst, rc)
     return worst
 
 

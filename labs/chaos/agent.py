@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import time
 import tomllib
@@ -321,6 +322,17 @@ class AgentDriver:
         elif k is K.LOSS:
             assert self.cluster.segment is not None
             self.cluster.segment.lose(target, fault.params["loss_pct"], on=False)
+
+    def keep_logs(self, into: Path) -> None:
+        """Copy each platform's volttron.log and notify log into ``into`` (the bed is removed at close)."""
+        if self.cluster is None:
+            return
+        into.mkdir(parents=True, exist_ok=True)
+        for name, platform in self.cluster.platforms.items():
+            for src, dst in ((platform.log, f"{name}-volttron.log"), (self.cluster.base / f"notify-{name}.log",
+                                                                       f"{name}-notify.log")):
+                if src.exists():
+                    shutil.copyfile(src, into / dst)
 
     def close(self) -> None:
         for node in list(self.frozen):

@@ -19,6 +19,7 @@ from __future__ import annotations
 import gc
 import json
 import random
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,6 +87,12 @@ def run(driver: Driver, schedule: list[Fault], out: Path, *, seed: int, duration
         promise = driver.promise()  # after the start: a bound may hold a figure measured on the bed
         recorder = _play(driver, schedule, hist_path, promise, seed, duration, extra_meta)
     finally:
+        keep_logs = getattr(driver, "keep_logs", None)  # the bed's logs, for reading a broken rule afterwards
+        if keep_logs is not None:
+            try:
+                keep_logs(out / "logs")
+            except Exception as e:  # the logs are a help, not the result
+                print(f"chaos: keeping the bed's logs failed: {e}", file=sys.stderr)
         driver.close()
     record = read_history(hist_path)
     result = check(record, Promise.model_validate(record.meta["promise"]))

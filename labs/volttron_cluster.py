@@ -237,7 +237,7 @@ class Cluster:
     def transitions(self, name: str) -> list[LoggedTransition]:
         """The failover agent's service transitions on that platform, from its log, oldest first."""
         out = []
-        for line in self._log_lines(name):
+        for line in self.log_lines(name):
             m = _TRANSITION.match(line)
             if m and m.group(2) == SERVICE:
                 out.append(LoggedTransition(_stamp(m.group(1)), m.group(2), m.group(3), m.group(4), m.group(6)))
@@ -245,13 +245,14 @@ class Cluster:
 
     def decisions(self, name: str) -> list[LoggedDecision]:
         out = []
-        for line in self._log_lines(name):
+        for line in self.log_lines(name):
             m = _DECISION.match(line)
             if m:
                 out.append(LoggedDecision(_stamp(m.group(1)), m.group(2), m.group(3)))
         return out
 
-    def _log_lines(self, name: str) -> list[str]:
+    def log_lines(self, name: str) -> list[str]:
+        """The platform's volttron.log (every agent of it logs there), as lines."""
         log = self.platforms[name].log
         return log.read_text(errors="replace").splitlines() if log.exists() else []
 

@@ -42,7 +42,8 @@ PLATFORM_VENV = Path(os.environ.get("FT_PLATFORM_VENV", "/opt/failover-toolkit/p
 FAILOVER_AGENT_SRC = Path(__file__).resolve().parent.parent / "FailoverAgent"  # pyproject.toml + packages
 CONTROL = "platform.control"
 NETNS_PORT = 22916  # a namespace has a port space of its own
-FAILOVER_CAPABILITIES = ("platform.control.start_agent", "platform.control.stop_agent")
+FAILOVER_CAPABILITIES = ("platform.control.start_agent", "platform.control.stop_agent",
+                         "platform.control.clear_status")
 
 
 class PlatformError(RuntimeError):
@@ -319,9 +320,20 @@ build-backend = "poetry.core.masonry.api"
 """
 
 SERVICE_AGENT_CODE = '''\
-"""A stand-in managed service: publishes service/<identity> once a second while it runs."""
+"""A stand-in managed service: publishes service/<identity> once a second while it runs.
+
+A file ``ft-service-startup-delay`` in VOLTTRON_HOME (seconds) makes its start-up that slow (tests: a stop
+that lands in the start-up)."""
+import os
+import time
+from pathlib import Path
+
 from volttron.client.vip.agent import Agent, Core
 from volttron.utils import vip_main
+
+_DELAY = Path(os.environ.get("VOLTTRON_HOME", "/nonexistent")) / "ft-service-startup-delay"
+if _DELAY.is_file():
+    time.sleep(float(_DELAY.read_text()))
 
 
 class ServiceAgent(Agent):

@@ -112,7 +112,7 @@ def test_vctl_stop_of_the_active_primary_hands_over_at_once_and_vctl_start_fails
     assert cluster.service_running("primary") is False
     witness_view = (field(cluster, "witness", "heard") or {}).get("primary", {})
     assert witness_view.get("state") == "down" and witness_view.get("active") is False, witness_view
-    left = [ln for ln in cluster._log_lines("primary") if "left in" in ln]
+    left = [ln for ln in cluster.log_lines("primary") if "left in" in ln]
     print(f"clean stop of the active primary: vctl stop {stop_s * 1000:.0f} ms, secondary running "
           f"{took_over * 1000:.0f} ms after it began (probe), logged gap stop -> start "
           f"{ms(started.at, stopped.at):.0f} ms; {left[-1].split(' - ')[-1] if left else ''}")
@@ -148,8 +148,8 @@ def test_vctl_stop_of_the_passive_secondary_changes_nothing_on_the_active(cluste
         assert cluster.runners() == {"primary"}
         gevent.sleep(0.1)
     assert not [t for t in cluster.transitions("primary") if t.at >= since]
-    assert any("peer.leaving" in ln for ln in cluster._log_lines("primary"))
-    assert any("[leave.passive]" in ln for ln in cluster._log_lines("secondary"))
+    assert any("peer.leaving" in ln for ln in cluster.log_lines("primary"))
+    assert any("[leave.passive]" in ln for ln in cluster.log_lines("secondary"))
     print(f"clean stop of the passive secondary: vctl stop {stop_s * 1000:.0f} ms, the primary changed nothing")
     cluster.start_failover("secondary")
     converged(cluster)

@@ -197,3 +197,32 @@ def test_malformed_config_is_reported_at_start(cluster: Cluster) -> None:
                  20, "heartbeat_period alert")
     finally:
         p.vctl("stop", agent.uuid)
+
+
+def test_a_stop_during_the_service_start_up_is_not_undone_by_the_platform(cluster: Cluster) -> None:
+    """The agent's chaos run (seed 20262085) found it: the secondary stopped the managed agent 0.2 s after
+    starting it (the primary was back); the agent died of the SIGINT in its start-up, VOLTTRON's control
+    service took that for a crash and restarted it (its monitor, every 10 s) beside the primary's copy,
+    again and again. The failover agent now clears the platform's crash record after such a stop."""
+    converged(cluster)
+    sec = cluster.platforms["secondary"]
+    delay = sec.vhome / "ft-service-startup-delay"
+    delay.write_text("3")
+    try:
+        uuid = cluster.observer("secondary").call("platform.control", "identity_exists", SERVICE)
+        before = len(cluster.log_lines("secondary"))
+        sec.vctl("start", uuid)  # an operator's slip: the secondary's agent stops it during its 3 s start-up
+        # the service's start-up died of the stop's SIGINT (its traceback in the platform's log)
+        wait_for(lambda: any("KeyboardInterrupt" in line for line in cluster.log_lines("secondary")[before:]), 10,
+                 "the secondary's failover agent stopped the service during its start-up")
+        seen_running = []
+        end = time.monotonic() + 14.0  # > the control service's monitor period (10 s) and a restart
+        while time.monotonic() < end:
+            if cluster.service_running("secondary"):
+                seen_running.append(round(end - time.monotonic(), 1))
+            gevent.sleep(0.2)
+        assert seen_running == [], "the platform started the stopped service again on the secondary"
+        assert any("the platform recorded a crash" in line for line in cluster.log_lines("secondary")[before:])
+    finally:
+        delay.unlink(missing_ok=True)
+    converged(cluster)

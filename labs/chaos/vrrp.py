@@ -158,6 +158,9 @@ class VrrpDriver:
         self.costs: dict[str, float] = {}
         self._local = threading.local()  # pyroute2's sync IPRoute works only in the thread that made it
         self._handles: list[IPRoute] = []
+        # routers past their start-up, by the RouterProcess's id (the lab keeps every one, so ids are not
+        # reused): not by pid, since pids wrap here (pid_max 32768) and a new router once got a pid that had
+        # been a started router's: counted active 30 ms after its start, with its crashed predecessor's VIP
         self._started: set[int] = set()
 
     # -- timing ----------------------------------------------------------------------------------
@@ -253,11 +256,11 @@ class VrrpDriver:
         rp = self.routers.get(host)
         if rp is None or host in self.frozen or rp.proc.poll() is not None:
             return False
-        if rp.pid not in self._started:
+        if id(rp) not in self._started:
             if (rp.kind == "ours" and not (rp.status_path and rp.status_path.exists())) or (
                     rp.kind == "keepalived" and rp._child_pid() is None):
                 return False
-            self._started.add(rp.pid)
+            self._started.add(id(rp))
         pid = rp._child_pid() if rp.kind == "keepalived" else rp.pid
         return not _stopped(pid)
 

@@ -30,9 +30,18 @@ from typing import Any
 
 from pydantic import Field, field_validator, model_validator
 
-from failover_core.config import ConfigError, StrictModel, as_mapping, http_base_url, parse_config_text, validate_config
+from failover_core.config import (
+    ConfigError,
+    StrictModel,
+    as_mapping,
+    check_document,
+    http_base_url,
+    parse_config_text,
+    validate_config,
+)
 from failover_core.errors import LocalUsageError
 from failover_core.fencing import FencingTiming
+from failover_core.shell.config_file import read_config_text
 
 DEFAULT_CONFIG_PATH = "/app/config.py"
 _CONTAINER_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
@@ -212,6 +221,8 @@ def parse_python_config(text: str, *, source: str) -> dict[str, Any]:
     except SyntaxError as e:
         raise ConfigError(f"{source}:{e.lineno}", [("", (e.text or "").strip()[:80], f"not valid Python: {e.msg}")]
                           ) from None
+    except (ValueError, RecursionError, MemoryError) as e:  # NUL bytes, nesting the parser cannot follow
+        raise ConfigError(source, [("", "", f"not valid Python: {str(e)[:200] or type(e).__name__}")]) from None
     out: dict[str, Any] = {}
     for i, node in enumerate(tree.body):
         where = f"{source}:{node.lineno}"
@@ -253,12 +264,10 @@ def _plain(v: Any) -> Any:
 def read_config_file(path: str | Path) -> dict[str, Any]:
     """The raw mapping of a ``.py`` (ast), ``.toml`` or ``.json`` config file."""
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(str(p), [("", str(p), f"cannot read the file: {e}")]) from None
+    text = read_config_text(p)
     if p.suffix == ".py":
         data: Any = parse_python_config(text, source=str(p))
+        check_document(data, source=str(p))
     else:
         fmt = p.suffix[1:] if p.suffix in (".json", ".toml") else None
         data = parse_config_text(text, source=str(p), fmt=fmt)

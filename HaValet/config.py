@@ -44,9 +44,10 @@ from typing import Any
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from failover_core.config import MISSING, ConfigError, StrictModel, parse_config_text
+from failover_core.config import MAX_CONFIG_BYTES, MISSING, ConfigError, StrictModel, bad_character, parse_config_text
 from failover_core.errors import LocalUsageError
 from failover_core.fencing import FencingTiming
+from failover_core.shell.config_file import read_config_text
 from HaValet.command_expr import ExprError, parse_command_expr
 
 COMMAND_KEYS = ("start_command", "stop_command", "test_command")
@@ -660,6 +661,12 @@ def parse_config(text: str, source: str = "<config>", fmt: str | None = None) ->
     if fmt == "toml":
         sections, reserved, problems = _toml_sections(parse_config_text(text, source=source, fmt="toml"))
     else:
+        if len(text) > MAX_CONFIG_BYTES:
+            raise ConfigError(source, [("", text, f"a config of at most {MAX_CONFIG_BYTES // 1024} KiB")])
+        for lineno, line in enumerate(text.splitlines(), start=1):
+            why = bad_character(line, in_name=False)
+            if why:
+                raise ConfigError(source, [("", line, why, lineno)])
         raw, syntax_problems = parse_sections(text)
         sections, reserved, problems = _cfg_sections(raw)
         problems = syntax_problems + problems
@@ -670,8 +677,5 @@ def parse_config(text: str, source: str = "<config>", fmt: str | None = None) ->
 
 def load_config(path: str | Path) -> ValetConfig:
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(str(p), [("", str(p), f"cannot read the file: {e}")]) from None
+    text = read_config_text(p)
     return parse_config(text, str(p), "toml" if p.suffix == ".toml" else None)

@@ -27,15 +27,25 @@ import ast
 import re
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
 from failover_core.config import (
+    Bool,
+    Command,
     ConfigError,
+    FilePath,
+    Name,
+    Number,
+    Port,
+    PositiveSeconds,
+    Seconds,
     StrictModel,
     as_mapping,
     check_document,
     http_base_url,
+    ip_address_text,
     parse_config_text,
     validate_config,
 )
@@ -62,10 +72,10 @@ class WitnessSettings(StrictModel):
     url: str = Field(description="the witness's URL, http://HOST:PORT (FailoverWitness)")
     secret: str = Field(min_length=16, description="the group's shared secret at the witness")
     group: str = Field(default="docker-failover", description="the pair's group name at the witness")
-    kill_bound: float = Field(default=1.0, gt=0, description=(
+    kill_bound: PositiveSeconds = Field(default=1.0, le=3600, description=(
         "S: fencing kills the containers (docker kill, no graceful stop) within this many seconds"))
-    scheduling_delay: float = Field(default=0.25, ge=0, description="D: how late a timer may fire")
-    clock_drift: float = Field(default=0.001, ge=0, lt=0.1, description="rho: relative clock rate error")
+    scheduling_delay: Seconds = Field(default=0.25, le=60, description="D: how late a timer may fire")
+    clock_drift: Number = Field(default=0.001, ge=0, lt=0.1, description="rho: relative clock rate error")
 
     @field_validator("url")
     @classmethod
@@ -87,31 +97,32 @@ class WitnessSettings(StrictModel):
 class NodeConfig(StrictModel):
     """The effective settings of one agent (globals merged with its ``servers`` entry)."""
 
-    name: str
-    peer: str
-    preferred: bool = Field(description="first server listed: wins cold starts and ties")
+    name: Name
+    peer: Name
+    preferred: Bool = Field(description="first server listed: wins cold starts and ties")
     endpoint: str = Field(description="URL of the OTHER agent, http://host:port")
-    port: int = Field(ge=1, le=65535, description="our HTTP API port")
-    listen: str = "0.0.0.0"
+    port: Port = Field(description="our HTTP API port")
+    listen: str = Field("0.0.0.0", description="IP address of our HTTP API (0.0.0.0: all)")
     secret: str = Field(min_length=16, description="shared HMAC secret (same on both servers)")
     containers: list[str]
-    heartbeat_interval: float = Field(default=1.0, gt=0)
-    check_heartbeat_interval: float = Field(default=0.5, gt=0)
-    heartbeat_timeout: float = Field(default=3.0, gt=0)
-    startup_grace_period: float = Field(default=10.0, ge=0)
-    restart_grace_period: float = Field(default=10.0, ge=0)
-    stop_timeout: float = Field(default=10.0, ge=0, description="graceful stop before SIGKILL, seconds")
-    request_timeout: float = Field(default=1.0, gt=0, description="timeout of every outgoing HTTP request")
-    max_clock_skew: float = Field(default=30.0, gt=0, description="requests older/newer than this are refused")
-    failback: bool = False
-    failback_hold_down: float = Field(default=60.0, ge=0)
-    notify: str | list[str] | None = None
-    notify_timeout: float = Field(default=10.0, gt=0)
+    heartbeat_interval: PositiveSeconds = Field(default=1.0, le=3600)
+    check_heartbeat_interval: PositiveSeconds = Field(default=0.5, le=3600)
+    heartbeat_timeout: PositiveSeconds = Field(default=3.0)
+    startup_grace_period: Seconds = 10.0
+    restart_grace_period: Seconds = 10.0
+    stop_timeout: Seconds = Field(default=10.0, le=3600, description="graceful stop before SIGKILL, seconds")
+    request_timeout: PositiveSeconds = Field(default=1.0, le=300, description="timeout of every outgoing HTTP request")
+    max_clock_skew: PositiveSeconds = Field(default=30.0, le=3600,
+                                            description="requests older/newer than this are refused")
+    failback: Bool = False
+    failback_hold_down: Seconds = 60.0
+    notify: Command | None = None
+    notify_timeout: PositiveSeconds = Field(default=10.0, le=3600)
     docker_url: str | None = Field(default=None, description="None: DOCKER_HOST or the default socket")
-    state_dir: str = "/var/lib/docker-failover"
+    state_dir: FilePath = "/var/lib/docker-failover"
     witness: WitnessSettings | None = Field(default=None, description=(
         "standard mode; without it (simple mode) a cut link between the two hosts gives two actives"))
-    term_file: str | None = Field(default=None, description=(
+    term_file: FilePath | None = Field(default=None, description=(
         "written with the term (one line) before the containers start: bind-mount its directory read-only "
         "into them to use the term as a fencing token"))
 
@@ -135,12 +146,36 @@ class NodeConfig(StrictModel):
         except ValueError as e:
             raise ValueError(f"endpoint {e}") from None
 
-    @field_validator("notify")
+    @field_validator("listen")
     @classmethod
-    def _notify(cls, v: str | list[str] | None) -> str | list[str] | None:
-        if v is not None and not (v.strip() if isinstance(v, str) else v):
-            raise ValueError("notify must be a non-empty command (or leave it out)")
+    def _listen(cls, v: str) -> str:
+        return ip_address_text(v)
+
+    @field_validator("state_dir")
+    @classmethod
+    def _state_dir(cls, v: str) -> str:
+        if not v.startswith("/"):
+            raise ValueError("state_dir must be an absolute directory path, e.g. /var/lib/docker-failover")
         return v
+
+    @field_validator("docker_url")
+    @classmethod
+    def _docker_url(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        scheme, sep, rest = v.partition("://")
+        if scheme == "unix" and sep and rest.startswith("/") and len(rest) > 1:
+            return v
+        if scheme in ("tcp", "http", "https", "ssh") and sep:
+            try:
+                parts = urlsplit(v)
+                host, _ = parts.hostname, parts.port  # .port raises ValueError for a bad port
+            except ValueError:
+                host = None
+            if host:
+                return v
+        raise ValueError("docker_url must be unix:///path/to/docker.sock, tcp://HOST:PORT, http(s)://HOST:PORT or "
+                         "ssh://[USER@]HOST (or leave it out: DOCKER_HOST or the default socket)")
 
     @field_validator("term_file")
     @classmethod
@@ -301,6 +336,16 @@ def node_config(data: dict[str, Any], server: str, *, source: str) -> NodeConfig
         if bad:
             raise ConfigError(source, [(f"servers.{n}.{k}", servers[n][k],
                                         f"unknown key (allowed: {', '.join(sorted(_SERVER_KEYS))})") for k in bad])
+    endpoints = {}
+    for n in names:
+        try:
+            endpoints[n] = http_base_url(servers[n]["endpoint"]).lower()
+        except (KeyError, ValueError, TypeError, AttributeError):
+            continue  # reported by the validation below
+    if len(endpoints) == 2 and len(set(endpoints.values())) == 1:
+        raise ConfigError(source, [(f"servers.{names[1]}.endpoint", servers[names[1]]["endpoint"],
+                                    f"both servers' endpoints name the same agent ({servers[names[0]]['endpoint']}): "
+                                    "each server's endpoint is the OTHER server's agent")])
     if server not in servers:
         raise ConfigError(source, [("--server", server, f"one of the configured servers: {', '.join(names)}")])
     merged: dict[str, Any] = {k: v for k, v in data.items() if k != "servers"}

@@ -39,6 +39,7 @@ MAX_CONFIG_BYTES = 1 << 20  # 1 MiB: far beyond any real config, small enough to
 MAX_DEPTH = 32  # levels of nesting in a document (the deepest real config has 5)
 MAX_INT = 2**63 - 1  # integers in a document: 64 bits (a range check of the model comes after)
 MAX_SECONDS = 86400.0  # a duration in a config is at most one day unless its key says less
+MAX_COMMAND_CHARS = 65536  # a command or one word of it (Linux takes at most 128 KiB per argument)
 SHOWN_CHARS = 120  # a value in an error message is cut to this many characters (a typical command fits)
 _CONTEXT_TEXT = "text_values"
 
@@ -301,6 +302,11 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
 
 
+def validation_context(*, text_values: bool) -> dict[str, Any]:
+    """The pydantic ``context`` for ``model_validate`` when a format's values are all text (HaValet's cfg)."""
+    return {_CONTEXT_TEXT: text_values}
+
+
 def _text_values(info: ValidationInfo) -> bool:
     return bool(info.context and info.context.get(_CONTEXT_TEXT))
 
@@ -321,11 +327,14 @@ _BOOL_TEXT = {"true": True, "yes": True, "on": True, "1": True, "false": False, 
 def _number(value: Any, info: ValidationInfo) -> Any:
     """A finite int or float; never a bool, never a string (except a plain decimal in a text-valued format)."""
     if isinstance(value, str) and _text_values(info):
-        if not _NUMBER_TEXT.fullmatch(value.strip()):
-            raise ValueError("must be a number such as 5 or 0.5")
-        value = float(value) if any(c in value for c in ".eE") else int(value)
+        text = value.strip()
+        if not _NUMBER_TEXT.fullmatch(text):
+            raise ValueError("Input should be a valid number (such as 5 or 0.5)")
+        if not math.isfinite(float(text)):
+            raise ValueError("must be a finite number (1e999 is infinity)")
+        return text  # pydantic parses the plain decimal; its range errors then show the text as written
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"must be a number, not {_kind(value)}")
+        raise ValueError(f"must be a valid number, not {_kind(value)}")
     if isinstance(value, float) and not math.isfinite(value):
         raise ValueError("must be a finite number (not NaN or infinity; 1e999 is infinity)")
     if isinstance(value, int) and abs(value) > 2**53:
@@ -337,10 +346,10 @@ def _integer(value: Any, info: ValidationInfo) -> Any:
     """An int; never a bool, a float or a string (except plain digits in a text-valued format)."""
     if isinstance(value, str) and _text_values(info):
         if not _INTEGER_TEXT.fullmatch(value.strip()):
-            raise ValueError("must be a whole number such as 5")
-        value = int(value)
+            raise ValueError("Input should be a valid integer (a whole number such as 5)")
+        return value.strip()  # pydantic parses the digits; its range errors then show the text as written
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"must be a whole number, not {_kind(value)}")
+        raise ValueError(f"must be a valid integer (a whole number), not {_kind(value)}")
     if abs(value) > MAX_INT:
         raise ValueError(f"must be an integer of at most 64 bits (|n| <= {MAX_INT})")
     return value
@@ -387,6 +396,18 @@ def _host(value: str) -> str:
     return value
 
 
+def ip_address_text(value: str) -> str:
+    """``value`` if it is an IP address (v4, or v6 with or without brackets); ValueError saying what is allowed.
+    For addresses to listen on: ``--check`` cannot know whether binding will work, but a host name or garbage is
+    refused here rather than at start."""
+    try:
+        ipaddress.ip_address(value[1:-1] if value.startswith("[") and value.endswith("]") else value)
+    except ValueError:
+        raise ValueError("must be an IP address to listen on, such as 0.0.0.0 (all) or 10.0.0.1 (host names are not "
+                         "resolved); whether it can be bound is only known at start") from None
+    return value
+
+
 def _identity(value: str) -> str:
     _name_chars(value)
     if any(c.isspace() for c in value):
@@ -400,6 +421,8 @@ def _command(value: str | list[str]) -> str | list[str]:
         raise ValueError("must be a non-empty command (a string, or a list of non-empty strings); leave the key out "
                          "for none")
     for p in parts:
+        if len(p) > MAX_COMMAND_CHARS:
+            raise ValueError(f"a command (or one of its words) may have at most {MAX_COMMAND_CHARS} characters")
         why = bad_character(p, in_name=False)
         if why:
             raise ValueError(why)
@@ -473,7 +496,7 @@ def validate_config(model: type[M], data: object, *, source: str, text_values: b
         for err in e.errors(include_url=False):
             loc = tuple(p for p in err.get("loc", ()) if not (isinstance(p, str) and p.startswith("function-")))
             value = _MISSING if err.get("type") == "missing" else err.get("input")
-            msg = err.get("msg", "invalid")
+            msg = err.get("msg", "invalid").removeprefix("Value error, ")
             if err.get("type") == "extra_forbidden":
                 allowed = sorted(_model_at(model, loc[:-1]).model_fields)
                 msg = f"unknown key (allowed keys: {', '.join(allowed)})"

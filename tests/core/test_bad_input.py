@@ -273,3 +273,21 @@ def test_valet_listen_must_be_an_ip_address():
     head = ("[valet]\nnode = web1\nlisten = not-an-ip:8791\nsecret = a shared secret of 16+\n"
             "peers = web2=http://10.0.0.2:8791\n")
     refused(lambda: parse_valet(head + VALET.replace("[valet]\n", "")), "listen", "IP address")
+
+
+@pytest.mark.parametrize("argv", [["VrrpFailover", "-c", "{fifo}", "--check"],
+                                  ["DockerFailover", "--server", "server1", "-c", "{fifo}", "--check"],
+                                  ["HaValet", "-c", "{fifo}", "--check"],
+                                  ["failover_agent", "--check", "{fifo}"]], ids=lambda a: a[0])
+def test_check_on_a_fifo_exits_2_at_once(tmp_path, argv):
+    import subprocess
+    import sys
+
+    fifo = tmp_path / "config.json"
+    os.mkfifo(fifo)
+    repo = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(repo), str(repo / "FailoverAgent"),
+                                                        os.environ.get("PYTHONPATH", "")])}
+    r = subprocess.run([sys.executable, "-m", *(a.replace("{fifo}", str(fifo)) for a in argv)], capture_output=True,
+                       text=True, timeout=30, env=env)  # a hang fails on the timeout
+    assert r.returncode == 2 and "FIFO" in r.stderr, r.stderr

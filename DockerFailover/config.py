@@ -54,6 +54,7 @@ from failover_core.fencing import FencingTiming
 from failover_core.shell.config_file import read_config_text
 
 DEFAULT_CONFIG_PATH = "/app/config.py"
+MAX_PYTHON_CONFIG_CHARS = 256 * 1024  # ast.parse of a config.py costs ~1.5 µs a character; real ones are ~1 KB
 _CONTAINER_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 _SERVER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 
@@ -301,6 +302,8 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     p = Path(path)
     text = read_config_text(p)
     if p.suffix == ".py":
+        if len(text) > MAX_PYTHON_CONFIG_CHARS:
+            raise ConfigError(str(p), [("", text, f"a config.py of at most {MAX_PYTHON_CONFIG_CHARS // 1024} KiB")])
         data: Any = parse_python_config(text, source=str(p))
         check_document(data, source=str(p))
     else:

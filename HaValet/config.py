@@ -82,6 +82,7 @@ TIMING_KEYS = ("interval", "command_timeout", "start_timeout", "stop_timeout", "
 PROCESS_KEYS = frozenset({"host", "user", "port", "protocol", "order", "priority", "stand_by_list",
                           *COMMAND_KEYS, *TIMING_KEYS})
 RESERVED_SECTIONS = ("valet", "placeholders")
+MAX_SECTIONS = 1000  # process sections in one file (each is validated per host: keep --check well under a second)
 _KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*\Z")
 _SECTION_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.@-]*\Z")
 _PLACEHOLDER_RE = re.compile(r"@([A-Za-z_][A-Za-z0-9_]*)@")
@@ -717,8 +718,12 @@ def parse_config(text: str, source: str = "<config>", fmt: str | None = None) ->
             if why:
                 raise ConfigError(source, [("", line, why, lineno)])
         raw, syntax_problems = parse_sections(text)
+        if len(raw) > MAX_SECTIONS:
+            raise ConfigError(source, [("", len(raw), f"a config of at most {MAX_SECTIONS} sections", raw[-1].line)])
         sections, reserved, problems = _cfg_sections(raw)
         problems = syntax_problems + problems
+    if len(sections) > MAX_SECTIONS:
+        raise ConfigError(source, [("", len(sections), f"a config of at most {MAX_SECTIONS} sections", None)])
     if not sections and not problems:
         problems.append(("", MISSING, "no process section found (expected ':Name' or '[Name]' sections)", None))
     token = _TEXT_VALUES.set(fmt != "toml")

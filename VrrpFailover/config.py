@@ -33,6 +33,7 @@ from failover_core.config import (
 from failover_core.shell.config_file import load_config_file
 
 PRIORITY_OWNER = 255
+MAX_INSTANCES = 1000  # virtual routers in one file (255 VRIDs per interface)
 
 
 class TrackScript(StrictModel):
@@ -158,11 +159,13 @@ def validate_instances(data: Any, *, source: str) -> tuple[InstanceConfig, ...]:
     if isinstance(data, dict):
         items: Sequence[Any] = [data]
         single = True
-    elif isinstance(data, list) and data:
+    elif isinstance(data, list) and 0 < len(data) <= MAX_INSTANCES:
         items, single = data, False
     else:
-        raise ConfigError(source, [("", type(data).__name__ if not isinstance(data, list) else "[]",
-                                    "the top level must be an instance object or a non-empty list of them")])
+        shown = type(data).__name__ if not isinstance(data, list) else f"a list of {len(data)}" if data else "[]"
+        raise ConfigError(source, [("", shown,
+                                    "the top level must be an instance object or a non-empty list of them "
+                                    f"(at most {MAX_INSTANCES})")])
     out: list[InstanceConfig] = []
     problems: list[tuple[str, object, str]] = []
     for n, item in enumerate(items):

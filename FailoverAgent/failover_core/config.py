@@ -40,6 +40,11 @@ MAX_DEPTH = 32  # levels of nesting in a document (the deepest real config has 5
 MAX_INT = 2**63 - 1  # integers in a document: 64 bits (a range check of the model comes after)
 MAX_SECONDS = 86400.0  # a duration in a config is at most one day unless its key says less
 MAX_COMMAND_CHARS = 65536  # a command or one word of it (Linux takes at most 128 KiB per argument)
+MAX_TOML_CHARS = 256 * 1024  # tomllib is pure Python too (~1.3 µs a character at worst); real TOML configs are ~1 KB
+MAX_YAML_CHARS = 64 * 1024  # YAML is parsed in pure Python (~1 µs a character): an agent config is ~1 KB
+MAX_YAML_NODES = 10_000
+MAX_VALUES = 100_000  # values (scalars, lists, objects) in one document: real configs have a few hundred
+MAX_PROBLEMS_SHOWN = 20  # an error message lists this many problems, then counts the rest
 SHOWN_CHARS = 120  # a value in an error message is cut to this many characters (a typical command fits)
 _CONTEXT_TEXT = "text_values"
 
@@ -60,10 +65,12 @@ class ConfigError(FailoverCoreError):
         self.problems: list[tuple[str, object, str]] = [(p[0], p[1], p[2]) for p in problems]
         self.lines: list[int | None] = [p[3] if len(p) > 3 else None for p in problems]  # type: ignore[misc]
         lines = []
-        for (key, value, allowed), line in zip(self.problems, self.lines, strict=True):
+        for (key, value, allowed), line in zip(self.problems[:MAX_PROBLEMS_SHOWN], self.lines, strict=False):
             place = _cut(source, 300) if line is None else f"{_cut(source, 300)}:{line}"
             where = f"key {shown(key, 160)}: " if key else ("top level: " if line is None else "")
             lines.append(f"{place}: {where}value {shown(value)} is not allowed: {_cut(str(allowed), 1000)}")
+        if len(self.problems) > MAX_PROBLEMS_SHOWN:
+            lines.append(f"{_cut(source, 300)}: ... and {len(self.problems) - MAX_PROBLEMS_SHOWN} more problems")
         super().__init__("\n".join(lines))
 
 
@@ -128,12 +135,17 @@ def bad_character(text: str, *, in_name: bool = True) -> str | None:
 # ---------------------------------------------------------------------------------------------- the document
 
 def check_document(data: object, *, source: str) -> None:
-    """Refuse what no config may hold, walking ``data`` without recursion: nesting deeper than MAX_DEPTH,
-    non-finite floats, integers beyond 64 bits, control characters in keys and strings, non-string keys that
-    are not integers."""
+    """Refuse what no config may hold, walking ``data`` without recursion: nesting deeper than MAX_DEPTH, more than
+    MAX_VALUES values, non-finite floats, integers beyond 64 bits, control characters in keys and strings, keys that
+    are neither strings nor integers."""
     stack: list[tuple[object, str, int]] = [(data, "", 0)]
+    seen = 0
     while stack:
         value, path, depth = stack.pop()
+        seen += 1
+        if seen > MAX_VALUES:
+            raise ConfigError(source, [("", "…", f"a config of at most {MAX_VALUES} values (numbers, strings, lists, "
+                                                  "objects)")])
         if depth > MAX_DEPTH:
             raise ConfigError(source, [(path, "…", f"nested more than {MAX_DEPTH} levels deep")])
         if isinstance(value, bool) or value is None:
@@ -219,6 +231,7 @@ def _yaml_load(text: str) -> Any:
 
     class Loader(yaml.SafeLoader):
         depth = 0
+        nodes = 0
 
         def compose_node(self, parent: Any, index: Any) -> Any:
             event = self.peek_event()
@@ -227,6 +240,10 @@ def _yaml_load(text: str) -> Any:
                 raise _DocumentProblem(f"line {mark.line + 1}", getattr(event, "anchor", None) or "*",
                                        "YAML anchors and aliases (&name, *name) are not allowed in a config")
             self.depth += 1
+            self.nodes += 1
+            if self.nodes > MAX_YAML_NODES:
+                raise _DocumentProblem(f"line {event.start_mark.line + 1}", "…",
+                                       f"a YAML config of at most {MAX_YAML_NODES} values")
             if self.depth > MAX_DEPTH:
                 raise _DocumentProblem(f"line {event.start_mark.line + 1}", "…",
                                        f"nested more than {MAX_DEPTH} levels deep")
@@ -275,8 +292,13 @@ def parse_config_text(text: str, *, source: str, fmt: str | None = None) -> Any:
             # NaN, Infinity and 1e999 parse (to non-finite floats) so that check_document names their key
             data = json.loads(text, object_pairs_hook=_json_object, parse_int=_bounded_int)
         elif fmt == "toml":
+            if len(text) > MAX_TOML_CHARS:
+                raise ConfigError(source, [("", text, f"a TOML config of at most {MAX_TOML_CHARS // 1024} KiB")])
             data = tomllib.loads(text)
         else:
+            if len(text) > MAX_YAML_CHARS:
+                raise ConfigError(source, [("", text, f"a YAML config of at most {MAX_YAML_CHARS // 1024} KiB (write a "
+                                                      "larger one as JSON)")])
             data = _yaml_load(text)
     except json.JSONDecodeError as e:
         line, content = _line_of(e.doc, e.pos)

@@ -291,3 +291,23 @@ def test_check_on_a_fifo_exits_2_at_once(tmp_path, argv):
     r = subprocess.run([sys.executable, "-m", *(a.replace("{fifo}", str(fifo)) for a in argv)], capture_output=True,
                        text=True, timeout=30, env=env)  # a hang fails on the timeout
     assert r.returncode == 2 and "FIFO" in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("case", ["vrrp-instances", "vrrp-values", "docker-py", "docker-toml", "valet-sections",
+                                  "valet-lines", "agent-yaml-nodes", "agent-yaml-size", "agent-json-values"])
+def test_a_megabyte_of_many_small_things_is_bounded(tmp_path, case):
+    """Under the size limit, the count of values, instances, sections and YAML nodes is bounded too: an error (or a
+    valid config) well within a second, never a message per item."""
+    many = "[" + ",".join(["1"] * 300_000) + "]"
+    load = {
+        "vrrp-instances": lambda: _vrrp(tmp_path, [VRRP] * 5000),
+        "vrrp-values": lambda: _vrrp(tmp_path, [{"name": 1}] * 80_000),
+        "docker-py": lambda: _docker(tmp_path, f"x = {many}\n", ".py"),
+        "docker-toml": lambda: _docker(tmp_path, f"x = {many}\n", ".toml"),
+        "valet-sections": lambda: _valet(tmp_path, VALET.replace("[Web]", "[W]") * 1200),
+        "valet-lines": lambda: _valet(tmp_path, "junk\n" * 200_000),
+        "agent-yaml-nodes": lambda: _agent(tmp_path, "agent_id: witness\nx: [" + ",".join(["1"] * 20_000) + "]\n"),
+        "agent-yaml-size": lambda: _agent(tmp_path, "agent_id: witness\nx: " + "a" * 100_000 + "\n"),
+        "agent-json-values": lambda: _agent(tmp_path, {"agent_id": "witness", "x": [1] * 200_000}),
+    }[case]
+    refused(load)

@@ -24,6 +24,7 @@ import json
 import math
 import re
 import reprlib
+import shlex
 import tomllib
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, TypeVar, get_args
@@ -448,6 +449,13 @@ def _command(value: str | list[str]) -> str | list[str]:
         why = bad_character(p, in_name=False)
         if why:
             raise ValueError(why)
+    if isinstance(value, str):  # a string command is split like a shell would (shlex): it must split
+        try:
+            words = shlex.split(value)
+        except ValueError as e:
+            raise ValueError(f"cannot be split into words like a shell would: {e} (check the quotes)") from None
+        if not words or not words[0]:
+            raise ValueError("must be a non-empty command (its first word names the program)")
     return value
 
 

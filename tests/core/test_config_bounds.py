@@ -172,6 +172,7 @@ class Typed(StrictModel):
     ("host", "not a host", "host name"), ("host", "a\u202eb", "U+202E"), ("identity", "a b", "spaces"),
     ("path", "", "non-empty"), ("path", "/a\x00b", "U+0000"), ("notify", "", "non-empty command"),
     ("notify", [], "non-empty command"), ("notify", ["x", ""], "non-empty command"), ("notify", "a\x00", "U+0000"),
+    ("notify", "echo 'unbalanced", "quotes"), ("notify", "''", "non-empty command"),
 ])
 def test_each_type_refuses_what_it_must(key, value, allowed):
     e = _error(validate_config, Typed, {key: value}, source="s")

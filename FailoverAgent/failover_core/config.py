@@ -27,7 +27,7 @@ import reprlib
 import shlex
 import tomllib
 from collections.abc import Mapping, Sequence
-from typing import Annotated, Any, TypeVar, get_args
+from typing import Annotated, Any, Literal, TypeVar, Union, get_args
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, ValidationInfo
@@ -555,3 +555,99 @@ def http_base_url(value: str) -> str:
     if parts.path not in ("", "/") or parts.query or parts.fragment:
         raise ValueError("must not have a path, query or fragment")
     return f"{parts.scheme}://{parts.netloc}"
+
+
+# ---------------------------------------------------------------------------------------------- docs
+
+_TYPE_OF_VALIDATOR = {_number: "number", _integer: "integer", _boolean: "true/false", _command: "command",
+                      _host: "host name or IP", _identity: "identity", _path_chars: "path", _name_chars: "name"}
+_PLAIN_TYPES = {str: "string", float: "number", int: "integer", bool: "true/false"}
+
+
+def _union_args(annotation: Any) -> list[Any] | None:
+    """The members of ``X | Y`` (``None`` left out), or None when ``annotation`` is no union."""
+    if type(annotation).__name__ in ("UnionType", "_UnionGenericAlias") or getattr(annotation, "__origin__", None) \
+            is Union:
+        return [a for a in get_args(annotation) if a is not type(None)]
+    return None
+
+
+def _type_name(annotation: Any, metadata: Sequence[Any] = ()) -> str:
+    """A reader's name of a field's type: number, integer, true/false, name, command, list of ..., one of ..."""
+    for m in metadata:
+        if getattr(m, "func", None) in _TYPE_OF_VALIDATOR:
+            return _TYPE_OF_VALIDATOR[m.func]
+    members = _union_args(annotation)
+    if members is not None:
+        return " or ".join(_type_name(a) for a in members)
+    if hasattr(annotation, "__metadata__"):
+        return _type_name(get_args(annotation)[0], annotation.__metadata__)
+    origin = getattr(annotation, "__origin__", None)
+    if origin is Literal:
+        return "one of " + ", ".join(f"`{json.dumps(v)}`" for v in get_args(annotation))
+    if origin in (list, tuple):
+        inner = [a for a in get_args(annotation) if a is not Ellipsis]
+        return f"list of {_type_name(inner[0])}" if inner else "list"
+    if origin is dict:
+        return "table of " + _type_name(get_args(annotation)[1]) if get_args(annotation) else "table"
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return f"table ({annotation.__name__})"
+    if annotation in _PLAIN_TYPES:
+        return _PLAIN_TYPES[annotation]
+    return getattr(annotation, "__name__", None) or str(annotation)
+
+
+def _range_of(metadata: Sequence[Any]) -> str:
+    """The tightest bounds among a field's constraints (a type's own bound and the field's may both be there)."""
+    low: tuple[float, bool] | None = None  # (bound, strict)
+    high: tuple[float, bool] | None = None
+    min_len = max_len = pattern = None
+    for m in metadata:
+        for attr, strict in (("gt", True), ("ge", False)):
+            b = getattr(m, attr, None)
+            if b is not None and (low is None or b > low[0] or (b == low[0] and strict)):
+                low = (b, strict)
+        for attr, strict in (("lt", True), ("le", False)):
+            b = getattr(m, attr, None)
+            if b is not None and (high is None or b < high[0] or (b == high[0] and strict)):
+                high = (b, strict)
+        if getattr(m, "min_length", None) is not None:
+            min_len = max(min_len or 0, m.min_length)
+        if getattr(m, "max_length", None) is not None:
+            max_len = m.max_length if max_len is None else min(max_len, m.max_length)
+        pattern = getattr(m, "pattern", None) or pattern
+    parts = []
+    if low is not None:
+        parts.append(f"{'>' if low[1] else '>='} {low[0]:g}")
+    if high is not None:
+        parts.append(f"{'<' if high[1] else '<='} {high[0]:g}")
+    if min_len is not None or max_len is not None:
+        parts.append(f"length {min_len or 0}-{max_len}" if max_len is not None else f"length >= {min_len}")
+    if pattern:
+        parts.append(f"matches `{pattern}`")
+    return ", ".join(parts)
+
+
+def keys_table(model: type[BaseModel], *, skip: Sequence[str] = ()) -> str:
+    """A markdown table of ``model``'s keys: type, range and default, from the model itself (scripts/render_docs)."""
+    rows = ["| key | type | range | default | meaning |", "|---|---|---|---|---|"]
+    for name, field in model.model_fields.items():
+        if name in skip:
+            continue
+        metadata = list(field.metadata)
+        members = _union_args(field.annotation)
+        if members is not None and len(members) == 1 and hasattr(members[0], "__metadata__"):
+            metadata = [*members[0].__metadata__, *metadata]  # X | None: X's own constraints
+        metadata = [c for m in metadata for c in ([m, *m.metadata] if hasattr(m, "metadata") else [m])]
+        if field.is_required():
+            default = "required"
+        elif field.default is None:
+            default = "none"
+        elif isinstance(field.default, BaseModel):
+            default = "its defaults"
+        else:
+            default = f"`{json.dumps(field.default)}`"
+        meaning = (field.description or "").replace("|", "\\|").replace("\n", " ")
+        rows.append(f"| `{name}` | {_type_name(field.annotation, metadata)} | {_range_of(metadata) or '-'} "
+                    f"| {default} | {meaning} |")
+    return "\n".join(rows)

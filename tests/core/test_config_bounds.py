@@ -195,3 +195,13 @@ def test_text_values_parse_plain_text_only():
                        ("number", "1e999")):
         e = _error(validate_config, Typed, {key: value}, source="s", text_values=True)
         assert e.problems[0][0] == key
+
+
+def test_keys_table_shows_type_tightest_range_and_default():
+    from failover_core.config import keys_table
+
+    table = keys_table(Typed).splitlines()
+    row = next(r for r in table if r.startswith("| `period`"))
+    assert row == "| `period` | number | > 0, <= 60 | `1.0` |  |"  # Seconds' own >= 0 and <= 86400 are looser
+    assert any(r.startswith("| `notify` | command | - | none |") for r in table)
+    assert any(r.startswith("| `port` | integer | >= 1, <= 65535 | `80` |") for r in table)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from ipaddress import IPv4Address, IPv4Interface
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import Field, field_validator, model_validator
 
@@ -28,6 +28,7 @@ from failover_core.config import (
     Number,
     Seconds,
     StrictModel,
+    StringInput,
     validate_config,
 )
 from failover_core.shell.config_file import load_config_file
@@ -71,7 +72,7 @@ class InstanceConfig(StrictModel):
     name: Name = Field(max_length=64)
     vrid: Integer = Field(ge=1, le=255)
     interface_name: Name = Field(max_length=15)
-    ip_addresses: tuple[IPv4Interface, ...] = Field(min_length=1, max_length=255)
+    ip_addresses: tuple[Annotated[IPv4Interface, StringInput], ...] = Field(min_length=1, max_length=255)
     priority: Integer = Field(default=100, ge=1, le=255)
     advert_interval: Number = Field(default=1.0, gt=0, le=255)  # the version's own range: _interval_for_version
     preempt_mode: Bool = True
@@ -80,7 +81,7 @@ class InstanceConfig(StrictModel):
     preempt_delay: Seconds = Field(default=0.0, le=1000)
     notify: Command | None = None
     track_script: TrackScript | None = None
-    unicast_peers: tuple[IPv4Address, ...] = ()
+    unicast_peers: tuple[Annotated[IPv4Address, StringInput], ...] = ()
     garp_repeat: Integer = Field(default=2, ge=1, le=100)
     garp_delay: Seconds = Field(default=1.0, le=3600)
     garp_lower_prio_repeat: Integer | None = Field(default=None, ge=0, le=100)

@@ -339,7 +339,10 @@ def _kind(value: object) -> str:
         return "a boolean (true/false)"
     if isinstance(value, str):
         return "a string (write numbers and booleans without quotes)"
-    return f"a {type(value).__name__}"
+    if isinstance(value, int | float):
+        return f"a number ({shown(value)})"
+    names = {list: "a list", tuple: "a list", dict: "an object/table", type(None): "null"}
+    return names.get(type(value), f"a {type(value).__name__}")
 
 
 _NUMBER_TEXT = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d{1,3})?")
@@ -386,6 +389,13 @@ def _boolean(value: Any, info: ValidationInfo) -> Any:
         return _BOOL_TEXT[value.strip().lower()]
     if not isinstance(value, bool):
         raise ValueError(f"must be true or false, not {_kind(value) if not isinstance(value, int) else repr(value)}")
+    return value
+
+
+def _string_input(value: Any) -> Any:
+    """Only text: pydantic would build an address from an integer or a boolean (``true`` -> 0.0.0.1)."""
+    if not isinstance(value, str):
+        raise ValueError(f"must be written as a string, not {_kind(value)}")
     return value
 
 
@@ -479,6 +489,8 @@ Identity = Annotated[str, AfterValidator(_identity), Field(min_length=1, max_len
 """A VIP identity or a similar token: no spaces, no control characters."""
 FilePath = Annotated[str, AfterValidator(_path_chars), Field(min_length=1, max_length=4096)]
 """A file or directory path: non-empty, no control characters."""
+StringInput = BeforeValidator(_string_input)
+"""Annotate a non-string type built from text with it (``Annotated[IPv4Address, StringInput]``): no int, no bool."""
 Command = Annotated[str | list[str], AfterValidator(_command)]
 """A command: a non-empty string or a non-empty list of non-empty strings; tabs and line breaks allowed in it,
 other control characters not. An empty one is an error everywhere (leave the key out for none)."""

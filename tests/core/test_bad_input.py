@@ -311,3 +311,10 @@ def test_a_megabyte_of_many_small_things_is_bounded(tmp_path, case):
         "agent-json-values": lambda: _agent(tmp_path, {"agent_id": "witness", "x": [1] * 200_000}),
     }[case]
     refused(load)
+
+
+@pytest.mark.parametrize(("key", "value"), [("ip_addresses", [True]), ("ip_addresses", [3232261220]),
+                                            ("unicast_peers", [True]), ("unicast_peers", [167772161])])
+def test_vrrp_addresses_are_text_not_numbers_or_booleans(tmp_path, key, value):
+    """pydantic builds an IPv4 address from an int: true was 0.0.0.1, silently accepted as a virtual address."""
+    refused(lambda: _vrrp(tmp_path, {**VRRP, key: value}), key, "string")

@@ -68,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"docker-failover: {cfg.mode_summary()}", file=sys.stderr)
         for w in cfg.warnings:
             print(f"docker-failover: warning: {w}", file=sys.stderr)
+        print(f"docker-failover: not checked: whether {cfg.listen}:{cfg.port} can be bound and the peer at "
+              f"{cfg.endpoint} answers (only known at start)", file=sys.stderr)
         return rc
     cfg = load_or_exit(load)
     logging.basicConfig(level=getattr(logging, args.log_level),

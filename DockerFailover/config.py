@@ -27,14 +27,34 @@ import ast
 import re
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
-from failover_core.config import ConfigError, StrictModel, as_mapping, http_base_url, parse_config_text, validate_config
+from failover_core.config import (
+    Bool,
+    Command,
+    ConfigError,
+    FilePath,
+    Name,
+    Number,
+    Port,
+    PositiveSeconds,
+    Seconds,
+    StrictModel,
+    as_mapping,
+    check_document,
+    http_base_url,
+    ip_address_text,
+    parse_config_text,
+    validate_config,
+)
 from failover_core.errors import LocalUsageError
 from failover_core.fencing import FencingTiming
+from failover_core.shell.config_file import read_config_text
 
 DEFAULT_CONFIG_PATH = "/app/config.py"
+MAX_PYTHON_CONFIG_CHARS = 256 * 1024  # ast.parse of a config.py costs ~1.5 µs a character; real ones are ~1 KB
 _CONTAINER_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 _SERVER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 
@@ -53,10 +73,10 @@ class WitnessSettings(StrictModel):
     url: str = Field(description="the witness's URL, http://HOST:PORT (FailoverWitness)")
     secret: str = Field(min_length=16, description="the group's shared secret at the witness")
     group: str = Field(default="docker-failover", description="the pair's group name at the witness")
-    kill_bound: float = Field(default=1.0, gt=0, description=(
+    kill_bound: PositiveSeconds = Field(default=1.0, le=3600, description=(
         "S: fencing kills the containers (docker kill, no graceful stop) within this many seconds"))
-    scheduling_delay: float = Field(default=0.25, ge=0, description="D: how late a timer may fire")
-    clock_drift: float = Field(default=0.001, ge=0, lt=0.1, description="rho: relative clock rate error")
+    scheduling_delay: Seconds = Field(default=0.25, le=60, description="D: how late a timer may fire")
+    clock_drift: Number = Field(default=0.001, ge=0, lt=0.1, description="rho: relative clock rate error")
 
     @field_validator("url")
     @classmethod
@@ -78,31 +98,32 @@ class WitnessSettings(StrictModel):
 class NodeConfig(StrictModel):
     """The effective settings of one agent (globals merged with its ``servers`` entry)."""
 
-    name: str
-    peer: str
-    preferred: bool = Field(description="first server listed: wins cold starts and ties")
+    name: Name
+    peer: Name
+    preferred: Bool = Field(description="first server listed: wins cold starts and ties")
     endpoint: str = Field(description="URL of the OTHER agent, http://host:port")
-    port: int = Field(ge=1, le=65535, description="our HTTP API port")
-    listen: str = "0.0.0.0"
+    port: Port = Field(description="our HTTP API port")
+    listen: str = Field("0.0.0.0", description="IP address of our HTTP API (0.0.0.0: all)")
     secret: str = Field(min_length=16, description="shared HMAC secret (same on both servers)")
     containers: list[str]
-    heartbeat_interval: float = Field(default=1.0, gt=0)
-    check_heartbeat_interval: float = Field(default=0.5, gt=0)
-    heartbeat_timeout: float = Field(default=3.0, gt=0)
-    startup_grace_period: float = Field(default=10.0, ge=0)
-    restart_grace_period: float = Field(default=10.0, ge=0)
-    stop_timeout: float = Field(default=10.0, ge=0, description="graceful stop before SIGKILL, seconds")
-    request_timeout: float = Field(default=1.0, gt=0, description="timeout of every outgoing HTTP request")
-    max_clock_skew: float = Field(default=30.0, gt=0, description="requests older/newer than this are refused")
-    failback: bool = False
-    failback_hold_down: float = Field(default=60.0, ge=0)
-    notify: str | list[str] | None = None
-    notify_timeout: float = Field(default=10.0, gt=0)
+    heartbeat_interval: PositiveSeconds = Field(default=1.0, le=3600)
+    check_heartbeat_interval: PositiveSeconds = Field(default=0.5, le=3600)
+    heartbeat_timeout: PositiveSeconds = Field(default=3.0)
+    startup_grace_period: Seconds = 10.0
+    restart_grace_period: Seconds = 10.0
+    stop_timeout: Seconds = Field(default=10.0, le=3600, description="graceful stop before SIGKILL, seconds")
+    request_timeout: PositiveSeconds = Field(default=1.0, le=300, description="timeout of every outgoing HTTP request")
+    max_clock_skew: PositiveSeconds = Field(default=30.0, le=3600,
+                                            description="requests older/newer than this are refused")
+    failback: Bool = False
+    failback_hold_down: Seconds = 60.0
+    notify: Command | None = None
+    notify_timeout: PositiveSeconds = Field(default=10.0, le=3600)
     docker_url: str | None = Field(default=None, description="None: DOCKER_HOST or the default socket")
-    state_dir: str = "/var/lib/docker-failover"
+    state_dir: FilePath = "/var/lib/docker-failover"
     witness: WitnessSettings | None = Field(default=None, description=(
         "standard mode; without it (simple mode) a cut link between the two hosts gives two actives"))
-    term_file: str | None = Field(default=None, description=(
+    term_file: FilePath | None = Field(default=None, description=(
         "written with the term (one line) before the containers start: bind-mount its directory read-only "
         "into them to use the term as a fencing token"))
 
@@ -126,12 +147,36 @@ class NodeConfig(StrictModel):
         except ValueError as e:
             raise ValueError(f"endpoint {e}") from None
 
-    @field_validator("notify")
+    @field_validator("listen")
     @classmethod
-    def _notify(cls, v: str | list[str] | None) -> str | list[str] | None:
-        if v is not None and not (v.strip() if isinstance(v, str) else v):
-            raise ValueError("notify must be a non-empty command (or leave it out)")
+    def _listen(cls, v: str) -> str:
+        return ip_address_text(v)
+
+    @field_validator("state_dir")
+    @classmethod
+    def _state_dir(cls, v: str) -> str:
+        if not v.startswith("/"):
+            raise ValueError("state_dir must be an absolute directory path, e.g. /var/lib/docker-failover")
         return v
+
+    @field_validator("docker_url")
+    @classmethod
+    def _docker_url(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        scheme, sep, rest = v.partition("://")
+        if scheme == "unix" and sep and rest.startswith("/") and len(rest) > 1:
+            return v
+        if scheme in ("tcp", "http", "https", "ssh") and sep:
+            try:
+                parts = urlsplit(v)
+                host, _ = parts.hostname, parts.port  # .port raises ValueError for a bad port
+            except ValueError:
+                host = None
+            if host:
+                return v
+        raise ValueError("docker_url must be unix:///path/to/docker.sock, tcp://HOST:PORT, http(s)://HOST:PORT or "
+                         "ssh://[USER@]HOST (or leave it out: DOCKER_HOST or the default socket)")
 
     @field_validator("term_file")
     @classmethod
@@ -212,6 +257,8 @@ def parse_python_config(text: str, *, source: str) -> dict[str, Any]:
     except SyntaxError as e:
         raise ConfigError(f"{source}:{e.lineno}", [("", (e.text or "").strip()[:80], f"not valid Python: {e.msg}")]
                           ) from None
+    except (ValueError, RecursionError, MemoryError) as e:  # NUL bytes, nesting the parser cannot follow
+        raise ConfigError(source, [("", "", f"not valid Python: {str(e)[:200] or type(e).__name__}")]) from None
     out: dict[str, Any] = {}
     for i, node in enumerate(tree.body):
         where = f"{source}:{node.lineno}"
@@ -253,12 +300,12 @@ def _plain(v: Any) -> Any:
 def read_config_file(path: str | Path) -> dict[str, Any]:
     """The raw mapping of a ``.py`` (ast), ``.toml`` or ``.json`` config file."""
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(str(p), [("", str(p), f"cannot read the file: {e}")]) from None
+    text = read_config_text(p)
     if p.suffix == ".py":
+        if len(text) > MAX_PYTHON_CONFIG_CHARS:
+            raise ConfigError(str(p), [("", text, f"a config.py of at most {MAX_PYTHON_CONFIG_CHARS // 1024} KiB")])
         data: Any = parse_python_config(text, source=str(p))
+        check_document(data, source=str(p))
     else:
         fmt = p.suffix[1:] if p.suffix in (".json", ".toml") else None
         data = parse_config_text(text, source=str(p), fmt=fmt)
@@ -292,6 +339,16 @@ def node_config(data: dict[str, Any], server: str, *, source: str) -> NodeConfig
         if bad:
             raise ConfigError(source, [(f"servers.{n}.{k}", servers[n][k],
                                         f"unknown key (allowed: {', '.join(sorted(_SERVER_KEYS))})") for k in bad])
+    endpoints = {}
+    for n in names:
+        try:
+            endpoints[n] = http_base_url(servers[n]["endpoint"]).lower()
+        except (KeyError, ValueError, TypeError, AttributeError):
+            continue  # reported by the validation below
+    if len(endpoints) == 2 and len(set(endpoints.values())) == 1:
+        raise ConfigError(source, [(f"servers.{names[1]}.endpoint", servers[names[1]]["endpoint"],
+                                    f"both servers' endpoints name the same agent ({servers[names[0]]['endpoint']}): "
+                                    "each server's endpoint is the OTHER server's agent")])
     if server not in servers:
         raise ConfigError(source, [("--server", server, f"one of the configured servers: {', '.join(names)}")])
     merged: dict[str, Any] = {k: v for k, v in data.items() if k != "servers"}

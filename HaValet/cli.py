@@ -51,7 +51,8 @@ def describe_mode(config: ValetConfig) -> list[str]:
         return ["mode: single valet (this valet tests, starts and stops every host's instance through the "
                 "commands; it is the one point of failure: set [valet] node, secret and peers for the per-host "
                 "mode)"]
-    lines = [f"mode: per-host, node {hm.node}, listening on {hm.listen}, peers "
+    lines = [f"mode: per-host, node {hm.node}, listening on {hm.listen} (whether it can be bound is only known at "
+             "start), peers "
              + ", ".join(f"{n}={u}" for n, u in hm.peers.items())
              + "; pairs only (each process has exactly two hosts: the first is the primary)"]
     if hm.standard:

@@ -19,6 +19,7 @@ Parsing uses the ``ast`` module only to read the syntax tree; no node is ever ex
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -46,6 +47,21 @@ class CommandTemplate:
             return self.fmt % args
         except (TypeError, ValueError, KeyError) as e:
             raise ExprError(f"format string does not fit its {len(args)} argument(s): {e}") from None
+
+
+MAX_FORMAT_WIDTH = 4096  # a field width or precision in a command's % format: "%999999999s" would render 1 GB
+_CONVERSION = re.compile(r"%(?:\([^)]*\))?[#0\- +]*(\*|\d+)?(?:\.(\*|\d*))?[hlL]?(.)?", re.S)
+
+
+def _check_widths(fmt: str) -> None:
+    """Refuse ``*`` widths and widths or precisions over MAX_FORMAT_WIDTH (checked before anything is rendered)."""
+    for m in _CONVERSION.finditer(fmt):
+        for part in (m.group(1), m.group(2)):
+            if part == "*":
+                raise ExprError("a '*' field width or precision is not allowed in a command")
+            if (part and len(part) > 5) or (part and int(part) > MAX_FORMAT_WIDTH):
+                raise ExprError(f"field width or precision {part[:12]} in {m.group()[:20]!r} is too large "
+                                f"(at most {MAX_FORMAT_WIDTH})")
 
 
 def _describe(node: ast.AST) -> str:
@@ -90,6 +106,7 @@ def parse_command_expr(text: str, allowed_names: frozenset[str] | set[str] | Non
         if unknown:
             raise ExprError(f"unknown key name(s) {', '.join(unknown)} after '%' "
                             f"(allowed: {', '.join(sorted(allowed_names))})")
+    _check_widths(left.value)
     template = CommandTemplate(left.value, names, uses_percent=True)
     # Check the format fits now (with dummy values), so a bad one fails at load, not at 3 a.m.
     template.render({n: "x" for n in names})

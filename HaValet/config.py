@@ -38,15 +38,34 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from failover_core.config import MISSING, ConfigError, StrictModel, parse_config_text
+from failover_core.config import (
+    MAX_CONFIG_BYTES,
+    MISSING,
+    Bool,
+    Command,
+    ConfigError,
+    FilePath,
+    HostName,
+    Integer,
+    Name,
+    PositiveSeconds,
+    Seconds,
+    StrictModel,
+    bad_character,
+    ip_address_text,
+    parse_config_text,
+    validation_context,
+)
 from failover_core.errors import LocalUsageError
 from failover_core.fencing import FencingTiming
+from failover_core.shell.config_file import read_config_text
 from HaValet.command_expr import ExprError, parse_command_expr
 
 COMMAND_KEYS = ("start_command", "stop_command", "test_command")
@@ -63,10 +82,14 @@ TIMING_KEYS = ("interval", "command_timeout", "start_timeout", "stop_timeout", "
 PROCESS_KEYS = frozenset({"host", "user", "port", "protocol", "order", "priority", "stand_by_list",
                           *COMMAND_KEYS, *TIMING_KEYS})
 RESERVED_SECTIONS = ("valet", "placeholders")
+MAX_SECTIONS = 1000  # process sections in one file (each is validated per host: keep --check well under a second)
 _KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*\Z")
 _SECTION_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.@-]*\Z")
 _PLACEHOLDER_RE = re.compile(r"@([A-Za-z_][A-Za-z0-9_]*)@")
 
+
+# whether the file being built has text values (cfg) or typed ones (TOML): set by parse_config for _check
+_TEXT_VALUES: ContextVar[bool] = ContextVar("havalet_text_values", default=False)
 
 # one problem of a file, for failover_core's ConfigError: (key, value, what is allowed, line or None)
 Problem = tuple[str, object, str, int | None]
@@ -77,17 +100,17 @@ Place = tuple[str, int | None]
 class Timing(StrictModel):
     """How often and how patiently one process is watched and restarted."""
 
-    interval: float = Field(5.0, gt=0, le=3600, description="seconds between test rounds")
-    command_timeout: float = Field(10.0, gt=0, le=3600, description="timeout of a test (and notify) command")
-    start_timeout: float = Field(30.0, gt=0, le=3600)
-    stop_timeout: float = Field(30.0, gt=0, le=3600)
-    start_grace: float = Field(10.0, ge=0, le=3600,
-                               description="after a start returned 0, how long the test may stay down")
-    start_poll: float = Field(0.2, gt=0, le=60, description="test period while waiting for a start to show")
-    backoff_initial: float = Field(1.0, ge=0, le=3600, description="first delay after every host failed")
-    backoff_max: float = Field(30.0, ge=0, le=86400, description="delays double up to this")
-    max_failures: int = Field(5, ge=1, le=1000, description="give up after this many failures ...")
-    failure_window: float = Field(300.0, gt=0, le=86400, description="... within this many seconds")
+    interval: PositiveSeconds = Field(5.0, le=3600, description="seconds between test rounds")
+    command_timeout: PositiveSeconds = Field(10.0, le=3600, description="timeout of a test (and notify) command")
+    start_timeout: PositiveSeconds = Field(30.0, le=3600)
+    stop_timeout: PositiveSeconds = Field(30.0, le=3600)
+    start_grace: Seconds = Field(10.0, le=3600,
+                                 description="after a start returned 0, how long the test may stay down")
+    start_poll: PositiveSeconds = Field(0.2, le=60, description="test period while waiting for a start to show")
+    backoff_initial: Seconds = Field(1.0, le=3600, description="first delay after every host failed")
+    backoff_max: Seconds = Field(30.0, le=86400, description="delays double up to this")
+    max_failures: Integer = Field(5, ge=1, le=1000, description="give up after this many failures ...")
+    failure_window: PositiveSeconds = Field(300.0, le=86400, description="... within this many seconds")
 
 
 HOST_MODE_KEYS = ("node", "listen", "secret", "peers", "heartbeat_interval", "heartbeat_timeout", "stop_bound",
@@ -116,22 +139,22 @@ class HostMode(StrictModel):
     listen: str = Field(f"0.0.0.0:{DEFAULT_LISTEN_PORT}", description="ADDRESS:PORT the valet listens on")
     secret: str = Field(min_length=16, description="shared HMAC secret of the valets (same on every host)")
     peers: dict[str, str] = Field(min_length=1, description="the other valets: name -> http://ADDRESS:PORT")
-    heartbeat_interval: float = Field(1.0, gt=0, le=60, description="seconds between heartbeats")
-    heartbeat_timeout: float = Field(3.0, gt=0, le=600,
+    heartbeat_interval: PositiveSeconds = Field(1.0, le=60, description="seconds between heartbeats")
+    heartbeat_timeout: PositiveSeconds = Field(3.0, le=600,
                                      description="T: silence (since the last heartbeat received) after which a peer "
                                                  "is down; with a witness the active's lease is T minus the "
                                                  "fencing margin (stop_bound + scheduling delay + drift)")
-    stop_bound: float | None = Field(None, ge=0, le=3600,
+    stop_bound: Seconds | None = Field(None, le=3600,
                                      description="S: stopping the process takes at most this (default: the "
                                                  "largest stop_timeout + 0.5 s)")
-    failback_delay: float = Field(0.0, ge=0, le=86400,
+    failback_delay: Seconds = Field(0.0, le=86400,
                                   description="a running secondary keeps the process until the primary is "
                                               "back for this long")
     witness_url: str | None = Field(None, description="http://ADDRESS:PORT of the failover-witness")
     witness_secret: str | None = Field(None, min_length=16, description="the witness groups' shared secret")
     witness_group_prefix: str = Field("", description="witness group = this + the process name")
-    max_clock_skew: float = Field(30.0, gt=0, le=3600, description="signed messages older/newer are refused")
-    keeper: bool = Field(True, description="run HaValet.keeper beside the valet: it stops the processes when the "
+    max_clock_skew: PositiveSeconds = Field(30.0, le=3600, description="signed messages older/newer are refused")
+    keeper: Bool = Field(True, description="run HaValet.keeper beside the valet: it stops the processes when the "
                                            "valet dies (SIGKILL) or freezes past its lease")
 
     @model_validator(mode="before")
@@ -158,7 +181,7 @@ class HostMode(StrictModel):
     @field_validator("listen")
     @classmethod
     def _listen(cls, v: str) -> str:
-        _split_address(v, "listen")
+        ip_address_text(_split_address(v, "listen")[0])
         return v
 
     @field_validator("peers")
@@ -244,19 +267,19 @@ class ValetSettings(StrictModel):
     """The ``[valet]`` section: defaults for every process plus notify and status output."""
 
     timing: Timing = Timing()
-    notify: str | None = None
-    status_file: str | None = None
+    notify: Command | None = None
+    status_file: FilePath | None = None
     host_mode: HostMode | None = None
 
 
 class InstanceSpec(StrictModel):
     """One host a logical process may run on, with its commands rendered for that host."""
 
-    host: str = Field(min_length=1)
-    user: str
-    port: str | None = None
-    protocol: str | None = None
-    priority: int = Field(1, ge=1, description="configured priority: lower wins")
+    host: HostName
+    user: Name
+    port: str | None = Field(None, max_length=128)
+    protocol: str | None = Field(None, max_length=128)
+    priority: Integer = Field(1, ge=1, le=1000, description="configured priority: lower wins")
     start_command: str = Field(min_length=1)
     stop_command: str = Field(min_length=1)
     test_command: str = Field(min_length=1)
@@ -370,6 +393,31 @@ def _plain_value(raw: str) -> str:
     return raw
 
 
+def _standby_hosts(s: _Section, source: str) -> list[str]:
+    """The section's ``stand_by_list``, strictly: no empty item (``a,,b``, ``,,,``), no host twice, not only the
+    section's own host (each would otherwise be dropped silently). The README spelling, every host of the process
+    with the section's own among them, stays valid."""
+    if "stand_by_list" not in s.values:
+        return []
+    raw = s.values["stand_by_list"]
+    key, line = s.key_where.get("stand_by_list", s.where)
+    items = raw if isinstance(raw, list) else str(raw).split(",") if isinstance(raw, str) else None
+    if items is None or not all(isinstance(h, str) for h in items):
+        raise ConfigError(source, [(key, raw, "host names separated by commas (a list of strings in TOML)", line)])
+    hosts = [h.strip() for h in items]
+    if not hosts or any(not h for h in hosts):
+        raise ConfigError(source, [(key, raw, "host names separated by commas, none empty (leave the key out for "
+                                              "no stand-by host)", line)])
+    if len(set(hosts)) != len(hosts):
+        raise ConfigError(source, [(key, raw, "a host is listed twice", line)])
+    own = s.values.get("host")
+    if isinstance(own, str) and [own.strip()] == hosts:
+        # the README spelling lists every host of the process, its own included; only itself is no stand-by at all
+        raise ConfigError(source, [(key, raw, f"names only the section's own host {own.strip()!r}: list the other "
+                                              "hosts that may run the process (or leave the key out)", line)])
+    return hosts
+
+
 def _split_hosts(value: str | list[Any]) -> list[str]:
     items = value if isinstance(value, list) else str(value).split(",")
     return [str(h).strip() for h in items if str(h).strip()]
@@ -473,7 +521,7 @@ def _check(model: type[StrictModel], data: Mapping[str, Any], where: Place,
            key_where: Mapping[str, Place] | None = None) -> tuple[Any, list[Problem]]:
     """(the validated model, []) or (None, its problems); ``key_where`` says where each key was set, when known."""
     try:
-        return model.model_validate(data), []
+        return model.model_validate(data, context=validation_context(text_values=_TEXT_VALUES.get())), []
     except ValidationError as e:
         problems: list[Problem] = []
         for err in e.errors(include_url=False):
@@ -481,7 +529,7 @@ def _check(model: type[StrictModel], data: Mapping[str, Any], where: Place,
             known = [key_where[p] for p in reversed(loc) if key_where and p in key_where]
             key, line = known[0] if known else (f"{where[0]} {'.'.join(loc)}".rstrip(), where[1])
             problems.append((key, MISSING if err.get("type") == "missing" else err.get("input"),
-                             err.get("msg", "invalid"), line))
+                             err.get("msg", "invalid").removeprefix("Value error, "), line))
         return None, problems
 
 
@@ -564,14 +612,17 @@ def _build_process(pname: str, unit: list[_Section], settings: ValetSettings, pl
         ranked.append(((int(standby_only), 0, position), data, s))
 
     for s in unit:
-        host = str(s.values["host"]).strip()
+        if not isinstance(s.values["host"], str):
+            key, line = s.key_where.get("host", s.where)
+            raise ConfigError(source, [(key, s.values["host"], "a host name (a string)", line)])
+        host = s.values["host"].strip()
         if host in seen:
             key, line = s.key_where.get("host", s.where)
             raise ConfigError(source, [(key, host, "this host already has a section for this process", line)])
         seen.add(host)
         add(s, host, False)
     for s in unit:
-        for h in _split_hosts(s.values.get("stand_by_list", "")):
+        for h in _standby_hosts(s, source):
             if h not in seen:
                 seen.add(h)
                 add(s, h, True)
@@ -646,7 +697,7 @@ def _check_lease(hm: HostMode, source: str, where: Mapping[str, Place], derived:
 
 
 class _Order(StrictModel):
-    order: int = 0
+    order: Integer = Field(0, ge=-1_000_000, le=1_000_000)
 
 
 def _opt_str(v: Any) -> str | None:
@@ -660,18 +711,29 @@ def parse_config(text: str, source: str = "<config>", fmt: str | None = None) ->
     if fmt == "toml":
         sections, reserved, problems = _toml_sections(parse_config_text(text, source=source, fmt="toml"))
     else:
+        if len(text) > MAX_CONFIG_BYTES:
+            raise ConfigError(source, [("", text, f"a config of at most {MAX_CONFIG_BYTES // 1024} KiB")])
+        for lineno, line in enumerate(text.splitlines(), start=1):
+            why = bad_character(line, in_name=False)
+            if why:
+                raise ConfigError(source, [("", line, why, lineno)])
         raw, syntax_problems = parse_sections(text)
+        if len(raw) > MAX_SECTIONS:
+            raise ConfigError(source, [("", len(raw), f"a config of at most {MAX_SECTIONS} sections", raw[-1].line)])
         sections, reserved, problems = _cfg_sections(raw)
         problems = syntax_problems + problems
+    if len(sections) > MAX_SECTIONS:
+        raise ConfigError(source, [("", len(sections), f"a config of at most {MAX_SECTIONS} sections", None)])
     if not sections and not problems:
         problems.append(("", MISSING, "no process section found (expected ':Name' or '[Name]' sections)", None))
-    return build_config(sections, reserved, source, problems)
+    token = _TEXT_VALUES.set(fmt != "toml")
+    try:
+        return build_config(sections, reserved, source, problems)
+    finally:
+        _TEXT_VALUES.reset(token)
 
 
 def load_config(path: str | Path) -> ValetConfig:
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(str(p), [("", str(p), f"cannot read the file: {e}")]) from None
+    text = read_config_text(p)
     return parse_config(text, str(p), "toml" if p.suffix == ".toml" else None)

@@ -70,7 +70,7 @@ class PacketDropCode(ReasonCode):
     TTL_NOT_255 = "ttl_not_255", "the IP TTL is not 255 (the sender is not on the link)"
     BAD_VERSION = "bad_version", "the VRRP version is neither 2 nor 3"
     BAD_TYPE = "bad_type", "the VRRP type is not 1 (advertisement)"
-    BAD_LENGTH = "bad_length", "VRID 0, no addresses, or fewer bytes than the address count needs"
+    BAD_LENGTH = "bad_length", "VRID 0, no addresses, or a length other than the address count needs (short or long)"
     BAD_CHECKSUM = "bad_checksum", "the checksum does not match (v3: with the IPv4 pseudo-header)"
     AUTH_TYPE_UNSUPPORTED = "auth_type_unsupported", "VRRPv2 authentication (types 1/2) is not supported"
     ZERO_INTERVAL = "zero_interval", "the advertisement interval is 0"

@@ -15,14 +15,26 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from ipaddress import IPv4Address, IPv4Interface
-from typing import Any, Literal
+from typing import Annotated, Any
 
 from pydantic import Field, field_validator, model_validator
 
-from failover_core.config import ConfigError, StrictModel, validate_config
+from failover_core.config import (
+    Bool,
+    Command,
+    ConfigError,
+    Integer,
+    Name,
+    Number,
+    Seconds,
+    StrictModel,
+    StringInput,
+    validate_config,
+)
 from failover_core.shell.config_file import load_config_file
 
 PRIORITY_OWNER = 255
+MAX_INSTANCES = 1000  # virtual routers in one file (255 VRIDs per interface)
 
 
 class TrackScript(StrictModel):
@@ -31,18 +43,11 @@ class TrackScript(StrictModel):
     ``weight`` to the priority (keepalived's rule: a positive weight is added while the check
     succeeds, a negative one while it fails)."""
 
-    command: str | list[str]
-    interval: float = Field(default=1.0, ge=0.05, le=3600)
-    timeout: float | None = Field(default=None, gt=0, le=3600)
-    weight: int | None = Field(default=None, ge=-253, le=253)
-    fault: bool | None = None
-
-    @field_validator("command")
-    @classmethod
-    def _nonempty(cls, v: str | list[str]) -> str | list[str]:
-        if not v or (isinstance(v, list) and not all(isinstance(x, str) and x for x in v)):
-            raise ValueError("command must be a non-empty string or list of strings")
-        return v
+    command: Command
+    interval: Seconds = Field(default=1.0, ge=0.05, le=3600)
+    timeout: Seconds | None = Field(default=None, gt=0, le=3600)
+    weight: Integer | None = Field(default=None, ge=-253, le=253)
+    fault: Bool | None = None
 
     @model_validator(mode="after")
     def _weight_or_fault(self) -> TrackScript:
@@ -64,24 +69,24 @@ class TrackScript(StrictModel):
 class InstanceConfig(StrictModel):
     """One virtual router."""
 
-    name: str = Field(min_length=1, max_length=64)
-    vrid: int = Field(ge=1, le=255)
-    interface_name: str = Field(min_length=1, max_length=15)
-    ip_addresses: tuple[IPv4Interface, ...] = Field(min_length=1, max_length=255)
-    priority: int = Field(default=100, ge=1, le=255)
-    advert_interval: float = Field(default=1.0, gt=0)
-    preempt_mode: bool = True
-    version: Literal[2, 3] = 3
-    accept_mode: bool = False
-    preempt_delay: float = Field(default=0.0, ge=0, le=1000)
-    notify: str | list[str] | None = None
+    name: Name = Field(max_length=64)
+    vrid: Integer = Field(ge=1, le=255)
+    interface_name: Name = Field(max_length=15)
+    ip_addresses: tuple[Annotated[IPv4Interface, StringInput], ...] = Field(min_length=1, max_length=255)
+    priority: Integer = Field(default=100, ge=1, le=255)
+    advert_interval: Number = Field(default=1.0, gt=0, le=255)  # the version's own range: _interval_for_version
+    preempt_mode: Bool = True
+    version: Integer = Field(default=3, ge=2, le=3)  # VRRPv2 or VRRPv3
+    accept_mode: Bool = False
+    preempt_delay: Seconds = Field(default=0.0, le=1000)
+    notify: Command | None = None
     track_script: TrackScript | None = None
-    unicast_peers: tuple[IPv4Address, ...] = ()
-    garp_repeat: int = Field(default=2, ge=1, le=100)
-    garp_delay: float = Field(default=1.0, ge=0, le=3600)
-    garp_lower_prio_repeat: int | None = Field(default=None, ge=0, le=100)
-    garp_lower_prio_delay: float | None = Field(default=None, ge=0, le=3600)
-    higher_prio_send_advert: bool = True
+    unicast_peers: tuple[Annotated[IPv4Address, StringInput], ...] = ()
+    garp_repeat: Integer = Field(default=2, ge=1, le=100)
+    garp_delay: Seconds = Field(default=1.0, le=3600)
+    garp_lower_prio_repeat: Integer | None = Field(default=None, ge=0, le=100)
+    garp_lower_prio_delay: Seconds | None = Field(default=None, le=3600)
+    higher_prio_send_advert: Bool = True
 
     @field_validator("interface_name")
     @classmethod
@@ -99,6 +104,16 @@ class InstanceConfig(StrictModel):
         for i in v:
             if i.ip.is_multicast or i.ip.is_unspecified or i.ip.is_loopback:
                 raise ValueError(f"{i} is not a usable virtual address")
+        return v
+
+    @field_validator("unicast_peers")
+    @classmethod
+    def _peers_unique(cls, v: tuple[IPv4Address, ...]) -> tuple[IPv4Address, ...]:
+        if len(set(v)) != len(v):
+            raise ValueError("a peer is listed twice")
+        for ip in v:
+            if ip.is_multicast or ip.is_unspecified or ip.is_loopback:
+                raise ValueError(f"{ip} is not a usable unicast peer address")
         return v
 
     @model_validator(mode="after")
@@ -145,11 +160,13 @@ def validate_instances(data: Any, *, source: str) -> tuple[InstanceConfig, ...]:
     if isinstance(data, dict):
         items: Sequence[Any] = [data]
         single = True
-    elif isinstance(data, list) and data:
+    elif isinstance(data, list) and 0 < len(data) <= MAX_INSTANCES:
         items, single = data, False
     else:
-        raise ConfigError(source, [("", type(data).__name__ if not isinstance(data, list) else "[]",
-                                    "the top level must be an instance object or a non-empty list of them")])
+        shown = type(data).__name__ if not isinstance(data, list) else f"a list of {len(data)}" if data else "[]"
+        raise ConfigError(source, [("", shown,
+                                    "the top level must be an instance object or a non-empty list of them "
+                                    f"(at most {MAX_INSTANCES})")])
     out: list[InstanceConfig] = []
     problems: list[tuple[str, object, str]] = []
     for n, item in enumerate(items):

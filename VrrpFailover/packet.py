@@ -117,10 +117,13 @@ def decode_message(msg: bytes, src: IPv4Address, dst: IPv4Address) -> Advert:
     if count == 0:
         raise RemoteInputError(Drop.BAD_LENGTH, "address count 0")
     want = 8 + 4 * count + (V2_AUTH_DATA_LEN if version == 2 else 0)
-    # v2 senders without auth data exist; keepalived sends the 8 zero bytes. Accept exact or longer.
+    # The message must be exactly as long as its address count says (RFC 5798 5.2.8 / RFC 3768 5.3.9: the
+    # checksum covers the entire VRRP message): keepalived drops a longer one ("vrrp packet ... too long") as well as
+    # a shorter one. Ethernet padding lies beyond the IPv4 total length, which decode_ip_packet has already cut.
     if len(msg) < want:
         raise RemoteInputError(Drop.BAD_LENGTH, f"{len(msg)} bytes for {count} addresses (need {want})")
-    msg = msg[:want]
+    if len(msg) > want:
+        raise RemoteInputError(Drop.BAD_LENGTH, f"too long: {len(msg)} bytes for {count} addresses (expect {want})")
     if version == 3:
         if internet_checksum(_pseudo_header(src, dst, len(msg)) + msg) != 0:
             raise RemoteInputError(Drop.BAD_CHECKSUM, "v3 checksum (with IPv4 pseudo-header) mismatch")

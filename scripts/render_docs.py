@@ -44,6 +44,22 @@ def render_codes(module_name: str) -> Callable[[], str]:
     return render
 
 
+def render_keys(*models: tuple[str, str, tuple[str, ...]]) -> Callable[[], str]:
+    """Every config key of a system, one table per model: (heading, ``module:Model``, keys left out)."""
+
+    def render() -> str:
+        from failover_core.config import keys_table
+
+        parts = []
+        for heading, target, skip in models:
+            module_name, _, model_name = target.partition(":")
+            model = getattr(importlib.import_module(module_name), model_name)
+            parts.append(f"**{heading}** (`{model_name}`)\n\n{keys_table(model, skip=skip)}")
+        return "\n\n".join(parts)
+
+    return render
+
+
 # (doc page, marker, renderer). Systems add their codes module here.
 SECTIONS: list[tuple[str, str, Callable[[], str]]] = [
     ("docs/core.md", "tables", render_markdown),
@@ -51,6 +67,20 @@ SECTIONS: list[tuple[str, str, Callable[[], str]]] = [
     ("docs/valet.md", "codes", render_codes("HaValet.codes")),
     ("docs/vrrp.md", "codes", render_codes("VrrpFailover.codes")),
     ("docs/docker.md", "codes", render_codes("DockerFailover.codes")),
+    ("docs/vrrp.md", "keys", render_keys(("an instance", "VrrpFailover.config:InstanceConfig", ()),
+                                         ("track_script", "VrrpFailover.config:TrackScript", ()))),
+    ("docs/docker.md", "keys", render_keys(
+        ("top level, or per server inside servers (endpoint and port: per server only)",
+         "DockerFailover.config:NodeConfig", ("name", "peer", "preferred")),
+        ("witness", "DockerFailover.config:WitnessSettings", ()))),
+    ("docs/failoveragent.md", "keys", render_keys(("the failover agent", "failover_agent.config:FailoverConfig", ()),
+                                                  ("the witness agent", "failover_agent.config:WitnessConfig", ()))),
+    ("docs/valet.md", "keys", render_keys(
+        ("[valet]: notify and status", "HaValet.config:ValetSettings", ("timing", "host_mode")),
+        ("timing: in [valet] (the defaults) or in a process section", "HaValet.config:Timing", ()),
+        ("[valet]: the per-host mode", "HaValet.config:HostMode", ()),
+        ("a process section, per host (stand_by_list: host names, comma-separated; order: an integer)",
+         "HaValet.config:InstanceSpec", ("standby_only",)))),
 ]
 
 

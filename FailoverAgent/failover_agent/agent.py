@@ -132,6 +132,8 @@ class FailoverAgent(Agent):
             _log.info("fencing: %s", cfg.timing.explain())
         for warning in cfg.warnings:
             _log.warning("config warning: %s", warning)
+        if cfg.auth_warning:
+            _log.warning("SECURITY: %s", cfg.auth_warning)
         self._greenlets = [gevent.spawn(self._loop), gevent.spawn(self._peer_sender), gevent.spawn(self._stall_watch)]
         if self.witness_link is not None:
             self._greenlets.append(gevent.spawn(self._witness_sender))

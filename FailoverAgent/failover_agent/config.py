@@ -24,10 +24,22 @@ itself between two heartbeats) and should be two periods or more (``FailoverConf
 from __future__ import annotations
 
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
-from failover_core.config import ConfigError, StrictModel, as_mapping, validate_config
+from failover_core.config import (
+    Bool,
+    Command,
+    ConfigError,
+    Identity,
+    Name,
+    PositiveSeconds,
+    Seconds,
+    StrictModel,
+    as_mapping,
+    validate_config,
+)
 from failover_core.errors import LocalUsageError
 from failover_core.fencing import FencingTiming
 from failover_core.tables import Role
@@ -45,26 +57,27 @@ def _serverkey_in(address: str) -> bool:
 
 class FailoverConfig(StrictModel):
     agent_id: Literal["primary", "secondary", "simple_primary", "simple_secondary"]
-    remote_id: str | None = None
-    remote_vip: str = Field(min_length=1)
-    remote_serverkey: str | None = None
-    remote_identity: str | None = None
-    agent_vip_identity: str | list[str] | None = None
-    volttron_ctl_tag: str | None = None
-    simple_behavior: bool | None = None
-    heartbeat_period: float = Field(10.0, gt=0)
-    timeout: float = Field(120.0, gt=0)
-    witness_vip: str | None = None
-    witness_serverkey: str | None = None
-    witness_identity: str = DEFAULT_WITNESS_IDENTITY
-    heartbeat_secret: str | None = None
-    failback_delay: float = Field(0.0, ge=0)
-    remote_timeout: float = Field(2.0, gt=0, le=30)
+    remote_id: Identity | None = None
+    remote_vip: str = Field(min_length=1, max_length=4096)
+    remote_serverkey: str | None = Field(None, min_length=1, max_length=4096)
+    remote_identity: Identity | None = None
+    agent_vip_identity: Identity | list[Identity] | None = None
+    volttron_ctl_tag: Name | None = None
+    simple_behavior: Bool | None = None
+    heartbeat_period: PositiveSeconds = Field(10.0, le=3600)
+    timeout: PositiveSeconds = 120.0
+    witness_vip: str | None = Field(None, min_length=1, max_length=4096)
+    witness_serverkey: str | None = Field(None, min_length=1, max_length=4096)
+    witness_identity: Identity = DEFAULT_WITNESS_IDENTITY
+    # HMAC of heartbeats; left out: no authentication (a loud warning at start), an empty string: an error
+    heartbeat_secret: str | None = Field(None, min_length=1, max_length=4096)
+    failback_delay: Seconds = 0.0
+    remote_timeout: PositiveSeconds = Field(2.0, le=30)
     # operator hook run once per transition, in order: COMMAND SUBJECT FROM TO REASON (+ FAILOVER_* env)
-    notify: str | list[str] | None = None
-    notify_timeout: float = Field(10.0, gt=0, le=300)
+    notify: Command | None = None
+    notify_timeout: PositiveSeconds = Field(10.0, le=300)
     # S of the fencing argument: the managed agents stop within this once the agent decides to stop them
-    stop_bound: float = Field(DEFAULT_STOP_BOUND, gt=0, le=300)
+    stop_bound: PositiveSeconds = Field(DEFAULT_STOP_BOUND, le=300)
     group: str = Field(DEFAULT_GROUP, min_length=1, max_length=128, pattern=r"^[!-~]+$")
 
     @property
@@ -92,24 +105,30 @@ class FailoverConfig(StrictModel):
                 f"confirms it); the active gives up {t.lease:.2f}s after its last acknowledged heartbeat (fencing "
                 f"margin {t.margin:.2f}s) and has stopped within {t.fenced_by():.2f}s")
 
-    @field_validator("notify")
+    @property
+    def auth_warning(self) -> str | None:
+        """Said loudly at start (a WARNING line) when heartbeats are not authenticated."""
+        return None if self.heartbeat_secret else _NO_SECRET
+
+    @field_validator("remote_vip", "witness_vip")
     @classmethod
-    def _notify_not_empty(cls, v: str | list[str] | None) -> str | list[str] | None:
-        if v is not None and not (v.strip() if isinstance(v, str) else v and all(v)):
-            raise ValueError("notify must be a non-empty command (string or list of strings)")
-        return v
+    def _vip_address(cls, v: str | None) -> str | None:
+        return None if v is None else vip_address(v)
 
     @field_validator("agent_vip_identity")
     @classmethod
     def _identities_not_empty(cls, v: str | list[str] | None) -> str | list[str] | None:
-        if isinstance(v, list) and (not v or not all(isinstance(i, str) and i.strip() for i in v)):
-            raise ValueError("must be a non-empty identity or a non-empty list of identities")
-        if isinstance(v, str) and not v.strip():
-            raise ValueError("must be a non-empty identity")
+        if isinstance(v, list) and (not v or len(set(v)) != len(v)):
+            raise ValueError("must be a non-empty identity or a non-empty list of distinct identities")
         return v
 
     @model_validator(mode="after")
     def _consistent(self) -> FailoverConfig:
+        if self.witness_vip is not None and _same_address(self.witness_vip, self.remote_vip):
+            raise ValueError(f"witness_vip is the same platform as remote_vip ({self.remote_vip!r}): the witness must "
+                             "be a third platform")
+        if self.remote_id is not None and self.remote_id == self.agent_id:
+            raise ValueError(f"remote_id names this agent itself ({self.agent_id!r}); it is the peer's agent_id")
         if self.heartbeat_period >= self.timeout:
             raise ValueError(f"heartbeat_period ({self.heartbeat_period:g}) must be less than timeout "
                              f"({self.timeout:g}), or every peer looks dead between two heartbeats")
@@ -165,8 +184,37 @@ class FailoverConfig(StrictModel):
 
 class WitnessConfig(StrictModel):
     agent_id: Literal["witness"]
-    timeout: float = Field(120.0, gt=0)  # the failover agents' timeout: silent this long is down
-    heartbeat_secret: str | None = None
+    timeout: PositiveSeconds = 120.0  # the failover agents' timeout: silent this long is down
+    heartbeat_secret: str | None = Field(None, min_length=1, max_length=4096)
+
+    @property
+    def auth_warning(self) -> str | None:
+        return None if self.heartbeat_secret else _NO_SECRET
+
+
+_NO_SECRET = ("heartbeat_secret is not set: heartbeats are NOT authenticated, so anyone who can publish on this "
+              "platform's bus can pose as the peer or the witness; set the same long random heartbeat_secret in the "
+              "configs of the primary, the secondary and the witness")
+
+
+def vip_address(value: str) -> str:
+    """A VOLTTRON VIP address: ``tcp://HOST:PORT`` (optionally ``?serverkey=...``) or ``ipc://PATH``; ValueError."""
+    scheme, sep, rest = value.partition("://")
+    if sep and scheme == "ipc" and rest:
+        return value
+    if sep and scheme == "tcp":
+        try:
+            parts = urlsplit(value)
+            ok = bool(parts.hostname) and parts.port is not None and parts.path in ("", "/")
+        except ValueError:
+            ok = False
+        if ok:
+            return value
+    raise ValueError("must be a VIP address: tcp://HOST:PORT (optionally ?serverkey=KEY) or ipc://PATH")
+
+
+def _same_address(a: str, b: str) -> bool:
+    return a.split("?", 1)[0].rstrip("/").lower() == b.split("?", 1)[0].rstrip("/").lower()
 
 
 def parse_agent_config(data: object, *, source: str) -> FailoverConfig | WitnessConfig:

@@ -63,6 +63,8 @@ class WitnessAgent(Agent):
         _log.info("witness %s ready: calls a node down after %gs of silence (its timeout; a node's lease ends "
                   "earlier by its fencing margin), heartbeat HMAC %s", self.core.identity, self.book.down_after,
                   "on" if self.signer.enabled else "OFF")
+        if self.config.auth_warning:
+            _log.warning("SECURITY: %s", self.config.auth_warning)
 
     @RPC.export
     def heartbeat(self, message: Any, partners: Any = None) -> dict[str, Any] | None:

@@ -181,3 +181,55 @@ def test_roundtrip_property(version, vrid, prio, units, addrs, src):
                  addresses=tuple(IPv4Address(a) for a in addrs))
     s = IPv4Address(src)
     assert decode_message(encode(adv, s), s, VRRP_GROUP) == adv
+
+
+def _ip(msg: bytes, *, total_extra: int = 0, padding: bytes = b"") -> bytes:
+    """An IPv4 header (TTL 255, protocol 112, SRC -> the group) around ``msg``; ``padding`` after the IP total length
+    (Ethernet padding), ``total_extra`` bytes counted in the total length."""
+    header = bytes([0x45, 0xC0]) + struct.pack("!H", 20 + len(msg) + total_extra) + bytes(4) + bytes([255, 112]) + \
+        bytes(2) + SRC.packed + VRRP_GROUP.packed
+    return header + msg + padding
+
+
+def _v3_checksummed(msg: bytes) -> bytes:
+    """``msg`` with a v3 checksum over all of it (the pseudo-header counts its whole length)."""
+    body = msg[:6] + b"\0\0" + msg[8:]
+    pseudo = SRC.packed + VRRP_GROUP.packed + bytes([0, 112]) + struct.pack("!H", len(body))
+    return body[:6] + struct.pack("!H", reference_checksum(pseudo + body)) + body[8:]
+
+
+def test_a_v3_advert_longer_than_its_count_is_dropped_even_with_a_whole_message_checksum():
+    """RFC 5798 5.2.8: the checksum covers the entire message; keepalived drops one longer than its count says."""
+    longer = _v3_checksummed(KA_V3_ADVERT_INT_0_1[20:] + bytes([10, 99, 0, 102]))  # a third address, count says 2
+    with pytest.raises(RemoteInputError) as e:
+        decode_ip_packet(_ip(longer))
+    assert e.value.reason == Drop.BAD_LENGTH and "too long" in str(e.value)
+
+
+def test_a_v3_advert_with_a_tail_outside_its_checksum_is_dropped():
+    """Before: the codec checksummed only the prefix the count covers and accepted any tail after it."""
+    with pytest.raises(RemoteInputError) as e:
+        decode_ip_packet(_ip(KA_V3_ADVERT_INT_0_1[20:] + b"junk"))
+    assert e.value.reason == Drop.BAD_LENGTH
+
+
+def test_a_v2_advert_longer_than_its_count_and_auth_data_is_dropped():
+    with pytest.raises(RemoteInputError) as e:
+        decode_ip_packet(_ip(KA_V2_ADVERT_INT_1[20:] + bytes(4)))
+    assert e.value.reason == Drop.BAD_LENGTH and "too long" in str(e.value)
+
+
+def test_ethernet_padding_beyond_the_ip_total_length_is_not_part_of_the_message():
+    rx = decode_ip_packet(_ip(KA_V3_ADVERT_INT_0_1[20:], padding=bytes(10)))
+    assert rx.advert.addresses == VIPS
+    assert decode_ip_packet(KA_V3_ADVERT_INT_0_1 + bytes(6)).advert.addresses == VIPS  # captured frame, padded
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(min_size=1, max_size=40))
+def test_any_tail_after_a_valid_advert_is_dropped_as_bad_length(tail):
+    for msg in (KA_V3_ADVERT_INT_0_1[20:] + tail, _v3_checksummed(KA_V3_ADVERT_INT_0_1[20:] + tail),
+                KA_V2_ADVERT_INT_1[20:] + tail):
+        with pytest.raises(RemoteInputError) as e:
+            decode_message(msg, SRC, VRRP_GROUP)
+        assert e.value.reason == Drop.BAD_LENGTH

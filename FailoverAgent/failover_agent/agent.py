@@ -33,7 +33,7 @@ from volttron.client.vip.agent import RPC, Agent, Core
 
 from failover_agent.config import ConfigError, FailoverConfig
 from failover_agent.config_file import load_agent_config
-from failover_agent.decider import AgentDecider, config_error_step
+from failover_agent.decider import AgentDecider, auth_warning_step, config_error_step
 from failover_agent.events import (
     AskWitness,
     ClaimAtWitness,
@@ -134,6 +134,7 @@ class FailoverAgent(Agent):
             _log.warning("config warning: %s", warning)
         if cfg.auth_warning:
             _log.warning("SECURITY: %s", cfg.auth_warning)
+            self._run(auth_warning_step(cfg.auth_warning))
         self._greenlets = [gevent.spawn(self._loop), gevent.spawn(self._peer_sender), gevent.spawn(self._stall_watch)]
         if self.witness_link is not None:
             self._greenlets.append(gevent.spawn(self._witness_sender))
@@ -391,6 +392,7 @@ class FailoverAgent(Agent):
         peer_lease = d.leases["peer"]
         status: dict[str, Any] = {
             "agent_id": cfg.agent_id, "role": cfg.role.value, "config_error": None,
+            "heartbeat_auth": "on" if self.signer.enabled else "off", "security_warning": cfg.auth_warning,
             "term": d.term, "highest_term_seen": d.highest_term_seen,
             "peer": {"id": cfg.peer_id, "state": d.peer_state(now, self.managed.active).value, "active": d.peer_active,
                      "silent_for": None if peer_silent is None else round(peer_silent, 3),

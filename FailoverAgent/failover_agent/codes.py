@@ -116,6 +116,8 @@ class AlertCode(ReasonCode):
     SERVICE_TRANSITION = ("service_transition",
                           "the service started or stopped here (key 'failover <agent_id>', context from alerts)")
     CONFIG_ERROR = "config_error", "the agent's config is invalid, it manages nothing (key 'failover config')"
+    HEARTBEAT_AUTH_OFF = ("heartbeat_auth_off", "no heartbeat_secret: heartbeats and witness messages are not "
+                          "authenticated; the agent runs (key 'failover security', sent at start)")
 
 
 class DropCode(ReasonCode):

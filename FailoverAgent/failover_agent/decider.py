@@ -89,6 +89,7 @@ from failover_core.witness_book import WitnessView
 KEEP_TERMS = 64  # terms of the last transitions kept for the notify hook (FAILOVER_TERM)
 
 CONFIG_ALERT_KEY = "failover config"
+SECURITY_ALERT_KEY = "failover security"
 
 
 class ServiceState(enum.Enum):
@@ -109,6 +110,12 @@ def config_error_step(error: str) -> Step[AgentAction]:
     context = f"Configuration error: {error}"
     return Step(actions=(RaiseAlert(code=AlertCode.CONFIG_ERROR, key=CONFIG_ALERT_KEY, context=context,
                                     healthy=False),))
+
+
+def auth_warning_step(warning: str) -> Step[AgentAction]:
+    """What an agent without a heartbeat_secret says at start: an alert (it runs; its health stays good)."""
+    return Step(actions=(RaiseAlert(code=AlertCode.HEARTBEAT_AUTH_OFF, key=SECURITY_ALERT_KEY,
+                                    context=f"SECURITY: {warning}", healthy=True),))
 
 
 @dataclass(slots=True)

@@ -10,7 +10,7 @@ import pytest
 import failover_agent
 from failover_agent.codes import AlertCode, DecisionCode, DropCode, TransitionCode
 from failover_agent.config import FailoverConfig, parse_agent_config
-from failover_agent.decider import AgentDecider, ServiceState, config_error_step
+from failover_agent.decider import AgentDecider, ServiceState, auth_warning_step, config_error_step
 from failover_agent.events import (
     AgentState,
     AskWitness,
@@ -324,6 +324,12 @@ def test_config_error_step_publishes_the_error_unhealthy() -> None:
     step = config_error_step("bad.json: key 'x'")
     assert step.actions == (RaiseAlert(code=AlertCode.CONFIG_ERROR, key="failover config",
                                        context="Configuration error: bad.json: key 'x'", healthy=False),)
+
+
+def test_no_secret_is_an_alert_at_start_but_the_agent_stays_healthy() -> None:
+    step = auth_warning_step("heartbeat_secret is not set")
+    assert step.actions == (RaiseAlert(code=AlertCode.HEARTBEAT_AUTH_OFF, key="failover security",
+                                       context="SECURITY: heartbeat_secret is not set", healthy=True),)
 
 
 def test_unknown_event_is_a_local_error() -> None:

@@ -189,6 +189,21 @@ def test_malformed_config_is_reported_at_start(cluster: Cluster) -> None:
         assert cluster.runners() == {"primary"}  # the bad agent touched nothing
     finally:
         p.vctl("stop", agent.uuid)  # not `remove`: that uninstalls the package from the shared platform venv
+    # an agent without a heartbeat_secret runs, and says so at start: a log line, an alert, its status
+    # (it manages an agent that is not installed, so it touches nothing)
+    quiet = {k: v for k, v in cluster.failover_config("primary", agent_vip_identity="ft.absent").items()
+             if k != "heartbeat_secret"}
+    agent = p.install(failover_wheel, f"{FAILOVER}.nosecret", quiet, start=True)
+    try:
+        wait_for(lambda: any(c.startswith("SECURITY: heartbeat_secret is not set") for c in alerts.contexts()), 20,
+                 "the no-secret alert")
+        status = cluster.observer("primary").call(f"{FAILOVER}.nosecret", "get_status")
+        assert status["heartbeat_auth"] == "off" and "NOT authenticated" in status["security_warning"]
+        assert any("SECURITY: heartbeat_secret is not set" in ln for ln in cluster.log_lines("primary"))
+        assert cluster.runners() == {"primary"}
+    finally:
+        p.vctl("stop", agent.uuid)
+    assert cluster.status("primary")["heartbeat_auth"] == "on" and cluster.status("primary")["security_warning"] is None
     # and the heartbeat_period >= timeout rule, reported with both values
     agent = p.install(failover_wheel, f"{FAILOVER}.bad2", cluster.failover_config("primary", heartbeat_period=5,
                                                                                   timeout=3), start=True)

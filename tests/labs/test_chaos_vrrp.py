@@ -4,16 +4,12 @@ Real namespaces and two of our routers (labs.chaos.vrrp's default bed); about a 
 """
 
 import dataclasses
-import itertools
-import os
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from labs.chaos.history import read_history
 from labs.chaos.runner import run
 from labs.chaos.schedule import NETEM_KINDS, FaultKind, make_schedule
 from labs.chaos.vrrp import VrrpChaosConfig, VrrpDriver, leftovers, netem_available
@@ -25,32 +21,17 @@ DURATION = 60.0
 
 
 @pytest.fixture(autouse=True)
-def _testbed():
-    if os.geteuid() != 0:
-        pytest.fail("the chaos run needs root (network namespaces, raw sockets); deselect with -m 'not integration'")
-    for tool in ("ip", "iptables", "tc"):
-        if shutil.which(tool) is None:
-            pytest.fail(f"{tool} is missing: run scripts/bootstrap.sh (make setup)")
+def _testbed(require_bed):
+    require_bed(("ip", "iptables", "tc"), "network namespaces, raw sockets")
 
 
-def test_seeded_vrrp_run_keeps_the_promise(tmp_path):
+def test_seeded_vrrp_run_keeps_the_promise(seeded_run):
     driver = VrrpDriver()
     kinds = driver.supported - {k for k in NETEM_KINDS if not netem_available()}
     kinds = sorted(kinds - {k for k in kinds if k.value == "overlap"})
     schedule = make_schedule(SEED, DURATION, kinds, driver.nodes, supported=driver.supported, settle=driver.settle)
     assert len(schedule) >= 5
-    outcome = run(driver, schedule, tmp_path, seed=SEED, duration=DURATION)
-    print(outcome.table)
-    assert outcome.result.ok, outcome.table
-    record = read_history(tmp_path / "history.jsonl")
-    gaps = [b["t"] - a["t"] for a, b in itertools.pairwise(record.samples)]
-    assert record.samples[0]["t"] < 0.05 and record.samples[-1]["t"] > DURATION - 0.1
-    recorder = [n for n in record.notes if n.get("text") == "recorder"]
-    print("recorder:", recorder)
-    assert max(gaps) <= 0.05, f"a sampling gap of {max(gaps) * 1000:.0f} ms; {recorder}"
-    assert sorted(w.fault.id for w in record.faults) == [f.id for f in schedule]
-    assert all(w.end is not None for w in record.faults)
-    assert (tmp_path / "timeline.png").read_bytes()[:4] == b"\x89PNG"
+    seeded_run(driver, schedule, SEED, DURATION)
     assert leftovers(driver.lab.prefix) == []
     mine = subprocess.run(["pgrep", "-f", str(driver.lab.dir)], capture_output=True, text=True).stdout.split()
     assert mine == []  # every router of the run ended

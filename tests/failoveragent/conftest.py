@@ -48,3 +48,20 @@ def make_cluster(mode: str, **kwargs: Any) -> Iterator[Any]:
 @pytest.fixture
 def alert_log() -> AlertLog:
     return AlertLog()
+
+
+def field(c: Any, node: str, *path: str) -> Any:
+    """A field of a node's ``get_status`` (None if the node does not answer or the path is absent)."""
+    value = c.status(node)
+    for key in path:
+        value = (value or {}).get(key)
+    return value
+
+
+def converged(c: Any) -> None:
+    """Standard mode at rest: both agents hear each other and the witness, only the primary runs the service."""
+    from labs.volttron_cluster import wait_for
+
+    wait_for(lambda: all(field(c, n, "witness", "state") == "up" and field(c, n, "peer", "state") == "up"
+                         for n in ("primary", "secondary")), 60, "both agents hear each other and the witness")
+    wait_for(lambda: c.runners() == {"primary"}, 30, "only the primary runs the service")

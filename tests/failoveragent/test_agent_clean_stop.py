@@ -22,7 +22,7 @@ import pytest
 
 from labs.volttron_cluster import Cluster, LoggedTransition, wait_for
 
-from .conftest import make_cluster
+from .conftest import converged, field, make_cluster
 
 pytestmark = pytest.mark.integration
 TIMEOUT = 4.0
@@ -31,19 +31,6 @@ TIMEOUT = 4.0
 @pytest.fixture(scope="module")
 def cluster():
     yield from make_cluster("standard", heartbeat_period=1.0, timeout=TIMEOUT)
-
-
-def field(c: Cluster, node: str, *path: str):
-    value = c.status(node)
-    for key in path:
-        value = (value or {}).get(key)
-    return value
-
-
-def converged(c: Cluster) -> None:
-    wait_for(lambda: all(field(c, n, "witness", "state") == "up" and field(c, n, "peer", "state") == "up"
-                         for n in ("primary", "secondary")), 60, "both agents hear each other and the witness")
-    wait_for(lambda: c.runners() == {"primary"}, 30, "only the primary runs the service")
 
 
 def ms(later: datetime.datetime, earlier: datetime.datetime) -> float:

@@ -29,7 +29,7 @@ import pytest
 
 from labs.volttron_cluster import Cluster, LoggedTransition, wait_for
 
-from .conftest import make_cluster
+from .conftest import converged, field, make_cluster
 
 pytestmark = pytest.mark.integration
 TIMEOUT = 4.0
@@ -51,21 +51,6 @@ def cluster(shared_cluster: Cluster):
         yield shared_cluster
     finally:
         shared_cluster.heal_all()
-
-
-def field(c: Cluster, node: str, *path: str):
-    value = c.status(node)
-    for key in path:
-        value = (value or {}).get(key)
-    return value
-
-
-def converged(c: Cluster) -> None:
-    wait_for(lambda: field(c, "primary", "witness", "state") == "up"
-             and field(c, "secondary", "witness", "state") == "up"
-             and field(c, "primary", "peer", "state") == "up"
-             and field(c, "secondary", "peer", "state") == "up", 60, "both agents hear each other and the witness")
-    wait_for(lambda: c.runners() == {"primary"}, 30, "only the primary runs the service")
 
 
 def wall() -> datetime.datetime:

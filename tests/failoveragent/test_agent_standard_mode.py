@@ -19,7 +19,7 @@ from failover_agent.config import DEFAULT_STOP_BOUND
 from failover_core.fencing import FencingTiming
 from labs.volttron_cluster import SERVICE, Cluster, wait_for
 
-from .conftest import AlertLog, make_cluster
+from .conftest import AlertLog, field, make_cluster
 
 pytestmark = pytest.mark.integration
 TIMEOUT = 4.0
@@ -30,13 +30,6 @@ SLACK = 4.0
 @pytest.fixture(scope="module")
 def cluster():
     yield from make_cluster("standard", heartbeat_period=1.0, timeout=TIMEOUT)
-
-
-def field(c: Cluster, node: str, *path: str):
-    value = c.status(node)
-    for key in path:
-        value = (value or {}).get(key)
-    return value
 
 
 def converged(c: Cluster) -> None:

@@ -60,6 +60,10 @@ def sh(*argv: str, check: bool = True, timeout: float = 30) -> subprocess.Comple
     return subprocess.run(list(argv), check=check, capture_output=True, text=True, timeout=timeout)
 
 
+class DockerdExited(RuntimeError):
+    """A dockerd of the lab exited while it was being started (its log's tail in the message)."""
+
+
 def wait_until(cond: Callable[[], Any], timeout: float, interval: float = 0.05, what: str = "condition") -> Any:
     """Poll ``cond`` until it returns a truthy value; raise TimeoutError naming ``what``."""
     return poll_until(cond, timeout, what=what, interval=interval)
@@ -150,7 +154,7 @@ class TwoHostLab:
         def ping() -> bool:
             if host.dockerd is not None and host.dockerd.poll() is not None:
                 tail = (host.dir / "dockerd.log").read_text(errors="replace")[-2000:]
-                raise RuntimeError(f"dockerd of host {host.key} exited {host.dockerd.returncode}:\n{tail}")
+                raise DockerdExited(f"dockerd of host {host.key} exited {host.dockerd.returncode}:\n{tail}")
             try:
                 c = docker.DockerClient(base_url=host.socket, timeout=5)
                 c.ping()
@@ -373,10 +377,21 @@ class TwoHostLab:
         h.dockerd.kill()
         h.dockerd.wait(10)
 
-    def restart_dockerd(self, key: str) -> None:
+    def restart_dockerd(self, key: str, attempts: int = 3) -> None:
+        """Start the host's dockerd again (after a kill), as systemd's Restart= would: a dockerd that exits
+        while starting is started again, up to ``attempts`` times. (On a loaded machine one exited with
+        "failed to start containerd: timeout waiting for containerd to start" 30 minutes into a chaos run.)"""
         h = self.hosts[key]
-        self._start_dockerd(h)
-        self._wait_dockerd(h)
+        for attempt in range(1, attempts + 1):
+            self._start_dockerd(h)
+            try:
+                self._wait_dockerd(h)
+                return
+            except DockerdExited as e:
+                if attempt == attempts:
+                    raise
+                print(f"labs.docker: {str(e).splitlines()[0]}; starting it again ({attempt}/{attempts - 1})",
+                      file=sys.stderr)
 
     # ------------------------------------------------------------------ teardown
 

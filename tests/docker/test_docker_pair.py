@@ -666,3 +666,30 @@ def test_a_stall_decides_nothing_but_the_alert(clock: FakeClock) -> None:
     clock.advance(5.0)  # silent past its timeout, and a heartbeat is due
     out = n.handle(Resumed(now=clock.now(), stalled_for=5.0))
     assert [type(a) for a in out.actions] == [Alert] and not out.transitions and n.role is Role.PASSIVE
+
+
+def test_the_lab_starts_a_dockerd_again_that_exits_while_starting(tmp_path, monkeypatch):
+    """labs.docker.TwoHostLab.restart_dockerd (the chaos bed's heal of a killed dockerd): a dockerd that exits
+    while starting ("timeout waiting for containerd to start" on a loaded machine) is started again, like
+    systemd's Restart=; after the last attempt the error stands."""
+    from labs.docker import DockerdExited, Host, TwoHostLab
+
+    lab = TwoHostLab()
+    lab.hosts["a"] = Host(key="a", netns="none", ip="10.0.0.1", dir=tmp_path)
+    starts: list[int] = []
+    outcomes = iter([DockerdExited("dockerd of host a exited 1:\ntimeout waiting for containerd"), None])
+
+    def wait(host: Host, timeout: float = 60) -> None:
+        err = next(outcomes)
+        if err is not None:
+            raise err
+
+    monkeypatch.setattr(lab, "_start_dockerd", lambda host: starts.append(1))
+    monkeypatch.setattr(lab, "_wait_dockerd", wait)
+    lab.restart_dockerd("a")
+    assert len(starts) == 2
+    always = DockerdExited("dockerd of host a exited 1")
+    monkeypatch.setattr(lab, "_wait_dockerd", lambda host, timeout=60: (_ for _ in ()).throw(always))
+    with pytest.raises(DockerdExited):
+        lab.restart_dockerd("a", attempts=3)
+    assert len(starts) == 5

@@ -137,8 +137,8 @@ class VrrpDaemon:
     async def _open(self, ipr: AsyncIPRoute) -> None:
         self.addresses = AddressManager(ipr)
         vips_by_if: dict[str, set[IPv4Address]] = {}
-        for c in self.configs:
-            vips_by_if.setdefault(c.interface_name, set()).update(c.addresses)
+        for c in self.configs:  # an address owner's addresses are the interface's own: they may be the primary
+            vips_by_if.setdefault(c.interface_name, set()).update(() if c.is_address_owner else c.addresses)
         for name, vips in vips_by_if.items():
             facts = await InterfaceFacts.read(ipr, name, vips)
             sock = VrrpSocket(facts)

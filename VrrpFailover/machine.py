@@ -379,7 +379,11 @@ class VrrpRouter:
 
     # -- the moves -------------------------------------------------------------------------
     def _become_master(self, now: float, code: Code, why: str, step: StepBuilder[Action]) -> None:
-        step.act(SendAdvert(self.priority), AddAddresses(self.config.addresses), SendGarp(self.config.addresses))
+        # RFC 5798 6.4.1: advert, then gratuitous ARP; the address owner's addresses are already its own
+        step.act(SendAdvert(self.priority))
+        if not self.owner:
+            step.act(AddAddresses(self.config.addresses))
+        step.act(SendGarp(self.config.addresses))
         self.deadline = now + self.config.advert_interval
         self.master_address = None
         self._change(S.MASTER, code, why, now, step)

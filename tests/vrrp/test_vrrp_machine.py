@@ -233,6 +233,8 @@ def test_address_owner_goes_master_at_once_and_never_removes_its_addresses():
     step, out = run(r, Startup(now=T0))
     assert transitions(step) == [("INITIALIZE", "MASTER", Code.STARTUP_ADDRESS_OWNER)]
     assert out[0] == SendAdvert(255)
+    # RFC 5798 6.4.1: advert and gratuitous ARP; the addresses are the owner's own: nothing to add
+    assert kinds(out) == [SendAdvert, SendGarp, SetTimer]
     _, out = run(r, Shutdown(now=T0 + 1))
     assert SendAdvert(0) in out and not any(isinstance(a, RemoveAddresses) for a in out)
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from ipaddress import IPv4Address, IPv4Interface
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -80,6 +80,8 @@ class InstanceConfig(StrictModel):
     accept_mode: Bool = False
     preempt_delay: Seconds = Field(default=0.0, le=1000)
     notify: Command | None = None
+    notify_args: Literal["ours", "keepalived"] = "ours"  # ours: name from to reason; keepalived's: INSTANCE name
+    #                                                      STATE priority (VrrpFailover.notify)
     track_script: TrackScript | None = None
     unicast_peers: tuple[Annotated[IPv4Address, StringInput], ...] = ()
     garp_repeat: Integer = Field(default=2, ge=1, le=100)

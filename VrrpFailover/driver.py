@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -45,6 +46,7 @@ from pyroute2 import AsyncIPRoute
 from failover_core.errors import RemoteInputError
 from failover_core.shell.carry_out import DecisionLog, carry_out
 from failover_core.shell.notify import NotifyDispatcher, SubprocessHookRunner
+from failover_core.transitions import Transition
 from VrrpFailover.codes import AdvertDropCode, PacketDropCode
 from VrrpFailover.config import InstanceConfig
 from VrrpFailover.events import (
@@ -62,6 +64,7 @@ from VrrpFailover.events import (
 )
 from VrrpFailover.machine import VrrpRouter, VrrpState
 from VrrpFailover.netio import AddressManager, GarpSender, InterfaceFacts, PriorityZeroSocket, VrrpSocket
+from VrrpFailover.notify import keepalived_args
 from VrrpFailover.packet import VRRP_GROUP, Advert, decode_ip_packet, encode
 from VrrpFailover.track import TrackScriptRunner
 
@@ -107,6 +110,7 @@ class Instance:
     track: TrackScriptRunner | None = None
     sent: int = 0
     send_errors: int = 0
+    priority_at: dict[int, int] = field(default_factory=dict)  # by transition seq, until its notify ran
     _adverts: dict[tuple[int, IPv4Address], bytes] = field(default_factory=dict)
 
     def advert_bytes(self, priority: int, dst: IPv4Address) -> bytes:
@@ -160,7 +164,11 @@ class VrrpDaemon:
                             decisions=DecisionLog(log, c.name, rate_limited=AdvertDropCode))
             inst.handlers = self._handlers(inst)
             if c.notify:
-                inst.notify = NotifyDispatcher(SubprocessHookRunner(c.notify), name=f"notify-{c.name}")
+                args_for = None
+                if c.notify_args == "keepalived":
+                    args_for = functools.partial(self._keepalived_notify_args, inst)
+                inst.notify = NotifyDispatcher(SubprocessHookRunner(c.notify, args_for=args_for),
+                                               name=f"notify-{c.name}")
             rt.routers[c.vrid] = inst
             self.instances.append(inst)
         await self._remove_leftovers()
@@ -253,6 +261,11 @@ class VrrpDaemon:
         self._write_status()
         if self._stopped is not None:
             self._stopped.set()
+
+    @staticmethod
+    def _keepalived_notify_args(inst: Instance, t: Transition) -> list[str]:
+        """(Runs in the notify worker thread: a dict pop is atomic.)"""
+        return keepalived_args(t, inst.priority_at.pop(t.seq, inst.router.priority))
 
     # -- events in ---------------------------------------------------------------------------
     def _set_reading(self, rt: InterfaceRuntime, on: bool) -> None:
@@ -347,6 +360,8 @@ class VrrpDaemon:
     def _feed(self, inst: Instance, event: Event) -> None:
         """The router decides; carry_out logs, notifies and runs the actions with ``inst.handlers``."""
         step = inst.router.handle(event)
+        for t in step.transitions:  # the effective priority at the transition, for keepalived's notify order
+            inst.priority_at[t.seq] = inst.router.priority
         carry_out(step, inst.handlers, log=inst.decisions, notify=inst.notify)
         if step.transitions:
             self._update_reading(inst.iface)

@@ -1,6 +1,6 @@
-"""The asyncio driver: owns the sockets, netlink, the clock, signals and track script processes.
+"""The asyncio driver: owns the sockets, netlink, the clock, signals and the trackers' I/O.
 
-The routers decide (``machine.VrrpRouter``: roles, priorities from track script results, when to
+The routers decide (``machine.VrrpRouter``: roles, priorities and Fault from tracker readings, when to
 send adverts and gratuitous ARP); the driver turns I/O into their events and carries out each
 returned Step through ``failover_core.shell.carry_out`` (logs the reason and transitions, hands
 transitions to the instance's notify dispatcher, runs each action with this driver's handler).
@@ -66,7 +66,7 @@ from VrrpFailover.machine import VrrpRouter, VrrpState
 from VrrpFailover.netio import AddressManager, GarpSender, InterfaceFacts, PriorityZeroSocket, VrrpSocket
 from VrrpFailover.notify import keepalived_args
 from VrrpFailover.packet import VRRP_GROUP, Advert, decode_ip_packet, encode
-from VrrpFailover.track import TrackScriptRunner
+from VrrpFailover.track import InterfaceWatcher, TrackFileRunner, TrackScriptRunner
 
 log = logging.getLogger("vrrp")
 
@@ -107,7 +107,7 @@ class Instance:
     timer: asyncio.TimerHandle | None = None
     timer_at: float | None = None
     notify: NotifyDispatcher | None = None
-    track: TrackScriptRunner | None = None
+    trackers: list[TrackScriptRunner | TrackFileRunner] = field(default_factory=list)
     sent: int = 0
     send_errors: int = 0
     priority_at: dict[int, int] = field(default_factory=dict)  # by transition seq, until its notify ran
@@ -136,6 +136,7 @@ class VrrpDaemon:
         self._netlink_q: asyncio.Queue[tuple[Instance, str, IPv4Interface]] = asyncio.Queue()
         self._netlink_task: asyncio.Task[None] | None = None
         self._arm_later: dict[int, tuple[Instance, float | None]] | None = None  # during a drain: armed at the end
+        self.interface_watcher: InterfaceWatcher | None = None
 
     # -- set-up / tear-down ------------------------------------------------------------------
     async def _open(self, ipr: AsyncIPRoute) -> None:
@@ -223,19 +224,21 @@ class VrrpDaemon:
                          inst.config.name, inst.config.vrid, inst.config.version, inst.iface.facts.name,
                          inst.iface.facts.primary_ip, inst.config.priority, inst.config.advert_interval,
                          ", ".join(map(str, inst.config.ip_addresses)))
+            self._start_trackers(loop)  # files and interfaces are read once before Startup: it sees them
+            for inst in self.instances:
                 self._feed(inst, Startup(now=loop.time()))
-                if inst.config.track_script is not None:
-                    inst.track = TrackScriptRunner(inst.config.name, inst.config.track_script,
-                                                   lambda ok, detail, i=inst: self._on_track(i, ok, detail))
-                    inst.track.start()
+                for runner in inst.trackers:
+                    runner.start()
             self._write_status()
             await self._stopped.wait()
         finally:
             if not self._stopping:
                 self.stop("exception")
             for inst in self.instances:
-                if inst.track is not None:
-                    await inst.track.stop()
+                for runner in inst.trackers:
+                    await runner.stop()
+            if self.interface_watcher is not None:
+                self.interface_watcher.close()
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1):
                 loop.remove_signal_handler(sig)
             if self._netlink_task is not None:
@@ -351,10 +354,42 @@ class VrrpDaemon:
                 self._drain(inst.iface)  # adverts queued while we slept come first, with their arrival times
             self._feed(inst, Deadline(now=self._loop.time()))
 
-    def _on_track(self, inst: Instance, ok: bool, detail: str) -> None:
+    def _start_trackers(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Script and file runners per instance (scripts run once started; files are read now), and one
+        interface watcher for every tracked interface (its first reading is fed now)."""
+        for inst in self.instances:
+            name = inst.config.name
+            for key, script in inst.config.scripts:
+                inst.trackers.append(TrackScriptRunner(
+                    key, name, script, functools.partial(self._on_track_script, inst, key)))
+            for spec in inst.config.track_file:
+                key = f"file:{spec.path}"
+                runner = TrackFileRunner(key, name, spec, functools.partial(self._on_track_file, inst, key))
+                runner.last = runner.read()
+                log.info("%s: %s %s", name, key, runner.last[2])
+                self._on_track_file(inst, key, *runner.last)
+                inst.trackers.append(runner)
+        names = {t.name for inst in self.instances for t in inst.config.track_interface}
+        if names:
+            self.interface_watcher = InterfaceWatcher(names, self._on_interface)
+            self.interface_watcher.start(loop)
+
+    def _track_result(self, inst: Instance, key: str, ok: bool, value: int | None, detail: str) -> None:
         assert self._loop is not None
         if not self._stopping:
-            self._feed(inst, TrackResult(now=self._loop.time(), ok=ok, detail=detail))
+            self._feed(inst, TrackResult(now=self._loop.time(), tracker=key, ok=ok, value=value, detail=detail))
+
+    def _on_track_script(self, inst: Instance, key: str, ok: bool, detail: str) -> None:
+        self._track_result(inst, key, ok, None, detail)
+
+    def _on_track_file(self, inst: Instance, key: str, ok: bool, value: int | None, detail: str) -> None:
+        self._track_result(inst, key, ok, value, detail)
+
+    def _on_interface(self, name: str, up: bool, detail: str) -> None:
+        log.info("tracked interface %s: %s", name, detail)
+        for inst in self.instances:
+            if any(t.name == name for t in inst.config.track_interface):
+                self._track_result(inst, f"interface:{name}", up, None, detail)
 
     # -- steps out -------------------------------------------------------------------------
     def _feed(self, inst: Instance, event: Event) -> None:
@@ -444,6 +479,8 @@ class VrrpDaemon:
                     "master_down_interval": round(i.router.master_down_interval, 6),
                     "master": str(i.router.master_address) if i.router.master_address else None,
                     "adverts_sent": i.sent, "errors": i.send_errors, "drops": dict(i.router.drops),
+                    "trackers": {k: {"ok": st.ok, "value": st.value, "detail": st.detail}
+                                 for k, st in i.router.tracking.states.items()},
                 } for i in self.instances},
             "interfaces": {n: {"received": rt.received, "drops": dict(rt.drops), "reading": rt.reading,
                                "wakeups": rt.wakeups} for n, rt in self.interfaces.items()},

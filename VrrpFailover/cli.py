@@ -1,5 +1,8 @@
 """Command line of VrrpFailover: ``vrrp-failover -c vrrp-config.json`` / ``python -m VrrpFailover``.
 
+``--from-keepalived keepalived.conf`` prints that file's vrrp_instance blocks as our config instead
+(``VrrpFailover.keepalived_import``) and names every line it did not convert on stderr.
+
 Exit status: 0 after a clean stop (SIGTERM/SIGINT), 2 for a bad configuration (nothing touched),
 1 when the host cannot run the router (no permission for raw sockets, no IPv4 address on the
 interface, ...).
@@ -9,12 +12,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import sys
 
 from failover_core.config import ConfigError
 from failover_core.shell.cli import EXIT_CONFIG, add_check_argument, run_check
-from VrrpFailover.config import InstanceConfig, load_config
+from failover_core.shell.config_file import read_config_text
+from VrrpFailover.config import InstanceConfig, load_config, validate_instances
 from VrrpFailover.netio import check_interfaces
 
 DESCRIPTION = "a VRRPv3/v2 router that moves virtual IP addresses, interoperable with keepalived"
@@ -22,7 +27,12 @@ DESCRIPTION = "a VRRPv3/v2 router that moves virtual IP addresses, interoperable
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="vrrp-failover", description=DESCRIPTION)
-    p.add_argument("-c", "--config", required=True, help="configuration file (JSON or TOML): one instance or a list")
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("-c", "--config", help="configuration file (JSON or TOML): one instance or a list")
+    what.add_argument("--from-keepalived", metavar="KEEPALIVED_CONF",
+                      help="print keepalived.conf's vrrp_instance blocks as our config (stdout) and name every line "
+                           "not converted (stderr); exit 2 if the file cannot be read or parsed")
+    p.add_argument("--format", choices=["json", "toml"], default="json", help="output of --from-keepalived")
     add_check_argument(p)
     p.add_argument("--status-file", help="write a JSON status (states, counters) here on each transition and SIGUSR1")
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
@@ -35,8 +45,46 @@ def load_checked(path: str) -> tuple[InstanceConfig, ...]:
     return configs
 
 
+def import_keepalived(path: str, fmt: str) -> int:
+    """--from-keepalived: the converted config on stdout, the lines not converted on stderr (0), or exit 2."""
+    from VrrpFailover.keepalived_import import convert, to_toml
+
+    try:
+        conversion = convert(read_config_text(path), path)
+        try:
+            validate_instances(conversion.instances, source=path)
+        except ConfigError as e:  # point at the vrrp_instance each problem is in
+            raise ConfigError(path, [(k, v, a, _instance_line(k, conversion.lines)) for k, v, a in e.problems]) \
+                from None
+        if fmt == "toml" and len(conversion.instances) > 1:
+            raise ConfigError(path, [("", f"{len(conversion.instances)} vrrp_instance blocks",
+                                      "a TOML config holds one instance: use --format json (a list)")])
+    except ConfigError as e:
+        print(f"configuration error:\n{e}", file=sys.stderr)
+        return EXIT_CONFIG
+    for s in sorted(conversion.skipped, key=lambda s: s.line):
+        print(f"{path}:{s.line}: not converted: {s.text}: {s.why}", file=sys.stderr)
+    insts = conversion.instances
+    if fmt == "toml":
+        sys.stdout.write(to_toml(insts[0]))
+    else:
+        print(json.dumps(insts[0] if len(insts) == 1 else insts, indent=2))
+    return 0
+
+
+def _instance_line(key: str, lines: list[int]) -> int | None:
+    """``[n].key`` -> the line of the n-th vrrp_instance."""
+    if key.startswith("["):
+        n = key[1:key.index("]")]
+        if n.isdigit() and int(n) < len(lines):
+            return lines[int(n)]
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.from_keepalived:
+        return import_keepalived(args.from_keepalived, args.format)
     logging.basicConfig(level=args.log_level, stream=sys.stderr,
                         format="%(asctime)s.%(msecs)03d %(name)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
     if args.check:

@@ -26,8 +26,18 @@ class TransitionCode(ReasonCode):
     EQUAL_PRIORITY_HIGHER_ADDRESS = ("equal_priority_higher_address",
                                      "Master heard its own priority from a higher address and became Backup (6.4.3)")
     SHUTDOWN = "shutdown", "the router stopped (a Master sends priority 0 and removes its addresses)"
-    TRACK_SCRIPT_FAULT = "track_script_fault", "the fault track script failed: Fault (a Master resigns first)"
-    TRACK_SCRIPT_RECOVERED = "track_script_recovered", "the fault track script passes again: back to Backup"
+    TRACK_SCRIPT_FAULT = ("track_script_fault",
+                          "a fault track script failed (after fall): Fault (a Master resigns first)")
+    TRACK_SCRIPT_RECOVERED = ("track_script_recovered",
+                              "a track script passes again (after rise) and no tracker makes a fault: back to Backup")
+    TRACK_INTERFACE_FAULT = ("track_interface_fault",
+                             "a tracked interface without weight is down (admin down, no carrier, gone): Fault")
+    TRACK_INTERFACE_RECOVERED = ("track_interface_recovered",
+                                 "a tracked interface is up again and no tracker makes a fault: back to Backup")
+    TRACK_FILE_FAULT = ("track_file_fault",
+                        "a track file is missing, unreadable, holds no integer, or value x weight < -253 (weight 0: "
+                        "not 0): Fault")
+    TRACK_FILE_RECOVERED = "track_file_recovered", "a track file is fine again and no tracker makes a fault: Backup"
 
 
 class DecisionCode(ReasonCode):
@@ -40,7 +50,8 @@ class DecisionCode(ReasonCode):
     ANSWERED_PRIORITY_ZERO = ("answered_priority_zero",
                               "Master heard priority 0 and advertised at once (RFC 5798 6.4.3)")
     PRIORITY_CHANGED = ("priority_changed",
-                        "a weighted track script moved the effective priority (base + weight, clamped to 1-254)")
+                        "a weighted tracker (script, interface, file) moved the effective priority (base + weights, "
+                        "clamped to 1-254)")
     LOWER_PRIORITY_ANSWERED = ("lower_priority_answered",
                                "Master heard a lower priority (another Master after a partition): gratuitous ARP "
                                "now and garp_lower_prio_repeat - 1 more rounds, so hosts that followed the other "

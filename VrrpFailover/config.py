@@ -15,14 +15,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from ipaddress import IPv4Address, IPv4Interface
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from failover_core.config import (
     Bool,
     Command,
     ConfigError,
+    FilePath,
     Integer,
     Name,
     Number,
@@ -37,17 +38,25 @@ PRIORITY_OWNER = 255
 MAX_INSTANCES = 1000  # virtual routers in one file (255 VRIDs per interface)
 
 
+MAX_TRACKERS = 64  # of each kind per instance
+
+
 class TrackScript(StrictModel):
     """A check command run every ``interval`` s. Failure (non-zero exit, timeout, cannot run) either
     puts the instance in Fault (``fault``: true, the default when no weight is given) or adds
     ``weight`` to the priority (keepalived's rule: a positive weight is added while the check
-    succeeds, a negative one while it fails)."""
+    succeeds, a negative one while it fails). keepalived's ``rise`` / ``fall``: the check changes
+    state after that many results in a row; ``init_fail``: it starts as failed (else as passing)."""
 
     command: Command
+    name: Name | None = Field(default=None, max_length=64)
     interval: Seconds = Field(default=1.0, ge=0.05, le=3600)
     timeout: Seconds | None = Field(default=None, gt=0, le=3600)
     weight: Integer | None = Field(default=None, ge=-253, le=253)
     fault: Bool | None = None
+    rise: Integer = Field(default=1, ge=1, le=1000)
+    fall: Integer = Field(default=1, ge=1, le=1000)
+    init_fail: Bool = False
 
     @model_validator(mode="after")
     def _weight_or_fault(self) -> TrackScript:
@@ -66,6 +75,42 @@ class TrackScript(StrictModel):
         return self.timeout if self.timeout is not None else max(self.interval, 1.0)
 
 
+class TrackFile(StrictModel):
+    """keepalived's ``track_file``: a file holding an integer, read every ``interval`` s. Its value times
+    ``weight`` is added to the priority; a result below -253 is a fault; with ``weight`` 0 any value but 0
+    is a fault. A missing or unreadable file, or one that holds no integer, is a fault."""
+
+    path: FilePath
+    weight: Integer = Field(default=1, ge=-254, le=254)
+    interval: Seconds = Field(default=1.0, ge=0.05, le=3600)
+
+
+class TrackInterface(StrictModel):
+    """keepalived's ``track_interface``: the interface is down when it is administratively down, has no
+    carrier, or is gone. Without ``weight`` down is a fault; with it, keepalived's rule: a positive weight
+    is added while the interface is up, a negative one while it is down."""
+
+    name: Name = Field(max_length=15)
+    weight: Integer | None = Field(default=None, ge=-253, le=253)
+
+    @model_validator(mode="after")
+    def _no_zero_weight(self) -> TrackInterface:
+        if self.weight == 0:
+            raise ValueError("weight 0 does nothing; leave it out to make a down interface a fault")
+        return self
+
+
+def _tracker_id(n: int, tracker: TrackScript | TrackFile | TrackInterface) -> str:
+    if isinstance(tracker, TrackScript):
+        return tracker.name if tracker.name is not None else str(n)
+    return tracker.path if isinstance(tracker, TrackFile) else tracker.name
+
+
+def _one_or_list(value: Any) -> Any:
+    """A tracker key takes one table or a list of them (``track_script`` was one table before)."""
+    return [value] if isinstance(value, dict) else value
+
+
 class InstanceConfig(StrictModel):
     """One virtual router."""
 
@@ -80,7 +125,14 @@ class InstanceConfig(StrictModel):
     accept_mode: Bool = False
     preempt_delay: Seconds = Field(default=0.0, le=1000)
     notify: Command | None = None
-    track_script: TrackScript | None = None
+    notify_args: Literal["ours", "keepalived"] = "ours"  # ours: name from to reason; keepalived's: INSTANCE name
+    #                                                      STATE priority (VrrpFailover.notify)
+    track_script: Annotated[tuple[TrackScript, ...], BeforeValidator(_one_or_list)] = Field(
+        default=(), max_length=MAX_TRACKERS)
+    track_file: Annotated[tuple[TrackFile, ...], BeforeValidator(_one_or_list)] = Field(
+        default=(), max_length=MAX_TRACKERS)
+    track_interface: Annotated[tuple[TrackInterface, ...], BeforeValidator(_one_or_list)] = Field(
+        default=(), max_length=MAX_TRACKERS)
     unicast_peers: tuple[Annotated[IPv4Address, StringInput], ...] = ()
     garp_repeat: Integer = Field(default=2, ge=1, le=100)
     garp_delay: Seconds = Field(default=1.0, le=3600)
@@ -115,6 +167,27 @@ class InstanceConfig(StrictModel):
             if ip.is_multicast or ip.is_unspecified or ip.is_loopback:
                 raise ValueError(f"{ip} is not a usable unicast peer address")
         return v
+
+    @field_validator("track_script", "track_file", "track_interface")
+    @classmethod
+    def _trackers_unique(cls, v: tuple[Any, ...]) -> tuple[Any, ...]:
+        keys = [_tracker_id(n, t) for n, t in enumerate(v)]
+        dup = sorted({k for k in keys if keys.count(k) > 1})
+        if dup:
+            raise ValueError(f"{', '.join(dup)} is listed twice (a tracker's name, path or interface must be unique)")
+        return v
+
+    @property
+    def scripts(self) -> tuple[tuple[str, TrackScript], ...]:
+        """(tracker key, script): the key is ``script:NAME`` (``script:N``, its place in the list, unnamed)."""
+        return tuple((f"script:{_tracker_id(n, t)}", t) for n, t in enumerate(self.track_script))
+
+    @property
+    def tracker_keys(self) -> tuple[str, ...]:
+        """Every tracker's key, as ``TrackResult.tracker`` names it: ``script:...``, ``file:PATH``,
+        ``interface:NAME``."""
+        return (*(k for k, _ in self.scripts), *(f"file:{f.path}" for f in self.track_file),
+                *(f"interface:{i.name}" for i in self.track_interface))
 
     @model_validator(mode="after")
     def _interval_for_version(self) -> InstanceConfig:

@@ -1,6 +1,6 @@
-"""The asyncio driver: owns the sockets, netlink, the clock, signals and track script processes.
+"""The asyncio driver: owns the sockets, netlink, the clock, signals and the trackers' I/O.
 
-The routers decide (``machine.VrrpRouter``: roles, priorities from track script results, when to
+The routers decide (``machine.VrrpRouter``: roles, priorities and Fault from tracker readings, when to
 send adverts and gratuitous ARP); the driver turns I/O into their events and carries out each
 returned Step through ``failover_core.shell.carry_out`` (logs the reason and transitions, hands
 transitions to the instance's notify dispatcher, runs each action with this driver's handler).
@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -45,6 +46,7 @@ from pyroute2 import AsyncIPRoute
 from failover_core.errors import RemoteInputError
 from failover_core.shell.carry_out import DecisionLog, carry_out
 from failover_core.shell.notify import NotifyDispatcher, SubprocessHookRunner
+from failover_core.transitions import Transition
 from VrrpFailover.codes import AdvertDropCode, PacketDropCode
 from VrrpFailover.config import InstanceConfig
 from VrrpFailover.events import (
@@ -62,8 +64,9 @@ from VrrpFailover.events import (
 )
 from VrrpFailover.machine import VrrpRouter, VrrpState
 from VrrpFailover.netio import AddressManager, GarpSender, InterfaceFacts, PriorityZeroSocket, VrrpSocket
+from VrrpFailover.notify import keepalived_args
 from VrrpFailover.packet import VRRP_GROUP, Advert, decode_ip_packet, encode
-from VrrpFailover.track import TrackScriptRunner
+from VrrpFailover.track import InterfaceWatcher, TrackFileRunner, TrackScriptRunner
 
 log = logging.getLogger("vrrp")
 
@@ -104,9 +107,10 @@ class Instance:
     timer: asyncio.TimerHandle | None = None
     timer_at: float | None = None
     notify: NotifyDispatcher | None = None
-    track: TrackScriptRunner | None = None
+    trackers: list[TrackScriptRunner | TrackFileRunner] = field(default_factory=list)
     sent: int = 0
     send_errors: int = 0
+    priority_at: dict[int, int] = field(default_factory=dict)  # by transition seq, until its notify ran
     _adverts: dict[tuple[int, IPv4Address], bytes] = field(default_factory=dict)
 
     def advert_bytes(self, priority: int, dst: IPv4Address) -> bytes:
@@ -132,13 +136,14 @@ class VrrpDaemon:
         self._netlink_q: asyncio.Queue[tuple[Instance, str, IPv4Interface]] = asyncio.Queue()
         self._netlink_task: asyncio.Task[None] | None = None
         self._arm_later: dict[int, tuple[Instance, float | None]] | None = None  # during a drain: armed at the end
+        self.interface_watcher: InterfaceWatcher | None = None
 
     # -- set-up / tear-down ------------------------------------------------------------------
     async def _open(self, ipr: AsyncIPRoute) -> None:
         self.addresses = AddressManager(ipr)
         vips_by_if: dict[str, set[IPv4Address]] = {}
-        for c in self.configs:
-            vips_by_if.setdefault(c.interface_name, set()).update(c.addresses)
+        for c in self.configs:  # an address owner's addresses are the interface's own: they may be the primary
+            vips_by_if.setdefault(c.interface_name, set()).update(() if c.is_address_owner else c.addresses)
         for name, vips in vips_by_if.items():
             facts = await InterfaceFacts.read(ipr, name, vips)
             sock = VrrpSocket(facts)
@@ -160,7 +165,11 @@ class VrrpDaemon:
                             decisions=DecisionLog(log, c.name, rate_limited=AdvertDropCode))
             inst.handlers = self._handlers(inst)
             if c.notify:
-                inst.notify = NotifyDispatcher(SubprocessHookRunner(c.notify), name=f"notify-{c.name}")
+                args_for = None
+                if c.notify_args == "keepalived":
+                    args_for = functools.partial(self._keepalived_notify_args, inst)
+                inst.notify = NotifyDispatcher(SubprocessHookRunner(c.notify, args_for=args_for),
+                                               name=f"notify-{c.name}")
             rt.routers[c.vrid] = inst
             self.instances.append(inst)
         await self._remove_leftovers()
@@ -215,19 +224,21 @@ class VrrpDaemon:
                          inst.config.name, inst.config.vrid, inst.config.version, inst.iface.facts.name,
                          inst.iface.facts.primary_ip, inst.config.priority, inst.config.advert_interval,
                          ", ".join(map(str, inst.config.ip_addresses)))
+            self._start_trackers(loop)  # files and interfaces are read once before Startup: it sees them
+            for inst in self.instances:
                 self._feed(inst, Startup(now=loop.time()))
-                if inst.config.track_script is not None:
-                    inst.track = TrackScriptRunner(inst.config.name, inst.config.track_script,
-                                                   lambda ok, detail, i=inst: self._on_track(i, ok, detail))
-                    inst.track.start()
+                for runner in inst.trackers:
+                    runner.start()
             self._write_status()
             await self._stopped.wait()
         finally:
             if not self._stopping:
                 self.stop("exception")
             for inst in self.instances:
-                if inst.track is not None:
-                    await inst.track.stop()
+                for runner in inst.trackers:
+                    await runner.stop()
+            if self.interface_watcher is not None:
+                self.interface_watcher.close()
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1):
                 loop.remove_signal_handler(sig)
             if self._netlink_task is not None:
@@ -253,6 +264,11 @@ class VrrpDaemon:
         self._write_status()
         if self._stopped is not None:
             self._stopped.set()
+
+    @staticmethod
+    def _keepalived_notify_args(inst: Instance, t: Transition) -> list[str]:
+        """(Runs in the notify worker thread: a dict pop is atomic.)"""
+        return keepalived_args(t, inst.priority_at.pop(t.seq, inst.router.priority))
 
     # -- events in ---------------------------------------------------------------------------
     def _set_reading(self, rt: InterfaceRuntime, on: bool) -> None:
@@ -338,15 +354,49 @@ class VrrpDaemon:
                 self._drain(inst.iface)  # adverts queued while we slept come first, with their arrival times
             self._feed(inst, Deadline(now=self._loop.time()))
 
-    def _on_track(self, inst: Instance, ok: bool, detail: str) -> None:
+    def _start_trackers(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Script and file runners per instance (scripts run once started; files are read now), and one
+        interface watcher for every tracked interface (its first reading is fed now)."""
+        for inst in self.instances:
+            name = inst.config.name
+            for key, script in inst.config.scripts:
+                inst.trackers.append(TrackScriptRunner(
+                    key, name, script, functools.partial(self._on_track_script, inst, key)))
+            for spec in inst.config.track_file:
+                key = f"file:{spec.path}"
+                runner = TrackFileRunner(key, name, spec, functools.partial(self._on_track_file, inst, key))
+                runner.last = runner.read()
+                log.info("%s: %s %s", name, key, runner.last[2])
+                self._on_track_file(inst, key, *runner.last)
+                inst.trackers.append(runner)
+        names = {t.name for inst in self.instances for t in inst.config.track_interface}
+        if names:
+            self.interface_watcher = InterfaceWatcher(names, self._on_interface)
+            self.interface_watcher.start(loop)
+
+    def _track_result(self, inst: Instance, key: str, ok: bool, value: int | None, detail: str) -> None:
         assert self._loop is not None
         if not self._stopping:
-            self._feed(inst, TrackResult(now=self._loop.time(), ok=ok, detail=detail))
+            self._feed(inst, TrackResult(now=self._loop.time(), tracker=key, ok=ok, value=value, detail=detail))
+
+    def _on_track_script(self, inst: Instance, key: str, ok: bool, detail: str) -> None:
+        self._track_result(inst, key, ok, None, detail)
+
+    def _on_track_file(self, inst: Instance, key: str, ok: bool, value: int | None, detail: str) -> None:
+        self._track_result(inst, key, ok, value, detail)
+
+    def _on_interface(self, name: str, up: bool, detail: str) -> None:
+        log.info("tracked interface %s: %s", name, detail)
+        for inst in self.instances:
+            if any(t.name == name for t in inst.config.track_interface):
+                self._track_result(inst, f"interface:{name}", up, None, detail)
 
     # -- steps out -------------------------------------------------------------------------
     def _feed(self, inst: Instance, event: Event) -> None:
         """The router decides; carry_out logs, notifies and runs the actions with ``inst.handlers``."""
         step = inst.router.handle(event)
+        for t in step.transitions:  # the effective priority at the transition, for keepalived's notify order
+            inst.priority_at[t.seq] = inst.router.priority
         carry_out(step, inst.handlers, log=inst.decisions, notify=inst.notify)
         if step.transitions:
             self._update_reading(inst.iface)
@@ -429,6 +479,8 @@ class VrrpDaemon:
                     "master_down_interval": round(i.router.master_down_interval, 6),
                     "master": str(i.router.master_address) if i.router.master_address else None,
                     "adverts_sent": i.sent, "errors": i.send_errors, "drops": dict(i.router.drops),
+                    "trackers": {k: {"ok": st.ok, "value": st.value, "detail": st.detail}
+                                 for k, st in i.router.tracking.states.items()},
                 } for i in self.instances},
             "interfaces": {n: {"received": rt.received, "drops": dict(rt.drops), "reading": rt.reading,
                                "wakeups": rt.wakeups} for n, rt in self.interfaces.items()},

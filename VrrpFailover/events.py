@@ -39,11 +39,19 @@ class AdvertIn:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TrackResult:
-    """The instance's track script changed result: ``ok`` False for a non-zero exit, a timeout or a
-    command that cannot run; ``detail`` says which."""
+    """One reading of one tracker (``tracker``: its key, ``InstanceConfig.tracker_keys``), as the driver saw it:
+
+    - ``script:NAME``: every run of the check; ``ok`` False for a non-zero exit, a timeout or a command that
+      cannot run (the router applies rise and fall);
+    - ``interface:NAME``: ``ok`` is up (administratively up with carrier); False when down or gone;
+    - ``file:PATH``: ``ok`` False when the file is missing, unreadable or holds no integer; else ``value``.
+
+    ``detail`` says what was seen (``exit 1``, ``no carrier``, ``no such file``)."""
 
     now: float
+    tracker: str
     ok: bool
+    value: int | None = None
     detail: str = ""
 
 

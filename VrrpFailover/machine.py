@@ -26,15 +26,17 @@ whichever advert crossed first. ``SetTimer`` asks
 for the earliest deadline. A ``Deadline`` event before all of them is a no-op (the driver may wake
 early after a deadline moved later), so the driver never needs to cancel a timer.
 
-The effective priority is the router's too: a ``TrackResult`` of a weighted track script moves it
-(base priority + weight, clamped to 1-254; keepalived's rule), one of a fault track script moves
-the router to or from Fault (keepalived's extra state; the RFC's three states are the rest).
+The effective priority is the router's too: ``TrackResult`` readings of its trackers (scripts with
+rise/fall, files, interfaces; ``Tracking``) move it (base priority + weights, clamped to 1-254;
+keepalived's rules) or move the router to or from Fault (keepalived's extra state; the RFC's three
+states are the rest). The driver only reports what it read.
 """
 
 from __future__ import annotations
 
 import enum
 from collections import Counter
+from dataclasses import dataclass
 from ipaddress import IPv4Address
 
 from failover_core.errors import LocalUsageError
@@ -43,7 +45,7 @@ from failover_core.transitions import StateMachine
 from VrrpFailover.codes import AdvertDropCode as Drop
 from VrrpFailover.codes import DecisionCode as Decision
 from VrrpFailover.codes import TransitionCode as Code
-from VrrpFailover.config import PRIORITY_OWNER, InstanceConfig
+from VrrpFailover.config import PRIORITY_OWNER, InstanceConfig, TrackFile, TrackInterface, TrackScript
 from VrrpFailover.events import (
     Action,
     AddAddresses,
@@ -91,6 +93,103 @@ def master_down_interval(priority: int, master_adver_interval: float, version: i
     return 3 * master_adver_interval + skew_time(priority, master_adver_interval, version)
 
 
+# ---- trackers (keepalived's track_script, track_file, track_interface) -----------------------
+
+FAULT_CODES = {"script": Code.TRACK_SCRIPT_FAULT, "file": Code.TRACK_FILE_FAULT,
+               "interface": Code.TRACK_INTERFACE_FAULT}
+RECOVERED_CODES = {"script": Code.TRACK_SCRIPT_RECOVERED, "file": Code.TRACK_FILE_RECOVERED,
+                   "interface": Code.TRACK_INTERFACE_RECOVERED}
+FAULT_BELOW = -253  # keepalived: a track_file whose value * weight is below this is a fault
+
+
+@dataclass
+class TrackerState:
+    """What the router believes of one tracker. ``ok`` None: no reading yet (a script without init_fail
+    before its first result: neither its weight nor a fault applies)."""
+
+    ok: bool | None
+    value: int = 0  # track_file: the number read
+    streak: int = 0  # track_script: results in a row that disagree with ``ok`` (rise / fall)
+    detail: str = ""
+
+
+class Tracking:
+    """The instance's trackers and what they make of the priority and of Fault, with keepalived's rules:
+
+    - script (``rise`` / ``fall``): it changes state after ``rise`` passes or ``fall`` failures in a row; its
+      first result decides at once unless ``init_fail`` (then it starts failed and needs ``rise`` passes).
+      Without weight a failing script is a fault; a positive weight is added while it passes, a negative one
+      while it fails.
+    - interface: down (admin down, no carrier, gone) is a fault without weight; with one, as a script.
+    - file: value * weight is added; below -253 it is a fault; weight 0: any value but 0 is a fault; a
+      missing or unreadable file, or one without an integer, is a fault.
+
+    The effective priority is base + the sum, clamped to 1-254 (0 would resign, 255 is the owner's)."""
+
+    def __init__(self, config: InstanceConfig) -> None:
+        self.specs: dict[str, TrackScript | TrackFile | TrackInterface] = dict(config.scripts)
+        self.specs.update({f"file:{f.path}": f for f in config.track_file})
+        self.specs.update({f"interface:{i.name}": i for i in config.track_interface})
+        self.states = {key: TrackerState(ok=False if isinstance(spec, TrackScript) and spec.init_fail else None)
+                       for key, spec in self.specs.items()}
+        self.name = config.name
+
+    def update(self, ev: TrackResult) -> bool:
+        """Take one reading; True when the tracker's state (pass/fail, value) changed."""
+        spec = self.specs.get(ev.tracker)
+        if spec is None:
+            raise LocalUsageError(f"{self.name}: a TrackResult for {ev.tracker!r}, which is not one of its trackers "
+                                  f"({', '.join(self.specs) or 'it has none'})")
+        st = self.states[ev.tracker]
+        before = (st.ok, st.value)
+        st.detail = ev.detail
+        if isinstance(spec, TrackScript) and st.ok is not None:
+            if ev.ok == st.ok:
+                st.streak = 0
+            else:
+                st.streak += 1
+                if st.streak >= (spec.rise if ev.ok else spec.fall):
+                    st.ok, st.streak = ev.ok, 0
+        else:
+            st.ok = ev.ok
+        if isinstance(spec, TrackFile):
+            st.value = ev.value if ev.ok and ev.value is not None else 0
+        return (st.ok, st.value) != before
+
+    def makes_fault(self, key: str) -> bool:
+        spec, st = self.specs[key], self.states[key]
+        if isinstance(spec, TrackFile):
+            if st.ok is None:
+                return False
+            return not st.ok or (st.value != 0 if spec.weight == 0 else st.value * spec.weight < FAULT_BELOW)
+        weight = spec.weight
+        return weight is None and st.ok is False
+
+    def fault(self) -> str | None:
+        """The first tracker (in config order) that makes a fault now, or None."""
+        return next((key for key in self.specs if self.makes_fault(key)), None)
+
+    def weight_of(self, key: str) -> int:
+        spec, st = self.specs[key], self.states[key]
+        if isinstance(spec, TrackFile):
+            return st.value * spec.weight if st.ok else 0
+        w = spec.weight
+        if w is None or st.ok is None:
+            return 0
+        return w if (w > 0 and st.ok) or (w < 0 and not st.ok) else 0
+
+    def priority(self, base: int) -> int:
+        return max(1, min(PRIORITY_OWNER - 1, base + sum(self.weight_of(k) for k in self.specs)))
+
+    def describe(self, key: str) -> str:
+        spec, st = self.specs[key], self.states[key]
+        if isinstance(spec, TrackFile):
+            return f"holds {st.value} (x {spec.weight})" if st.ok else "cannot be read"
+        if isinstance(spec, TrackInterface):
+            return "is up" if st.ok else "is down"
+        return "passes" if st.ok else "fails"
+
+
 # ---- the router ---------------------------------------------------------------------------
 
 class VrrpRouter:
@@ -110,7 +209,7 @@ class VrrpRouter:
         self.lp_garp_rounds_left = 0
         self.lp_garp_last: float | None = None  # when the last such round went out
         self.started_at: float | None = None
-        self.track_ok: bool | None = None  # last track script result (None: none reported yet)
+        self.tracking = Tracking(config)
         self.faulty = False
         self.drops: Counter[str] = Counter()
         self.master_address: IPv4Address | None = None  # who we believe is Master (Backup only)
@@ -303,31 +402,23 @@ class VrrpRouter:
             why = f"no advert for Master_Down_Interval {self.master_down_interval:.3f}s"
         self._become_master(now, code, why, step)
 
-    # -- track script: priority and fault --------------------------------------------------
+    # -- trackers: priority and fault ------------------------------------------------------
     def _track(self, ev: TrackResult, step: StepBuilder[Action]) -> None:
-        script = self.config.track_script
-        if script is None:
-            raise LocalUsageError(f"{self.config.name}: a TrackResult for an instance without a track_script")
-        self.track_ok = ev.ok
-        if script.is_fault:
-            self._fault(ev.now, not ev.ok, ev.detail, step)
-        else:
-            self._set_priority(ev.now, self.tracked_priority(), ev, step)
+        if not self.tracking.update(ev):
+            return
+        fault = self.tracking.fault()
+        if fault is not None or self.faulty:
+            self._fault(ev.now, fault, ev, step)
+        self._set_priority(ev.now, self.tracked_priority(), ev, step)
 
     def tracked_priority(self) -> int:
-        """keepalived's rule: a positive weight is added while the check passes, a negative one while it
-        fails; clamped to 1-254. The owner keeps 255; before any result the base priority holds."""
-        script = self.config.track_script
-        if self.owner or script is None or script.weight is None or self.track_ok is None:
-            return self.config.priority
-        weight = script.weight
-        applied = (weight > 0 and self.track_ok) or (weight < 0 and not self.track_ok)
-        return max(1, min(254, self.config.priority + (weight if applied else 0)))
+        """keepalived's rules (``Tracking.priority``); the owner keeps 255."""
+        return PRIORITY_OWNER if self.owner else self.tracking.priority(self.config.priority)
 
     def _set_priority(self, now: float, priority: int, ev: TrackResult, step: StepBuilder[Action]) -> None:
         if priority == self.priority:
             return
-        step.because(Decision.PRIORITY_CHANGED, f"track script {'passes' if ev.ok else 'fails'}"
+        step.because(Decision.PRIORITY_CHANGED, f"{ev.tracker} {self.tracking.describe(ev.tracker)}"
                                                 f"{f' ({ev.detail})' if ev.detail else ''}: "
                                                 f"priority {self.priority} -> {priority}")
         self.priority = priority
@@ -335,28 +426,36 @@ class VrrpRouter:
             step.act(SendAdvert(self.priority))
             self.deadline = now + self.config.advert_interval
 
-    def _fault(self, now: float, faulty: bool, detail: str, step: StepBuilder[Action]) -> None:
+    def _fault(self, now: float, fault: str | None, ev: TrackResult, step: StepBuilder[Action]) -> None:
+        """``fault``: the tracker that makes a fault now (None: none does)."""
+        faulty = fault is not None
         if faulty == self.faulty:
             return
         self.faulty = faulty
         if self.state is S.INITIALIZE:
             return  # not started (or shut down): Startup will look at self.faulty
-        if faulty:
+        if fault is not None:
             if self.state is S.MASTER:
                 step.act(SendAdvert(0))
                 if not self.owner:
                     step.act(RemoveAddresses(self.config.addresses))
             self.deadline = None
-            self._change(S.FAULT, Code.TRACK_SCRIPT_FAULT,
-                         f"track script failed: {detail}" if detail else "track script failed", now, step)
+            self._change(S.FAULT, FAULT_CODES[fault.partition(":")[0]], self._fault_text(fault), now, step)
         elif self.state is S.FAULT:
-            self._enter_running(now, step, Code.TRACK_SCRIPT_RECOVERED)
+            self._enter_running(now, step, RECOVERED_CODES[ev.tracker.partition(":")[0]])
+
+    def _fault_text(self, fault: str) -> str:
+        detail = self.tracking.states[fault].detail
+        return f"{fault} {self.tracking.describe(fault)}{f' ({detail})' if detail else ''}"
 
     # -- start and stop --------------------------------------------------------------------
     def _enter_running(self, now: float, step: StepBuilder[Action], code: Code) -> None:
         """RFC 5798 6.4.1 (Initialize): the owner goes Master at once, everyone else Backup."""
-        if self.faulty:
-            self._change(S.FAULT, Code.TRACK_SCRIPT_FAULT, "track script failing at start", now, step)
+        fault = self.tracking.fault()
+        self.faulty = fault is not None
+        if fault is not None:
+            self._change(S.FAULT, FAULT_CODES[fault.partition(":")[0]], f"at start: {self._fault_text(fault)}",
+                         now, step)
             return
         if self.owner:
             owner_code = Code.STARTUP_ADDRESS_OWNER if code is Code.STARTUP_BACKUP else code
@@ -364,7 +463,7 @@ class VrrpRouter:
             return
         self.master_adver_interval = self.config.advert_interval
         why = (f"started; Master_Down_Interval {self.master_down_interval:.3f}s"
-               if code is Code.STARTUP_BACKUP else "track script passes again; waiting as Backup")
+               if code is Code.STARTUP_BACKUP else "no tracker makes a fault any more; waiting as Backup")
         self._become_backup(now, code, why, step)
 
     def _shutdown(self, now: float, step: StepBuilder[Action]) -> None:
@@ -379,7 +478,11 @@ class VrrpRouter:
 
     # -- the moves -------------------------------------------------------------------------
     def _become_master(self, now: float, code: Code, why: str, step: StepBuilder[Action]) -> None:
-        step.act(SendAdvert(self.priority), AddAddresses(self.config.addresses), SendGarp(self.config.addresses))
+        # RFC 5798 6.4.1: advert, then gratuitous ARP; the address owner's addresses are already its own
+        step.act(SendAdvert(self.priority))
+        if not self.owner:
+            step.act(AddAddresses(self.config.addresses))
+        step.act(SendGarp(self.config.addresses))
         self.deadline = now + self.config.advert_interval
         self.master_address = None
         self._change(S.MASTER, code, why, now, step)

@@ -10,7 +10,8 @@
   with priority 0: it wakes a Backup that otherwise reads its queue only at its deadlines.
 - ``GarpSender``: ONE persistent AF_PACKET socket per interface sending gratuitous ARP as a
   broadcast ARP request with sender = target = the virtual address (what keepalived sends).
-- ``check_interfaces``: unknown interface -> ConfigError before anything is touched.
+- ``check_interfaces``: unknown interface, or priority 255 for addresses the interface does not own ->
+  ConfigError before anything is touched.
 """
 
 from __future__ import annotations
@@ -37,14 +38,36 @@ ETH_P_ARP = 0x0806
 TOS_NETWORK_CONTROL = 0xC0
 
 
+def interface_addresses(index: int) -> set[IPv4Address]:
+    """The IPv4 addresses on interface ``index`` now (sync netlink: for checks before the loop runs)."""
+    from pyroute2 import IPRoute
+
+    with IPRoute() as ipr:
+        return {IPv4Address(a.get("IFA_ADDRESS")) for a in ipr.get_addr(index=index, family=socket.AF_INET)}
+
+
 def check_interfaces(configs: Iterable[InstanceConfig], source: str) -> None:
+    """What only the host can say, before anything is touched: the interface exists, and an instance with
+    priority 255 really is the address owner (RFC 5798 5.2.4: every virtual address is one of the interface's
+    own addresses). ConfigError naming the key and why otherwise."""
     problems: list[tuple[str, object, str]] = []
     for n, c in enumerate(configs):
         try:
-            socket.if_nametoindex(c.interface_name)
+            index = socket.if_nametoindex(c.interface_name)
         except OSError:
             problems.append((f"[{n}].interface_name", c.interface_name,
                              "no such network interface on this host"))
+            continue
+        if c.is_address_owner:
+            own = interface_addresses(index)
+            missing = [str(ip) for ip in c.addresses if ip not in own]
+            if missing:
+                has = ", ".join(sorted(map(str, own), key=lambda a: IPv4Address(a))) or "none"
+                problems.append((f"[{n}].priority", c.priority,
+                                 f"priority 255 is only for the address owner (RFC 5798 5.2.4): every address in "
+                                 f"ip_addresses must be one of {c.interface_name}'s own addresses, and "
+                                 f"{', '.join(missing)} is not (it has: {has}); use 1-254 for a virtual address "
+                                 f"that moves"))
     if problems:
         raise ConfigError(source, problems)
 
@@ -58,7 +81,8 @@ class InterfaceFacts:
 
     @classmethod
     async def read(cls, ipr: AsyncIPRoute, ifname: str, exclude: Iterable[IPv4Address]) -> InterfaceFacts:
-        """The primary address is the first IPv4 address of the interface that is not a virtual one."""
+        """The primary address is the first IPv4 address of the interface that is not in ``exclude`` (the
+        virtual addresses that move; an address owner's are the interface's own and may be the primary)."""
         idx = await ipr.link_lookup(ifname=ifname)
         if not idx:
             raise OSError(errno.ENODEV, f"no interface {ifname}")

@@ -68,7 +68,11 @@ SECTIONS: list[tuple[str, str, Callable[[], str]]] = [
     ("docs/vrrp.md", "codes", render_codes("VrrpFailover.codes")),
     ("docs/docker.md", "codes", render_codes("DockerFailover.codes")),
     ("docs/vrrp.md", "keys", render_keys(("an instance", "VrrpFailover.config:InstanceConfig", ()),
-                                         ("track_script", "VrrpFailover.config:TrackScript", ()))),
+                                         ("track_script (one table or a list)", "VrrpFailover.config:TrackScript",
+                                          ()),
+                                         ("track_file (one table or a list)", "VrrpFailover.config:TrackFile", ()),
+                                         ("track_interface (one table or a list)",
+                                          "VrrpFailover.config:TrackInterface", ()))),
     ("docs/docker.md", "keys", render_keys(
         ("top level, or per server inside servers (endpoint and port: per server only)",
          "DockerFailover.config:NodeConfig", ("name", "peer", "preferred")),

@@ -86,6 +86,15 @@ def test_subprocess_runner_passes_transition_and_reports_exit(tmp_path):
     assert out.read_text() == "svc|A|B|r|c|7\n"
 
 
+def test_subprocess_runner_args_for_replaces_the_arguments_env_stays(tmp_path):
+    out = tmp_path / "out.txt"
+    script = tmp_path / "hook.sh"
+    script.write_text(f'#!/bin/sh\necho "$#|$*|$FAILOVER_TO" >> {out}\n')
+    script.chmod(0o755)
+    r = SubprocessHookRunner([str(script)], timeout=5, args_for=lambda t: ["X", t.subject, "Y z"]).run(_t(7))
+    assert r.ok and out.read_text() == "3|X svc Y z|B\n"
+
+
 def test_subprocess_runner_missing_binary_is_a_failed_hook_not_an_exception():
     r = SubprocessHookRunner(["/nonexistent/notify-me"], timeout=1).run(_t(1))
     assert not r.ok and r.returncode is None and "cannot run" in r.detail

@@ -36,7 +36,7 @@ def test_list_of_instances_and_optional_keys():
                          "track_script": {"command": ["/bin/true"], "interval": 2, "weight": -20},
                          "garp_repeat": 3, "garp_delay": 0.5}]
     _a, b = validate_instances(data, source="f")
-    assert b.version == 2 and b.track_script.weight == -20 and not b.track_script.is_fault
+    assert b.version == 2 and b.track_script[0].weight == -20 and not b.track_script[0].is_fault
     assert b.unicast_peers == (IPv4Address("10.0.0.2"),)
 
 
@@ -66,6 +66,13 @@ def test_lower_prio_garp_defaults_follow_garp_repeat_and_delay_like_keepalived()
     ({"garp_lower_prio_repeat": -1}, "garp_lower_prio_repeat"), ({"garp_lower_prio_repeat": 101},
                                                                   "garp_lower_prio_repeat"),
     ({"garp_lower_prio_delay": -0.5}, "garp_lower_prio_delay"),
+    ({"track_script": [{"command": "x", "rise": 0}]}, "track_script[0].rise"),
+    ({"track_script": [{"command": "x", "name": "c"}, {"command": "y", "name": "c"}]}, "track_script"),
+    ({"track_file": {"path": ""}}, "track_file[0].path"), ({"track_file": {"path": "/f", "weight": 255}},
+                                                            "track_file[0].weight"),
+    ({"track_interface": {"name": "eth1", "weight": 0}}, "track_interface[0]"),
+    ({"track_interface": [{"name": "eth1"}, {"name": "eth1"}]}, "track_interface"),
+    ({"notify_args": "keepalived2"}, "notify_args"),
 ])
 def test_bad_values_name_file_key_and_value(change, key):
     with pytest.raises(ConfigError) as e:

@@ -233,6 +233,8 @@ def test_address_owner_goes_master_at_once_and_never_removes_its_addresses():
     step, out = run(r, Startup(now=T0))
     assert transitions(step) == [("INITIALIZE", "MASTER", Code.STARTUP_ADDRESS_OWNER)]
     assert out[0] == SendAdvert(255)
+    # RFC 5798 6.4.1: advert and gratuitous ARP; the addresses are the owner's own: nothing to add
+    assert kinds(out) == [SendAdvert, SendGarp, SetTimer]
     _, out = run(r, Shutdown(now=T0 + 1))
     assert SendAdvert(0) in out and not any(isinstance(a, RemoveAddresses) for a in out)
 
@@ -257,19 +259,19 @@ def test_invalid_adverts_are_dropped_and_counted_without_effect(adv, source, rea
 
 def test_fault_from_master_resigns_and_recovery_waits_as_backup():
     r = master(track_script={"command": "check"})
-    step, out = run(r, TrackResult(now=r.deadline, ok=False, detail="exit 1"))
+    step, out = run(r, TrackResult(tracker="script:0", now=r.deadline, ok=False, detail="exit 1"))
     assert kinds(out) == [SendAdvert, RemoveAddresses, SetTimer]
     assert out[0] == SendAdvert(0) and r.state is VrrpState.FAULT and out[-1] == SetTimer(None)
     assert transitions(step) == [("MASTER", "FAULT", Code.TRACK_SCRIPT_FAULT)]
     assert "exit 1" in step.transitions[0].reason
-    step, out = run(r, TrackResult(now=T0 + 20, ok=True))
+    step, out = run(r, TrackResult(tracker="script:0", now=T0 + 20, ok=True))
     assert transitions(step) == [("FAULT", "BACKUP", Code.TRACK_SCRIPT_RECOVERED)]
     assert out[-1].at == pytest.approx(T0 + 20 + r.master_down_interval)
 
 
 def test_faulty_router_ignores_adverts_and_timers():
     r = started(track_script={"command": "check", "fault": True})
-    r.handle(TrackResult(now=T0 + 1, ok=False))
+    r.handle(TrackResult(tracker="script:0", now=T0 + 1, ok=False))
     assert list(r.handle(Deadline(now=T0 + 100)).actions) == [SetTimer(None)]
     assert list(r.handle(AdvertIn(now=T0 + 100, source=HIGHER, advert=advert(0))).actions) == [SetTimer(None)]
     assert r.state is VrrpState.FAULT
@@ -277,7 +279,7 @@ def test_faulty_router_ignores_adverts_and_timers():
 
 def test_priority_change_in_master_is_advertised_at_once():
     r = master(track_script={"command": "check", "weight": -40})
-    step, out = run(r, TrackResult(now=r.deadline - 0.5, ok=False))
+    step, out = run(r, TrackResult(tracker="script:0", now=r.deadline - 0.5, ok=False))
     assert out[0] == SendAdvert(60) and r.priority == 60
     assert step.reason is not None and step.reason.code == Decision.PRIORITY_CHANGED
 
@@ -306,14 +308,14 @@ def test_transition_sequence_is_numbered_in_order():
 def test_track_script_weight_moves_the_effective_priority(priority, weight, results, expected):
     r = started(priority=priority, track_script={"command": "check", "weight": weight})
     for k, ok in enumerate(results, start=1):
-        r.handle(TrackResult(now=T0 + k, ok=ok))
+        r.handle(TrackResult(tracker="script:0", now=T0 + k, ok=ok))
     assert r.priority == r.tracked_priority() == expected
     assert r.state is (VrrpState.MASTER if priority == 255 else VrrpState.BACKUP)  # a weight never faults
 
 
 def test_priority_change_in_backup_changes_skew_time_but_sends_nothing():
     r = started(track_script={"command": "check", "weight": -40})
-    step, out = run(r, TrackResult(now=T0 + 1, ok=False, detail="exit 1"))
+    step, out = run(r, TrackResult(tracker="script:0", now=T0 + 1, ok=False, detail="exit 1"))
     assert out == [SetTimer(r.deadline)] and r.priority == 60
     assert r.master_down_interval == pytest.approx(3 + 196 / 256)
     assert step.reason is not None and step.reason.code == Decision.PRIORITY_CHANGED
@@ -321,14 +323,14 @@ def test_priority_change_in_backup_changes_skew_time_but_sends_nothing():
 
 
 def test_a_track_result_that_leaves_the_priority_as_it_is_decides_nothing():
-    r = master(track_script={"command": "check", "weight": 20})
-    step, out = run(r, TrackResult(now=r.deadline - 0.5, ok=False))  # +20 applies only while it passes
+    r = master(track_script={"command": "check", "weight": 20})  # +20 applies only while it passes
+    step, out = run(r, TrackResult(tracker="script:0", now=r.deadline - 0.5, ok=False))
     assert out == [SetTimer(r.wake_at)] and step.reason is None and r.priority == 100
 
 
 def test_fault_script_failing_before_start_starts_in_fault():
     r = VrrpRouter(cfg(track_script={"command": "check"}), ME)
-    step, out = run(r, TrackResult(now=T0, ok=False))
+    step, out = run(r, TrackResult(tracker="script:0", now=T0, ok=False))
     assert r.state is VrrpState.INITIALIZE and not step.transitions and out == [SetTimer(None)]
     step, out = run(r, Startup(now=T0 + 1))
     assert transitions(step) == [("INITIALIZE", "FAULT", Code.TRACK_SCRIPT_FAULT)]
@@ -337,7 +339,108 @@ def test_fault_script_failing_before_start_starts_in_fault():
 
 def test_a_track_result_without_a_track_script_is_a_driver_bug():
     with pytest.raises(LocalUsageError):
-        started().handle(TrackResult(now=T0 + 1, ok=False))
+        started().handle(TrackResult(tracker="script:0", now=T0 + 1, ok=False))
+
+
+# ---- several trackers: rise/fall, init_fail, files, interfaces (keepalived's rules) -------------
+
+def script_result(r: VrrpRouter, key: str, ok: bool, t: float) -> Step:
+    return r.handle(TrackResult(now=t, tracker=key, ok=ok, detail="exit 0" if ok else "exit 1"))
+
+
+def test_fall_and_rise_count_results_in_a_row():
+    r = master(track_script={"command": "check", "name": "chk", "fall": 3, "rise": 2})
+    t = r.deadline - 0.9
+    script_result(r, "script:chk", True, t)
+    for k in range(2):  # two failures: not yet
+        script_result(r, "script:chk", False, t + 0.01 * k)
+        assert r.state is VrrpState.MASTER
+    script_result(r, "script:chk", True, t + 0.03)  # a pass in between starts the count again
+    script_result(r, "script:chk", False, t + 0.04)
+    script_result(r, "script:chk", False, t + 0.05)
+    assert r.state is VrrpState.MASTER
+    step = script_result(r, "script:chk", False, t + 0.06)  # the third in a row
+    assert transitions(step) == [("MASTER", "FAULT", Code.TRACK_SCRIPT_FAULT)]
+    assert "script:chk fails (exit 1)" in step.transitions[0].reason
+    script_result(r, "script:chk", True, t + 1)
+    assert r.state is VrrpState.FAULT  # rise 2: one pass is not enough
+    step = script_result(r, "script:chk", True, t + 2)
+    assert transitions(step) == [("FAULT", "BACKUP", Code.TRACK_SCRIPT_RECOVERED)]
+
+
+@pytest.mark.parametrize(("init_fail", "first_state"), [(False, VrrpState.MASTER), (True, VrrpState.FAULT)])
+def test_init_fail_starts_failed_and_needs_rise_passes(init_fail, first_state):
+    """Without init_fail the script is unknown until its first result (which decides at once, like keepalived's
+    init state); with init_fail it starts failed: Fault at start, and back only after ``rise`` passes."""
+    r = VrrpRouter(cfg(priority=255, track_script={"command": "check", "rise": 2, "init_fail": init_fail}), ME)
+    r.handle(Startup(now=T0))
+    assert r.state is first_state
+    script_result(r, "script:0", True, T0 + 1)
+    assert r.state is first_state  # one pass: init_fail still needs a second
+    script_result(r, "script:0", True, T0 + 2)
+    assert r.state is VrrpState.MASTER
+
+
+def test_several_weighted_scripts_add_up_and_a_fault_script_wins():
+    r = started(priority=100, track_script=[{"command": "a", "name": "up", "weight": 30},
+                                            {"command": "b", "name": "down", "weight": -50},
+                                            {"command": "c", "name": "must"}])
+    script_result(r, "script:up", True, T0 + 1)
+    assert r.priority == 130
+    script_result(r, "script:down", False, T0 + 2)
+    assert r.priority == 80
+    script_result(r, "script:up", False, T0 + 3)
+    assert r.priority == 50
+    step = script_result(r, "script:must", False, T0 + 4)
+    assert r.state is VrrpState.FAULT and transitions(step) == [("BACKUP", "FAULT", Code.TRACK_SCRIPT_FAULT)]
+
+
+@pytest.mark.parametrize(("weight", "value", "ok", "priority", "fault"), [
+    (1, 20, True, 120, False),  # weight defaults to 1: the value is added
+    (-2, 10, True, 80, False),
+    (10, -30, True, 1, True),  # -300 < -253: a fault (keepalived)
+    (10, 30, True, 254, False),  # clamped
+    (0, 0, True, 100, False),  # weight 0: 0 is fine ...
+    (0, 3, True, 100, True),  # ... anything else is a fault
+    (1, None, False, 100, True),  # missing / unreadable / no integer: a fault
+])
+def test_track_file_value_times_weight(weight, value, ok, priority, fault):
+    r = started(track_file={"path": "/run/prio", "weight": weight})
+    step, _ = run(r, TrackResult(now=T0 + 1, tracker="file:/run/prio", ok=ok, value=value,
+                                 detail=f"holds {value}" if ok else "cannot open: No such file or directory"))
+    assert r.priority == priority
+    assert (r.state is VrrpState.FAULT) is fault
+    if fault:
+        assert transitions(step) == [("BACKUP", "FAULT", Code.TRACK_FILE_FAULT)]
+        step, _ = run(r, TrackResult(now=T0 + 2, tracker="file:/run/prio", ok=True, value=0, detail="holds 0"))
+        assert transitions(step) == [("FAULT", "BACKUP", Code.TRACK_FILE_RECOVERED)]
+
+
+def test_interface_down_is_a_fault_without_weight_and_a_weight_with_one():
+    r = master(track_interface=[{"name": "eth1"}, {"name": "eth2", "weight": -60}])
+    step, out = run(r, TrackResult(now=r.deadline - 0.5, tracker="interface:eth2", ok=False, detail="no carrier"))
+    assert out[0] == SendAdvert(40) and r.state is VrrpState.MASTER and "interface:eth2 is down" in step.reason.text
+    step, out = run(r, TrackResult(now=r.deadline - 0.4, tracker="interface:eth1", ok=False,
+                                   detail="administratively down"))
+    assert transitions(step) == [("MASTER", "FAULT", Code.TRACK_INTERFACE_FAULT)]
+    assert out[0] == SendAdvert(0) and "administratively down" in step.transitions[0].reason
+    step, _ = run(r, TrackResult(now=T0 + 20, tracker="interface:eth1", ok=True, detail="up"))
+    assert transitions(step) == [("FAULT", "BACKUP", Code.TRACK_INTERFACE_RECOVERED)] and r.priority == 40
+
+
+def test_recovery_waits_for_every_fault_to_clear():
+    r = started(track_script={"command": "c"}, track_interface={"name": "eth1"})
+    script_result(r, "script:0", False, T0 + 1)
+    run(r, TrackResult(now=T0 + 2, tracker="interface:eth1", ok=False))
+    step = script_result(r, "script:0", True, T0 + 3)
+    assert r.state is VrrpState.FAULT and not step.transitions  # the interface still makes a fault
+    step, _ = run(r, TrackResult(now=T0 + 4, tracker="interface:eth1", ok=True))
+    assert transitions(step) == [("FAULT", "BACKUP", Code.TRACK_INTERFACE_RECOVERED)]
+
+
+def test_a_reading_of_an_unknown_tracker_is_a_driver_bug():
+    with pytest.raises(LocalUsageError, match="interface:eth9"):
+        started(track_interface={"name": "eth1"}).handle(TrackResult(now=T0 + 1, tracker="interface:eth9", ok=False))
 
 
 # ---- gratuitous ARP rounds after becoming Master ------------------------------------------
@@ -392,7 +495,7 @@ def test_leaving_master_ends_the_garp_rounds(leave):
     elif leave == "shutdown":
         r.handle(Shutdown(now=t + 0.1))
     else:
-        r.handle(TrackResult(now=t + 0.1, ok=False))
+        r.handle(TrackResult(tracker="script:0", now=t + 0.1, ok=False))
     assert r.garp_at is None
     for k in range(1, 10):
         assert not r.handle(Deadline(now=t + 0.3 * k)).of_type(SendGarp)
@@ -466,7 +569,7 @@ def test_equal_priority_from_a_lower_address_is_answered_too():
 def test_only_a_master_answers_a_lower_priority(state):
     r = started(track_script={"command": "check"}, preempt_mode=False)
     if state == "fault":
-        r.handle(TrackResult(now=T0 + 0.1, ok=False))
+        r.handle(TrackResult(tracker="script:0", now=T0 + 0.1, ok=False))
     step, _ = run(r, AdvertIn(now=T0 + 0.2, source=HIGHER, advert=advert(50)))
     assert not step.of_type(SendGarp) and r.lp_garp_at is None
 
@@ -535,7 +638,8 @@ def test_reason_codes_keep_their_values():
     assert [c.value for c in Code] == [
         "startup_address_owner", "startup_backup", "master_down_interval_expired", "master_sent_priority_zero",
         "preempt_lower_priority_master", "higher_priority_advert", "equal_priority_higher_address", "shutdown",
-        "track_script_fault", "track_script_recovered"]
+        "track_script_fault", "track_script_recovered", "track_interface_fault", "track_interface_recovered",
+        "track_file_fault", "track_file_recovered"]
     assert [c.value for c in Drop] == [
         "wrong_version", "wrong_vrid", "address_list_mismatch", "interval_mismatch", "not_a_unicast_peer",
         "own_advert", "lower_priority_rate_limited"]

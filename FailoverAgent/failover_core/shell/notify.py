@@ -1,9 +1,11 @@
 """Run the operator's notify command once per transition, in order, with a timeout.
 
-``SubprocessHookRunner`` is a HookRunner: it runs ``command + [subject, from, to, reason]`` with
-the same facts in FAILOVER_* environment variables (plus what ``env_for(transition)`` adds, such as
-the term of that transition), in its own process group, and kills the group on timeout. A command
-that cannot run or times out is a failed hook (logged), never an exception. ``NotifyDispatcher``
+``SubprocessHookRunner`` is a HookRunner: it runs ``command + [subject, from, to, reason]`` (or
+``command + args_for(transition)``, for a system whose operators' scripts expect another order, such
+as keepalived's) with the same facts in FAILOVER_* environment variables (plus what
+``env_for(transition)`` adds, such as the term of that transition), in its own process group, and
+kills the group on timeout. A command that cannot run or times out is a failed hook (logged), never
+an exception. ``NotifyDispatcher``
 feeds transitions through a HookQueue to one worker thread, so hooks run in transition order, one at a
 time, each exactly once, without blocking the driver.
 """
@@ -18,7 +20,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 from failover_core.hooks import HookQueue, HookResult, HookRunner
 from failover_core.transitions import Transition
@@ -28,13 +30,15 @@ _log = logging.getLogger(__name__)
 
 class SubprocessHookRunner:
     def __init__(self, command: str | list[str], timeout: float = 10.0, extra_env: dict[str, str] | None = None,
-                 env_for: Callable[[Transition], Mapping[str, str]] | None = None):
+                 env_for: Callable[[Transition], Mapping[str, str]] | None = None,
+                 args_for: Callable[[Transition], Sequence[str]] | None = None):
         self.argv = shlex.split(command) if isinstance(command, str) else list(command)
         if not self.argv:
             raise ValueError("notify command is empty")
         self.timeout = timeout
         self.extra_env = extra_env or {}
         self.env_for = env_for
+        self.args_for = args_for
 
     def run(self, transition: Transition) -> HookResult:
         t = transition
@@ -42,9 +46,10 @@ class SubprocessHookRunner:
         env = dict(os.environ, **self.extra_env, **per_transition, FAILOVER_SUBJECT=t.subject,
                    FAILOVER_FROM=t.from_state, FAILOVER_TO=t.to_state, FAILOVER_REASON=t.reason, FAILOVER_CODE=t.code,
                    FAILOVER_SEQ=str(t.seq))
+        args = list(self.args_for(t)) if self.args_for is not None else [t.subject, t.from_state, t.to_state, t.reason]
         start = time.monotonic()
         try:
-            proc = subprocess.Popen([*self.argv, t.subject, t.from_state, t.to_state, t.reason], env=env,
+            proc = subprocess.Popen([*self.argv, *args], env=env,
                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                     start_new_session=True)
         except OSError as e:

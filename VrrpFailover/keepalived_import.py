@@ -1,0 +1,434 @@
+"""``vrrp-failover --from-keepalived keepalived.conf``: keepalived's ``vrrp_instance`` blocks as our config.
+
+``convert(text, source)`` parses keepalived's syntax (words, ``{ }`` blocks, ``#`` / ``!`` comments, double
+quotes) and returns a ``Conversion``: the instances as plain dicts in our config's keys (validate them with
+``config.validate_instances``) and one ``Skipped(line, text, why)`` for every line it did not convert, so the
+operator sees what keepalived did there that we will not. Pure: no file, no network.
+
+Converted (keepalived -> ours): ``interface``, ``virtual_router_id``, ``priority``, ``advert_int``,
+``nopreempt`` / ``preempt``, ``preempt_delay``, ``version`` (or global_defs ``vrrp_version``; keepalived's
+default is 2), ``virtual_ipaddress`` (IPv4, on the instance's interface), ``unicast_peer``, ``accept`` /
+``no_accept``, ``notify`` (with keepalived's argument order), ``track_script`` (with its ``vrrp_script``:
+script, interval, timeout, weight, rise, fall, init_fail), ``track_interface``, ``track_file`` (with its
+``vrrp_track_file``: file, weight), ``garp_master_delay`` (our garp_delay), ``garp_lower_prio_repeat``,
+``garp_lower_prio_delay``, ``higher_prio_send_advert``. A parse error (an unclosed block or quote, a ``}``
+too many) or no ``vrrp_instance`` at all is a ConfigError naming the line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from failover_core.config import ConfigError
+
+MAX_NESTING = 16
+
+
+@dataclass
+class Node:
+    """One statement: its line, its words, and its block's statements (None when it has no block)."""
+
+    line: int
+    words: list[str]
+    children: list[Node] | None = None
+    end_line: int = 0  # the line of the closing brace (blocks)
+
+
+@dataclass(frozen=True)
+class Skipped:
+    line: int
+    text: str
+    why: str
+
+
+@dataclass
+class Conversion:
+    instances: list[dict[str, Any]] = field(default_factory=list)
+    lines: list[int] = field(default_factory=list)  # the line of each instance's vrrp_instance
+    skipped: list[Skipped] = field(default_factory=list)
+
+
+# ---- syntax --------------------------------------------------------------------------------
+
+def _tokens(raw: str, source: str, lineno: int) -> list[str]:
+    """Words of one line: double quotes group, ``#`` / ``!`` start a comment, braces are words of their own."""
+    out: list[str] = []
+    word: list[str] = []
+    i = 0
+    while i < len(raw):
+        c = raw[i]
+        if c == '"':
+            end = raw.find('"', i + 1)
+            if end < 0:
+                raise ConfigError(f"{source}:{lineno}", [("", raw.strip(), "a double quote is not closed")])
+            word.append(raw[i + 1:end])
+            i = end + 1
+            continue
+        if c in "#!" and not word:
+            break
+        if c.isspace() or c in "{}":
+            if word:
+                out.append("".join(word))
+                word = []
+            if c in "{}":
+                out.append(c)
+        else:
+            word.append(c)
+        i += 1
+    if word:
+        out.append("".join(word))
+    return out
+
+
+def parse(text: str, source: str) -> list[Node]:
+    """keepalived.conf -> statements; ConfigError (with the line) for braces that do not match."""
+    root: list[Node] = []
+    stack: list[tuple[list[Node], Node | None]] = [(root, None)]
+    for lineno, raw in enumerate(text.splitlines(), start=1):
+        words: list[str] = []
+        for tok in _tokens(raw, source, lineno):
+            if tok == "{":
+                siblings = stack[-1][0]
+                if not words and siblings and siblings[-1].children is None:
+                    node = siblings[-1]  # "vrrp_instance VI_1" on one line, "{" on the next
+                    node.children = []
+                elif not words:
+                    raise ConfigError(f"{source}:{lineno}", [("", raw.strip(), "'{' opens a block with no name")])
+                else:
+                    node = Node(lineno, words, [])
+                    siblings.append(node)
+                if len(stack) > MAX_NESTING:
+                    raise ConfigError(f"{source}:{lineno}", [("", raw.strip(), f"blocks nested deeper than "
+                                                                              f"{MAX_NESTING}")])
+                assert node.children is not None
+                stack.append((node.children, node))
+                words = []
+            elif tok == "}":
+                if words:
+                    stack[-1][0].append(Node(lineno, words))
+                    words = []
+                if len(stack) == 1:
+                    raise ConfigError(f"{source}:{lineno}", [("", raw.strip(), "'}' closes no block")])
+                closed = stack.pop()[1]
+                assert closed is not None
+                closed.end_line = lineno
+            else:
+                words.append(tok)
+        if words:
+            stack[-1][0].append(Node(lineno, words))
+    if len(stack) > 1:
+        opened = stack[-1][1]
+        assert opened is not None
+        raise ConfigError(f"{source}:{opened.line}", [("", " ".join(opened.words) + " {",
+                                                       "this block is never closed with '}'")])
+    return root
+
+
+# ---- meaning -------------------------------------------------------------------------------
+
+def _text(node: Node) -> str:
+    return " ".join(node.words) + (" { ... }" if node.children is not None else "")
+
+
+def _number(word: str) -> int | float:
+    try:
+        return int(word)
+    except ValueError:
+        return float(word)  # ValueError for a word that is no number: the caller names the line
+
+
+class _Converter:
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.out = Conversion()
+        self.version = 2  # keepalived's default vrrp_version
+        self.scripts: dict[str, Node] = {}
+        self.files: dict[str, Node] = {}
+
+    def skip(self, node: Node, why: str) -> None:
+        self.out.skipped.append(Skipped(node.line, _text(node), why))
+
+    def run(self, nodes: list[Node]) -> Conversion:
+        for node in nodes:  # definitions first: an instance may name a vrrp_script defined after it
+            head = node.words[0] if node.words else ""
+            if head == "global_defs" and node.children is not None:
+                self.global_defs(node.children)
+            elif head == "vrrp_script" and node.children is not None and len(node.words) == 2:
+                self.scripts[node.words[1]] = node
+            elif head == "vrrp_track_file" and node.children is not None and len(node.words) == 2:
+                self.files[node.words[1]] = node
+        used_scripts: set[str] = set()
+        used_files: set[str] = set()
+        for node in nodes:
+            head = node.words[0] if node.words else ""
+            if head == "vrrp_instance" and node.children is not None and len(node.words) == 2:
+                self.instance(node, used_scripts, used_files)
+            elif head in ("global_defs", "vrrp_script", "vrrp_track_file") and node.children is not None:
+                continue
+            elif head == "include":
+                self.skip(node, "include is not followed: convert the included file on its own")
+            elif node.children is not None:
+                self.skip(node, f"block not converted (lines {node.line}-{node.end_line}): "
+                                f"{_BLOCK_WHY.get(head, 'no equivalent in VrrpFailover')}")
+            else:
+                self.skip(node, "not understood here")
+        for name, node in self.scripts.items():
+            if name not in used_scripts:
+                self.skip(node, "vrrp_script used by no converted vrrp_instance")
+        for name, node in self.files.items():
+            if name not in used_files:
+                self.skip(node, "vrrp_track_file used by no converted vrrp_instance")
+        if not self.out.instances:
+            raise ConfigError(self.source, [("", "(no vrrp_instance)",
+                                             "the file has no vrrp_instance block to convert")])
+        return self.out
+
+    def global_defs(self, nodes: list[Node]) -> None:
+        for node in nodes:
+            if node.words[:1] == ["vrrp_version"] and len(node.words) == 2 and node.words[1] in ("2", "3"):
+                self.version = int(node.words[1])
+            else:
+                self.skip(node, "global_defs setting not converted (no equivalent in VrrpFailover)")
+
+    def instance(self, block: Node, used_scripts: set[str], used_files: set[str]) -> None:
+        inst: dict[str, Any] = {"name": block.words[1]}
+        version: int | None = None
+        addresses: list[tuple[Node, str, str | None]] = []  # (line, address, dev)
+        assert block.children is not None
+        for node in block.children:
+            key, args = node.words[0], node.words[1:]
+            try:
+                if node.children is not None:
+                    self.instance_block(node, inst, addresses, used_scripts, used_files)
+                elif key in _SIMPLE and len(args) == 1:
+                    ours, kind = _SIMPLE[key]
+                    inst[ours] = kind(args[0])
+                elif key in _FLAGS and not args:
+                    ours, value = _FLAGS[key]
+                    inst[ours] = value
+                elif key == "version" and args in (["2"], ["3"]):
+                    version = int(args[0])
+                elif key == "notify" and len(args) >= 1:
+                    inst["notify"] = args[0]
+                    inst["notify_args"] = "keepalived"
+                    if len(args) > 1:
+                        self.skip(node, "notify's user/group are not converted: the script runs as the router's user")
+                elif key == "state" and args == ["BACKUP"]:
+                    pass  # what ours always does
+                elif key == "state" and args == ["MASTER"]:
+                    self.skip(node, "every router starts as Backup (RFC 5798) unless it is the address owner "
+                                    "(priority 255); the election decides")
+                else:
+                    self.skip(node, _INSTANCE_WHY.get(key, "not understood here"))
+            except ValueError:
+                self.skip(node, f"{' '.join(args)!r} is not a number")
+        inst["version"] = version if version is not None else self.version
+        interface = inst.get("interface_name")
+        ips = []
+        for node, addr, dev in addresses:
+            if dev is not None and interface is not None and dev != interface:
+                self.skip(node, f"address on another interface ({dev}) than the instance's ({interface}): "
+                                "not converted")
+            elif ":" in addr:
+                self.skip(node, "IPv6 virtual addresses are not supported (IPv4 only)")
+            else:
+                ips.append(addr)
+        inst["ip_addresses"] = ips
+        self.out.instances.append(inst)
+        self.out.lines.append(block.line)
+
+    def instance_block(self, node: Node, inst: dict[str, Any], addresses: list[tuple[Node, str, str | None]],
+                       used_scripts: set[str], used_files: set[str]) -> None:
+        key = node.words[0]
+        assert node.children is not None
+        if key == "virtual_ipaddress" and len(node.words) == 1:
+            for item in node.children:
+                words = item.words
+                dev = None
+                rest = words[1:]
+                if rest[:1] == ["dev"] and len(rest) >= 2:
+                    dev, rest = rest[1], rest[2:]
+                if rest or item.children is not None:
+                    self.skip(item, f"address options other than 'dev' ({' '.join(rest)}) are not supported")
+                    continue
+                addresses.append((item, words[0], dev))
+        elif key == "unicast_peer" and len(node.words) == 1:
+            peers = []
+            for item in node.children:
+                if len(item.words) == 1 and item.children is None:
+                    peers.append(item.words[0])
+                else:
+                    self.skip(item, "unicast peer options are not supported")
+            inst["unicast_peers"] = peers
+        elif key == "track_script" and len(node.words) == 1:
+            for item in node.children:
+                self.track_script(item, inst, used_scripts)
+        elif key == "track_interface" and len(node.words) == 1:
+            for item in node.children:
+                weight = self.weight_of(item)
+                if weight is False:
+                    continue
+                entry: dict[str, Any] = {"name": item.words[0]}
+                if weight:
+                    entry["weight"] = weight
+                inst.setdefault("track_interface", []).append(entry)
+        elif key == "track_file" and len(node.words) == 1:
+            for item in node.children:
+                self.track_file(item, inst, used_files)
+        else:
+            self.skip(node, f"block not converted (lines {node.line}-{node.end_line}): "
+                            f"{_INSTANCE_WHY.get(key, 'not understood here')}")
+
+    def weight_of(self, item: Node) -> int | bool | None:
+        """``NAME [weight W]`` -> W (None without); False (and the line named) for anything else."""
+        w = item.words[1:]
+        if item.children is None and not w:
+            return None
+        if item.children is None and len(w) == 2 and w[0] == "weight":
+            try:
+                return int(w[1])
+            except ValueError:
+                pass
+        self.skip(item, "only 'NAME' or 'NAME weight W' is converted here (no 'reverse')")
+        return False
+
+    def track_script(self, item: Node, inst: dict[str, Any], used: set[str]) -> None:
+        weight = self.weight_of(item)
+        if weight is False:
+            return
+        name = item.words[0]
+        block = self.scripts.get(name)
+        if block is None:
+            self.skip(item, f"no vrrp_script {name} in this file")
+            return
+        used.add(name)
+        spec: dict[str, Any] = {"name": name}
+        assert block.children is not None
+        for node in block.children:
+            key, args = node.words[0], node.words[1:]
+            try:
+                if key == "script" and len(args) == 1:
+                    spec["command"] = args[0]
+                elif key in ("interval", "timeout") and len(args) == 1:
+                    spec[key] = _number(args[0])
+                elif key in ("weight", "rise", "fall") and len(args) == 1:
+                    spec[key] = int(args[0])
+                elif key == "init_fail" and not args:
+                    spec["init_fail"] = True
+                else:
+                    self.skip(node, f"vrrp_script {name}: not converted ({_SCRIPT_WHY.get(key, 'not understood')})")
+            except ValueError:
+                self.skip(node, f"{' '.join(args)!r} is not a number")
+        if weight is not None:
+            spec["weight"] = weight
+        if spec.get("weight") == 0:  # keepalived's weight 0 (its default): a failure is a fault
+            del spec["weight"]
+        inst.setdefault("track_script", []).append(spec)
+
+    def track_file(self, item: Node, inst: dict[str, Any], used: set[str]) -> None:
+        weight = self.weight_of(item)
+        if weight is False:
+            return
+        name = item.words[0]
+        block = self.files.get(name)
+        if block is None:
+            self.skip(item, f"no vrrp_track_file {name} in this file")
+            return
+        used.add(name)
+        spec: dict[str, Any] = {}
+        assert block.children is not None
+        for node in block.children:
+            key, args = node.words[0], node.words[1:]
+            if key == "file" and len(args) == 1:
+                spec["path"] = args[0]
+            elif key == "weight" and len(args) == 1 and args[0].lstrip("-").isdigit():
+                spec["weight"] = int(args[0])
+            else:
+                self.skip(node, f"vrrp_track_file {name}: not converted (init_file and 'reverse' have no "
+                                "equivalent)")
+        if weight is not None:
+            spec["weight"] = weight
+        inst.setdefault("track_file", []).append(spec)
+
+
+def _seconds(word: str) -> int | float:
+    return _number(word)
+
+
+_SIMPLE: dict[str, tuple[str, Any]] = {
+    "interface": ("interface_name", str),
+    "virtual_router_id": ("vrid", int),
+    "priority": ("priority", int),
+    "advert_int": ("advert_interval", _number),
+    "preempt_delay": ("preempt_delay", _seconds),
+    "garp_master_delay": ("garp_delay", _seconds),
+    "garp_lower_prio_repeat": ("garp_lower_prio_repeat", int),
+    "garp_lower_prio_delay": ("garp_lower_prio_delay", _seconds),
+}
+_FLAGS: dict[str, tuple[str, bool]] = {
+    "nopreempt": ("preempt_mode", False),
+    "preempt": ("preempt_mode", True),
+    "accept": ("accept_mode", True),
+    "no_accept": ("accept_mode", False),
+    "higher_prio_send_advert": ("higher_prio_send_advert", True),
+}
+_INSTANCE_WHY = {
+    "authentication": "VRRPv2 authentication (deprecated by RFC 3768) is not supported",
+    "unicast_src_ip": "the advert source is the interface's primary address",
+    "notify_master": "per-state scripts have no equivalent: use notify (keepalived's arguments, $3 is the state)",
+    "notify_backup": "per-state scripts have no equivalent: use notify (keepalived's arguments, $3 is the state)",
+    "notify_fault": "per-state scripts have no equivalent: use notify (keepalived's arguments, $3 is the state)",
+    "notify_stop": "per-state scripts have no equivalent: use notify (keepalived's arguments, $3 is the state)",
+    "use_vmac": "no virtual MAC: the interface's MAC and gratuitous ARP are used",
+    "vmac_xmit_base": "no virtual MAC",
+    "virtual_ipaddress_excluded": "excluded addresses are not supported",
+    "virtual_routes": "virtual routes are not supported",
+    "virtual_rules": "virtual rules are not supported",
+    "dont_track_primary": "nothing to do: the VRRP interface is tracked only when listed in track_interface",
+    "garp_master_repeat": "we send one gratuitous ARP per address per round (garp_repeat rounds)",
+    "garp_master_refresh": "no periodic gratuitous ARP refresh",
+    "lvs_sync_daemon_interface": "no LVS",
+    "mcast_src_ip": "the advert source is the interface's primary address",
+    "strict_mode": "no strict mode",
+    "track_process": "process tracking is not supported",
+    "track_bfd": "BFD tracking is not supported",
+}
+_SCRIPT_WHY = {"user": "scripts run as the router's user", "reverse": "no reversed weights"}
+_BLOCK_WHY = {
+    "vrrp_sync_group": "sync groups are not supported",
+    "virtual_server": "LVS virtual servers are not VRRP",
+    "virtual_server_group": "LVS virtual servers are not VRRP",
+    "static_ipaddress": "static addresses are not managed",
+    "static_routes": "static routes are not managed",
+    "vrrp_track_process": "process tracking is not supported",
+}
+
+
+def convert(text: str, source: str) -> Conversion:
+    return _Converter(source).run(parse(text, source))
+
+
+# ---- output --------------------------------------------------------------------------------
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int | float):
+        return repr(v)
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(v, list):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    raise TypeError(type(v).__name__)
+
+
+def to_toml(instance: dict[str, Any]) -> str:
+    """One instance as TOML (a top-level table; tracker lists as arrays of tables)."""
+    lines = [f"{k} = {_toml_value(v)}" for k, v in instance.items()
+             if not (isinstance(v, list) and v and isinstance(v[0], dict))]
+    for k, v in instance.items():
+        if isinstance(v, list) and v and isinstance(v[0], dict):
+            for table in v:
+                lines += ["", f"[[{k}]]", *(f"{tk} = {_toml_value(tv)}" for tk, tv in table.items())]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,18 @@
+"""The notify hook's arguments in keepalived's order (config ``notify_args: "keepalived"``), so its scripts run
+unchanged; ours (``name from to reason``, the default) are failover_core's.
+
+keepalived 2.2.7 runs ``notify SCRIPT`` as ``SCRIPT INSTANCE NAME STATE PRIORITY``: ``INSTANCE`` (``GROUP``
+for a sync group), the instance name, the state entered in capitals (``MASTER``, ``BACKUP``, ``FAULT``, and
+``STOP`` when the router stops) and the effective priority. Our stop is the move to Initialize.
+"""
+
+from __future__ import annotations
+
+from failover_core.transitions import Transition
+
+KEEPALIVED_STATE = {"MASTER": "MASTER", "BACKUP": "BACKUP", "FAULT": "FAULT", "INITIALIZE": "STOP"}
+
+
+def keepalived_args(t: Transition, priority: int) -> list[str]:
+    """keepalived's: ``INSTANCE name STATE priority``; ``priority`` is the effective one at the transition."""
+    return ["INSTANCE", t.subject, KEEPALIVED_STATE.get(t.to_state, t.to_state), str(priority)]

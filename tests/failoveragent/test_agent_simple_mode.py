@@ -214,7 +214,7 @@ def test_malformed_config_is_reported_at_start(cluster: Cluster) -> None:
         p.vctl("stop", agent.uuid)
 
 
-def test_a_stop_during_the_service_start_up_is_not_undone_by_the_platform(cluster: Cluster) -> None:
+def test_chaos_seed_20262085_a_stop_during_the_service_start_up_is_not_undone_by_the_platform(cluster: Cluster) -> None:
     """The agent's chaos run (seed 20262085) found it: the secondary stopped the managed agent 0.2 s after
     starting it (the primary was back); the agent died of the SIGINT in its start-up, VOLTTRON's control
     service took that for a crash and restarted it (its monitor, every 10 s) beside the primary's copy,

@@ -7,7 +7,7 @@ from labs.chaos.vrrp import VrrpDriver
 from labs.vrrp import RouterProcess
 
 
-def test_a_new_router_with_a_reused_pid_is_still_starting(tmp_path):
+def test_chaos_vrrp_seed_1_a_new_router_with_a_reused_pid_is_still_starting(tmp_path):
     """pid_max is 32768 here: over a 30-minute run pids wrap, and a restarted router once got the pid of a
     router that had been past its start-up; keyed by pid, the probe counted it active 30 ms after its start,
     holding its crashed predecessor's VIP (bench seed 1, t = 1621.7: 0.36 s of "two Masters")."""

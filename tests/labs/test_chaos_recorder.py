@@ -6,7 +6,7 @@ import time
 from labs.chaos.history import History, Recorder, read_history
 
 
-def test_a_sample_stamped_before_a_faults_moment_never_sees_the_fault(tmp_path):
+def test_chaos_seed_20261128_a_sample_stamped_before_a_faults_moment_never_sees_the_fault(tmp_path):
     """Seed 20261128 (VRRP) once broke nobody_active with "no fault in force": a sample stamped 0.1 ms
     before a clean stop's start had probed after the driver marked the router down. A probe takes ~4 ms
     here (a quarter of the period), so without the ordering about every fourth toggle lands in one."""

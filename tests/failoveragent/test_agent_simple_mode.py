@@ -230,6 +230,8 @@ def test_chaos_seed_20262085_a_stop_during_the_service_start_up_is_not_undone_by
         # the service's start-up died of the stop's SIGINT (its traceback in the platform's log)
         wait_for(lambda: any("KeyboardInterrupt" in line for line in cluster.log_lines("secondary")[before:]), 10,
                  "the secondary's failover agent stopped the service during its start-up")
+        # the traceback is printed before the process has exited and been reaped: wait for that first
+        wait_for(lambda: cluster.service_running("secondary") is False, 10, "the stopped service has exited")
         seen_running = []
         end = time.monotonic() + 14.0  # > the control service's monitor period (10 s) and a restart
         while time.monotonic() < end:

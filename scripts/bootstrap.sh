@@ -2,7 +2,7 @@
 # Idempotent set-up for a fresh Debian 12 machine, run as root (make demo / make test call it).
 #  1. Debian packages (docker.io keepalived iproute2 tcpdump busybox-static iputils-ping python3-venv ...)
 #  2. the non-root user VOLTTRON platforms run as (volttron refuses to run as root)
-#  3. $FT_PREFIX/venv           : the toolkit + test tools, built from Debian's /usr/bin/python3
+#  3. $FT_PREFIX/venv           : the toolkit + test tools (volttron-testing among them), from Debian's /usr/bin/python3
 #  4. $FT_PREFIX/platform-venv  : VOLTTRON for the platforms, owned by that user (vctl install writes into it)
 # Each step is skipped when a stamp says it is done for the current inputs, so a re-run takes ~1 s.
 set -euo pipefail
@@ -12,6 +12,11 @@ FT_VOLTTRON_USER=${FT_VOLTTRON_USER:-volttron}
 PY=/usr/bin/python3
 APT_PACKAGES="docker.io keepalived iproute2 tcpdump busybox-static iputils-ping python3-venv python3-dev iptables bc util-linux procps"
 VOLTTRON_PIN="volttron==11.0.0rc3"
+# volttron-testing's mock platform (TestServer, the pubsub interceptor, the mock core builder) for the agent's
+# logic tests. Installed with --no-deps: it declares pytest<8 and docker<7, which conflict with our pytest>=8 and
+# docker>=7 (pip: ResolutionImpossible), and the modules we import need only what the venv already has (volttron,
+# gevent, psutil, pyyaml); its other declared deps (anypubsub, grequests) are imported by none of its modules.
+VOLTTRON_TESTING_PIN="volttron-testing==0.5.1rc4"
 log() { echo "[bootstrap] $*"; }
 
 if [ "$(id -u)" != 0 ]; then echo "bootstrap: run as root (it installs Debian packages and a user)" >&2; exit 2; fi
@@ -41,6 +46,8 @@ if [ "$(cat "$VENV/.ft-stamp" 2>/dev/null)" != "$stamp_in" ]; then
   [ -x "$VENV/bin/python" ] || $PY -m venv "$VENV"
   "$VENV/bin/pip" install -qq --disable-pip-version-check 'pip<25' 'setuptools>=68' wheel
   "$VENV/bin/pip" install -qq --disable-pip-version-check -e "$REPO[test,volttron]"
+  "$VENV/bin/pip" install -qq --disable-pip-version-check --no-deps "$VOLTTRON_TESTING_PIN"
+  "$VENV/bin/python" -c "import volttrontesting.server_mock, volttrontesting.pubsub_interceptor"
   echo "$stamp_in" > "$VENV/.ft-stamp"
 elif ! "$VENV/bin/python" -c "import failover_core, os, sys; sys.exit(0 if os.path.realpath(failover_core.__file__).startswith(os.path.realpath('$REPO')) else 1)" 2>/dev/null; then
   log "pointing $VENV at this checkout ($REPO)"

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -356,6 +357,16 @@ class DockerDriver:
         elif k is K.NODE_RESTART:
             lab.restart_dockerd(target)
             self._start_agent(target)
+
+    def keep_logs(self, into: Path) -> None:
+        """Copy each host's agent and dockerd logs and the witness's log into ``into`` (the bed is removed)."""
+        into.mkdir(parents=True, exist_ok=True)
+        for key, h in self.lab.hosts.items():
+            for src in (h.agent_log, h.dir / "dockerd.log"):
+                if src is not None and src.exists():
+                    shutil.copyfile(src, into / f"{key}-{src.name}")
+        if self.lab.witness_log.exists():
+            shutil.copyfile(self.lab.witness_log, into / "witness.log")
 
     def close(self) -> None:
         for node in list(self.frozen):

@@ -25,7 +25,7 @@ def _testbed(require_bed):
     require_bed(("ip", "iptables", "setpriv"), "network namespaces, iptables")
 
 
-def test_seeded_agent_run_keeps_the_standard_mode_promise(seeded_run):
+def test_seeded_agent_run_keeps_the_standard_mode_promise(tmp_path, seeded_run):
     driver = AgentDriver()
     # clean_stop is in: a stopped failover agent on the active hands over (found by seed 20261128 before the fix:
     # 80 ms of two runners; docs/chaos.md, "Finding")
@@ -34,6 +34,8 @@ def test_seeded_agent_run_keeps_the_standard_mode_promise(seeded_run):
     assert len(schedule) >= 5
     seeded_run(driver, schedule, SEED, DURATION)
     print("probe costs:", driver.costs, "build s:", round(driver.build_s, 1))
+    kept = {p.name for p in (tmp_path / "logs").iterdir()}  # the platforms' logs outlive the bed
+    assert {"primary-volttron.log", "secondary-volttron.log", "witness-volttron.log"} <= kept
     assert leftovers(driver) == {"namespaces": [], "processes": [], "links": [], "iptables": [], "files": []}
 
 

@@ -23,7 +23,7 @@ def _testbed(require_bed):
     require_bed(("ip", "iptables", "nsenter", "dockerd"), "network namespaces, dockerd")
 
 
-def test_seeded_docker_standard_run_keeps_the_promise(seeded_run):
+def test_seeded_docker_standard_run_keeps_the_promise(tmp_path, seeded_run):
     driver = DockerDriver()
     kinds = sorted(driver.supported - {FaultKind.OVERLAP})
     schedule = make_schedule(SEED, DURATION, kinds, driver.nodes, supported=driver.supported, settle=driver.settle)
@@ -33,6 +33,8 @@ def test_seeded_docker_standard_run_keeps_the_promise(seeded_run):
     # the standard promise: never two, and every fault on the active was measured
     assert sum(st.double_s for st in outcome.result.stats.values()) == 0.0
     assert outcome.result.stats["crash"].takeovers or outcome.result.stats["node_restart"].takeovers
+    kept = {p.name for p in (tmp_path / "logs").iterdir()}  # the bed's logs outlive it, for reading a broken rule
+    assert {"a-dockerd.log", "b-dockerd.log", "witness.log"} <= kept and any(n.startswith("a-agent") for n in kept)
     assert driver.leftovers() == {"namespaces": [], "processes": [], "iptables": [], "containers": [], "dir": []}
 
 

@@ -278,10 +278,14 @@ class PairNode:
         now = event.now
         match event:
             case Resumed(stalled_for=stalled_for):
-                # frozen: the peer's heartbeats may be waiting unread; no takeover on silence until they had a
-                # chance to be read (two heartbeat intervals)
+                # frozen: the peer's heartbeats may be waiting unread; no takeover on silence and no cold start
+                # until they had a chance to be read (two heartbeat intervals), and the peer must be heard idle
+                # anew: the idle heartbeats read first are from before the stall (chaos, Docker seed 1: a frozen
+                # active fenced itself at the thaw and, its peer "idle" and the witness "silent" as far as its
+                # stale facts went, started again as the cold-start candidate beside the peer that had taken over)
                 hold = 2 * self.settings.heartbeat_interval
                 self.timers.set(Timer.HOLD_TAKEOVER, now + hold)
+                self.peer.idle_since = None
                 b.act(Alert(code=AlertCode.STALLED, message=f"agent was stalled for {stalled_for:.1f}s; no takeover "
                                                             f"on silence before {hold:g}s"))
                 return False
@@ -669,7 +673,7 @@ class PairNode:
             self._become_active(TransitionCode.COLD_START_CANDIDATE, reason, now, b, new_term=self.term + 1)
             return
         idle_since = self.peer.idle_since
-        if idle_since is None or now - idle_since < 2 * s.heartbeat_interval:
+        if idle_since is None or now - idle_since < 2 * s.heartbeat_interval or self._before(Timer.HOLD_TAKEOVER, now):
             return
         assert self.witness is not None
         if self.claim_seq is None:

@@ -21,6 +21,7 @@ from DockerFailover.events import (
     HoldFence,
     PeerAcknowledged,
     PeerHeartbeat,
+    Resumed,
     Role,
     SendHeartbeat,
     StartContainers,
@@ -339,6 +340,32 @@ def test_a_stale_idle_heartbeat_after_a_heal_does_not_start_a_second_active(cloc
     a.handle(hb(Role.ACTIVE, 2, "server2", now=clock.now() + 0.01))  # the fresh one, right behind it
     assert a.role is Role.PASSIVE
     del b
+
+
+def test_chaos_docker_seed_1_a_thawed_active_does_not_cold_start_on_stale_facts(clock: FakeClock) -> None:
+    """Found by the 30-minute chaos run (Docker, standard, seed 1): the active's agent was frozen longer than its
+    lease; its keeper killed the container, the peer took over. At the thaw the agent fenced itself (right) and
+    at once started again as the cold-start candidate (wrong): the peer's heartbeats it read first were the
+    "passive" ones queued during the stall, and the witness looked silent only because we had been frozen, so
+    the witness-down rule let it start without a claim: 0.12-0.22 s of two actives."""
+    a = active_a(clock)
+    clock.advance(HB_INTERVAL)
+    a.handle(hb(Role.PASSIVE, 1, "server2", now=clock.now()))
+    clock.advance(1.51)  # frozen: no tick, no ack, nothing read
+    a.handle(Resumed(now=clock.now(), stalled_for=1.51))
+    out = a.handle(hb(Role.PASSIVE, 1, "server2", now=clock.now()))  # queued during the stall
+    assert transitions(out) == [("ACTIVE", "PASSIVE", TransitionCode.SELF_FENCED)]
+    started = []
+    for _ in range(3):  # within the hold: the peer acknowledges our heartbeats at once (the lease is valid
+        clock.advance(HB_INTERVAL / 2)  # again), its own queued ones still say passive, the witness is not back
+        for beat in beats(tick(a, clock)):
+            started += a.handle(PeerAcknowledged(now=clock.now(), seq=beat.seq)).of_type(StartContainers)
+        started += a.handle(hb(Role.PASSIVE, 1, "server2", now=clock.now())).of_type(StartContainers)
+        started += tick(a, clock).of_type(StartContainers)
+    assert started == []
+    a.handle(hb(Role.ACTIVE, 2, "server2", now=clock.now()))  # the fresh one: the peer took over
+    assert a.role is Role.PASSIVE
+    assert not tick(a, clock).of_type(StartContainers)
 
 
 def test_simple_mode_has_no_fence_and_no_claims(clock: FakeClock) -> None:

@@ -39,12 +39,12 @@ import os
 import shutil
 import signal
 import time
-import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
+from labs.chaos.bed_config import BedConfig
 from labs.chaos.checker import Promise
 from labs.chaos.schedule import Fault, FaultKind
 from labs.volttron_cluster import FAILOVER, SERVICE, WITNESS, Cluster
@@ -52,7 +52,7 @@ from labs.volttron_cluster import FAILOVER, SERVICE, WITNESS, Cluster
 K = FaultKind
 
 
-class AgentChaosConfig(BaseModel):
+class AgentChaosConfig(BedConfig):
     """The VOLTTRON bed, which process a crash or freeze hits, and the allowances of the promise."""
 
     model_config = ConfigDict(extra="forbid")
@@ -71,13 +71,6 @@ class AgentChaosConfig(BaseModel):
         if self.heartbeat_period >= self.timeout:
             raise ValueError("heartbeat_period must be shorter than timeout")
         return self
-
-    @classmethod
-    def load(cls, path: Path) -> AgentChaosConfig:
-        text = path.read_text()
-        if path.suffix == ".toml":
-            return cls.model_validate(tomllib.loads(text))
-        return cls.model_validate_json(text)
 
 
 def _stat(pid: int) -> tuple[str, int] | None:

@@ -35,12 +35,12 @@ import shutil
 import signal
 import subprocess
 import time
-import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
+from labs.chaos.bed_config import BedConfig
 from labs.chaos.checker import Promise
 from labs.chaos.schedule import Fault, FaultKind
 from labs.docker import HB_INTERVAL, HB_TIMEOUT, KILL_BOUND, STANDARD_HB_TIMEOUT, TwoHostLab, wait_until
@@ -51,7 +51,7 @@ WITNESS = "w"
 CGROUP_DIRS = ("/sys/fs/cgroup/pids/docker", "/sys/fs/cgroup/docker", "/sys/fs/cgroup/unified/docker")
 
 
-class DockerChaosConfig(BaseModel):
+class DockerChaosConfig(BedConfig):
     """The DockerFailover bed's mode and timings, and the slack allowed on the documented bounds."""
 
     model_config = ConfigDict(extra="forbid")
@@ -72,13 +72,6 @@ class DockerChaosConfig(BaseModel):
         if self.heartbeat_timeout is not None:
             return self.heartbeat_timeout
         return STANDARD_HB_TIMEOUT if self.mode == "standard" else HB_TIMEOUT
-
-    @classmethod
-    def load(cls, path: Path) -> DockerChaosConfig:
-        text = path.read_text()
-        if path.suffix == ".toml":
-            return cls.model_validate(tomllib.loads(text))
-        return cls.model_validate_json(text)
 
 
 def _pids_of(marker: str) -> list[int]:

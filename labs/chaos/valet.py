@@ -28,13 +28,13 @@ import signal
 import subprocess
 import tempfile
 import time
-import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from failover_core.fencing import FencingTiming
+from labs.chaos.bed_config import BedConfig
 from labs.chaos.checker import Promise
 from labs.chaos.schedule import Fault, FaultKind
 from labs.valet import CLIENT_ADDRESS
@@ -46,7 +46,7 @@ WITNESS_PORT = 8792
 HOSTS = {"a": A, "b": B}
 
 
-class ValetChaosConfig(BaseModel):
+class ValetChaosConfig(BedConfig):
     """The valet pair's timing and the allowances the promise adds to it (seconds)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -80,13 +80,6 @@ class ValetChaosConfig(BaseModel):
             if problem is not None and problem[0] == "error":
                 raise ValueError(problem[1])
         return self
-
-    @classmethod
-    def load(cls, path: Path) -> ValetChaosConfig:
-        text = path.read_text()
-        if path.suffix == ".toml":
-            return cls.model_validate(tomllib.loads(text))
-        return cls.model_validate_json(text)
 
 
 class ValetDriver:

@@ -33,13 +33,13 @@ import struct
 import subprocess
 import threading
 import time
-import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pyroute2 import IPRoute
 
+from labs.chaos.bed_config import BedConfig
 from labs.chaos.checker import Promise
 from labs.chaos.schedule import Fault, FaultKind
 from labs.netns import run as run_cmd
@@ -57,7 +57,7 @@ class RouterSpec(BaseModel):
     priority: int = Field(default=100, ge=1, le=254)
 
 
-class VrrpChaosConfig(BaseModel):
+class VrrpChaosConfig(BedConfig):
     """The VRRP test bed and the slack allowed on the RFC's timing in the promise."""
 
     model_config = ConfigDict(extra="forbid")
@@ -79,13 +79,6 @@ class VrrpChaosConfig(BaseModel):
         if len(set(hosts)) != len(hosts) or CLIENT in hosts:
             raise ValueError(f"router hosts must be distinct and not {CLIENT!r}")
         return self
-
-    @classmethod
-    def load(cls, path: Path) -> VrrpChaosConfig:
-        text = path.read_text()
-        if path.suffix == ".toml":
-            return cls.model_validate(tomllib.loads(text))
-        return cls.model_validate_json(text)
 
 
 def _checksum(data: bytes) -> int:

@@ -193,7 +193,7 @@ class Agent:
         reads anything that may have waited in our sockets meanwhile."""
         stalled_for = now - self.last_loop
         self.last_loop = now
-        if stalled_for > max(self.cfg.heartbeat_timeout, 2 * self.cfg.check_heartbeat_interval):
+        if stalled_for > self.cfg.stall_threshold:
             await self.apply(self.node.handle(Resumed(now=now, stalled_for=stalled_for)))
 
     async def feed(self, event: Event) -> Step[Action]:

@@ -214,3 +214,17 @@ def test_a_lease_under_two_heartbeats_is_a_warning(tmp_path: Path) -> None:
     r = run_cli("--server", "server1", "--config", str(write(tmp_path, with_timing(1, 2.5), "warn.py")), "-t")
     assert r.returncode == 0 and json.loads(r.stdout)["warnings"] == [warning]
     assert f"warning: {warning}" in r.stderr
+
+
+def test_the_stall_threshold_catches_any_freeze_the_peer_could_call_death(tmp_path: Path) -> None:
+    """A loop gap above ``stall_threshold`` makes the agent tell its decider it was stalled. The threshold was
+    T: a 1.4 s freeze at the lab's T 1.5 s (heartbeat 0.2 s) went unnoticed and gave two actives (chaos, Docker
+    standard, seed 3). Now: twice the loop's period, never above T - heartbeat_interval."""
+    lab = GOOD.replace("heartbeat_interval = 1", "heartbeat_interval = 0.2").replace(
+        "check_heartbeat_interval = 0.5", "check_heartbeat_interval = 0.2").replace(
+        "heartbeat_timeout = 3.0", "heartbeat_timeout = 1.5")
+    assert load_node_config(write(tmp_path, lab, "lab.py"), "server1").stall_threshold == pytest.approx(0.4)
+    assert load_node_config(write(tmp_path, GOOD), "server1").stall_threshold == pytest.approx(1.0)
+    slow_loop = GOOD.replace("check_heartbeat_interval = 0.5", "check_heartbeat_interval = 2")
+    cfg = load_node_config(write(tmp_path, slow_loop, "slow.py"), "server1")
+    assert cfg.stall_threshold == pytest.approx(cfg.heartbeat_timeout - cfg.heartbeat_interval) == pytest.approx(2.0)

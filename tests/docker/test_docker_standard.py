@@ -368,6 +368,29 @@ def test_chaos_docker_seed_1_a_thawed_active_does_not_cold_start_on_stale_facts(
     assert not tick(a, clock).of_type(StartContainers)
 
 
+def test_chaos_docker_seed_3_a_self_fenced_active_does_not_cold_start_on_stale_facts(clock: FakeClock) -> None:
+    """Found by the 30-minute chaos run (Docker, standard, seed 3): as seed 1, but the freeze (1.4 s at T 1.5 s)
+    was shorter than the agent's stall threshold (then T), so no ``Resumed`` came: the agent fenced itself at the
+    thaw and 5 ms later started as the cold-start candidate "(witness unreachable)" beside the peer that had
+    taken over: 0.22 s of two. A self-fence itself now makes the peer's idleness old news."""
+    a = active_a(clock)
+    clock.advance(HB_INTERVAL)
+    a.handle(hb(Role.PASSIVE, 1, "server2", now=clock.now()))
+    clock.advance(HB_TIMEOUT - 0.1)  # frozen, unnoticed: no tick, no ack, nothing read
+    out = a.handle(hb(Role.PASSIVE, 1, "server2", now=clock.now()))  # queued during the stall
+    assert transitions(out) == [("ACTIVE", "PASSIVE", TransitionCode.SELF_FENCED)]
+    started = list(out.of_type(StartContainers))
+    for _ in range(3):
+        clock.advance(HB_INTERVAL / 2)
+        for beat in beats(tick(a, clock)):
+            started += a.handle(PeerAcknowledged(now=clock.now(), seq=beat.seq)).of_type(StartContainers)
+        started += a.handle(hb(Role.PASSIVE, 1, "server2", now=clock.now())).of_type(StartContainers)
+        started += tick(a, clock).of_type(StartContainers)
+    assert started == []
+    a.handle(hb(Role.ACTIVE, 2, "server2", now=clock.now()))  # the fresh one: the peer took over
+    assert a.role is Role.PASSIVE
+
+
 def test_simple_mode_has_no_fence_and_no_claims(clock: FakeClock) -> None:
     n = PairNode(settings("server1", fencing=None), term=0, booted_at=clock.now())
     n.handle(running(False, now=clock.now()))

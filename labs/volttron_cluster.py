@@ -11,7 +11,9 @@ With ``netns=True`` each platform is a host of a ``labs.netns.NetnsSegment`` (it
 an address on a bridge in the root namespace, which this process reaches as ``.254``): ``cut`` and
 ``heal`` then partition the platforms with iptables inside the namespaces, in one or both directions,
 while the observers here still see every node. ``transitions(name)`` reads the failover agent's
-service transitions, with their timestamps, from that platform's log.
+service transitions, with their timestamps, from that platform's log. Each namespace gets
+``net.ipv4.tcp_rto_max_ms`` = 1000 before its platform starts, the host setting docs/failoveragent.md
+advises (``tcp_rto_max_ms=None``: the kernel's default, 120 s).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import os
 import re
 import shutil
 import signal
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -105,7 +108,8 @@ def _stamp(text: str) -> datetime.datetime:
 class Cluster:
     def __init__(self, mode: str = "standard", *, heartbeat_period: float = 1.0, timeout: float = 4.0,
                  secret: str | None = SECRET, failback_delay: float = 0.0, prefix: str = "ft-agent-",
-                 netns: bool = False, private: bool | None = None, stop_bound: float | None = None) -> None:
+                 netns: bool = False, private: bool | None = None, stop_bound: float | None = None,
+                 tcp_rto_max_ms: int | None = 1000) -> None:
         if mode not in ("simple", "standard"):
             raise ValueError("mode is 'simple' or 'standard'")
         self.mode = mode
@@ -126,6 +130,13 @@ class Cluster:
             prefix24 = str(net.network_address).rsplit(".", 1)[0]
             hosts = {n: f"{prefix24}.{i + 1}" for i, n in enumerate(names)}
             self.segment = NetnsSegment(hosts, tag="fv", switch=None, switch_address=f"{prefix24}.254").up()
+            if tcp_rto_max_ms is not None:  # the host setting docs/failoveragent.md advises, before any socket
+                for n in names:
+                    r = self.segment.exec(n, ["sysctl", "-qw", f"net.ipv4.tcp_rto_max_ms={tcp_rto_max_ms}"],
+                                          check=False, capture_output=True, text=True)
+                    if r.returncode:  # Linux < 6.11: a healed cut's heartbeats wait for TCP's back-off
+                        print(f"labs.volttron_cluster: tcp_rto_max_ms not set in {n}: {r.stderr.strip()}",
+                              file=sys.stderr)
         self.platforms = {n: Platform(n, self.base, venv=venv,
                                       netns=self.segment.ns(n) if self.segment else None,
                                       host=hosts.get(n, "127.0.0.1")) for n in names}

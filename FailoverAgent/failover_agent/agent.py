@@ -56,6 +56,7 @@ from failover_agent.events import (
     WitnessAnswered,
     WitnessClaimed,
 )
+from failover_agent.host_check import rto_warning
 from failover_agent.managed import ManagedAgents
 from failover_agent.remote import RemoteLink, RemoteUnavailable, with_serverkey
 from failover_agent.wire import Heartbeat, check_ack, check_heartbeat, check_verdict, make_heartbeat
@@ -132,6 +133,9 @@ class FailoverAgent(Agent):
             _log.info("fencing: %s", cfg.timing.explain())
         for warning in cfg.warnings:
             _log.warning("config warning: %s", warning)
+        transport = rto_warning(cfg.heartbeat_period)
+        if transport:
+            _log.warning("host setting: %s", transport)
         if cfg.auth_warning:
             _log.warning("SECURITY: %s", cfg.auth_warning)
             self._run(auth_warning_step(cfg.auth_warning))

@@ -60,6 +60,30 @@ def sh(*argv: str, check: bool = True, timeout: float = 30) -> subprocess.Comple
     return subprocess.run(list(argv), check=check, capture_output=True, text=True, timeout=timeout)
 
 
+def forget_dead_containerd(exec_root: Path) -> bool:
+    """Remove ``containerd.pid`` under ``exec_root`` when it names a process that is gone or a zombie.
+
+    A SIGKILLed dockerd takes its managed containerd with it (parent-death signal). On a host systemd reaps
+    it at once; here PID 1 reaps slowly, and the zombie's PID still passes dockerd's liveness check
+    (kill(pid, 0)), so the next dockerd waits for that containerd's socket and exits after ~15 s with
+    "timeout waiting for containerd to start" (6 of 11 restarts in a 30-minute Docker chaos run: the
+    service was down 15 s per restart). A live containerd is left alone: dockerd reconnects to it."""
+    pidfile = exec_root / "containerd" / "containerd.pid"
+    try:
+        pid = int(pidfile.read_text().strip())
+    except (OSError, ValueError):
+        return False
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        state = "gone"
+    if state not in ("gone", "Z", "X"):
+        return False
+    with contextlib.suppress(FileNotFoundError):
+        pidfile.unlink()
+    return True
+
+
 class DockerdExited(RuntimeError):
     """A dockerd of the lab exited while it was being started (its log's tail in the message)."""
 
@@ -380,9 +404,11 @@ class TwoHostLab:
     def restart_dockerd(self, key: str, attempts: int = 3) -> None:
         """Start the host's dockerd again (after a kill), as systemd's Restart= would: a dockerd that exits
         while starting is started again, up to ``attempts`` times. (On a loaded machine one exited with
-        "failed to start containerd: timeout waiting for containerd to start" 30 minutes into a chaos run.)"""
+        "failed to start containerd: timeout waiting for containerd to start" 30 minutes into a chaos run;
+        the cause was ``forget_dead_containerd``'s zombie.)"""
         h = self.hosts[key]
         for attempt in range(1, attempts + 1):
+            forget_dead_containerd(h.dir / "exec")
             self._start_dockerd(h)
             try:
                 self._wait_dockerd(h)

@@ -45,7 +45,6 @@ from VrrpFailover.netio import (
 from VrrpFailover.packet import IPPROTO_VRRP, VRRP_GROUP6, VRRP_TTL, Received, decode_ipv6
 
 IPV6_MULTICAST_ALL = 29  # Linux 4.20+; not in Python 3.11's socket module
-IFA_F_NODAD = 0x02
 IFA_F_DADFAILED = 0x08
 IFA_F_TENTATIVE = 0x40
 LINK_LOCAL_WAIT = 5.0  # seconds to wait for a tentative link-local address (DAD takes about 1-2 s)

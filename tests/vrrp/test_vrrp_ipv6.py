@@ -284,3 +284,35 @@ def test_ipv6_addresses_are_added_with_nodad_ipv4_ones_as_before():
         ("add", {"index": 3, "address": "fd00:99::100", "prefixlen": 64, "flags": IFA_F_NODAD}),
         ("add", {"index": 3, "address": "10.99.0.100", "prefixlen": 24}),
     ]
+
+
+# ---- --from-keepalived ----------------------------------------------------------------------
+
+KA_IPV6 = """global_defs {
+    vrrp_version 2
+}
+vrrp_instance VI_6 {
+    interface eth0
+    virtual_router_id 51
+    priority 150
+    advert_int 0.1
+    virtual_ipaddress {
+        fd00:99::100/64 dev eth0
+        10.99.0.100/24
+        fd00:99::101/64
+    }
+}
+"""
+
+
+def test_keepalived_ipv6_instance_converts_as_keepalived_reads_it():
+    """keepalived: the first address sets the family (the other family's are ignored, we name them), and an IPv6
+    instance without its own version line is VRRPv3 even with a global vrrp_version 2."""
+    from VrrpFailover.keepalived_import import convert
+
+    conv = convert(KA_IPV6, "keepalived.conf")
+    (inst,) = conv.instances
+    assert inst["ip_addresses"] == ["fd00:99::100/64", "fd00:99::101/64"] and inst["version"] == 3
+    assert [(s.line, "IPv4 address in an IPv6 instance" in s.why) for s in conv.skipped] == [(11, True)]
+    (c,) = validate_instances(conv.instances, source="converted")
+    assert c.family == 6

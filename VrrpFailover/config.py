@@ -14,10 +14,10 @@ Documented form, accepted as is::
 from __future__ import annotations
 
 from collections.abc import Sequence
-from ipaddress import IPv4Address, IPv4Interface
+from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface, ip_interface
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, field_validator, model_validator
+from pydantic import BeforeValidator, Field, ValidationInfo, field_validator, model_validator
 
 from failover_core.config import (
     Bool,
@@ -106,6 +106,19 @@ def _tracker_id(n: int, tracker: TrackScript | TrackFile | TrackInterface) -> st
     return tracker.path if isinstance(tracker, TrackFile) else tracker.name
 
 
+def _ip_interface(value: Any) -> Any:
+    """``a.b.c.d[/len]`` or an IPv6 address ``x::y[/len]`` (no length: /32 or /128) -> IPv4Interface / IPv6Interface."""
+    if isinstance(value, str):
+        try:
+            return ip_interface(value)
+        except ValueError:
+            raise ValueError("not an IPv4 or IPv6 address with an optional /prefix length") from None
+    return value
+
+
+VirtualAddress = Annotated[IPv4Interface | IPv6Interface, BeforeValidator(_ip_interface), StringInput]
+
+
 def _one_or_list(value: Any) -> Any:
     """A tracker key takes one table or a list of them (``track_script`` was one table before)."""
     return [value] if isinstance(value, dict) else value
@@ -117,7 +130,7 @@ class InstanceConfig(StrictModel):
     name: Name = Field(max_length=64)
     vrid: Integer = Field(ge=1, le=255)
     interface_name: Name = Field(max_length=15)
-    ip_addresses: tuple[Annotated[IPv4Interface, StringInput], ...] = Field(min_length=1, max_length=255)
+    ip_addresses: tuple[VirtualAddress, ...] = Field(min_length=1, max_length=255)  # one family (RFC 5798)
     priority: Integer = Field(default=100, ge=1, le=255)
     advert_interval: Number = Field(default=1.0, gt=0, le=255)  # the version's own range: _interval_for_version
     preempt_mode: Bool = True
@@ -149,18 +162,30 @@ class InstanceConfig(StrictModel):
 
     @field_validator("ip_addresses")
     @classmethod
-    def _unique(cls, v: tuple[IPv4Interface, ...]) -> tuple[IPv4Interface, ...]:
+    def _unique(cls, v: tuple[IPv4Interface | IPv6Interface, ...]) -> tuple[IPv4Interface | IPv6Interface, ...]:
         ips = [i.ip for i in v]
         if len(set(ips)) != len(ips):
             raise ValueError("an address is listed twice")
+        if len({i.version for i in v}) > 1:
+            raise ValueError("IPv4 and IPv6 addresses are mixed: one address family per instance (RFC 5798, as "
+                             "keepalived); use one instance for each family")
         for i in v:
             if i.ip.is_multicast or i.ip.is_unspecified or i.ip.is_loopback:
                 raise ValueError(f"{i} is not a usable virtual address")
         return v
 
+    @field_validator("version")
+    @classmethod
+    def _ipv6_is_v3(cls, v: int, info: ValidationInfo) -> int:
+        if v == 2 and any(i.version == 6 for i in info.data.get("ip_addresses", ())):
+            raise ValueError("VRRPv2 (RFC 3768) is IPv4 only: IPv6 virtual addresses need version 3")
+        return v
+
     @field_validator("unicast_peers")
     @classmethod
-    def _peers_unique(cls, v: tuple[IPv4Address, ...]) -> tuple[IPv4Address, ...]:
+    def _peers_unique(cls, v: tuple[IPv4Address, ...], info: ValidationInfo) -> tuple[IPv4Address, ...]:
+        if v and any(i.version == 6 for i in info.data.get("ip_addresses", ())):
+            raise ValueError("an IPv6 instance advertises to ff02::12 only (unicast_peers is IPv4 only for now)")
         if len(set(v)) != len(v):
             raise ValueError("a peer is listed twice")
         for ip in v:
@@ -220,8 +245,13 @@ class InstanceConfig(StrictModel):
         return self.garp_delay if self.garp_lower_prio_delay is None else self.garp_lower_prio_delay
 
     @property
-    def addresses(self) -> tuple[IPv4Address, ...]:
+    def addresses(self) -> tuple[IPv4Address | IPv6Address, ...]:
         return tuple(i.ip for i in self.ip_addresses)
+
+    @property
+    def family(self) -> int:
+        """4 or 6: the IP version of the virtual addresses (and of the adverts: RFC 5798 5.1.1 / 5.1.2)."""
+        return self.ip_addresses[0].version
 
     @property
     def is_address_owner(self) -> bool:
@@ -251,16 +281,16 @@ def validate_instances(data: Any, *, source: str) -> tuple[InstanceConfig, ...]:
     if problems:
         raise ConfigError(source, problems)
     seen_names: set[str] = set()
-    seen_vr: set[tuple[str, int]] = set()
+    seen_vr: set[tuple[str, int, int]] = set()  # VRIDs are per interface and address family (RFC 5798 5.2.3)
     for n, inst in enumerate(out):
         key = "name" if single else f"[{n}].name"
         if inst.name in seen_names:
             problems.append((key, inst.name, "instance names must be unique"))
         seen_names.add(inst.name)
-        vr = (inst.interface_name, inst.vrid)
+        vr = (inst.interface_name, inst.family, inst.vrid)
         if vr in seen_vr:
             problems.append((key.replace("name", "vrid"), inst.vrid,
-                             f"vrid already used by another instance on {inst.interface_name}"))
+                             f"vrid already used by another IPv{inst.family} instance on {inst.interface_name}"))
         seen_vr.add(vr)
     if problems:
         raise ConfigError(source, problems)

@@ -12,7 +12,9 @@ no-op for the router, which then asks again). So an idle Backup wakes about once
 Master_Down_Interval and otherwise sleeps in epoll: no fixed tick, no busy loop. ``loop.time()``
 is time.monotonic().
 
-Adverts come from one raw socket per interface (``netio.VrrpSocket``), are decoded by the codec
+Adverts come from one raw socket per interface and address family (``netio.VrrpSocket``; for IPv6
+instances ``netio6.Vrrp6Socket``, with unsolicited neighbour advertisements in place of gratuitous
+ARP: the interface runtime of IPv6 is keyed ``IFNAME/ipv6``), are decoded by the codec
 and dispatched by VRID with their kernel arrival time; whatever the codec or a router rejects is
 counted per reason. While every router of an interface is Backup the driver does not wake for each
 advert: the kernel queues them (with receive timestamps) and the driver reads the queue when a
@@ -38,7 +40,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address, IPv4Interface
+from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
 from typing import Any
 
 from pyroute2 import AsyncIPRoute
@@ -63,9 +65,17 @@ from VrrpFailover.events import (
     TrackResult,
 )
 from VrrpFailover.machine import VrrpRouter, VrrpState
-from VrrpFailover.netio import AddressManager, GarpSender, InterfaceFacts, PriorityZeroSocket, VrrpSocket
+from VrrpFailover.netio import (
+    AddressManager,
+    GarpSender,
+    InterfaceFacts,
+    PriorityZeroSocket,
+    VrrpSocket,
+    address_family,
+)
+from VrrpFailover.netio6 import NaSender, PriorityZero6Socket, Vrrp6Socket, open_ipv6
 from VrrpFailover.notify import keepalived_args
-from VrrpFailover.packet import VRRP_GROUP, Advert, decode_ip_packet, encode
+from VrrpFailover.packet import Advert, encode
 from VrrpFailover.track import InterfaceWatcher, TrackFileRunner, TrackScriptRunner
 
 log = logging.getLogger("vrrp")
@@ -85,9 +95,9 @@ def arrival_time(kernel_time: float | None, *, offset: float, now: float, floor:
 @dataclass
 class InterfaceRuntime:
     facts: InterfaceFacts
-    sock: VrrpSocket
-    garp: GarpSender
-    wake: PriorityZeroSocket
+    sock: VrrpSocket | Vrrp6Socket
+    garp: GarpSender | NaSender
+    wake: PriorityZeroSocket | PriorityZero6Socket
     routers: dict[int, Instance] = field(default_factory=dict)  # by VRID
     drops: Counter[str] = field(default_factory=Counter)
     received: int = 0
@@ -111,9 +121,9 @@ class Instance:
     sent: int = 0
     send_errors: int = 0
     priority_at: dict[int, int] = field(default_factory=dict)  # by transition seq, until its notify ran
-    _adverts: dict[tuple[int, IPv4Address], bytes] = field(default_factory=dict)
+    _adverts: dict[tuple[int, IPv4Address | IPv6Address], bytes] = field(default_factory=dict)
 
-    def advert_bytes(self, priority: int, dst: IPv4Address) -> bytes:
+    def advert_bytes(self, priority: int, dst: IPv4Address | IPv6Address) -> bytes:
         key = (priority, dst)
         data = self._adverts.get(key)
         if data is None:
@@ -121,6 +131,11 @@ class Instance:
                          interval=self.config.advert_interval, addresses=self.config.addresses)
             data = self._adverts[key] = encode(adv, self.iface.facts.primary_ip, dst)
         return data
+
+
+def runtime_key(config: InstanceConfig) -> str:
+    """The interface runtime an instance uses: one per interface and address family."""
+    return config.interface_name if config.family == 4 else f"{config.interface_name}/ipv6"
 
 
 class VrrpDaemon:
@@ -133,7 +148,7 @@ class VrrpDaemon:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopped: asyncio.Event | None = None
         self._stopping = False
-        self._netlink_q: asyncio.Queue[tuple[Instance, str, IPv4Interface]] = asyncio.Queue()
+        self._netlink_q: asyncio.Queue[tuple[Instance, str, IPv4Interface | IPv6Interface]] = asyncio.Queue()
         self._netlink_task: asyncio.Task[None] | None = None
         self._arm_later: dict[int, tuple[Instance, float | None]] | None = None  # during a drain: armed at the end
         self.interface_watcher: InterfaceWatcher | None = None
@@ -141,10 +156,15 @@ class VrrpDaemon:
     # -- set-up / tear-down ------------------------------------------------------------------
     async def _open(self, ipr: AsyncIPRoute) -> None:
         self.addresses = AddressManager(ipr)
-        vips_by_if: dict[str, set[IPv4Address]] = {}
+        vips_by_if: dict[str, set[Any]] = {}
         for c in self.configs:  # an address owner's addresses are the interface's own: they may be the primary
-            vips_by_if.setdefault(c.interface_name, set()).update(() if c.is_address_owner else c.addresses)
-        for name, vips in vips_by_if.items():
+            vips_by_if.setdefault(runtime_key(c), set()).update(() if c.is_address_owner else c.addresses)
+        for key, vips in vips_by_if.items():
+            name, _, ipv6 = key.partition("/")
+            if ipv6:
+                facts, sock6, na, wake6 = await open_ipv6(ipr, name, vips)
+                self.interfaces[key] = InterfaceRuntime(facts=facts, sock=sock6, garp=na, wake=wake6)
+                continue
             facts = await InterfaceFacts.read(ipr, name, vips)
             sock = VrrpSocket(facts)
             try:
@@ -160,7 +180,7 @@ class VrrpDaemon:
                 raise
             self.interfaces[name] = InterfaceRuntime(facts=facts, sock=sock, garp=garp, wake=wake)
         for c in self.configs:
-            rt = self.interfaces[c.interface_name]
+            rt = self.interfaces[runtime_key(c)]
             inst = Instance(config=c, router=VrrpRouter(c, rt.facts.primary_ip), iface=rt,
                             decisions=DecisionLog(log, c.name, rate_limited=AdvertDropCode))
             inst.handlers = self._handlers(inst)
@@ -180,7 +200,7 @@ class VrrpDaemon:
         for inst in self.instances:
             if inst.router.owner:
                 continue
-            present = await self.addresses.present(inst.iface.facts.index)
+            present = await self.addresses.present(inst.iface.facts.index, address_family(inst.config.family))
             for iface in inst.config.ip_addresses:
                 if iface.ip in present and await self.addresses.remove(inst.iface.facts.index, iface):
                     log.warning("%s: removed left-over address %s from %s before start", inst.config.name,
@@ -327,7 +347,7 @@ class VrrpDaemon:
             data, kernel_time = got
             rt.received += 1
             try:
-                rx = decode_ip_packet(data)
+                rx = rt.sock.decode(data)
             except RemoteInputError as e:
                 rt.drops[e.reason] += 1
                 log.debug("%s: dropped advert: %s", rt.facts.name, e)
@@ -424,7 +444,7 @@ class VrrpDaemon:
         }
 
     def _send_advert(self, inst: Instance, action: SendAdvert) -> None:
-        for dst in inst.config.unicast_peers or (VRRP_GROUP,):
+        for dst in inst.config.unicast_peers or (inst.iface.sock.group,):
             inst.iface.sock.send(inst.advert_bytes(action.priority, dst), dst)
         inst.sent += 1
 

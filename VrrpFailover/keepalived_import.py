@@ -7,7 +7,9 @@ operator sees what keepalived did there that we will not. Pure: no file, no netw
 
 Converted (keepalived -> ours): ``interface``, ``virtual_router_id``, ``priority``, ``advert_int``,
 ``nopreempt`` / ``preempt``, ``preempt_delay``, ``version`` (or global_defs ``vrrp_version``; keepalived's
-default is 2), ``virtual_ipaddress`` (IPv4, on the instance's interface), ``unicast_peer``, ``accept`` /
+default is 2; an IPv6 instance without its own ``version`` is 3, as in keepalived), ``virtual_ipaddress`` (on
+the instance's interface; IPv4 or IPv6, the first address's family: keepalived ignores the others, they are
+named), ``unicast_peer``, ``accept`` /
 ``no_accept``, ``notify`` (with keepalived's argument order), ``track_script`` (with its ``vrrp_script``:
 script, interval, timeout, weight, rise, fall, init_fail), ``track_interface``, ``track_file`` (with its
 ``vrrp_track_file``: file, weight), ``garp_master_delay`` (our garp_delay), ``garp_lower_prio_repeat``,
@@ -223,17 +225,22 @@ class _Converter:
                     self.skip(node, _INSTANCE_WHY.get(key, "not understood here"))
             except ValueError:
                 self.skip(node, f"{' '.join(args)!r} is not a number")
-        inst["version"] = version if version is not None else self.version
         interface = inst.get("interface_name")
         ips = []
+        family = None  # keepalived: the instance's family is its first address's
         for node, addr, dev in addresses:
+            fam = 6 if ":" in addr else 4
             if dev is not None and interface is not None and dev != interface:
                 self.skip(node, f"address on another interface ({dev}) than the instance's ({interface}): "
                                 "not converted")
-            elif ":" in addr:
-                self.skip(node, "IPv6 virtual addresses are not supported (IPv4 only)")
+            elif family is not None and fam != family:
+                self.skip(node, f"IPv{fam} address in an IPv{family} instance: one address family per instance "
+                                "(keepalived ignores it too); make an instance of its own for it")
             else:
+                family = fam
                 ips.append(addr)
+        # keepalived: an IPv6 instance without its own version line is VRRPv3 whatever global_defs says
+        inst["version"] = version if version is not None else 3 if family == 6 else self.version
         inst["ip_addresses"] = ips
         self.out.instances.append(inst)
         self.out.lines.append(block.line)

@@ -13,6 +13,11 @@ collide. Where the switch lives:
   loads it). Root-namespace names (bridge, ports) carry the prefix: keep it short (<= 11 characters
   without dashes). ``unused_subnet()`` picks a /24 the root namespace does not use yet.
 
+With ``hosts6`` (``{key: IPv6 address}``, a /64 each) a host's ``eth0`` also carries that address and a fixed
+link-local address with the same interface identifier (``fd00:99::11`` -> ``fe80::11``), both ``nodad``
+(usable at once), with IPv6 enabled and no automatic link-local address (testbed NOTES: nothing waits for
+duplicate-address detection). Without it nothing about IPv6 is touched (the default, as before).
+
 Set-up records each step as it succeeds; ``teardown()`` undoes them in reverse order, one by one (a
 failing undo does not stop the others), so it works after a half-done set-up, and a second call does
 nothing. Faults: ``set_port`` (cable pulled: carrier lost), ``isolate`` (bridge ports that do not
@@ -63,8 +68,10 @@ class NetnsSegment:
     """Hosts ``{key: address}`` on one switch; see the module docstring."""
 
     def __init__(self, hosts: Mapping[str, str], *, prefix: str | None = None, tag: str = "ns",
-                 switch: str | None = "sw", switch_address: str | None = None, prefixlen: int = 24) -> None:
+                 switch: str | None = "sw", switch_address: str | None = None, prefixlen: int = 24,
+                 hosts6: Mapping[str, str] | None = None) -> None:
         self.hosts = dict(hosts)
+        self.hosts6 = dict(hosts6 or {})
         self.prefix = prefix or f"{tag}{secrets.token_hex(3)}"
         self.switch = switch
         self.switch_address = switch_address
@@ -85,6 +92,11 @@ class NetnsSegment:
 
     def address(self, key: str) -> str:
         return self.hosts[key]
+
+    def link_local(self, key: str) -> str:
+        """The host's fixed IPv6 link-local address (``hosts6`` only): fe80:: + its address's interface identifier."""
+        iid = ipaddress.IPv6Address(self.hosts6[key]).packed[8:]
+        return str(ipaddress.IPv6Address(bytes.fromhex("fe80" + "00" * 6) + iid))
 
     def port(self, key: str) -> str:
         """The switch port the host's ``eth0`` is plugged into."""
@@ -143,6 +155,12 @@ class NetnsSegment:
                    ("ip", "link", "del", port) if self.switch_ns is None else None)
         self._step(self._ip_switch("link", "set", port, "master", self.bridge, "up"))
         self._step(("ip", "-n", ns, "addr", "add", f"{self.address(key)}/{self.prefixlen}", "dev", "eth0"))
+        if key in self.hosts6:
+            for sysctl in ("net.ipv6.conf.all.disable_ipv6=0", "net.ipv6.conf.eth0.disable_ipv6=0"):
+                self._step(("ip", "netns", "exec", ns, "sysctl", "-q", "-w", sysctl))
+            self._step(("ip", "-n", ns, "link", "set", "eth0", "addrgenmode", "none"))  # no automatic link-local
+            for addr in (f"{self.link_local(key)}/64", f"{self.hosts6[key]}/64"):
+                self._step(("ip", "-n", ns, "-6", "addr", "add", addr, "dev", "eth0", "nodad"))
         self._step(("ip", "-n", ns, "link", "set", "eth0", "up"))
 
     def teardown(self) -> list[str]:

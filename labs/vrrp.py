@@ -2,8 +2,10 @@
 
 ``Lab(hosts=("a", "b", "c"))`` builds a labs.netns segment: ``<prefix>-sw`` holding the switch and one
 namespace per host (``<prefix>-a`` ...) with ``eth0`` addressed 10.99.0.11, .12, ... /24; the prefix
-is random so parallel runs never collide. ``Lab.close()`` kills every process the lab started (by PID)
-and deletes its namespaces; use it as a context manager so that happens on failure too.
+is random so parallel runs never collide. ``Lab(..., ipv6=True)`` also gives each host fd00:99::11, .12,
+... /64 and the link-local fe80::11, ... (both without duplicate-address detection) for VRRP over IPv6
+(``VIP6``). ``Lab.close()`` kills every process the lab started (by PID) and deletes its namespaces; use
+it as a context manager so that happens on failure too.
 
 Routers: ``start_ours(host, config)`` runs ``python -m VrrpFailover`` inside the namespace and
 ``start_keepalived(host, ...)`` runs keepalived in the foreground (VRRP only), both logging to
@@ -29,7 +31,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv6Address, ip_address
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +44,8 @@ from VrrpFailover.packet import IPPROTO_VRRP, VRRP_GROUP, Received, decode_ip_pa
 
 SUBNET = "10.99.0"
 VIP = IPv4Address(f"{SUBNET}.100")
+SUBNET6 = "fd00:99::"  # a unique local /64 that exists only inside the lab's namespaces
+VIP6 = IPv6Address(f"{SUBNET6}100")
 
 
 def wait_for(cond: Callable[[], Any], timeout: float, interval: float = 0.005, what: str = "condition") -> Any:
@@ -185,10 +189,12 @@ def ours_config(*, name: str = "VR_1", vrid: int = 51, priority: int = 100, adve
 
 
 class Lab:
-    def __init__(self, hosts: Iterable[str] = ("a", "b", "c"), prefix: str | None = None) -> None:
+    def __init__(self, hosts: Iterable[str] = ("a", "b", "c"), prefix: str | None = None, *,
+                 ipv6: bool = False) -> None:
         self.hosts = tuple(hosts)
+        hosts6 = {h: f"{SUBNET6}{11 + i}" for i, h in enumerate(self.hosts)} if ipv6 else None
         self.net = NetnsSegment({h: f"{SUBNET}.{11 + i}" for i, h in enumerate(self.hosts)}, prefix=prefix,
-                                tag="vr", switch="sw")
+                                tag="vr", switch="sw", hosts6=hosts6)
         self.prefix = self.net.prefix
         self.dir = Path(tempfile.mkdtemp(prefix=f"{self.prefix}-"))
         self.processes: list[RouterProcess] = []
@@ -205,6 +211,14 @@ class Lab:
 
     def address(self, host: str) -> IPv4Address:
         return IPv4Address(self.net.address(host))
+
+    def address6(self, host: str) -> IPv6Address:
+        """The host's fd00:99::/64 address (``ipv6=True``)."""
+        return IPv6Address(self.net.hosts6[host])
+
+    def link_local(self, host: str) -> IPv6Address:
+        """The host's link-local address (``ipv6=True``): the source of its IPv6 adverts."""
+        return IPv6Address(self.net.link_local(host))
 
     def __enter__(self) -> Lab:
         try:
@@ -248,17 +262,17 @@ class Lab:
         """Create a socket-like object inside the host's namespace (it stays there once made)."""
         return self.net.in_ns(host, make)
 
-    def addresses(self, host: str) -> set[IPv4Address]:
+    def addresses(self, host: str, family: int = socket.AF_INET) -> set[IPv4Address | IPv6Address]:
         ipr = self._ipr.get(host)
         if ipr is None:
             ipr = self._ipr[host] = self.in_ns(host, IPRoute)
         idx = ipr.link_lookup(ifname="eth0")[0]
-        return {IPv4Address(a.get("IFA_ADDRESS")) for a in ipr.get_addr(index=idx, family=socket.AF_INET)}
+        return {ip_address(a.get("IFA_ADDRESS")) for a in ipr.get_addr(index=idx, family=family)}
 
-    def has_vip(self, host: str, vip: IPv4Address = VIP) -> bool:
-        return vip in self.addresses(host)
+    def has_vip(self, host: str, vip: IPv4Address | IPv6Address = VIP) -> bool:
+        return vip in self.addresses(host, socket.AF_INET6 if vip.version == 6 else socket.AF_INET)
 
-    def holders(self, vip: IPv4Address = VIP, hosts: Iterable[str] | None = None) -> list[str]:
+    def holders(self, vip: IPv4Address | IPv6Address = VIP, hosts: Iterable[str] | None = None) -> list[str]:
         return [h for h in (hosts or self.hosts) if self.has_vip(h, vip)]
 
     def exec(self, host: str, argv: list[str], **kw: Any) -> subprocess.CompletedProcess[bytes]:
@@ -268,14 +282,14 @@ class Lab:
         return self.exec(host, ["cat", "/sys/class/net/eth0/address"], capture_output=True,
                          check=True).stdout.decode().strip()
 
-    def neighbour_mac(self, host: str, ip: IPv4Address = VIP) -> str | None:
+    def neighbour_mac(self, host: str, ip: IPv4Address | IPv6Address = VIP) -> str | None:
         """The MAC the host's ARP cache has for ``ip`` (None if no entry)."""
         out = self.exec(host, ["ip", "neigh", "show", str(ip), "dev", "eth0"], capture_output=True).stdout.decode()
         parts = out.split()
         return parts[parts.index("lladdr") + 1] if "lladdr" in parts else None
 
-    def ping(self, host: str, target: IPv4Address = VIP, timeout: float = 1.0) -> bool:
-        r = self.exec(host, ["ping", "-n", "-q", "-c", "1", "-W", f"{timeout:g}", str(target)],
+    def ping(self, host: str, target: IPv4Address | IPv6Address = VIP, timeout: float = 1.0) -> bool:
+        r = self.exec(host, ["ping", f"-{target.version}", "-n", "-q", "-c", "1", "-W", f"{timeout:g}", str(target)],
                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         return r.returncode == 0
 

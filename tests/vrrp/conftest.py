@@ -34,8 +34,18 @@ def _require_testbed() -> None:
 
 @pytest.fixture
 def lab(request) -> Iterator[Lab]:
+    yield from _lab(request)
+
+
+@pytest.fixture
+def lab6(request) -> Iterator[Lab]:
+    """The same bed with IPv6 addresses too (``Lab(ipv6=True)``)."""
+    yield from _lab(request, ipv6=True)
+
+
+def _lab(request, *, ipv6: bool = False) -> Iterator[Lab]:
     _require_testbed()
-    with Lab(("a", "b", "c")) as the_lab:
+    with Lab(("a", "b", "c"), ipv6=ipv6) as the_lab:
         try:
             yield the_lab
         finally:

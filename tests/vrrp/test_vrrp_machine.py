@@ -647,8 +647,8 @@ def test_reason_codes_keep_their_values():
         "master_resigning", "preempt_pending", "answered_priority_zero", "priority_changed",
         "lower_priority_answered"]
     assert [c.value for c in PacketDrop] == [
-        "short_packet", "not_ipv4", "not_vrrp_protocol", "ttl_not_255", "bad_version", "bad_type", "bad_length",
-        "bad_checksum", "auth_type_unsupported", "zero_interval", "unknown_vrid"]
+        "short_packet", "not_ipv4", "not_vrrp_protocol", "ttl_not_255", "hop_limit_not_255", "bad_version", "bad_type",
+        "bad_length", "bad_checksum", "auth_type_unsupported", "zero_interval", "unknown_vrid"]
     assert all(c.meaning for enum_ in (Code, Decision, Drop, PacketDrop) for c in enum_)
 
 

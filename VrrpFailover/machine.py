@@ -30,6 +30,13 @@ The effective priority is the router's too: ``TrackResult`` readings of its trac
 rise/fall, files, interfaces; ``Tracking``) move it (base priority + weights, clamped to 1-254;
 keepalived's rules) or move the router to or from Fault (keepalived's extra state; the RFC's three
 states are the rest). The driver only reports what it read.
+
+keepalived's ``garp_master_refresh`` is the fourth deadline (``refresh_at``): once the becoming-Master rounds are
+over, a Master sends ``garp_master_refresh_repeat`` rounds every ``garp_master_refresh`` s (0: never).
+
+A member of a sync group (``sync_group``; ``VrrpFailover.sync_group`` decides for the group) takes the group's
+orders (``GroupFault``, ``GroupRecovered``, ``GroupBackup``, ``GroupMaster``) and never becomes Master on its own
+timer: it sets ``wants_master`` and waits as Backup (keepalived's wantstate).
 """
 
 from __future__ import annotations

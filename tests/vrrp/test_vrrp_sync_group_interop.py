@@ -2,8 +2,8 @@
 
 Ours (a, 150) holds both VIPs; only VR_1 tracks an interface. When it goes down VR_1 is in Fault and its group
 takes VR_2 to Fault too: both VIPs move to keepalived (b, 100), whose own group moves both together. When it
-comes back both of ours leave Fault together and preempt together. Without the group (checked by hand when this
-test was written) VR_2 stayed Master on a. Both groups' notify scripts (keepalived's arguments) see the moves."""
+comes back both of ours leave Fault together and preempt together (without the group VR_2, which tracks
+nothing, would stay Master on a). Both groups' notify scripts (keepalived's arguments) see the moves."""
 
 from __future__ import annotations
 

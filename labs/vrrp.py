@@ -282,10 +282,11 @@ class Lab:
         idx = ipr.link_lookup(ifname="eth0")[0]
         return {IPv4Address(a.get("IFA_ADDRESS")) for a in ipr.get_addr(index=idx, family=socket.AF_INET)}
 
-    def has_vip(self, host: str, vip: IPv4Address = VIP) -> bool:
-        return vip in self.addresses(host)
+    def has_vip(self, host: str, vip: IPv4Address | str = VIP) -> bool:
+        # Coerced: a str never equals an IPv4Address, so it would silently never match.
+        return IPv4Address(vip) in self.addresses(host)
 
-    def holders(self, vip: IPv4Address = VIP, hosts: Iterable[str] | None = None) -> list[str]:
+    def holders(self, vip: IPv4Address | str = VIP, hosts: Iterable[str] | None = None) -> list[str]:
         return [h for h in (hosts or self.hosts) if self.has_vip(h, vip)]
 
     def exec(self, host: str, argv: list[str], **kw: Any) -> subprocess.CompletedProcess[bytes]:

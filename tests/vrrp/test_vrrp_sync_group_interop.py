@@ -7,6 +7,8 @@ nothing, would stay Master on a). Both groups' notify scripts (keepalived's argu
 
 from __future__ import annotations
 
+from ipaddress import IPv4Address
+
 import pytest
 
 from labs.vrrp import Lab, keepalived_sync_group_config, ours_config, wait_for
@@ -18,7 +20,7 @@ ADV = 0.1
 MARGIN = 1.5
 MDI_100 = master_down_interval(100, ADV, 3)
 MDI_150 = master_down_interval(150, ADV, 3)
-VIP1, VIP2 = "10.99.0.100", "10.99.0.101"
+VIP1, VIP2 = IPv4Address("10.99.0.100"), IPv4Address("10.99.0.101")
 
 
 def test_a_fault_of_one_member_moves_both_vips_to_keepalived_and_back(lab: Lab, tmp_path):

@@ -1,7 +1,7 @@
 """Command line of VrrpFailover: ``vrrp-failover -c vrrp-config.json`` / ``python -m VrrpFailover``.
 
-``--from-keepalived keepalived.conf`` prints that file's vrrp_instance blocks as our config instead
-(``VrrpFailover.keepalived_import``) and names every line it did not convert on stderr.
+``--from-keepalived keepalived.conf`` prints that file's vrrp_instance (and vrrp_sync_group) blocks as our config
+instead (``VrrpFailover.keepalived_import``) and names every line it did not convert on stderr.
 
 Exit status: 0 after a clean stop (SIGTERM/SIGINT), 2 for a bad configuration (nothing touched),
 1 when the host cannot run the router (no permission for raw sockets, no IPv4 address on the
@@ -19,7 +19,7 @@ import sys
 from failover_core.config import ConfigError
 from failover_core.shell.cli import EXIT_CONFIG, add_check_argument, run_check
 from failover_core.shell.config_file import read_config_text
-from VrrpFailover.config import InstanceConfig, load_config, validate_instances
+from VrrpFailover.config import VrrpConfig, load_vrrp_config, validate_vrrp_config
 from VrrpFailover.netio import check_interfaces
 
 DESCRIPTION = "a VRRPv3/v2 router that moves virtual IP addresses, interoperable with keepalived"
@@ -28,7 +28,8 @@ DESCRIPTION = "a VRRPv3/v2 router that moves virtual IP addresses, interoperable
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="vrrp-failover", description=DESCRIPTION)
     what = p.add_mutually_exclusive_group(required=True)
-    what.add_argument("-c", "--config", help="configuration file (JSON or TOML): one instance or a list")
+    what.add_argument("-c", "--config", help="configuration file (JSON or TOML): one instance, a list, or "
+                                             "{instances, sync_groups}")
     what.add_argument("--from-keepalived", metavar="KEEPALIVED_CONF",
                       help="print keepalived.conf's vrrp_instance blocks as our config (stdout) and name every line "
                            "not converted (stderr); exit 2 if the file cannot be read or parsed")
@@ -39,46 +40,35 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def load_checked(path: str) -> tuple[InstanceConfig, ...]:
-    configs = load_config(path)
-    check_interfaces(configs, path)
-    return configs
+def load_checked(path: str) -> VrrpConfig:
+    config = load_vrrp_config(path)
+    check_interfaces(config.instances, path)
+    return config
 
 
 def import_keepalived(path: str, fmt: str) -> int:
     """--from-keepalived: the converted config on stdout, the lines not converted on stderr (0), or exit 2."""
-    from VrrpFailover.keepalived_import import convert, to_toml
+    from VrrpFailover.keepalived_import import convert, document_to_toml
 
     try:
         conversion = convert(read_config_text(path), path)
         try:
-            validate_instances(conversion.instances, source=path)
-        except ConfigError as e:  # point at the vrrp_instance each problem is in
-            raise ConfigError(path, [(k, v, a, _instance_line(k, conversion.lines)) for k, v, a in e.problems]) \
-                from None
-        if fmt == "toml" and len(conversion.instances) > 1:
-            raise ConfigError(path, [("", f"{len(conversion.instances)} vrrp_instance blocks",
-                                      "a TOML config holds one instance: use --format json (a list)")])
+            # (instances as a list: a problem's key then names the instance, [n].key, as before sync groups)
+            validate_vrrp_config(conversion.document() if conversion.sync_groups else conversion.instances,
+                                 source=path)
+        except ConfigError as e:  # point at the vrrp_instance (or vrrp_sync_group) each problem is in
+            raise ConfigError(path, [(k, v, a, conversion.line_of(k)) for k, v, a in e.problems]) from None
     except ConfigError as e:
         print(f"configuration error:\n{e}", file=sys.stderr)
         return EXIT_CONFIG
     for s in sorted(conversion.skipped, key=lambda s: s.line):
         print(f"{path}:{s.line}: not converted: {s.text}: {s.why}", file=sys.stderr)
-    insts = conversion.instances
+    document = conversion.document()
     if fmt == "toml":
-        sys.stdout.write(to_toml(insts[0]))
+        sys.stdout.write(document_to_toml(document))
     else:
-        print(json.dumps(insts[0] if len(insts) == 1 else insts, indent=2))
+        print(json.dumps(document, indent=2))
     return 0
-
-
-def _instance_line(key: str, lines: list[int]) -> int | None:
-    """``[n].key`` -> the line of the n-th vrrp_instance."""
-    if key.startswith("["):
-        n = key[1:key.index("]")]
-        if n.isdigit() and int(n) < len(lines):
-            return lines[int(n)]
-    return None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -89,17 +79,17 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s.%(msecs)03d %(name)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
     if args.check:
         try:
-            return run_check(lambda: list(load_checked(args.config)))
+            return run_check(lambda: load_checked(args.config).effective())
         except SystemExit as e:  # load_or_exit's exit 2 on a bad config
             return int(e.code or 0)
     try:
-        configs = load_checked(args.config)
+        config = load_checked(args.config)
     except ConfigError as e:
         print(f"configuration error:\n{e}", file=sys.stderr)
         return EXIT_CONFIG
     from VrrpFailover.driver import VrrpDaemon  # import after validation: --check needs no sockets
 
-    daemon = VrrpDaemon(configs, status_file=args.status_file)
+    daemon = VrrpDaemon(config.instances, status_file=args.status_file, sync_groups=config.sync_groups)
     try:
         return asyncio.run(daemon.run())
     except PermissionError as e:

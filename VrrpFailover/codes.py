@@ -38,6 +38,14 @@ class TransitionCode(ReasonCode):
                         "a track file is missing, unreadable, holds no integer, or value x weight < -253 (weight 0: "
                         "not 0): Fault")
     TRACK_FILE_RECOVERED = "track_file_recovered", "a track file is fine again and no tracker makes a fault: Backup"
+    SYNC_GROUP_FAULT = ("sync_group_fault",
+                        "another member of the router's sync group is in Fault: Fault too (a Master resigns first)")
+    SYNC_GROUP_RECOVERED = ("sync_group_recovered",
+                            "no member of the sync group is in Fault any more (and no tracker of its own makes "
+                            "one): back to Backup")
+    SYNC_GROUP_BACKUP = ("sync_group_backup",
+                         "another member of the sync group left Master for Backup: this Master goes Backup too "
+                         "(no priority-0 advert, as keepalived)")
 
 
 class DecisionCode(ReasonCode):
@@ -56,6 +64,27 @@ class DecisionCode(ReasonCode):
                                "Master heard a lower priority (another Master after a partition): gratuitous ARP "
                                "now and garp_lower_prio_repeat - 1 more rounds, so hosts that followed the other "
                                "Master's ARP come back (keepalived's garp_lower_prio_repeat)")
+    SYNC_GROUP_WAIT = ("sync_group_wait",
+                       "a sync group member's Master_Down_Timer ran out but not every member wants Master: it "
+                       "waits as Backup (keepalived: prefer Backup to thrashing)")
+    SYNC_GROUP_HOLDS_FAULT = ("sync_group_holds_fault",
+                              "the router's own trackers no longer make a fault, but its sync group is still in "
+                              "Fault (another member is): it stays in Fault")
+
+
+class SyncGroupCode(ReasonCode):
+    """Why a sync group (keepalived's vrrp_sync_group) changed state: its log line and its notify hook."""
+
+    GROUP_STARTED = "group_started", "every member started: the group is Backup (Master when all are address owners)"
+    GROUP_MEMBER_FAULT = ("group_member_fault",
+                          "a member went to Fault (its own tracker): every member goes to Fault")
+    GROUP_RECOVERED = ("group_recovered",
+                       "no member's own tracker makes a fault any more: every member leaves Fault for Backup")
+    GROUP_MASTER = ("group_master",
+                    "every member wanted Master (each one's Master_Down_Timer ran out): all became Master together")
+    GROUP_BACKUP = ("group_backup",
+                    "a Master member heard a higher priority and became Backup: every member became Backup")
+    GROUP_STOPPED = "group_stopped", "every member stopped"
 
 
 class AdvertDropCode(ReasonCode):

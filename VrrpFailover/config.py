@@ -14,12 +14,14 @@ Documented form, accepted as is::
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface, ip_interface
 from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, ValidationInfo, field_validator, model_validator
 
 from failover_core.config import (
+    MISSING,
     Bool,
     Command,
     ConfigError,
@@ -39,6 +41,7 @@ MAX_INSTANCES = 1000  # virtual routers in one file (255 VRIDs per interface)
 
 
 MAX_TRACKERS = 64  # of each kind per instance
+MIN_GARP_REFRESH = 0.1  # s: the shortest garp_master_refresh period (keepalived's is whole seconds)
 
 
 class TrackScript(StrictModel):
@@ -152,6 +155,8 @@ class InstanceConfig(StrictModel):
     garp_lower_prio_repeat: Integer | None = Field(default=None, ge=0, le=100)
     garp_lower_prio_delay: Seconds | None = Field(default=None, le=3600)
     higher_prio_send_advert: Bool = True
+    garp_master_refresh: Seconds = Field(default=0.0, le=86400)  # keepalived's: 0 = off; else >= MIN_GARP_REFRESH
+    garp_master_refresh_repeat: Integer = Field(default=1, ge=1, le=100)
 
     @field_validator("interface_name")
     @classmethod
@@ -225,6 +230,13 @@ class InstanceConfig(StrictModel):
             raise ValueError(f"advert_interval {iv!r}: VRRPv2 allows whole seconds 1-255")
         return self
 
+    @field_validator("garp_master_refresh")
+    @classmethod
+    def _refresh_period(cls, v: float) -> float:
+        if 0 < v < MIN_GARP_REFRESH:
+            raise ValueError(f"garp_master_refresh {v!r}: 0 (off) or at least {MIN_GARP_REFRESH} s")
+        return v
+
     @model_validator(mode="after")
     def _lower_prio_defaults(self) -> InstanceConfig:
         """keepalived's defaults: the lower-priority answer repeats like becoming Master does."""
@@ -297,5 +309,116 @@ def validate_instances(data: Any, *, source: str) -> tuple[InstanceConfig, ...]:
     return tuple(out)
 
 
+# ---- sync groups (keepalived's vrrp_sync_group) ----------------------------------------------
+
+class SyncGroupConfig(StrictModel):
+    """keepalived's ``vrrp_sync_group``: instances (by name, possibly on different interfaces) that move
+    together (VrrpFailover.sync_group). ``notify`` runs on each of the group's transitions (our arguments, or
+    keepalived's ``GROUP name STATE 0`` with ``notify_args: "keepalived"``); ``notify_master`` /
+    ``notify_backup`` / ``notify_fault`` / ``notify_stop`` run as they are (no arguments added) when the
+    group enters that state, before ``notify``, as keepalived runs them."""
+
+    members: tuple[Name, ...] = Field(max_length=MAX_INSTANCES)
+    notify: Command | None = None
+    notify_args: Literal["ours", "keepalived"] = "ours"
+    notify_master: Command | None = None
+    notify_backup: Command | None = None
+    notify_fault: Command | None = None
+    notify_stop: Command | None = None
+
+
+GroupName = Annotated[Name, Field(max_length=64)]
+
+
+class _Sections(StrictModel):
+    """The top level with sections: the instances (checked by ``validate_instances``) and the sync groups."""
+
+    instances: Any
+    sync_groups: dict[GroupName, SyncGroupConfig] = Field(default_factory=dict, max_length=MAX_INSTANCES // 2)
+
+
+@dataclass(frozen=True)
+class VrrpConfig:
+    """A whole config file: the instances and the sync groups (name -> group, in file order)."""
+
+    instances: tuple[InstanceConfig, ...]
+    sync_groups: dict[str, SyncGroupConfig] = field(default_factory=dict)
+
+    def group_of(self, instance: str) -> str | None:
+        return next((g for g, c in self.sync_groups.items() if instance in c.members), None)
+
+    def effective(self) -> Any:
+        """What ``--check`` prints: the list of instances as before, the sections when there are groups."""
+        if not self.sync_groups:
+            return list(self.instances)
+        return {"instances": list(self.instances), "sync_groups": dict(self.sync_groups)}
+
+
+def _check_groups(instances: tuple[InstanceConfig, ...], groups: dict[str, SyncGroupConfig]
+                  ) -> list[tuple[str, object, str]]:
+    """A member must be an instance, in one group only, in a group of two or more; owners and others do not mix."""
+    by_name = {i.name: i for i in instances}
+    problems: list[tuple[str, object, str]] = []
+    group_of: dict[str, str] = {}
+    for gname, group in groups.items():
+        key = f"sync_groups.{gname}.members"
+        if len(set(group.members)) < 2:
+            problems.append((key, list(group.members), "a sync group needs at least two different members "
+                                                        "(one alone moves by itself anyway)"))
+        seen: set[str] = set()
+        for n, member in enumerate(group.members):
+            if member in seen:
+                problems.append((f"{key}[{n}]", member, "listed twice in this sync group"))
+                continue
+            seen.add(member)
+            if member not in by_name:
+                problems.append((f"{key}[{n}]", member, f"no instance has this name (instances: "
+                                                        f"{', '.join(sorted(by_name))})"))
+            elif member in group_of:
+                problems.append((f"{key}[{n}]", member, f"already a member of sync group {group_of[member]}: an "
+                                                        "instance can be in one sync group only"))
+            else:
+                group_of[member] = gname
+        owners = [m for m in seen if m in by_name and by_name[m].is_address_owner]
+        if owners and len(owners) < len([m for m in seen if m in by_name]):
+            problems.append((key, list(group.members), f"mixes address owners (priority 255: {', '.join(owners)}) "
+                                                       "with other instances: they cannot move together (make "
+                                                       "every member an owner or none)"))
+    return problems
+
+
+def validate_vrrp_config(data: Any, *, source: str) -> VrrpConfig:
+    """The whole file: an instance object, a list of them (no sync groups), or the sections
+    ``{"instances": [...], "sync_groups": {"NAME": {"members": [...], ...}}}``."""
+    if not (isinstance(data, dict) and ("instances" in data or "sync_groups" in data)):
+        return VrrpConfig(validate_instances(data, source=source))
+    problems: list[tuple[str, object, str]] = []
+    groups: dict[str, SyncGroupConfig] = {}
+    try:
+        groups = dict(validate_config(_Sections, data, source=source).sync_groups)
+    except ConfigError as e:
+        problems.extend(p for p in e.problems if not p[0].startswith("instances"))
+    instances: tuple[InstanceConfig, ...] = ()
+    if "instances" in data:
+        try:
+            instances = validate_instances(data["instances"], source=source)
+        except ConfigError as e:
+            single = isinstance(data["instances"], dict)
+            problems.extend((f"instances{'.' if single and k else ''}{k}", v, a) for k, v, a in e.problems)
+    else:
+        problems.append(("instances", MISSING, "sync_groups needs the instances beside it, in an 'instances' list"))
+    if problems:
+        raise ConfigError(source, problems)
+    problems = _check_groups(instances, groups)
+    if problems:
+        raise ConfigError(source, problems)
+    return VrrpConfig(instances, groups)
+
+
+def load_vrrp_config(path: str) -> VrrpConfig:
+    return validate_vrrp_config(load_config_file(path), source=str(path))
+
+
 def load_config(path: str) -> tuple[InstanceConfig, ...]:
-    return validate_instances(load_config_file(path), source=str(path))
+    """The instances of the file (``load_vrrp_config`` gives its sync groups too)."""
+    return load_vrrp_config(path).instances

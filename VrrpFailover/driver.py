@@ -25,6 +25,9 @@ about once per Master_Down_Interval - advert interval instead of once per advert
 of the interface is Master (or Fault/Initialize) each advert is read at once. SIGTERM and
 SIGINT go through the loop's signal support and shut every router down at once (priority-0
 advert, addresses removed) before the loop stops.
+
+A sync group's members are fed through their group (``sync_group.SyncGroup``), which returns every member's
+step (its orders to the others included) and its own; the driver carries each out as usual.
 """
 
 from __future__ import annotations
@@ -48,10 +51,12 @@ from pyroute2 import AsyncIPRoute
 from failover_core.errors import RemoteInputError
 from failover_core.shell.carry_out import DecisionLog, carry_out
 from failover_core.shell.notify import NotifyDispatcher, SubprocessHookRunner
+from failover_core.step import Step
 from failover_core.transitions import Transition
 from VrrpFailover.codes import AdvertDropCode, PacketDropCode
-from VrrpFailover.config import InstanceConfig
+from VrrpFailover.config import InstanceConfig, SyncGroupConfig
 from VrrpFailover.events import (
+    Action,
     AddAddresses,
     AdvertIn,
     Deadline,
@@ -64,6 +69,7 @@ from VrrpFailover.events import (
     Startup,
     TrackResult,
 )
+from VrrpFailover.group_notify import group_hook_runner
 from VrrpFailover.machine import VrrpRouter, VrrpState
 from VrrpFailover.netio import (
     AddressManager,
@@ -76,6 +82,7 @@ from VrrpFailover.netio import (
 from VrrpFailover.netio6 import NaSender, PriorityZero6Socket, Vrrp6Socket, open_ipv6
 from VrrpFailover.notify import keepalived_args
 from VrrpFailover.packet import Advert, encode
+from VrrpFailover.sync_group import SyncGroup
 from VrrpFailover.track import InterfaceWatcher, TrackFileRunner, TrackScriptRunner
 
 log = logging.getLogger("vrrp")
@@ -121,6 +128,7 @@ class Instance:
     sent: int = 0
     send_errors: int = 0
     priority_at: dict[int, int] = field(default_factory=dict)  # by transition seq, until its notify ran
+    group: GroupRuntime | None = None  # its sync group (the group decides with it)
     _adverts: dict[tuple[int, IPv4Address | IPv6Address], bytes] = field(default_factory=dict)
 
     def advert_bytes(self, priority: int, dst: IPv4Address | IPv6Address) -> bytes:
@@ -138,9 +146,22 @@ def runtime_key(config: InstanceConfig) -> str:
     return config.interface_name if config.family == 4 else f"{config.interface_name}/ipv6"
 
 
+@dataclass
+class GroupRuntime:
+    """A sync group: its decider (which owns the members' routers), its log and its notify hooks."""
+
+    sync: SyncGroup
+    members: dict[str, Instance]
+    decisions: DecisionLog
+    notify: NotifyDispatcher | None = None
+
+
 class VrrpDaemon:
-    def __init__(self, configs: tuple[InstanceConfig, ...], *, status_file: str | None = None) -> None:
+    def __init__(self, configs: tuple[InstanceConfig, ...], *, status_file: str | None = None,
+                 sync_groups: dict[str, SyncGroupConfig] | None = None) -> None:
         self.configs = configs
+        self.sync_groups = sync_groups or {}
+        self.groups: dict[str, GroupRuntime] = {}
         self.status_file = status_file
         self.instances: list[Instance] = []
         self.interfaces: dict[str, InterfaceRuntime] = {}
@@ -179,10 +200,11 @@ class VrrpDaemon:
                 garp.close()
                 raise
             self.interfaces[name] = InterfaceRuntime(facts=facts, sock=sock, garp=garp, wake=wake)
+        group_of = {m: g for g, gc in self.sync_groups.items() for m in gc.members}
         for c in self.configs:
             rt = self.interfaces[runtime_key(c)]
-            inst = Instance(config=c, router=VrrpRouter(c, rt.facts.primary_ip), iface=rt,
-                            decisions=DecisionLog(log, c.name, rate_limited=AdvertDropCode))
+            inst = Instance(config=c, router=VrrpRouter(c, rt.facts.primary_ip, sync_group=group_of.get(c.name)),
+                            iface=rt, decisions=DecisionLog(log, c.name, rate_limited=AdvertDropCode))
             inst.handlers = self._handlers(inst)
             if c.notify:
                 args_for = None
@@ -192,7 +214,20 @@ class VrrpDaemon:
                                                name=f"notify-{c.name}")
             rt.routers[c.vrid] = inst
             self.instances.append(inst)
+        self._open_groups()
         await self._remove_leftovers()
+
+    def _open_groups(self) -> None:
+        by_name = {i.config.name: i for i in self.instances}
+        for name, gc in self.sync_groups.items():
+            members = {m: by_name[m] for m in gc.members}
+            hooks = group_hook_runner(gc)
+            g = GroupRuntime(sync=SyncGroup(name, gc, {m: i.router for m, i in members.items()}), members=members,
+                             decisions=DecisionLog(log, f"group {name}"),
+                             notify=NotifyDispatcher(hooks, name=f"notify-group-{name}") if hooks else None)
+            for inst in members.values():
+                inst.group = g
+            self.groups[name] = g
 
     async def _remove_leftovers(self) -> None:
         """A crash must not leave our addresses behind: remove the ones present before going Backup."""
@@ -212,6 +247,9 @@ class VrrpDaemon:
                 inst.timer.cancel()
             if inst.notify is not None:
                 inst.notify.close(timeout=5.0)
+        for g in self.groups.values():
+            if g.notify is not None:
+                g.notify.close(timeout=5.0)
         for rt in self.interfaces.values():
             if self._loop is not None:
                 with contextlib.suppress(Exception):
@@ -413,8 +451,21 @@ class VrrpDaemon:
 
     # -- steps out -------------------------------------------------------------------------
     def _feed(self, inst: Instance, event: Event) -> None:
-        """The router decides; carry_out logs, notifies and runs the actions with ``inst.handlers``."""
-        step = inst.router.handle(event)
+        """The router decides (with its sync group, if any); carry_out logs, notifies and runs the actions with
+        ``inst.handlers``: a group's step is each member's step carried out as that member's, then the group's
+        own (its log line and notify hooks)."""
+        g = inst.group
+        if g is None:
+            self._carry(inst, inst.router.handle(event))
+            return
+        gstep = g.sync.handle(inst.config.name, event)
+        for name, step in gstep.members:
+            self._carry(g.members[name], step)
+        carry_out(gstep.group, {}, log=g.decisions, notify=g.notify)
+        if gstep.group.transitions:
+            self._write_status()
+
+    def _carry(self, inst: Instance, step: Step[Action]) -> None:
         for t in step.transitions:  # the effective priority at the transition, for keepalived's notify order
             inst.priority_at[t.seq] = inst.router.priority
         carry_out(step, inst.handlers, log=inst.decisions, notify=inst.notify)
@@ -502,6 +553,8 @@ class VrrpDaemon:
                     "trackers": {k: {"ok": st.ok, "value": st.value, "detail": st.detail}
                                  for k, st in i.router.tracking.states.items()},
                 } for i in self.instances},
+            **({"sync_groups": {n: {"state": g.sync.state.value, "members": list(g.members)}
+                                for n, g in self.groups.items()}} if self.groups else {}),
             "interfaces": {n: {"received": rt.received, "drops": dict(rt.drops), "reading": rt.reading,
                                "wakeups": rt.wakeups} for n, rt in self.interfaces.items()},
         }

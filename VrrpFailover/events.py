@@ -55,7 +55,48 @@ class TrackResult:
     detail: str = ""
 
 
-Event = Startup | Shutdown | Deadline | AdvertIn | TrackResult
+# -- from the router's sync group (``VrrpFailover.sync_group``: keepalived's vrrp_sync_group) --
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GroupFault:
+    """A member of the router's sync group is in Fault: go to Fault too (a Master resigns) and stay there
+    until ``GroupRecovered``, whatever the router's own trackers say. ``why`` names the member and its fault."""
+
+    now: float
+    group: str
+    why: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GroupRecovered:
+    """No member of the sync group is in Fault any more: leave the group's Fault (to Backup) unless a tracker
+    of the router's own still makes one."""
+
+    now: float
+    group: str
+    why: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GroupBackup:
+    """A member of the sync group left Master for Backup (a higher priority): a Master goes Backup too."""
+
+    now: float
+    group: str
+    why: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GroupMaster:
+    """Every member of the sync group wants Master (each one's Master_Down_Timer ran out): become Master now."""
+
+    now: float
+    group: str
+    why: str
+
+
+GroupEvent = GroupFault | GroupRecovered | GroupBackup | GroupMaster
+Event = Startup | Shutdown | Deadline | AdvertIn | TrackResult | GroupEvent
 
 
 # ---- actions ------------------------------------------------------------------------------

@@ -13,8 +13,11 @@ named), ``unicast_peer``, ``accept`` /
 ``no_accept``, ``notify`` (with keepalived's argument order), ``track_script`` (with its ``vrrp_script``:
 script, interval, timeout, weight, rise, fall, init_fail), ``track_interface``, ``track_file`` (with its
 ``vrrp_track_file``: file, weight), ``garp_master_delay`` (our garp_delay), ``garp_lower_prio_repeat``,
-``garp_lower_prio_delay``, ``higher_prio_send_advert``. A parse error (an unclosed block or quote, a ``}``
-too many) or no ``vrrp_instance`` at all is a ConfigError naming the line.
+``garp_lower_prio_delay``, ``higher_prio_send_advert``, ``garp_master_refresh``, ``garp_master_refresh_repeat``
+(or global_defs ``vrrp_garp_master_refresh`` / ``vrrp_garp_master_refresh_repeat``), and ``vrrp_sync_group``
+blocks (``group``, ``notify``, ``notify_master`` / ``notify_backup`` / ``notify_fault`` / ``notify_stop``) into
+``sync_groups``: then the result is the sections form (``Conversion.document``). A parse error (an unclosed
+block or quote, a ``}`` too many) or no ``vrrp_instance`` at all is a ConfigError naming the line.
 """
 
 from __future__ import annotations
@@ -49,6 +52,27 @@ class Conversion:
     instances: list[dict[str, Any]] = field(default_factory=list)
     lines: list[int] = field(default_factory=list)  # the line of each instance's vrrp_instance
     skipped: list[Skipped] = field(default_factory=list)
+    sync_groups: dict[str, dict[str, Any]] = field(default_factory=dict)
+    group_lines: dict[str, int] = field(default_factory=dict)  # the line of each group's vrrp_sync_group
+
+    def document(self) -> Any:
+        """Our config: one instance, a list, or (with sync groups) the sections."""
+        if self.sync_groups:
+            return {"instances": self.instances, "sync_groups": self.sync_groups}
+        return self.instances[0] if len(self.instances) == 1 else self.instances
+
+    def line_of(self, key: str) -> int | None:
+        """The keepalived.conf line a problem key of ``config.validate_vrrp_config(document())`` points at."""
+        if key.startswith("sync_groups."):
+            return self.group_lines.get(key.split(".")[1].split("[")[0])
+        key = key.removeprefix("instances")
+        if len(self.instances) == 1 and not key.startswith("["):
+            return self.lines[0]
+        if key.startswith("["):
+            n = key[1:key.index("]")]
+            if n.isdigit() and int(n) < len(self.lines):
+                return self.lines[int(n)]
+        return None
 
 
 # ---- syntax --------------------------------------------------------------------------------
@@ -147,6 +171,7 @@ class _Converter:
         self.version = 2  # keepalived's default vrrp_version
         self.scripts: dict[str, Node] = {}
         self.files: dict[str, Node] = {}
+        self.refresh: dict[str, int | float] = {}  # global_defs vrrp_garp_master_refresh(_repeat): instance defaults
 
     def skip(self, node: Node, why: str) -> None:
         self.out.skipped.append(Skipped(node.line, _text(node), why))
@@ -168,6 +193,8 @@ class _Converter:
                 self.instance(node, used_scripts, used_files)
             elif head in ("global_defs", "vrrp_script", "vrrp_track_file") and node.children is not None:
                 continue
+            elif head == "vrrp_sync_group" and node.children is not None and len(node.words) == 2:
+                continue  # after every instance: its members must be known
             elif head == "include":
                 self.skip(node, "include is not followed: convert the included file on its own")
             elif node.children is not None:
@@ -175,6 +202,9 @@ class _Converter:
                                 f"{_BLOCK_WHY.get(head, 'no equivalent in VrrpFailover')}")
             else:
                 self.skip(node, "not understood here")
+        for node in nodes:
+            if node.words[:1] == ["vrrp_sync_group"] and node.children is not None and len(node.words) == 2:
+                self.sync_group(node)
         for name, node in self.scripts.items():
             if name not in used_scripts:
                 self.skip(node, "vrrp_script used by no converted vrrp_instance")
@@ -190,11 +220,13 @@ class _Converter:
         for node in nodes:
             if node.words[:1] == ["vrrp_version"] and len(node.words) == 2 and node.words[1] in ("2", "3"):
                 self.version = int(node.words[1])
+            elif node.words[0] in _GLOBAL_REFRESH and len(node.words) == 2 and node.words[1].isdigit():
+                self.refresh[_GLOBAL_REFRESH[node.words[0]]] = int(node.words[1])
             else:
                 self.skip(node, "global_defs setting not converted (no equivalent in VrrpFailover)")
 
     def instance(self, block: Node, used_scripts: set[str], used_files: set[str]) -> None:
-        inst: dict[str, Any] = {"name": block.words[1]}
+        inst: dict[str, Any] = {"name": block.words[1], **self.refresh}
         version: int | None = None
         addresses: list[tuple[Node, str, str | None]] = []  # (line, address, dev)
         assert block.children is not None
@@ -359,6 +391,52 @@ class _Converter:
         inst.setdefault("track_file", []).append(spec)
 
 
+    def sync_group(self, block: Node) -> None:
+        """keepalived's vrrp_sync_group: its members (known instances only), its notify scripts."""
+        name = block.words[1]
+        known = {i["name"] for i in self.out.instances}
+        group: dict[str, Any] = {"members": []}
+        assert block.children is not None
+        for node in block.children:
+            key, args = node.words[0], node.words[1:]
+            if key == "group" and node.children is not None and not args:
+                for item in node.children:
+                    for member in item.words:
+                        if member not in known:
+                            self.skip(item, f"sync group {name}: no converted vrrp_instance {member} (keepalived "
+                                            "ignores it too)")
+                        elif member in group["members"]:
+                            self.skip(item, f"sync group {name}: {member} is listed twice")
+                        else:
+                            group["members"].append(member)
+            elif key == "notify" and args and node.children is None:
+                group["notify"] = args[0]
+                group["notify_args"] = "keepalived"
+                if len(args) > 1:
+                    self.skip(node, "notify's user/group are not converted: the script runs as the router's user")
+            elif key in ("notify_master", "notify_backup", "notify_fault", "notify_stop") and args \
+                    and node.children is None:
+                group[key] = args[0]
+                if len(args) > 1:
+                    self.skip(node, f"{key}'s user/group are not converted: the script runs as the router's user")
+            else:
+                self.skip(node, f"sync group {name}: not converted ({_GROUP_WHY.get(key, 'not understood here')})")
+        taken = {m: g for g, c in self.out.sync_groups.items() for m in c["members"]}
+        again = [m for m in group["members"] if m in taken]
+        if again:
+            self.skip(block, f"sync group not converted (lines {block.line}-{block.end_line}): "
+                             f"{', '.join(again)} already in sync group {taken[again[0]]} (keepalived ignores it too)")
+        elif len(group["members"]) < 2:
+            self.skip(block, f"sync group not converted (lines {block.line}-{block.end_line}): a group of "
+                             f"{len(group['members'])} instance(s) moves like its instance alone (keepalived warns "
+                             "too; our sync groups need two or more)")
+        elif name in self.out.sync_groups:
+            self.skip(block, f"a second vrrp_sync_group {name}: not converted")
+        else:
+            self.out.sync_groups[name] = group
+            self.out.group_lines[name] = block.line
+
+
 def _seconds(word: str) -> int | float:
     return _number(word)
 
@@ -372,6 +450,21 @@ _SIMPLE: dict[str, tuple[str, Any]] = {
     "garp_master_delay": ("garp_delay", _seconds),
     "garp_lower_prio_repeat": ("garp_lower_prio_repeat", int),
     "garp_lower_prio_delay": ("garp_lower_prio_delay", _seconds),
+    "garp_master_refresh": ("garp_master_refresh", int),
+    "garp_master_refresh_repeat": ("garp_master_refresh_repeat", int),
+}
+_GLOBAL_REFRESH = {"vrrp_garp_master_refresh": "garp_master_refresh",
+                   "vrrp_garp_master_refresh_repeat": "garp_master_refresh_repeat"}
+_GROUP_WHY = {
+    "track_script": "a group's own trackers are not supported: track in each member instance",
+    "track_interface": "a group's own trackers are not supported: track in each member instance",
+    "track_file": "a group's own trackers are not supported: track in each member instance",
+    "track_process": "process tracking is not supported",
+    "track_bfd": "BFD tracking is not supported",
+    "global_tracking": "a group's own trackers are not supported (each member uses its own weights)",
+    "sgroup_tracking_weight": "each member's tracker weights apply as configured",
+    "smtp_alert": "no e-mail alerts: use notify",
+    "notify_priority_changes": "no priority notifications",
 }
 _FLAGS: dict[str, tuple[str, bool]] = {
     "nopreempt": ("preempt_mode", False),
@@ -394,7 +487,6 @@ _INSTANCE_WHY = {
     "virtual_rules": "virtual rules are not supported",
     "dont_track_primary": "nothing to do: the VRRP interface is tracked only when listed in track_interface",
     "garp_master_repeat": "we send one gratuitous ARP per address per round (garp_repeat rounds)",
-    "garp_master_refresh": "no periodic gratuitous ARP refresh",
     "lvs_sync_daemon_interface": "no LVS",
     "mcast_src_ip": "the advert source is the interface's primary address",
     "strict_mode": "no strict mode",
@@ -403,7 +495,6 @@ _INSTANCE_WHY = {
 }
 _SCRIPT_WHY = {"user": "scripts run as the router's user", "reverse": "no reversed weights"}
 _BLOCK_WHY = {
-    "vrrp_sync_group": "sync groups are not supported",
     "virtual_server": "LVS virtual servers are not VRRP",
     "virtual_server_group": "LVS virtual servers are not VRRP",
     "static_ipaddress": "static addresses are not managed",
@@ -430,12 +521,36 @@ def _toml_value(v: Any) -> str:
     raise TypeError(type(v).__name__)
 
 
+def _toml_key(key: str) -> str:
+    return key if key and all(c.isascii() and (c.isalnum() or c in "_-") for c in key) else _toml_value(key)
+
+
+def _toml_table(table: dict[str, Any], prefix: str = "") -> list[str]:
+    """A table's plain keys, then its lists of tables as arrays of tables (``[[prefix.key]]``)."""
+    lines = [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in table.items()
+             if not (isinstance(v, list) and v and isinstance(v[0], dict))]
+    for k, v in table.items():
+        if isinstance(v, list) and v and isinstance(v[0], dict):
+            for sub in v:
+                lines += ["", f"[[{prefix}{_toml_key(k)}]]", *(f"{_toml_key(sk)} = {_toml_value(sv)}"
+                                                               for sk, sv in sub.items())]
+    return lines
+
+
 def to_toml(instance: dict[str, Any]) -> str:
     """One instance as TOML (a top-level table; tracker lists as arrays of tables)."""
-    lines = [f"{k} = {_toml_value(v)}" for k, v in instance.items()
-             if not (isinstance(v, list) and v and isinstance(v[0], dict))]
-    for k, v in instance.items():
-        if isinstance(v, list) and v and isinstance(v[0], dict):
-            for table in v:
-                lines += ["", f"[[{k}]]", *(f"{tk} = {_toml_value(tv)}" for tk, tv in table.items())]
-    return "\n".join(lines) + "\n"
+    return "\n".join(_toml_table(instance)) + "\n"
+
+
+def document_to_toml(document: Any) -> str:
+    """``Conversion.document()`` as TOML: one instance as a top-level table; several (and sync groups) as the
+    sections form (``[[instances]]`` tables, ``[sync_groups.NAME]`` tables)."""
+    if isinstance(document, dict) and "instances" not in document:
+        return to_toml(document)
+    instances = document["instances"] if isinstance(document, dict) else document
+    lines: list[str] = []
+    for inst in instances:
+        lines += ["[[instances]]", *_toml_table(inst, "instances."), ""]
+    for name, group in (document.get("sync_groups", {}) if isinstance(document, dict) else {}).items():
+        lines += [f"[sync_groups.{_toml_key(name)}]", *_toml_table(group), ""]
+    return "\n".join(lines)

@@ -30,6 +30,13 @@ The effective priority is the router's too: ``TrackResult`` readings of its trac
 rise/fall, files, interfaces; ``Tracking``) move it (base priority + weights, clamped to 1-254;
 keepalived's rules) or move the router to or from Fault (keepalived's extra state; the RFC's three
 states are the rest). The driver only reports what it read.
+
+keepalived's ``garp_master_refresh`` is the fourth deadline (``refresh_at``): once the becoming-Master rounds are
+over, a Master sends ``garp_master_refresh_repeat`` rounds every ``garp_master_refresh`` s (0: never).
+
+A member of a sync group (``sync_group``; ``VrrpFailover.sync_group`` decides for the group) takes the group's
+orders (``GroupFault``, ``GroupRecovered``, ``GroupBackup``, ``GroupMaster``) and never becomes Master on its own
+timer: it sets ``wants_master`` and waits as Backup (keepalived's wantstate).
 """
 
 from __future__ import annotations
@@ -52,6 +59,10 @@ from VrrpFailover.events import (
     AdvertIn,
     Deadline,
     Event,
+    GroupBackup,
+    GroupFault,
+    GroupMaster,
+    GroupRecovered,
     RemoveAddresses,
     SendAdvert,
     SendGarp,
@@ -194,11 +205,16 @@ class Tracking:
 
 class VrrpRouter:
     """One virtual router on one interface. ``primary_ip`` is this host's address on the interface
-    (the advert source, used to break equal-priority ties)."""
+    (the advert source, used to break equal-priority ties). ``sync_group``: the name of its sync group
+    (``VrrpFailover.sync_group``), or None: a member never becomes Master on its own timer (it sets
+    ``wants_master`` and waits for ``GroupMaster``) and stays in Fault while the group holds it there."""
 
-    def __init__(self, config: InstanceConfig, primary_ip: IPv4Address) -> None:
+    def __init__(self, config: InstanceConfig, primary_ip: IPv4Address, *, sync_group: str | None = None) -> None:
         self.config = config
         self.primary_ip = primary_ip
+        self.sync_group = sync_group
+        self.wants_master = False  # a group member whose Master_Down_Timer ran out (keepalived's wantstate)
+        self.group_fault: str | None = None  # why the sync group holds this router in Fault (None: it does not)
         self.machine: StateMachine[VrrpState] = StateMachine(config.name, S.INITIALIZE, ALLOWED_MOVES)
         self.priority = config.priority  # effective priority (track script weight applied)
         self.master_adver_interval = config.advert_interval
@@ -208,6 +224,7 @@ class VrrpRouter:
         self.lp_garp_at: float | None = None  # next round of the answer to a lower priority (Master only)
         self.lp_garp_rounds_left = 0
         self.lp_garp_last: float | None = None  # when the last such round went out
+        self.refresh_at: float | None = None  # next periodic gratuitous ARP (garp_master_refresh; Master only)
         self.started_at: float | None = None
         self.tracking = Tracking(config)
         self.faulty = False
@@ -236,7 +253,7 @@ class VrrpRouter:
     @property
     def wake_at(self) -> float | None:
         """The earliest of the RFC timer and the next GARP rounds: what ``SetTimer`` asks for."""
-        times = [t for t in (self.deadline, self.garp_at, self.lp_garp_at) if t is not None]
+        times = [t for t in (self.deadline, self.garp_at, self.lp_garp_at, self.refresh_at) if t is not None]
         return min(times) if times else None
 
     # -- the one entry point ---------------------------------------------------------------
@@ -254,6 +271,8 @@ class VrrpRouter:
                 self._track(event, step)
             case Shutdown(now=now):
                 self._shutdown(now, step)
+            case GroupFault() | GroupRecovered() | GroupBackup() | GroupMaster():
+                self._group(event, step)
         step.act(SetTimer(self.wake_at))
         return step.build()
 
@@ -304,6 +323,7 @@ class VrrpRouter:
                                                        f"{self.priority}: preempting when the timer runs out")
             return
         # the Master (or one at least as good) speaks: restart the Master_Down_Timer (routine, no reason)
+        self.wants_master = False  # (a sync group member held as Backup: the Master is back, keepalived too)
         if self.config.version == 3:
             self.master_adver_interval = adv.interval
         self.deadline = now + self.master_down_interval
@@ -372,6 +392,7 @@ class VrrpRouter:
     def _deadline(self, now: float, step: StepBuilder[Action]) -> None:
         garp_due = self.garp_at is not None and now >= self.garp_at  # (before a takeover sets a new one)
         lp_due = self.lp_garp_at is not None and now >= self.lp_garp_at
+        refresh_due = self.refresh_at is not None and now >= self.refresh_at
         if self.deadline is not None and now >= self.deadline:
             if self.state is S.BACKUP:
                 self._take_over(now, step)
@@ -390,9 +411,35 @@ class VrrpRouter:
                 step.act(SendGarp(self.config.addresses))
             self.garp_rounds_left -= 1
             self.garp_at = now + self.config.garp_delay if self.garp_rounds_left > 0 else None
+            if self.garp_at is None:
+                self._start_refresh(now)
+        elif refresh_due and self.state is S.MASTER:
+            # keepalived's garp_master_refresh (routine, no reason): garp_master_refresh_repeat rounds, one of
+            # them already out if a lower-priority answer round went out in this wake-up; drift-free schedule
+            rounds = self.config.garp_master_refresh_repeat - (1 if lp_due else 0)
+            step.act(*(SendGarp(self.config.addresses) for _ in range(rounds)))
+            assert self.refresh_at is not None
+            nxt = self.refresh_at + self.config.garp_master_refresh
+            self.refresh_at = nxt if nxt > now else now + self.config.garp_master_refresh
+
+    def _start_refresh(self, now: float) -> None:
+        """The becoming-Master rounds are over: the periodic refresh starts ``garp_master_refresh`` later."""
+        self.refresh_at = now + self.config.garp_master_refresh if self.config.garp_master_refresh > 0 else None
 
     def _take_over(self, now: float, step: StepBuilder[Action]) -> None:
-        """Backup's Master_Down_Timer ran out: become Master, saying why the timer ran out."""
+        """Backup's Master_Down_Timer ran out: become Master, saying why the timer ran out. A sync group member
+        only says it wants Master and waits as Backup, the timer re-armed (keepalived's wantstate): the group
+        makes every member Master at once (``GroupMaster``) when they all want it."""
+        if self.sync_group is not None:
+            self.deadline = now + self.master_down_interval
+            if not self.wants_master:
+                self.wants_master = True
+                step.because(Decision.SYNC_GROUP_WAIT, f"{self._takeover_text()}: wants Master; sync group "
+                                                       f"{self.sync_group} moves when every member does")
+            return
+        self._become_master(now, self._takeover_code, self._takeover_text(), step)
+
+    def _takeover_text(self) -> str:
         code = self._takeover_code
         if code is Code.MASTER_SENT_PRIORITY_ZERO:
             why = f"Master sent priority 0; took over after Skew_Time {self.skew_time:.3f}s"
@@ -400,7 +447,7 @@ class VrrpRouter:
             why = "a lower-priority Master is advertising and preempt_mode is on"
         else:
             why = f"no advert for Master_Down_Interval {self.master_down_interval:.3f}s"
-        self._become_master(now, code, why, step)
+        return why
 
     # -- trackers: priority and fault ------------------------------------------------------
     def _track(self, ev: TrackResult, step: StepBuilder[Action]) -> None:
@@ -410,6 +457,11 @@ class VrrpRouter:
         if fault is not None or self.faulty:
             self._fault(ev.now, fault, ev, step)
         self._set_priority(ev.now, self.tracked_priority(), ev, step)
+
+    def fault_text(self) -> str | None:
+        """The router's own fault (the tracker that makes it and what was seen), or None."""
+        fault = self.tracking.fault()
+        return None if fault is None else self._fault_text(fault)
 
     def tracked_priority(self) -> int:
         """keepalived's rules (``Tracking.priority``); the owner keeps 255."""
@@ -435,36 +487,77 @@ class VrrpRouter:
         if self.state is S.INITIALIZE:
             return  # not started (or shut down): Startup will look at self.faulty
         if fault is not None:
-            if self.state is S.MASTER:
-                step.act(SendAdvert(0))
-                if not self.owner:
-                    step.act(RemoveAddresses(self.config.addresses))
-            self.deadline = None
-            self._change(S.FAULT, FAULT_CODES[fault.partition(":")[0]], self._fault_text(fault), now, step)
+            self._go_fault(now, FAULT_CODES[fault.partition(":")[0]], self._fault_text(fault), step)
+        elif self.state is S.FAULT and self.group_fault is not None:
+            step.because(Decision.SYNC_GROUP_HOLDS_FAULT, f"{ev.tracker} {self.tracking.describe(ev.tracker)}: no "
+                                                          f"fault of its own any more; sync group {self.sync_group} "
+                                                          "says when it leaves Fault")
         elif self.state is S.FAULT:
             self._enter_running(now, step, RECOVERED_CODES[ev.tracker.partition(":")[0]])
+
+    def _go_fault(self, now: float, code: Code, why: str, step: StepBuilder[Action]) -> None:
+        if self.state is S.FAULT:  # (held there by its sync group: now a fault of its own too)
+            step.because(code, f"{why} (already in Fault)")
+            return
+        if self.state is S.MASTER:
+            step.act(SendAdvert(0))
+            if not self.owner:
+                step.act(RemoveAddresses(self.config.addresses))
+        self.deadline = None
+        self._change(S.FAULT, code, why, now, step)
 
     def _fault_text(self, fault: str) -> str:
         detail = self.tracking.states[fault].detail
         return f"{fault} {self.tracking.describe(fault)}{f' ({detail})' if detail else ''}"
 
     # -- start and stop --------------------------------------------------------------------
-    def _enter_running(self, now: float, step: StepBuilder[Action], code: Code) -> None:
-        """RFC 5798 6.4.1 (Initialize): the owner goes Master at once, everyone else Backup."""
+    def _enter_running(self, now: float, step: StepBuilder[Action], code: Code, why: str = "") -> None:
+        """RFC 5798 6.4.1 (Initialize): the owner goes Master at once, everyone else Backup; ``why`` for a
+        sync group's recovery."""
         fault = self.tracking.fault()
         self.faulty = fault is not None
         if fault is not None:
             self._change(S.FAULT, FAULT_CODES[fault.partition(":")[0]], f"at start: {self._fault_text(fault)}",
                          now, step)
             return
+        if self.group_fault is not None:
+            self._change(S.FAULT, Code.SYNC_GROUP_FAULT, f"at start: {self.group_fault}", now, step)
+            return
         if self.owner:
             owner_code = Code.STARTUP_ADDRESS_OWNER if code is Code.STARTUP_BACKUP else code
             self._become_master(now, owner_code, "priority 255: address owner becomes Master at once", step)
             return
         self.master_adver_interval = self.config.advert_interval
-        why = (f"started; Master_Down_Interval {self.master_down_interval:.3f}s"
-               if code is Code.STARTUP_BACKUP else "no tracker makes a fault any more; waiting as Backup")
+        if code is Code.STARTUP_BACKUP:
+            why = f"started; Master_Down_Interval {self.master_down_interval:.3f}s"
+        elif code is Code.SYNC_GROUP_RECOVERED:
+            why = f"{why}; waiting as Backup"
+        else:
+            why = "no tracker makes a fault any more; waiting as Backup"
         self._become_backup(now, code, why, step)
+
+    # -- the sync group's orders (VrrpFailover.sync_group decides when) ------------------------
+    def _group(self, ev: GroupFault | GroupRecovered | GroupBackup | GroupMaster, step: StepBuilder[Action]) -> None:
+        """keepalived's vrrp_sync_fault / try_up_instance / vrrp_sync_backup / vrrp_sync_master, one member's part."""
+        if self.sync_group is None or ev.group != self.sync_group:
+            raise LocalUsageError(f"{self.config.name}: a {type(ev).__name__} from sync group {ev.group!r}, but the "
+                                  f"router is in {self.sync_group or 'no sync group'}")
+        now = ev.now
+        match ev:
+            case GroupFault():
+                self.group_fault = ev.why
+                if self.state in (S.BACKUP, S.MASTER):  # (Initialize: Startup looks at group_fault)
+                    self._go_fault(now, Code.SYNC_GROUP_FAULT, ev.why, step)
+            case GroupRecovered():
+                self.group_fault = None
+                if self.state is S.FAULT and not self.faulty:
+                    self._enter_running(now, step, Code.SYNC_GROUP_RECOVERED, ev.why)
+            case GroupBackup():
+                if self.state is S.MASTER:
+                    self._become_backup(now, Code.SYNC_GROUP_BACKUP, ev.why, step)
+            case GroupMaster():
+                if self.state is S.BACKUP:
+                    self._become_master(now, self._takeover_code, f"{self._takeover_text()} ({ev.why})", step)
 
     def _shutdown(self, now: float, step: StepBuilder[Action]) -> None:
         was_master = self.state is S.MASTER
@@ -488,6 +581,8 @@ class VrrpRouter:
         self._change(S.MASTER, code, why, now, step)
         self.garp_rounds_left = self.config.garp_repeat - 1  # the first round went out above
         self.garp_at = now + self.config.garp_delay if self.garp_rounds_left > 0 else None
+        if self.garp_at is None:
+            self._start_refresh(now)
 
     def _become_backup(self, now: float, code: Code, why: str, step: StepBuilder[Action]) -> None:
         was_master = self.state is S.MASTER
@@ -501,6 +596,8 @@ class VrrpRouter:
         """The one place the state changes; leaving Master ends its gratuitous ARP rounds."""
         step.changed(self.machine.change(to, code=code, reason=why, now=now))
         step.because(code, why)
+        self.wants_master = False
         if to is not S.MASTER:
             self.garp_at, self.garp_rounds_left = None, 0
             self.lp_garp_at, self.lp_garp_rounds_left = None, 0
+            self.refresh_at = None

@@ -94,6 +94,23 @@ class RouterProcess:
                   for line in self.log_text().splitlines() if "Entering " in line and " STATE" in line]
         return states[-1] if states else None
 
+    def instance_state(self, name: str) -> str | None:
+        """One instance's state: ours from the status file, keepalived's from its last '(NAME) Entering X STATE'
+        log line (several instances in one keepalived)."""
+        if self.kind == "ours":
+            return self.state(name)
+        states = [line.rsplit("Entering ", 1)[1].split()[0].capitalize() for line in self.log_text().splitlines()
+                  if f"({name}) Entering " in line and " STATE" in line]
+        return states[-1] if states else None
+
+    def wait_instance_state(self, name: str, state: str, timeout: float) -> None:
+        def check() -> bool:
+            if not self.alive():
+                raise RuntimeError(f"{self.kind} on {self.host} exited ({self.proc.returncode}):\n"
+                                   f"{self.log_text()[-2000:]}")
+            return self.instance_state(name) == state
+        wait_for(check, timeout, what=f"{name} of {self.kind} on {self.host} to be {state}")
+
     def wait_state(self, state: str, timeout: float, name: str = "VR_1") -> float:
         """Wait until the router reports ``state`` (Master, Backup, Fault); returns the time waited."""
         t = time.monotonic()
@@ -178,6 +195,16 @@ vrrp_instance {name} {{
     }}
 }}
 """
+
+
+def keepalived_sync_group_config(instances: Iterable[dict[str, Any]], *, group: str = "VG_1",
+                                 group_extra: str = "", router_id: str = "lab", version: int = 3) -> str:
+    """keepalived.conf of several instances (``keepalived_config`` keyword arguments each, ``name`` set) and one
+    ``vrrp_sync_group`` of them all; ``group_extra``: more lines for the group block (its notify)."""
+    blocks = [keepalived_config(router_id=router_id, version=version, **kw).split("}\n", 1)[1] for kw in instances]
+    names = " ".join(kw["name"] for kw in instances)
+    return (f"global_defs {{\n    router_id {router_id}\n    vrrp_version {version}\n}}\n" + "".join(blocks)
+            + f"vrrp_sync_group {group} {{\n    group {{\n        {names}\n    }}\n    {group_extra}\n}}\n")
 
 
 def ours_config(*, name: str = "VR_1", vrid: int = 51, priority: int = 100, advert_interval: float = 0.1,
@@ -269,10 +296,12 @@ class Lab:
         idx = ipr.link_lookup(ifname="eth0")[0]
         return {ip_address(a.get("IFA_ADDRESS")) for a in ipr.get_addr(index=idx, family=family)}
 
-    def has_vip(self, host: str, vip: IPv4Address | IPv6Address = VIP) -> bool:
-        return vip in self.addresses(host, socket.AF_INET6 if vip.version == 6 else socket.AF_INET)
+    def has_vip(self, host: str, vip: IPv4Address | IPv6Address | str = VIP) -> bool:
+        # coerced: a str never equals an address object, so it would silently never match
+        addr = ip_address(vip) if isinstance(vip, str) else vip
+        return addr in self.addresses(host, socket.AF_INET6 if addr.version == 6 else socket.AF_INET)
 
-    def holders(self, vip: IPv4Address | IPv6Address = VIP, hosts: Iterable[str] | None = None) -> list[str]:
+    def holders(self, vip: IPv4Address | IPv6Address | str = VIP, hosts: Iterable[str] | None = None) -> list[str]:
         return [h for h in (hosts or self.hosts) if self.has_vip(h, vip)]
 
     def exec(self, host: str, argv: list[str], **kw: Any) -> subprocess.CompletedProcess[bytes]:

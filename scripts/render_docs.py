@@ -72,7 +72,9 @@ SECTIONS: list[tuple[str, str, Callable[[], str]]] = [
                                           ()),
                                          ("track_file (one table or a list)", "VrrpFailover.config:TrackFile", ()),
                                          ("track_interface (one table or a list)",
-                                          "VrrpFailover.config:TrackInterface", ()))),
+                                          "VrrpFailover.config:TrackInterface", ()),
+                                         ("a sync group (sync_groups.NAME)", "VrrpFailover.config:SyncGroupConfig",
+                                          ()))),
     ("docs/docker.md", "keys", render_keys(
         ("top level, or per server inside servers (endpoint and port: per server only)",
          "DockerFailover.config:NodeConfig", ("name", "peer", "preferred")),

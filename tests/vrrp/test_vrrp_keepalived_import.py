@@ -16,7 +16,7 @@ import pytest
 
 from labs.vrrp import Lab, keepalived_config, ours_config, wait_for
 from VrrpFailover.cli import main
-from VrrpFailover.config import load_config, validate_instances
+from VrrpFailover.config import load_config, load_vrrp_config, validate_instances, validate_vrrp_config
 from VrrpFailover.machine import master_down_interval
 
 
@@ -162,8 +162,6 @@ def test_toml_output_loads_as_our_config(tmp_path, capsys):
     ("vrrp_instance VI_1 {\n  interface eth0\n  virtual_router_id 300\n  virtual_ipaddress {\n    10.0.0.1\n  }\n}\n",
      r"keepalived\.conf:1: key '\[0\]\.vrid': value 300"),
     ("vrrp_instance VI_1 {\n  interface eth0\n  virtual_router_id 3\n}\n", r"ip_addresses"),
-    (keepalived_config() + keepalived_config(name="VI_2", vrid=52).split("}\n", 1)[1],
-     "a TOML config holds one instance"),
     (b"vrrp_instance \xff {\n}\n", "not UTF-8"),
 ])
 def test_a_file_that_cannot_be_parsed_or_converted_exits_2_naming_the_line(tmp_path, capsys, text, what):
@@ -216,3 +214,85 @@ def test_converted_configs_pass_check_and_the_converted_one_interoperates_with_k
     ka.kill(signal.SIGKILL)
     ours.wait_state("Master", mdi + 1.5, name="VI_1")
     wait_for(lambda: lab.has_vip("b"), 2, what="the VIP on ours")
+
+
+SYNC_GROUP = """\
+global_defs {
+    vrrp_version 3
+    vrrp_garp_master_refresh 60
+}
+vrrp_instance VI_1 {
+    interface eth0
+    virtual_router_id 51
+    virtual_ipaddress {
+        10.99.0.100/24
+    }
+    garp_master_refresh 10
+    garp_master_refresh_repeat 2
+}
+vrrp_instance VI_2 {
+    interface eth1
+    virtual_router_id 52
+    virtual_ipaddress {
+        10.99.1.100/24
+    }
+}
+vrrp_sync_group VG_1 {
+    group {
+        VI_1 VI_2
+        VI_9
+    }
+    notify_master "/etc/keepalived/master.sh up"
+    notify_fault /etc/keepalived/fault.sh
+    notify /etc/keepalived/notify.sh
+    track_script {
+        chk
+    }
+}
+"""
+
+
+def test_a_sync_group_converts_to_the_sections_form_naming_what_it_leaves_out(tmp_path, capsys):
+    rc, out, err = convert_file(tmp_path, SYNC_GROUP, capsys)
+    assert rc == 0, err
+    got = json.loads(out)
+    assert got["sync_groups"] == {"VG_1": {
+        "members": ["VI_1", "VI_2"], "notify_master": "/etc/keepalived/master.sh up",
+        "notify_fault": "/etc/keepalived/fault.sh", "notify": "/etc/keepalived/notify.sh",
+        "notify_args": "keepalived"}}
+    vi1, vi2 = got["instances"]
+    assert (vi1["garp_master_refresh"], vi1["garp_master_refresh_repeat"]) == (10, 2)  # its own beats global_defs
+    assert vi2["garp_master_refresh"] == 60 and "garp_master_refresh_repeat" not in vi2
+    c = validate_vrrp_config(got, source="converted")
+    assert c.group_of("VI_2") == "VG_1"
+    named = dict(re.findall(r"keepalived\.conf:(\d+): not converted: (.*)", err))
+    assert sorted(map(int, named)) == [24, 29], err
+    assert "no converted vrrp_instance VI_9" in named["24"] and "group's own trackers" in named["29"]
+    rc, out, _ = convert_file(tmp_path, SYNC_GROUP, capsys, "--format", "toml")
+    assert rc == 0
+    path = tmp_path / "converted.toml"
+    path.write_text(out)
+    c2 = load_vrrp_config(str(path))
+    assert c2.sync_groups == c.sync_groups and c2.instances == c.instances
+
+
+@pytest.mark.parametrize(("group", "what", "groups"), [
+    ("vrrp_sync_group G { group { VI_1 } }\n", "a group of 1 instance", set()),
+    ("vrrp_sync_group G { group { VI_1 VI_2 } }\nvrrp_sync_group H { group { VI_2 VI_1 } }\n",
+     "VI_2, VI_1 already in sync group G", {"G"}),
+])
+def test_a_sync_group_keepalived_would_not_use_is_named_not_converted(tmp_path, capsys, group, what, groups):
+    text = SYNC_GROUP.split("vrrp_sync_group")[0] + group
+    rc, out, err = convert_file(tmp_path, text, capsys)
+    assert rc == 0 and what in err, err
+    got = json.loads(out)
+    assert (set(got["sync_groups"]) if isinstance(got, dict) else set()) == groups
+
+
+def test_several_instances_as_toml_use_the_sections_form(tmp_path, capsys):
+    text = keepalived_config() + keepalived_config(name="VI_2", vrid=52).split("}\n", 1)[1]
+    rc, out, err = convert_file(tmp_path, text, capsys, "--format", "toml")
+    assert rc == 0, err
+    path = tmp_path / "two.toml"
+    path.write_text(out)
+    assert [i.vrid for i in load_config(str(path))] == [51, 52]

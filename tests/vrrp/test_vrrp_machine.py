@@ -639,13 +639,13 @@ def test_reason_codes_keep_their_values():
         "startup_address_owner", "startup_backup", "master_down_interval_expired", "master_sent_priority_zero",
         "preempt_lower_priority_master", "higher_priority_advert", "equal_priority_higher_address", "shutdown",
         "track_script_fault", "track_script_recovered", "track_interface_fault", "track_interface_recovered",
-        "track_file_fault", "track_file_recovered"]
+        "track_file_fault", "track_file_recovered", "sync_group_fault", "sync_group_recovered", "sync_group_backup"]
     assert [c.value for c in Drop] == [
         "wrong_version", "wrong_vrid", "address_list_mismatch", "interval_mismatch", "not_a_unicast_peer",
         "own_advert", "lower_priority_rate_limited"]
     assert [c.value for c in Decision] == [
         "master_resigning", "preempt_pending", "answered_priority_zero", "priority_changed",
-        "lower_priority_answered"]
+        "lower_priority_answered", "sync_group_wait", "sync_group_holds_fault"]
     assert [c.value for c in PacketDrop] == [
         "short_packet", "not_ipv4", "not_vrrp_protocol", "ttl_not_255", "hop_limit_not_255", "bad_version", "bad_type",
         "bad_length", "bad_checksum", "auth_type_unsupported", "zero_interval", "unknown_vrid"]

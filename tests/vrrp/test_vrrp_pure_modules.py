@@ -10,7 +10,7 @@ import pytest
 import VrrpFailover
 
 PKG = Path(VrrpFailover.__file__).parent
-PURE = ["machine.py", "events.py", "codes.py", "packet.py", "notify.py", "keepalived_import.py"]
+PURE = ["machine.py", "events.py", "codes.py", "packet.py", "notify.py", "keepalived_import.py", "sync_group.py"]
 FORBIDDEN = {"time", "datetime", "socket", "subprocess", "os", "threading", "asyncio", "select", "selectors",
              "signal", "shutil", "pathlib", "io", "fcntl", "pyroute2", "failover_core.shell", "VrrpFailover.driver",
              "VrrpFailover.track", "VrrpFailover.netio"}

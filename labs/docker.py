@@ -54,6 +54,8 @@ AGENT_PORT = 8700
 WITNESS_PORT = 8790
 KILL_BOUND = 0.5  # standard mode's S (witness.kill_bound): docker kill of the lab's container takes ~0.1 s
 WITNESS_GROUP = "docker-failover"
+CONTAINER_DOCKER_URL = "unix:///var/run/docker.sock"  # the agent in a container (write_config(in_container=True))
+CONTAINER_STATE_DIR = "/var/lib/docker-failover"
 
 
 def sh(*argv: str, check: bool = True, timeout: float = 30) -> subprocess.CompletedProcess[str]:
@@ -252,9 +254,12 @@ class TwoHostLab:
 
     # ------------------------------------------------------------------ agents
 
-    def write_config(self, path: Path, *, witness: bool = False, **overrides: Any) -> Path:
+    def write_config(self, path: Path, *, witness: bool = False, in_container: bool = False,
+                     **overrides: Any) -> Path:
         """A config.py in the documented format for this lab (literal assignments only); ``witness``: standard
-        mode with the lab's witness (``start_witness``), heartbeat_timeout ``STANDARD_HB_TIMEOUT``."""
+        mode with the lab's witness (``start_witness``), heartbeat_timeout ``STANDARD_HB_TIMEOUT``;
+        ``in_container``: for agents in containers of the image (the Docker socket mounted at
+        /var/run/docker.sock, state in the image's volume /var/lib/docker-failover, no term file)."""
         a, b = self.hosts["a"], self.hosts["b"]
         settings: dict[str, Any] = {
             "heartbeat_interval": HB_INTERVAL, "check_heartbeat_interval": HB_INTERVAL,
@@ -273,6 +278,11 @@ class TwoHostLab:
             "server2": {"endpoint": a.agent_url, "port": AGENT_PORT, "docker_url": b.socket,
                         "state_dir": str(b.dir / "state"), "term_file": str(b.dir / "service" / "term")},
         }
+        if in_container:
+            settings["state_dir"] = CONTAINER_STATE_DIR
+            for srv in servers.values():
+                srv.update(docker_url=CONTAINER_DOCKER_URL, state_dir=CONTAINER_STATE_DIR)
+                del srv["term_file"]
         lines = ['"""DockerFailover lab config (generated)."""']
         lines += [f"{k} = {v!r}" for k, v in settings.items()]
         lines.append(f"servers = {json.dumps(servers, indent=4)}")

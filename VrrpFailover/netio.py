@@ -219,13 +219,14 @@ _PRIORITY_ZERO_FILTER = (
 )
 
 
-class PriorityZeroSocket:
-    """Wakes the driver for priority-0 adverts only (content is read again from the VrrpSocket)."""
+class FilteredSocket:
+    """A raw socket with a classic BPF program attached: it only wakes the driver (content is read again from
+    the main socket); ``discard_all`` empties it after each wake-up."""
 
-    def __init__(self, facts: InterfaceFacts) -> None:
-        self.sock = _vrrp_raw_socket(facts)
-        prog = (_SockFilter * len(_PRIORITY_ZERO_FILTER))(*(_SockFilter(*i) for i in _PRIORITY_ZERO_FILTER))
-        fprog = _SockFprog(len(_PRIORITY_ZERO_FILTER), prog)
+    def __init__(self, sock: socket.socket, program: tuple[tuple[int, int, int, int], ...]) -> None:
+        self.sock = sock
+        prog = (_SockFilter * len(program))(*(_SockFilter(*i) for i in program))
+        fprog = _SockFprog(len(program), prog)
         try:
             self.sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, bytes(fprog))
         except OSError:
@@ -247,6 +248,13 @@ class PriorityZeroSocket:
 
     def close(self) -> None:
         self.sock.close()
+
+
+class PriorityZeroSocket(FilteredSocket):
+    """Wakes the driver for priority-0 adverts only (content is read again from the VrrpSocket)."""
+
+    def __init__(self, facts: InterfaceFacts) -> None:
+        super().__init__(_vrrp_raw_socket(facts), _PRIORITY_ZERO_FILTER)
 
 
 def garp_frame(mac: bytes, ip: IPv4Address) -> bytes:

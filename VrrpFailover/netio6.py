@@ -35,12 +35,10 @@ from pyroute2 import AsyncIPRoute
 
 from VrrpFailover.nd import ETH_P_IPV6, na_frame
 from VrrpFailover.netio import (
-    SO_ATTACH_FILTER,
     SO_TIMESTAMPNS,
     TOS_NETWORK_CONTROL,
+    FilteredSocket,
     InterfaceFacts,
-    _SockFilter,
-    _SockFprog,
 )
 from VrrpFailover.packet import IPPROTO_VRRP, VRRP_GROUP6, VRRP_TTL, Received, decode_ipv6
 
@@ -180,34 +178,11 @@ _PRIORITY_ZERO_FILTER6 = (
 )
 
 
-class PriorityZero6Socket:
+class PriorityZero6Socket(FilteredSocket):
     """Wakes the driver for priority-0 adverts only (content is read again from the Vrrp6Socket)."""
 
     def __init__(self, facts: InterfaceFacts) -> None:
-        self.sock = _vrrp6_raw_socket(facts)
-        prog = (_SockFilter * len(_PRIORITY_ZERO_FILTER6))(*(_SockFilter(*i) for i in _PRIORITY_ZERO_FILTER6))
-        fprog = _SockFprog(len(_PRIORITY_ZERO_FILTER6), prog)
-        try:
-            self.sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, bytes(fprog))
-        except OSError:
-            self.sock.close()
-            raise
-        self._keep = prog
-
-    def fileno(self) -> int:
-        return self.sock.fileno()
-
-    def discard_all(self) -> int:
-        n = 0
-        while True:
-            try:
-                self.sock.recv(65535)
-            except (BlockingIOError, InterruptedError):
-                return n
-            n += 1
-
-    def close(self) -> None:
-        self.sock.close()
+        super().__init__(_vrrp6_raw_socket(facts), _PRIORITY_ZERO_FILTER6)
 
 
 class NaSender:

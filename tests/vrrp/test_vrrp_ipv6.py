@@ -12,6 +12,7 @@ from ipaddress import IPv4Address, IPv6Address, IPv6Interface
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_vrrp_packet import reference_checksum  # the naive RFC 1071 sum the codec's is checked against
 
 from failover_core.config import ConfigError
 from failover_core.errors import RemoteInputError
@@ -42,14 +43,6 @@ LL_B = IPv6Address("fe80::12")
 LL_C = IPv6Address("fe80::13")
 VIP6 = IPv6Address("fd00:99::100")
 VIP6_2 = IPv6Address("fd00:99::101")
-
-
-def reference_checksum(data: bytes) -> int:
-    """A second, naive RFC 1071 sum (as in test_vrrp_packet) to check the codec's against."""
-    total = sum((data[i] << 8) + (data[i + 1] if i + 1 < len(data) else 0) for i in range(0, len(data), 2))
-    while total > 0xFFFF:
-        total = (total & 0xFFFF) + (total >> 16)
-    return 0xFFFF - total
 
 
 def rfc5798_ipv6_layout(vrid: int, prio: int, cs: int, addrs: list[str], src: str, dst: str = "ff02::12") -> bytes:

@@ -283,9 +283,7 @@ class PairNode:
                 # anew: the idle heartbeats read first are from before the stall (chaos, Docker seed 1: a frozen
                 # active fenced itself at the thaw and, its peer "idle" and the witness "silent" as far as its
                 # stale facts went, started again as the cold-start candidate beside the peer that had taken over)
-                hold = 2 * self.settings.heartbeat_interval
-                self.timers.set(Timer.HOLD_TAKEOVER, now + hold)
-                self.peer.idle_since = None
+                hold = self._hold_on_old_news(now)
                 b.act(Alert(code=AlertCode.STALLED, message=f"agent was stalled for {stalled_for:.1f}s; no takeover "
                                                             f"on silence before {hold:g}s"))
                 return False
@@ -707,6 +705,14 @@ class PairNode:
         self.timers.set(Timer.HEARTBEAT, now)  # say at once that we do not run
         b.note(NoteCode.CLAIM_WITHDRAWN, why)
 
+    def _hold_on_old_news(self, now: float) -> float:
+        """After a stall or a self-fence: no takeover on silence and no cold start for two heartbeat intervals
+        (the peer's heartbeats may be waiting unread), and the peer must be heard idle anew. Returns the hold."""
+        hold = 2 * self.settings.heartbeat_interval
+        self.timers.set(Timer.HOLD_TAKEOVER, now + hold)
+        self.peer.idle_since = None
+        return hold
+
     def _self_fence(self, now: float, b: Build) -> None:
         """Our lease expired (no acknowledged contact with the peer or the witness for ``FencingTiming.lease``
         = heartbeat_timeout - fencing margin since a heartbeat was sent), or nothing was ever acknowledged:
@@ -717,10 +723,9 @@ class PairNode:
         reason = (f"no acknowledged contact with {self.settings.peer} or the witness ({since}): "
                   "killing the containers (fencing)")
         self._change(Role.PASSIVE, TransitionCode.SELF_FENCED, reason, now, b)
-        # out of contact: what we last heard of the peer (idle) may be old news; as after a stall, no cold start
-        # or takeover before the peer is heard idle anew (Docker chaos, standard, seed 3: a 1.4 s freeze)
-        self.peer.idle_since = None
-        self.timers.set(Timer.HOLD_TAKEOVER, now + 2 * self.settings.heartbeat_interval)
+        # out of contact: what we last heard of the peer (idle) may be old news, as after a stall (Docker chaos,
+        # standard, seed 3: a 1.4 s freeze)
+        self._hold_on_old_news(now)
         for w in self.watches.values():
             w.forget()
         self.ops_pending += 1

@@ -283,11 +283,8 @@ class DockerDriver:
             if p is not None:
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     p.wait(10)
-        # a reboot empties the runtime directory (/run); here the exec-root stays, and the killed containerd,
-        # orphaned to a PID 1 that reaps slowly, lingers as a zombie: the next dockerd finds its PID "alive" in
-        # containerd.pid, waits for its socket and gives up ("timeout waiting for containerd to start")
-        with contextlib.suppress(FileNotFoundError):
-            (h.dir / "exec" / "containerd" / "containerd.pid").unlink()
+        # the killed containerd's pid file stays (a reboot would empty /run): the heal's restart_dockerd forgets it
+        # (labs.docker.forget_dead_containerd), as after a daemon_kill
         return {"killed": len(pids)}
 
     def apply(self, fault: Fault, target: str, peer: str | None) -> dict[str, Any]:

@@ -342,6 +342,19 @@ def test_a_stale_idle_heartbeat_after_a_heal_does_not_start_a_second_active(cloc
     del b
 
 
+def starts_in_the_hold(a: PairNode, clock: FakeClock) -> list[StartContainers]:
+    """Three half-intervals after a thaw or a self-fence: the peer acknowledges our heartbeats at once (the lease
+    is valid again), its own queued heartbeats still say passive, the witness is not back: what ``a`` starts."""
+    started: list[StartContainers] = []
+    for _ in range(3):
+        clock.advance(HB_INTERVAL / 2)
+        for beat in beats(tick(a, clock)):
+            started += a.handle(PeerAcknowledged(now=clock.now(), seq=beat.seq)).of_type(StartContainers)
+        started += a.handle(hb(Role.PASSIVE, 1, "server2", now=clock.now())).of_type(StartContainers)
+        started += tick(a, clock).of_type(StartContainers)
+    return started
+
+
 def test_chaos_docker_seed_1_a_thawed_active_does_not_cold_start_on_stale_facts(clock: FakeClock) -> None:
     """Found by the 30-minute chaos run (Docker, standard, seed 1): the active's agent was frozen longer than its
     lease; its keeper killed the container, the peer took over. At the thaw the agent fenced itself (right) and
@@ -355,14 +368,7 @@ def test_chaos_docker_seed_1_a_thawed_active_does_not_cold_start_on_stale_facts(
     a.handle(Resumed(now=clock.now(), stalled_for=1.51))
     out = a.handle(hb(Role.PASSIVE, 1, "server2", now=clock.now()))  # queued during the stall
     assert transitions(out) == [("ACTIVE", "PASSIVE", TransitionCode.SELF_FENCED)]
-    started = []
-    for _ in range(3):  # within the hold: the peer acknowledges our heartbeats at once (the lease is valid
-        clock.advance(HB_INTERVAL / 2)  # again), its own queued ones still say passive, the witness is not back
-        for beat in beats(tick(a, clock)):
-            started += a.handle(PeerAcknowledged(now=clock.now(), seq=beat.seq)).of_type(StartContainers)
-        started += a.handle(hb(Role.PASSIVE, 1, "server2", now=clock.now())).of_type(StartContainers)
-        started += tick(a, clock).of_type(StartContainers)
-    assert started == []
+    assert starts_in_the_hold(a, clock) == []
     a.handle(hb(Role.ACTIVE, 2, "server2", now=clock.now()))  # the fresh one: the peer took over
     assert a.role is Role.PASSIVE
     assert not tick(a, clock).of_type(StartContainers)
@@ -379,14 +385,7 @@ def test_chaos_docker_seed_3_a_self_fenced_active_does_not_cold_start_on_stale_f
     clock.advance(HB_TIMEOUT - 0.1)  # frozen, unnoticed: no tick, no ack, nothing read
     out = a.handle(hb(Role.PASSIVE, 1, "server2", now=clock.now()))  # queued during the stall
     assert transitions(out) == [("ACTIVE", "PASSIVE", TransitionCode.SELF_FENCED)]
-    started = list(out.of_type(StartContainers))
-    for _ in range(3):
-        clock.advance(HB_INTERVAL / 2)
-        for beat in beats(tick(a, clock)):
-            started += a.handle(PeerAcknowledged(now=clock.now(), seq=beat.seq)).of_type(StartContainers)
-        started += a.handle(hb(Role.PASSIVE, 1, "server2", now=clock.now())).of_type(StartContainers)
-        started += tick(a, clock).of_type(StartContainers)
-    assert started == []
+    assert not out.of_type(StartContainers) and starts_in_the_hold(a, clock) == []
     a.handle(hb(Role.ACTIVE, 2, "server2", now=clock.now()))  # the fresh one: the peer took over
     assert a.role is Role.PASSIVE
 

@@ -34,6 +34,7 @@ and the faults in force); ``python -m labs.chaos.checker HISTORY`` prints the ta
 from __future__ import annotations
 
 import argparse
+import collections
 import itertools
 import statistics
 import sys
@@ -125,6 +126,7 @@ class CheckResult:
     max_gap: float
     faults: list[FaultWindow]
     handovers: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)  # why -> how many faults were recorded as skipped
 
     @property
     def ok(self) -> bool:
@@ -379,8 +381,14 @@ def check(record: Record, promise: Promise) -> CheckResult:
             stat(k).violations += 1
     gaps = [b["t"] - a["t"] for a, b in itertools.pairwise(samples)]
     span = samples[-1]["t"] - samples[0]["t"] if samples else 0.0
+    skipped = collections.Counter(_skip_reason(w) for w in record.faults if w.extra.get("skipped"))
     return CheckResult(promise, stats, sorted(j.violations, key=lambda v: v.start), len(samples), span,
-                       max(gaps, default=0.0), j.faults, handovers)
+                       max(gaps, default=0.0), j.faults, handovers, dict(skipped))
+
+
+def _skip_reason(w: FaultWindow) -> str:
+    why = str(w.extra.get("why", "no reason recorded"))
+    return "the schedule fell behind" if why.startswith("the schedule fell behind") else why
 
 
 def check_file(path: Path | str, promise: Promise | None = None) -> CheckResult:
@@ -423,6 +431,9 @@ def text_report(result: CheckResult) -> str:
              f"{result.max_gap * 1000:.0f} ms, {len(result.faults)} faults, {result.handovers} handover blips "
              f"<= {p.handover_grace * 1000:.0f} ms"]
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    if result.skipped:
+        lines.append(f"skipped {sum(result.skipped.values())} fault(s), not applied: "
+                     + "; ".join(f"{n} x {why}" for why, n in sorted(result.skipped.items())))
     if p.client_bound is not None:
         back = {k: st.client_back for k in order if (st := result.stats[k]).client_back}
         lines.append(f"client ok again after heals (bound {p.client_bound * 1000:.0f} ms), ms med/max: "

@@ -12,6 +12,11 @@ drawn from every node.
 
 A cut's peer is another of ``driver.nodes``, or of ``driver.cut_peers`` when the driver has it (the valet's
 witness can be cut off, not crashed).
+
+A fault whose moment comes when less than half of its window is left (a slow heal before it, e.g. a dockerd
+restart of 15 s, put the schedule behind) is recorded as skipped, with how late it was, not applied and
+healed at once: a freeze of a few milliseconds is not the fault the schedule drew. A fault applied late by
+more than ``LATE_NOTE_S`` carries ``late_s`` in its record.
 """
 
 from __future__ import annotations
@@ -29,6 +34,8 @@ from labs.chaos.checker import CheckResult, Promise, check, text_report
 from labs.chaos.history import History, Recorder, read_history
 from labs.chaos.report import timeline_png
 from labs.chaos.schedule import ACTIVE, OTHER, PROCESS_KINDS, Fault, FaultKind
+
+LATE_NOTE_S = 0.05  # a fault applied later than this after its scheduled start carries late_s in its record
 
 
 class Driver(Protocol):
@@ -75,6 +82,17 @@ def _resolve(fault: Fault, last: dict[str, Any] | None, nodes: list[str], busy: 
         choices = [n for n in peers or nodes if n != target]
         peer = fault.peer if fault.peer not in (ACTIVE, OTHER) else rng.choice(choices)
     return target, peer
+
+
+def _why_skip(fault: Fault, t: float, target: str | None) -> str | None:
+    """Why the fault starting at ``t`` is not applied, or None."""
+    if target is None:
+        return "every node's process is already down"
+    length = fault.end - fault.start
+    if fault.end - t < length / 2:
+        return (f"the schedule fell behind: {t - fault.start:.2f} s late, "
+                f"{max(0.0, fault.end - t):.2f} s of its {length:.2f} s left")
+    return None
 
 
 def run(driver: Driver, schedule: list[Fault], out: Path, *, seed: int, duration: float,
@@ -151,11 +169,15 @@ def _play(driver: Driver, schedule: list[Fault], hist_path: Path, promise: Promi
                 target, peer = _resolve(f, recorder.last, candidates, busy, rng, group_targets,
                                         getattr(driver, "cut_peers", None) or driver.nodes)
                 t = recorder.moment()  # samples stamped before t have finished: none sees the fault
-                if target is None:
+                why = _why_skip(f, t, target)
+                if why is not None:
                     skipped.add(f.id)
-                    history.fault_start(f, t, "", None, skipped=True, why="every node's process is already down")
+                    history.fault_start(f, t, "", None, skipped=True, why=why, late_s=round(t - f.start, 4))
                     continue
+                assert target is not None
                 info = driver.apply(f, target, peer)
+                if t - f.start > LATE_NOTE_S:
+                    info = {**info, "late_s": round(t - f.start, 4)}
                 history.fault_start(f, t, target, peer, applied_in=round(history.now() - t, 4), **info)
                 in_force[f.id] = (f, target, peer)
                 if f.kind in PROCESS_KINDS:

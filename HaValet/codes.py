@@ -34,6 +34,7 @@ class NoteCode(ReasonCode):
     STOP_FAILED = "stop_failed", "a stop command failed: the next round that finds the instance up retries it"
     ACTIVE_MOVED = "active_moved", "the one instance up is now on another host (still ACTIVE)"
     STALE_RESULT = "stale_result", "a command result for a round or start that is over: ignored"
+    RETEST = "retest", "a test timed out while the valet was stalled (its clock jumped): run again before deciding"
 
 
 class PairCode(ReasonCode):

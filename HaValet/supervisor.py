@@ -229,10 +229,21 @@ class ProcessSupervisor:
             self.last_rc[e.host] = e.rc
         a = self._attempt
         if a is not None and e.tag == a.poll_tag and e.host == a.host:
+            if e.stalled and e.rc is None:  # timed out while the valet was stalled: poll again at once
+                a.poll_tag = self._tag("verify")  # now, not at the next tick: start_grace may have run out meanwhile
+                b.act(RunTest(host=a.host, tag=a.poll_tag))
+                _decide(b, NoteCode.RETEST, f"verification test {e.tag} on {e.host} timed out while the valet was "
+                        "stalled: testing again")
+                return
             self._decide_verification(b, a, e)
             return
         if e.tag != self._round_tag or e.host not in self.hosts or e.host in self._round_results:
             _decide(b, NoteCode.STALE_RESULT, f"ignored test result of {e.host} for {e.tag}")
+            return
+        if e.stalled and e.rc is None:  # its timeout came due while the valet was stalled: not a verdict
+            b.act(RunTest(host=e.host, tag=e.tag))  # the round waits for this host's second answer
+            _decide(b, NoteCode.RETEST, f"test {e.tag} on {e.host} timed out while the valet was stalled "
+                    "(its clock jumped): testing again before deciding")
             return
         self._round_results[e.host] = e.rc
         if len(self._round_results) < len(self.hosts):

@@ -214,7 +214,10 @@ class Valet:
         command = p.spec.instance(action.host).test_command
         r = await run_command(command, timeout=p.spec.timing.command_timeout, env=p.env[action.host])
         self._log_result(p, "test", action.host, r, describe_rc(r.rc), logging.DEBUG)
-        return TestDone(host=action.host, rc=r.rc, tag=action.tag, now=self.clock.now())
+        if r.stalled:
+            log.warning("%s: test on %s timed out, but the valet was stalled (its timeout came due late): not a "
+                        "verdict, testing again", p.spec.name, action.host)
+        return TestDone(host=action.host, rc=r.rc, tag=action.tag, now=self.clock.now(), stalled=r.stalled)
 
     async def _run_start(self, p: _Process, action: RunStart) -> StartDone:
         self.commands_run += 1

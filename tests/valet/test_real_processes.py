@@ -238,3 +238,31 @@ def test_sample_service_start_when_running_keeps_the_running_one(state_dir):
     finally:
         assert subprocess.run([*cmd, "stop", *args], timeout=30).returncode == 0
     assert pid is not None and not pid_alive(pid)
+
+
+def test_a_test_that_times_out_while_the_valet_is_stopped_is_run_again_not_taken_for_a_death(state_dir, tmp_path,
+                                                                                              run_valet):
+    """SIGSTOP of the valet while a test hangs past command_timeout: after SIGCONT its timeout is noticed late
+    (stalled), the test runs again and answers up: the running service is kept (no restart, no transition)."""
+    hang, inflight, tests = tmp_path / "hang-once", tmp_path / "in-flight", tmp_path / "tests-run"
+    cfg = service_cfg(state_dir).replace(
+        'test_command = "@PY@',
+        f'test_command = "echo >> {tests}; if [ -e {hang} ]; then rm {hang}; touch {inflight}; sleep 30; fi; @PY@')
+    valet = run_valet(cfg)
+    valet.wait_state("Web", "active", timeout=20, host="a")
+    first = service_pid(state_dir, "a")
+    hang.touch()
+    wait_until(inflight.exists, 10, "a hanging test in flight", valet.diagnostics)
+    os.kill(valet.proc.pid, signal.SIGSTOP)
+    try:
+        time.sleep(3 + 1.5)  # the fault: the valet is stopped across the test's 3 s timeout
+    finally:
+        os.kill(valet.proc.pid, signal.SIGCONT)
+    wait_until(lambda: "[retest]" in valet.log(), 10, "the re-test logged", valet.diagnostics)
+    rounds = valet.log().count("[retest]")
+    seen = len(tests.read_text().splitlines())
+    wait_until(lambda: len(tests.read_text().splitlines()) >= seen + 3, 10, "three more tests after the thaw",
+               valet.diagnostics)
+    log = valet.log()
+    assert "ACTIVE -> STARTING" not in log and service_pid(state_dir, "a") == first, valet.diagnostics()
+    assert valet.process("Web")["state"] == "active" and rounds == 1

@@ -258,3 +258,35 @@ def test_events_are_frozen_keyword_only_and_nothing_else_is_handled():
     h = Harness()
     with pytest.raises(LocalUsageError, match="not a supervisor event"):
         h.sup.handle(RunTest(host="a", tag="round:1"))
+
+
+def test_a_round_test_that_timed_out_while_the_valet_was_stalled_is_run_again_before_deciding():
+    h = Harness()
+    assert h.round({"a": 1, "b": 0}) == [] and h.sup.active_host == "a"
+    h.clock.advance(1.0)
+    tests = {t.host: t for t in h.tick()}
+    h.on_test("b", 0, tag=tests["b"].tag)
+    h.clock.advance(5.0)  # SIGSTOP of the valet: a's test timed out while nothing ran
+    actions = h.take(h.sup.handle(TestDone(host="a", rc=None, tag=tests["a"].tag, now=h.clock.now(), stalled=True)))
+    assert actions == [RunTest(host="a", tag=tests["a"].tag)]  # the same round asks a again
+    assert h.sup.state is ProcState.ACTIVE and h.notes[-1][0] == "retest"
+    assert h.on_test("a", 1, tag=tests["a"].tag) == []  # it ran all along: nothing to start
+    assert h.sup.state is ProcState.ACTIVE and h.codes() == ["found_up"]
+    h.clock.advance(1.0)
+    tests = {t.host: t for t in h.tick()}
+    h.on_test("b", 0, tag=tests["b"].tag)
+    actions = h.on_test("a", None, tag=tests["a"].tag)  # a timeout not across a stall is a verdict
+    assert [type(x) for x in actions] == [RunStart]
+
+
+def test_a_verification_test_that_timed_out_while_the_valet_was_stalled_is_polled_again_at_once():
+    h = Harness()
+    (start_a,) = h.round({"a": 0, "b": 0})
+    (verify,) = h.on_start("a", 0, tag=start_a.tag)
+    h.clock.advance(4.0)  # stalled past start_grace (3 s)
+    actions = h.take(h.sup.handle(TestDone(host="a", rc=None, tag=verify.tag, now=h.clock.now(), stalled=True)))
+    (poll,) = actions  # polled again at once, not failed for the grace that ran out while the valet was stopped
+    assert isinstance(poll, RunTest) and poll.host == "a" and poll.tag != verify.tag
+    assert h.sup.state is ProcState.STARTING and h.notes[-1][0] == "retest"
+    h.on_test("a", 1, tag=poll.tag)
+    assert h.sup.state is ProcState.ACTIVE and h.codes()[-1] == "started"

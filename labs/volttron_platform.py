@@ -221,6 +221,17 @@ class Platform:
             raise PlatformError(f"[{self.name}] vctl {' '.join(args)} rc={r.returncode}\n{r.stdout}\n{r.stderr}")
         return r.stdout
 
+    def shell(self, command: str, *, cwd: Path | None = None, env: dict[str, str] | None = None,
+              timeout: float = 300.0) -> subprocess.CompletedProcess[str]:
+        """``bash -c COMMAND`` as an operator on this platform's host: the platform user, VOLTTRON's venv first on
+        PATH (VIRTUAL_ENV, VOLTTRON_HOME set), in ``cwd``; ``env`` adds variables. Not checked: the caller judges."""
+        argv, user = self._command(["bash", "-c", command])
+        full_env = {**self.env, **(env or {})}
+        if self.netns is not None:  # _command passed self.env through `env -i`: pass the extras the same way
+            argv[argv.index("-i") + 1:argv.index("-i") + 1] = [f"{k}={v}" for k, v in (env or {}).items()]
+        return subprocess.run(argv, env=full_env, cwd=cwd or self.root, user=user, capture_output=True, text=True,
+                              timeout=timeout, stdin=subprocess.DEVNULL)
+
     def serverkey(self) -> str:
         return json.loads((self.vhome / "credentials_store" / "platform.json").read_text())["publickey"]
 

@@ -7,17 +7,24 @@ its ``dynamic_agent`` with that uuid as serverkey and uuid strings as the agent'
 core dies at once (``ValueError: unknown key encoding`` in volttron's ``decode_key``) and the wrapper's
 ``agent.vip.ping("")`` then blocks for ever in ZeroMQ's send (its ``.get(timeout=30)`` is never reached).
 
-``AdaptedPlatformWrapper`` keeps the wrapper's code paths (its ``startup_platform``, ``install_agent``,
-``start_agent``, ``agent_pid``, ``shutdown_platform``) and changes only what the trace showed:
+``AdaptedPlatformWrapper`` keeps the wrapper's code paths (its ``startup_platform``, ``restart_platform``,
+``install_agent``, ``agent_pid``, ``list_agents``, ``stop_platform``, ``shutdown_platform``) and changes only what
+the trace showed (docs/failoveragent.md has the evidence for each):
 
 1. the platform user: ``volttron``/``vctl`` refuse root, so ``PATH`` starts with shims that run the platform
-   venv's commands as FT_VOLTTRON_USER (``setpriv``, vctl from a writable cwd) and the wrapper's directory
-   is that user's;
+   venv's commands as FT_VOLTTRON_USER (``setpriv``, vctl from a writable cwd); the wrapper's directory is theirs;
 2. ``VIRTUAL_ENV`` (without it the platform's poetry makes a new virtualenv and asks pypi.org) and a seeded
    ``$VOLTTRON_HOME/pyproject.toml`` (without it the first start dies in ``setup_poetry_project``);
 3. the keys: ``platform.json`` is pre-created with a CURVE key pair we know (the platform loads it), and
-   ``build_agent`` puts it back after the wrapper's overwrite, uses it as the serverkey and gives each
-   built agent a real key pair instead of uuid strings.
+   ``build_agent`` puts it back after the wrapper's overwrite, uses it as the serverkey and gives each built
+   agent a real key pair instead of uuid strings;
+4. the log: the shim splits the wrapper's joined ``-l/path`` (volttron-core only parses ``-l PATH``; the log
+   went to a stderr pipe nobody reads) and adds ``-v``;
+5. no wait for ``control.connection`` to leave (a permanent peer in rc38: every wait ran its full 10 s);
+6. ``WrapperPlatform`` grants the dynamic agent the control RPCs the wrapper's stop calls, stops with ``vctl
+   shutdown --platform`` when ``stop_platform`` fails (rc38's shutdown RPC raises with agents running), retires
+   the dynamic agent of a crashed platform (else it takes the name from the next one), installs from source
+   directories (the wheel path cannot carry a config and misreads rc38's output).
 """
 
 from __future__ import annotations

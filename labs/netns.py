@@ -228,12 +228,13 @@ class NetnsSegment:
             run("ip", "netns", "exec", self.ns(key), "iptables", "-I" if on else "-D", chain, flag,
                 target, "-j", "DROP", check=on)
 
-    def lose(self, key: str, percent: float, on: bool = True) -> None:
-        """iptables in ``key``'s namespace drops ``percent`` % of what it sends on ``eth0``, at random (the
-        ``statistic`` match; a lossy link without sch_netem), or removes that rule (``on=False``)."""
+    def lose(self, key: str, percent: float, on: bool = True, *, device: str = "eth0") -> None:
+        """iptables in ``key``'s namespace drops ``percent`` % of what it sends on ``device`` (``eth0``; ``+`` for
+        every interface, e.g. VRRP's ``use_vmac`` macvlan beside eth0), at random (the ``statistic`` match; a
+        lossy link without sch_netem), or removes that rule (``on=False``)."""
         if not 0 < percent <= 100:
             raise ValueError(f"percent must be in (0, 100], got {percent}")
-        run("ip", "netns", "exec", self.ns(key), "iptables", "-I" if on else "-D", "OUTPUT", "-o", "eth0",
+        run("ip", "netns", "exec", self.ns(key), "iptables", "-I" if on else "-D", "OUTPUT", "-o", device,
             "-m", "statistic", "--mode", "random", "--probability", f"{percent / 100:.4f}", "-j", "DROP", check=on)
 
     def set_address(self, key: str, present: bool) -> None:

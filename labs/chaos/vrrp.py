@@ -258,17 +258,16 @@ class VrrpDriver:
         return not _stopped(pid)
 
     def has_vip(self, host: str) -> bool:
-        """One netlink address dump of eth0 in the host's namespace (a handle per thread and namespace)."""
+        """One netlink IPv4 address dump in the host's namespace (a handle per thread and namespace), every
+        interface: with ``use_vmac`` the VIP sits on the macvlan, not on eth0."""
         handles = getattr(self._local, "ipr", None)
         if handles is None:
             handles = self._local.ipr = {}
-        entry = handles.get(host)
-        if entry is None:
-            ipr = self.lab.in_ns(host, IPRoute)
+        ipr = handles.get(host)
+        if ipr is None:
+            ipr = handles[host] = self.lab.in_ns(host, IPRoute)
             self._handles.append(ipr)
-            entry = handles[host] = (ipr, ipr.link_lookup(ifname="eth0")[0])
-        ipr, idx = entry
-        return any(a.get("IFA_ADDRESS") == str(VIP) for a in ipr.get_addr(index=idx, family=socket.AF_INET))
+        return any(a.get("IFA_ADDRESS") == str(VIP) for a in ipr.get_addr(family=socket.AF_INET))
 
     def probe(self) -> dict[str, Any]:
         active, stale = [], []
@@ -323,7 +322,7 @@ class VrrpDriver:
                 self.lab.net.block(target, peer, inbound=True, outbound=False)
             return {}
         if k is K.LOSS:
-            self.lab.net.lose(target, fault.params["loss_pct"])
+            self.lab.net.lose(target, fault.params["loss_pct"], device="+")
             return {}
         if k in (K.NETEM_LOSS, K.NETEM_DELAY, K.NETEM_DUP):
             run_cmd("ip", "netns", "exec", self.lab.ns(target), "tc", "qdisc", "add", "dev", "eth0", "root",
@@ -353,7 +352,7 @@ class VrrpDriver:
                 self.lab.net.block(peer, target, on=False, inbound=True, outbound=True)
                 self.lab.net.block(target, peer, on=False, inbound=True, outbound=False)
         elif k is K.LOSS:
-            self.lab.net.lose(target, fault.params["loss_pct"], on=False)
+            self.lab.net.lose(target, fault.params["loss_pct"], on=False, device="+")
         elif k in (K.NETEM_LOSS, K.NETEM_DELAY, K.NETEM_DUP):
             run_cmd("ip", "netns", "exec", self.lab.ns(target), "tc", "qdisc", "del", "dev", "eth0", "root",
                     check=False)

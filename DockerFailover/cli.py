@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from DockerFailover.config import DEFAULT_CONFIG_PATH, FENCE_KEEPER_SPAWN, NodeConfig, load_node_config
-from DockerFailover.shell.container_check import spawned_keeper_dies_with_agent
+from DockerFailover.shell.container_check import spawned_keeper_unsafe
 from failover_core.shell.cli import EXIT_CONFIG, add_check_argument, load_or_exit, run_check
 
 DESCRIPTION = "active/passive Docker container failover between two hosts (HTTP heartbeats)"
@@ -41,12 +41,14 @@ def render_without_secret(cfg: NodeConfig) -> str:
     return json.dumps(data, indent=2)
 
 
-def spawn_in_container_problem(cfg: NodeConfig, pid: int | None = None, root: Path = Path("/")) -> str | None:
-    """Standard mode with a spawned keeper, the agent being its container's main process: the keeper would die
-    with the agent's container (docs/docker.md). The message names the key and the fix; None: no problem."""
+def spawn_in_container_problem(cfg: NodeConfig, pid: int | None = None, root: Path = Path("/"),
+                               peer_pid: int | str | None = "ask") -> str | None:
+    """Standard mode with a spawned keeper, in a container whose end would not end the managed containers: the
+    keeper would die with the agent's container (DockerFailover.shell.container_check). The message names the key
+    and the fix; None: no problem."""
     if cfg.witness is None or cfg.fence_keeper != FENCE_KEEPER_SPAWN:
         return None
-    found = spawned_keeper_dies_with_agent(os.getpid() if pid is None else pid, root)
+    found = spawned_keeper_unsafe(cfg.docker_url, os.getpid() if pid is None else pid, root, peer_pid)
     if found is None:
         return None
     return (f"standard mode with fence_keeper = \"spawn\" in a container ({found.evidence}; {found.why}): the fence "

@@ -1,16 +1,25 @@
-"""Standard mode's refusal of a spawned fence keeper in a container (DockerFailover.shell.container_check and the
-command line), and the ``fence_keeper`` key. The container facts are read from made-up /proc and marker files;
-the real refusal, inside a container of the image, is in test_docker_keeper_container.py."""
+"""Standard mode's refusal of a spawned fence keeper in a container whose end would not end the managed containers
+(DockerFailover.shell.container_check and the command line), and the ``fence_keeper`` key. The container facts
+are read from made-up /proc and marker files, the Docker daemon's peer PID from real unix sockets (ours: a visible
+peer); PID 0 (a daemon outside our PID namespace) is what a container of the image sees, checked for real in
+test_docker_keeper_container.py."""
 
 from __future__ import annotations
 
+import os
+import socket
 from pathlib import Path
 
 import pytest
 
 from DockerFailover.cli import spawn_in_container_problem
 from DockerFailover.config import load_node_config
-from DockerFailover.shell.container_check import container_ends_with, container_evidence, spawned_keeper_dies_with_agent
+from DockerFailover.shell.container_check import (
+    container_ends_with,
+    container_evidence,
+    socket_peer_pid,
+    spawned_keeper_unsafe,
+)
 from failover_core.config import ConfigError
 
 GOOD = '''secret = "0123456789abcdef-secret"
@@ -46,26 +55,47 @@ def fake_root(tmp_path: Path, procs: dict[int, tuple[str, int]], *, marker: str 
     return root
 
 
-def test_the_agent_as_pid_1_or_as_the_only_child_of_an_init_dies_with_its_container(tmp_path: Path) -> None:
+def test_a_daemon_outside_our_pid_namespace_or_over_the_network_makes_a_spawned_keeper_unsafe(
+        tmp_path: Path) -> None:
     root = fake_root(tmp_path, {1: ("docker-failove", 0)})
-    found = spawned_keeper_dies_with_agent(1, root)
-    assert found is not None and found.evidence == "/.dockerenv" and "PID 1" in found.why
+    found = spawned_keeper_unsafe("unix:///var/run/docker.sock", 1, root, peer_pid=0)
+    assert found is not None and found.evidence == "/.dockerenv" and "outside this container's PID namespace" in \
+        found.why
+    found = spawned_keeper_unsafe("tcp://10.0.0.5:2375", 77, root)
+    assert found is not None and "over the network" in found.why
+    # the daemon inside our own PID namespace (this suite's lab: dockerd are our children): it ends with us
+    assert spawned_keeper_unsafe("unix:///var/run/docker.sock", 1, root, peer_pid=4242) is None
+    # outside any container nothing is asked
+    host = fake_root(tmp_path / "host", {1: ("systemd", 0)}, marker=None, cgroup="0::/init.scope\n")
+    assert spawned_keeper_unsafe("tcp://10.0.0.5:2375", 1, host) is None
+
+
+def test_the_peer_pid_of_a_real_unix_socket(tmp_path: Path) -> None:
+    path = str(tmp_path / "d.sock")
+    assert socket_peer_pid(path) is None  # nothing there
+    lst = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    lst.bind(path)
+    lst.listen(1)
+    try:
+        assert socket_peer_pid(path) == os.getpid()  # the listener is us, visible in our namespace
+    finally:
+        lst.close()
+
+
+def test_a_daemon_that_does_not_answer_falls_back_to_the_containers_shape(tmp_path: Path) -> None:
+    root = fake_root(tmp_path, {1: ("docker-failove", 0)})
+    found = spawned_keeper_unsafe(None, 1, root, peer_pid=None)
+    assert found is not None and "PID 1" in found.why and "did not answer" in found.why
     root = fake_root(tmp_path / "init", {1: ("docker-init", 0), 7: ("docker-failove", 1)})
-    found = spawned_keeper_dies_with_agent(7, root)
+    found = spawned_keeper_unsafe(None, 7, root, peer_pid=None)
     assert found is not None and "only child of PID 1 (docker-init)" in found.why
-
-
-def test_an_agent_among_other_services_or_outside_any_container_passes(tmp_path: Path) -> None:
     # a system container (systemd as PID 1 with other services): the keeper outlives the agent as on a host
     root = fake_root(tmp_path / "sys", {1: ("systemd", 0), 40: ("sshd", 1), 41: ("docker-failove", 1)},
                      marker="/run/.containerenv")
     assert container_evidence(root) == "/run/.containerenv" and container_ends_with(41, root / "proc") is None
-    # started by something else (a shell, pytest, a supervisor): not the container's main process
+    # started by something else (a shell, a supervisor): not the container's main process
     root = fake_root(tmp_path / "dev", {1: ("process_api", 0), 9: ("bash", 1), 10: ("python", 9)})
-    assert spawned_keeper_dies_with_agent(10, root) is None
-    # a host: no marker, no runtime in PID 1's cgroup
-    root = fake_root(tmp_path / "host", {1: ("systemd", 0)}, marker=None, cgroup="0::/init.scope\n")
-    assert container_evidence(root) is None and spawned_keeper_dies_with_agent(1, root) is None
+    assert spawned_keeper_unsafe(None, 10, root, peer_pid=None) is None
     root = fake_root(tmp_path / "v1", {1: ("sh", 0)}, marker=None, cgroup="12:pids:/docker/0123abcd\n")
     assert container_evidence(root) == "/proc/1/cgroup names docker"
 
@@ -74,16 +104,18 @@ def test_standard_mode_with_spawn_is_refused_naming_the_key_and_the_fix(tmp_path
                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     standard = load_node_config(write(tmp_path, GOOD + WITNESS), "server1")
     root = fake_root(tmp_path, {1: ("docker-failove", 0)})
-    msg = spawn_in_container_problem(standard, pid=1, root=root)
+    msg = spawn_in_container_problem(standard, pid=1, root=root, peer_pid=0)
     assert msg is not None
-    assert 'fence_keeper = "spawn" in a container (/.dockerenv; the agent is PID 1' in msg
+    assert 'fence_keeper = "spawn" in a container (/.dockerenv; the Docker daemon behind /var/run/docker.sock runs ' \
+        "outside this container's PID namespace" in msg
     assert "python -m DockerFailover.fence --listen /run/docker-failover/keeper.sock" in msg
     assert 'fence_keeper = "/run/docker-failover/keeper.sock"' in msg
     keeper = load_node_config(write(tmp_path, GOOD + WITNESS + 'fence_keeper = "/run/k/keeper.sock"\n', "k.py"),
                               "server1")
-    assert keeper.keeper_socket == "/run/k/keeper.sock" and spawn_in_container_problem(keeper, pid=1, root=root) is None
+    assert keeper.keeper_socket == "/run/k/keeper.sock"
+    assert spawn_in_container_problem(keeper, pid=1, root=root, peer_pid=0) is None
     simple = load_node_config(write(tmp_path, GOOD, "simple.py"), "server1")
-    assert spawn_in_container_problem(simple, pid=1, root=root) is None  # no keeper in simple mode
+    assert spawn_in_container_problem(simple, pid=1, root=root, peer_pid=0) is None  # no keeper in simple mode
 
 
 @pytest.mark.parametrize(("value", "words"), [

@@ -234,3 +234,50 @@ def test_the_command_line_needs_names_or_listen_and_ping_reports_no_keeper(tmp_p
     r = subprocess.run([sys.executable, "-m", "DockerFailover.fence", "--ping", str(tmp_path / "none.sock")],
                        capture_output=True, text=True, env=env)
     assert r.returncode == 1 and "FileNotFoundError" in r.stdout
+
+
+def test_the_agent_side_reconnects_to_a_restarted_keeper_and_says_its_hold_again(sock_path: Path) -> None:
+    """``SocketKeeper`` (the agent's end): not reachable -> on_lost; accepted -> on_ready, the hold arrives; the
+    keeper killed -> on_lost (the keeper itself kills: end-of-file is on ITS side only when the agent dies, so a
+    dead keeper kills nothing); a new keeper on the same path -> on_ready again; close() with ``release``."""
+    import asyncio
+
+    from DockerFailover.shell.keeper_link import SocketKeeper
+
+    events: list[str] = []
+
+    async def scenario() -> None:
+        link = SocketKeeper(str(sock_path), "server1", ["web"], retry=0.05,
+                            on_ready=lambda d: events.append("ready"), on_lost=lambda d: events.append(f"lost {d}"))
+        link.start()
+
+        async def until(cond: object, what: str) -> None:
+            for _ in range(200):
+                if cond():  # type: ignore[operator]
+                    return
+                await asyncio.sleep(0.02)
+            raise AssertionError(f"timed out: {what}; events {events}")
+
+        await until(lambda: any(e.startswith("lost cannot connect") for e in events), "no keeper yet")
+        first = Running(sock_path)
+        try:
+            await until(lambda: link.connected, "connected")
+            link.tell(f"hold {time.monotonic() + 60:.6f}\n")
+            await until(lambda: first.keeper.deadline is not None, "the hold at the keeper")
+        finally:
+            first.stop()  # the keeper goes away (its container killed): it closes our connection
+        await until(lambda: not link.connected and events[-1].startswith("lost"), "the loss seen")
+        assert first.kills.calls == []  # stopped, not SIGTERMed: Running.stop kills nothing
+        second = Running(sock_path)
+        try:
+            await until(lambda: link.connected, "reconnected")
+            assert events.count("ready") == 2
+            link.tell(f"hold {time.monotonic() + 60:.6f}\n")  # what the decider does on KeeperConnected
+            await until(lambda: second.keeper.deadline is not None, "the hold at the new keeper")
+            await link.close("release\n")
+            await until(lambda: second.server.agent is None, "the agent's clean end")
+            assert second.kills.calls == [] and second.keeper.deadline is None
+        finally:
+            second.stop()
+
+    asyncio.run(scenario())

@@ -28,7 +28,7 @@ import requests
 from docker.models.containers import Container
 
 from labs.docker import AGENT_PORT, HB_TIMEOUT, IMAGE, MARGIN, TwoHostLab, wait_until
-from labs.docker_image import BASE_TAG, IMAGE_TAG, REPO, Built, build_image, copy_image
+from labs.docker_image import IMAGE_TAG, REPO, Built
 
 pytestmark = pytest.mark.integration
 
@@ -37,34 +37,6 @@ COMPOSE_FILE = REPO / "DockerFailover" / "deploy" / "compose.yaml"
 COMPOSE_LAB = Path(__file__).with_name("compose.lab.yaml")
 SERVER = {"a": "server1", "b": "server2"}
 MiB = 1024 * 1024
-
-
-@pytest.fixture(scope="session")
-def image(lab: TwoHostLab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
-    """The image, built on host A and loaded into host B; removed (with its base) at the end, even on failure."""
-    work = tmp_path_factory.mktemp("image")
-    a, b = lab.hosts["a"].client, lab.hosts["b"].client
-    assert a is not None and b is not None
-    try:
-        t0 = time.monotonic()
-        built = build_image(a, work)
-        t1 = time.monotonic()
-        copy_image(a, b)
-        print(f"\nimage {IMAGE_TAG}: {built.size / MiB:.0f} MB (base {built.base_size / MiB:.0f} MB); built in "
-              f"{t1 - t0:.1f} s ({', '.join(f'{k} {v:.1f} s' for k, v in built.seconds.items())}), "
-              f"copied to host B in {time.monotonic() - t1:.1f} s")
-        yield built
-    finally:
-        for client in (a, b):
-            for ctr in client.containers.list(all=True, filters={"ancestor": IMAGE_TAG}):
-                with contextlib.suppress(docker.errors.APIError):
-                    ctr.remove(force=True, v=True)
-            for tag in (IMAGE_TAG, BASE_TAG):
-                with contextlib.suppress(docker.errors.ImageNotFound):
-                    client.images.remove(tag, force=True)
-            with contextlib.suppress(docker.errors.APIError):
-                client.images.prune(filters={"dangling": True})
-        shutil.rmtree(work, ignore_errors=True)
 
 
 @dataclass

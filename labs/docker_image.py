@@ -437,3 +437,26 @@ def container_logs(lab: Any, key: str, name: str) -> str:
         return str(_client(lab, key).containers.get(name).logs().decode(errors="replace"))
     except docker.errors.DockerException as e:
         return f"({type(e).__name__}: {e})"
+
+
+# the layout before the listening keeper, for comparison only (bench/docker_keeper_in_container.py --layout spawn):
+# the agent's command line now refuses it (exit 2), so the agent is started past the command line, as it ran then
+_OLD_LAYOUT = ("import asyncio, logging, sys\n"
+               "from DockerFailover.config import load_node_config\n"
+               "from DockerFailover.shell.agent import Agent\n"
+               "cfg = load_node_config('/app/config.py', sys.argv[1])\n"
+               "logging.basicConfig(level=logging.INFO, format=f'%(asctime)s {cfg.name} %(levelname)s %(name)s: "
+               "%(message)s')\n"
+               "sys.exit(asyncio.run(Agent(cfg).run()))\n")
+
+
+def run_agent_with_spawned_keeper(lab: Any, key: str, config: Path, tag: str = IMAGE_TAG) -> Any:
+    """The agent in a container with the keeper as its child (``fence_keeper = "spawn"``), as before the fix: the
+    keeper dies with the agent's container. For measuring the old behaviour; never a deployment."""
+    remove_container(lab, key, AGENT_CONTAINER)
+    h = lab.hosts[key]
+    return _client(lab, key).containers.run(
+        tag, [LAB_SERVER[key]], entrypoint=["python", "-c", _OLD_LAYOUT], name=AGENT_CONTAINER, detach=True,
+        network_mode="host",
+        volumes={str(config): {"bind": "/app/config.py", "mode": "ro"},
+                 str(Path(h.dir) / "docker.sock"): {"bind": "/var/run/docker.sock", "mode": "rw"}})

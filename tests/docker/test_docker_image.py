@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -28,7 +29,7 @@ import requests
 from docker.models.containers import Container
 
 from labs.docker import AGENT_PORT, HB_TIMEOUT, IMAGE, MARGIN, TwoHostLab, wait_until
-from labs.docker_image import IMAGE_TAG, REPO, Built
+from labs.docker_image import IMAGE_TAG, KEEPER_SOCKET, REPO, Built
 
 pytestmark = pytest.mark.integration
 
@@ -221,20 +222,25 @@ class Compose:
         return r.stdout + r.stderr
 
     def logs(self) -> str:
-        return "\n".join(f"--- compose logs {key} ---\n{self(key, 'logs', '--no-color', 'failover')[-6000:]}"
+        return "\n".join(f"--- compose logs {key} ---\n{self(key, 'logs', '--no-color', 'keeper', 'failover')[-8000:]}"
                          for key in ("a", "b"))
 
 
 def test_compose_file_runs_the_pair_and_hands_over(lab: TwoHostLab, image: Built, tmp_path: Path) -> None:
     """compose.yaml as its header says, on each host: ``FAILOVER_SERVER=serverN compose up -d failover`` and
     ``compose --profile managed create web`` (merged with tests/docker/compose.lab.yaml: the lab's socket, config
-    and web image); A active and serving, B passive; the web container killed on A -> B serves."""
+    and web image), in standard mode (the lab's witness, ``fence_keeper`` = the keeper service's socket): the
+    keeper services start first and each agent connects to its own; A active and serving, B passive; the web
+    container killed on A -> B serves."""
     reset_hosts(lab)
+    lab.heal_all()
+    lab.start_witness()
     for h in lab.hosts.values():
         assert h.client is not None
         with contextlib.suppress(docker.errors.NotFound):
             h.client.containers.get("web").remove(force=True)
-    compose = Compose(lab, lab.write_config(tmp_path / "config.py", in_container=True), compose_command())
+    config = lab.write_config(tmp_path / "config.py", in_container=True, witness=True, fence_keeper=KEEPER_SOCKET)
+    compose = Compose(lab, config, compose_command())
     try:
         for key in ("a", "b"):
             compose(key, "--profile", "managed", "create", "web")
@@ -249,6 +255,9 @@ def test_compose_file_runs_the_pair_and_hands_over(lab: TwoHostLab, image: Built
                 assert web["Config"]["Image"] == IMAGE and web["HostConfig"]["Init"] is True
                 agent = c.containers.list(filters={"label": "com.docker.compose.service=failover"})
                 assert len(agent) == 1 and agent[0].attrs["HostConfig"]["NetworkMode"] == "host"
+                keeper = c.containers.list(filters={"label": "com.docker.compose.service=keeper"})
+                assert len(keeper) == 1 and keeper[0].attrs["HostConfig"]["NetworkMode"] == "none"
+                assert (lab.status(key) or {})["standard"]["keeper"] == "connected"
             assert AGENT_PORT == 8700  # compose.yaml's DOCKER_FAILOVER_PORT, which the HEALTHCHECK reads
             lab.hosts["a"].client.containers.get("web").kill()  # type: ignore[union-attr]
             wait_until(lambda: lab.role("b") == "active" and lab.web_answers("b"), MARGIN + 2,
@@ -260,3 +269,4 @@ def test_compose_file_runs_the_pair_and_hands_over(lab: TwoHostLab, image: Built
         for key in ("a", "b"):
             with contextlib.suppress(AssertionError, subprocess.TimeoutExpired):
                 compose(key, "--profile", "managed", "down", "-v", "--timeout", "5")
+        lab.stop_witness(signal.SIGKILL)

@@ -268,3 +268,24 @@ def test_standard_mode_with_a_spawned_keeper_in_a_container_exits_2_naming_the_k
     finally:
         remove_all(lab)
         lab.stop_witness(signal.SIGKILL)
+
+
+def test_both_agent_containers_stopped_the_last_detaches_and_its_keeper_kills_nothing(
+        lab: TwoHostLab, kept_pair: KeptPair) -> None:
+    """An upgrade of both (docs/docker.md, Shutdown): ``docker stop`` of B's agent, then of A's. A has nobody to
+    hand over to: it leaves its container running and says ``detach`` over the connection, so its keeper (which
+    then sees the connection close) kills nothing; a ``docker stop`` is not a death."""
+    pair = kept_pair
+    with pair.explained():
+        timeline = ServiceTimeline(lab).start()
+        pair.container("b", AGENT_CONTAINER).stop(timeout=20)
+        wait_until(lambda: "peer_leaving" in pair.alerts("a"), 5, what="A hears B leaving")
+        pair.container("a", AGENT_CONTAINER).stop(timeout=20)
+        assert pair.container("a", AGENT_CONTAINER).status == "exited"
+        time.sleep(T)  # the keeper's lease would have run out by now: it must hold nothing
+        assert lab.container_running("a") and lab.web_answers("a") and not lab.container_running("b")
+        assert pair.ping("a").startswith("pong idle agent=-")
+        keeper_log = container_logs(lab, "a", KEEPER_CONTAINER)
+        assert "keeper detached" in keeper_log and "fence: killed" not in keeper_log, keeper_log
+        timeline.stop()
+        assert timeline.first("a", "die") is None and timeline.first("b", "start") is None, timeline.describe()

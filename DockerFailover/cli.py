@@ -8,8 +8,10 @@ import json
 import logging
 import os
 import sys
+from pathlib import Path
 
-from DockerFailover.config import DEFAULT_CONFIG_PATH, NodeConfig, load_node_config
+from DockerFailover.config import DEFAULT_CONFIG_PATH, FENCE_KEEPER_SPAWN, NodeConfig, load_node_config
+from DockerFailover.shell.container_check import spawned_keeper_unsafe
 from failover_core.shell.cli import EXIT_CONFIG, add_check_argument, load_or_exit, run_check
 
 DESCRIPTION = "active/passive Docker container failover between two hosts (HTTP heartbeats)"
@@ -39,6 +41,25 @@ def render_without_secret(cfg: NodeConfig) -> str:
     return json.dumps(data, indent=2)
 
 
+def spawn_in_container_problem(cfg: NodeConfig, pid: int | None = None, root: Path = Path("/"),
+                               peer_pid: int | str | None = "ask") -> str | None:
+    """Standard mode with a spawned keeper, in a container whose end would not end the managed containers: the
+    keeper would die with the agent's container (DockerFailover.shell.container_check). The message names the key
+    and the fix; None: no problem."""
+    if cfg.witness is None or cfg.fence_keeper != FENCE_KEEPER_SPAWN:
+        return None
+    found = spawned_keeper_unsafe(cfg.docker_url, os.getpid() if pid is None else pid, root, peer_pid)
+    if found is None:
+        return None
+    return (f"standard mode with fence_keeper = \"spawn\" in a container ({found.evidence}; {found.why}): the fence "
+            "keeper would be the agent's child and die with the agent's container, so a killed agent container would "
+            "leave the containers running beside the peer's. Run the keeper as a container of its own (the same "
+            "image: python -m DockerFailover.fence --listen /run/docker-failover/keeper.sock, with the Docker socket "
+            "and a volume shared with the agent at /run/docker-failover; DockerFailover/deploy/compose.yaml's "
+            "`keeper` service) and set fence_keeper = \"/run/docker-failover/keeper.sock\", or run the agent on the "
+            "host (systemd).")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="docker-failover", description=DESCRIPTION)
     p.add_argument("-s", "--server", default=os.environ.get("DOCKER_FAILOVER_SERVER"),
@@ -65,6 +86,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         rc = run_check(load, render_without_secret)
         cfg = load_or_exit(load)
+        problem = spawn_in_container_problem(cfg)
+        if problem is not None:
+            print(f"docker-failover: {problem}", file=sys.stderr)
+            return EXIT_CONFIG
         print(f"docker-failover: {cfg.mode_summary()}", file=sys.stderr)
         for w in cfg.warnings:
             print(f"docker-failover: warning: {w}", file=sys.stderr)
@@ -72,6 +97,10 @@ def main(argv: list[str] | None = None) -> int:
               f"{cfg.endpoint} answers (only known at start)", file=sys.stderr)
         return rc
     cfg = load_or_exit(load)
+    problem = spawn_in_container_problem(cfg)
+    if problem is not None:
+        print(f"docker-failover: {problem}", file=sys.stderr)
+        return EXIT_CONFIG
     logging.basicConfig(level=getattr(logging, args.log_level),
                         format=f"%(asctime)s {cfg.name} %(levelname)s %(name)s: %(message)s")
     from DockerFailover.shell.agent import Agent  # the I/O side is imported only to run

@@ -64,6 +64,11 @@ class AlertCode(ReasonCode):
         "(set its group's timeout to our heartbeat_timeout)")
     TAKEOVER_HELD = "takeover_held", (
         "standard mode: the peer is silent but the table says not to start (the witness cannot confirm it is gone)")
+    KEEPER_UNREACHABLE = "keeper_unreachable", (
+        "standard mode with `fence_keeper` a socket: no fence keeper accepts us (not yet started, killed, "
+        "restarting, or serving another agent). Until one does we are not eligible: no cold start, no takeover, "
+        "no hand-over to us; an active keeps its containers and still kills them itself when its lease ends")
+    KEEPER_BACK = "keeper_back", "standard mode: the fence keeper accepted us again; it holds our lease anew"
 
 
 class NoteCode(ReasonCode):

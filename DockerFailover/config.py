@@ -63,8 +63,9 @@ NODE_KEYS = (
     "heartbeat_interval", "check_heartbeat_interval", "heartbeat_timeout", "startup_grace_period",
     "restart_grace_period", "containers", "stop_timeout", "request_timeout", "max_clock_skew",
     "failback", "failback_hold_down", "notify", "notify_timeout", "docker_url", "state_dir", "listen",
-    "term_file", "witness",
+    "term_file", "witness", "fence_keeper",
 )
+FENCE_KEEPER_SPAWN = "spawn"
 
 
 class WitnessSettings(StrictModel):
@@ -126,6 +127,28 @@ class NodeConfig(StrictModel):
     term_file: FilePath | None = Field(default=None, description=(
         "written with the term (one line) before the containers start: bind-mount its directory read-only "
         "into them to use the term as a fencing token"))
+    fence_keeper: str = Field(default=FENCE_KEEPER_SPAWN, min_length=1, max_length=107, description=(
+        "standard mode: \"spawn\" (the agent starts the fence keeper as its child: right for an agent on the host, "
+        "refused in a container, where the keeper would die with the agent) or the absolute path of the unix "
+        "socket of a keeper that runs on its own (python -m DockerFailover.fence --listen PATH: its own "
+        "container, or a host process); the agent connects to it and starts nothing until it is accepted"))
+
+    @field_validator("fence_keeper")
+    @classmethod
+    def _fence_keeper(cls, v: str) -> str:
+        if v == FENCE_KEEPER_SPAWN:
+            return v
+        if not v.startswith("/") or v.endswith("/") or any(ord(c) < 32 or c == "\x7f" for c in v):
+            raise ValueError('fence_keeper must be "spawn" or the absolute path of the keeper\'s unix socket, e.g. '
+                             "/run/docker-failover/keeper.sock")
+        return v
+
+    @property
+    def keeper_socket(self) -> str | None:
+        """The listening keeper's socket path (standard mode, ``fence_keeper`` a path); None: spawn or simple."""
+        if self.witness is None or self.fence_keeper == FENCE_KEEPER_SPAWN:
+            return None
+        return self.fence_keeper
 
     @field_validator("containers")
     @classmethod
@@ -232,6 +255,9 @@ class NodeConfig(StrictModel):
         """What is allowed but unwise (``--check`` prints them, the agent logs them at start)."""
         timing = self.fencing
         if timing is None:
+            if self.fence_keeper != FENCE_KEEPER_SPAWN:
+                return (f"fence_keeper ({self.fence_keeper}) is used in standard mode only (configure `witness`); "
+                        "in simple mode there is no lease to guard and the agent does not connect to it",)
             return ()
         problem = timing.lease_problem(self.heartbeat_interval)
         if problem is None:

@@ -30,7 +30,9 @@ Rules:
 - Docker unreachable is reported (alert, ``eligible: false``), never a reason to fail over;
 - standard mode (a witness): the active runs only while its ContactLease holds (``FencingTiming.lease`` =
   heartbeat_timeout - fencing margin after its newest acknowledged send) and kills its containers when it
-  ends; the passive still waits ``heartbeat_timeout`` since its last receipt, then asks the witness.
+  ends; the passive still waits ``heartbeat_timeout`` since its last receipt, then asks the witness;
+  with a listening fence keeper (``keeper_connects``) a node is not eligible while no keeper holds its lease
+  (``KeeperConnected`` / ``KeeperLost``): it never starts the containers unguarded.
 """
 
 from __future__ import annotations
@@ -54,6 +56,8 @@ from DockerFailover.events import (
     HandOverRequested,
     HeartbeatReceived,
     HoldFence,
+    KeeperConnected,
+    KeeperLost,
     PeerAcknowledged,
     PeerHeartbeat,
     PersistTerm,
@@ -113,6 +117,7 @@ class PairSettings:
     failback: bool = False
     failback_hold_down: float = 60.0
     fencing: FencingTiming | None = None  # standard mode (a witness); None: simple mode
+    keeper_connects: bool = False  # standard mode with a listening fence keeper: not eligible until it accepts us
 
     @property
     def standard(self) -> bool:
@@ -173,6 +178,8 @@ class PairNode:
     claim_purpose: str = ""  # "takeover" (the peer is silent: the table) or "cold_start" (both idle)
     claim_not_before: float = 0.0  # after a withdrawn claim, no new one before this
     fence_sent: tuple[bool, float | None] = (False, None)  # the last HoldFence: (sent at all, until)
+    keeper_up: bool = True  # a listening fence keeper accepted us (always True with a spawned one)
+    keeper_alerted: bool = False  # KEEPER_UNREACHABLE said, not yet KEEPER_BACK
     table_code: str | None = None  # the table's last HOLD/STOP code while the peer is silent (said once)
     asked_in_silence: float | None = None  # the peer's last receipt when we last asked the witness afresh
 
@@ -183,6 +190,7 @@ class PairNode:
         if s.fencing is not None:
             self.lease = ContactLease(s.fencing.lease)  # T - fencing margin: gone before the others wait out T
             self.witness = PeerLiveness("witness", s.heartbeat_timeout, self.booted_at)
+            self.keeper_up = not s.keeper_connects  # until the keeper accepts us we may not start anything
         self.watches = {n: ContainerWatch(n) for n in s.containers}
         self.timers.set(Timer.HEARTBEAT, self.booted_at)
 
@@ -194,8 +202,9 @@ class PairNode:
 
     @property
     def eligible(self) -> bool:
-        """Could we run the containers? Our Docker daemon answers and none of them is missing here."""
-        return not self.leaving and self.docker_ok is True and \
+        """Could we run the containers? Our Docker daemon answers, none of them is missing here, and (standard mode
+        with a listening keeper) a fence keeper holds our lease: never start without one."""
+        return not self.leaving and self.docker_ok is True and self.keeper_up and \
             all(w.last is None or w.last.exists for w in self.watches.values())
 
     @property
@@ -346,6 +355,21 @@ class PairNode:
                     b.act(Alert(code=AlertCode.WITNESS_UNREACHABLE, message=f"witness unreachable ({detail}); "
                                                                             "alone this changes nothing"))
                 return self.claim_seq is not None  # a claim may have to be withdrawn
+            case KeeperConnected(detail=detail):
+                self.keeper_up = True
+                self.fence_sent = (False, None)  # a new keeper holds nothing: tell it our lease (or release) again
+                if self.keeper_alerted:
+                    self.keeper_alerted = False
+                    b.act(Alert(code=AlertCode.KEEPER_BACK, message=f"the fence keeper accepted us again ({detail})"))
+            case KeeperLost(detail=detail):
+                self.keeper_up = False
+                if not self.keeper_alerted:
+                    self.keeper_alerted = True
+                    running = self.role in (Role.ACTIVE, Role.HANDING_OVER)
+                    b.act(Alert(code=AlertCode.KEEPER_UNREACHABLE, message=(
+                        f"no fence keeper ({detail}): " + (
+                            "we keep the containers and kill them ourselves when the lease ends; reconnecting"
+                            if running else "not eligible (no cold start, no takeover) until one accepts us"))))
         return True
 
     def _learn_witness(self, ack: WitnessAck, now: float, b: Build) -> bool:
@@ -550,8 +574,9 @@ class PairNode:
         now = ev.now
         if not self.eligible:
             missing = [n for n, w in self.watches.items() if w.last is not None and not w.last.exists]
-            return self._refuse(ev, f"missing here: {', '.join(missing)}" if missing
-                                else "our Docker daemon does not answer", b)
+            why = f"missing here: {', '.join(missing)}" if missing else \
+                "no fence keeper holds our lease" if not self.keeper_up else "our Docker daemon does not answer"
+            return self._refuse(ev, why, b)
         if self._before(Timer.HOLD_TAKEOVER, now):
             # we were frozen: this request may have waited in our socket long after its sender gave up
             return self._refuse(ev, "just resumed from a stall", b)

@@ -159,9 +159,28 @@ class WitnessUnreachable:
     detail: str
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KeeperConnected:
+    """Standard mode with a listening fence keeper (``fence_keeper`` = a socket path): it accepted our ``guard``
+    (what it holds now is nothing: the decider tells it again)."""
+
+    now: float
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KeeperLost:
+    """Standard mode with a listening fence keeper: we could not connect to it, it refused us, or its end of the
+    connection closed (the keeper's container was killed or restarted)."""
+
+    now: float
+    detail: str
+
+
 Event = (Tick | HeartbeatReceived | PeerAcknowledged | WitnessAnswered | WitnessUnreachable
          | ContainersObserved | DockerUnreachable | ContainersStarted | ContainersStopped
-         | HandOverAnswered | HandOverRequested | ShutdownRequested | Resumed | TermNotPersisted)
+         | HandOverAnswered | HandOverRequested | ShutdownRequested | Resumed | TermNotPersisted
+         | KeeperConnected | KeeperLost)
 
 # ---------------------------------------------------------------------------------------------- actions
 

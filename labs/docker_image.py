@@ -23,6 +23,7 @@ user with a registry). Here no base image can be pulled, so:
 from __future__ import annotations
 
 import base64
+import contextlib
 import csv
 import hashlib
 import importlib.metadata as md
@@ -368,3 +369,94 @@ def copy_image(src: Any, dst: Any, tag: str = IMAGE_TAG) -> None:
     """``docker save | docker load`` from one daemon to another (docker SDK clients)."""
     data = b"".join(src.images.get(tag).save(named=True))
     dst.images.load(data)
+
+
+# ---------------------------------------------------------------------------------------------- running it on the lab
+
+AGENT_CONTAINER = "failover-agent"
+KEEPER_CONTAINER = "failover-keeper"
+KEEPER_RUN_DIR = "/run/docker-failover"  # inside the agent's and the keeper's containers: the keeper's socket
+KEEPER_SOCKET = f"{KEEPER_RUN_DIR}/keeper.sock"
+LAB_SERVER = {"a": "server1", "b": "server2"}
+_NS = 1_000_000_000
+
+
+def _client(lab: Any, key: str) -> Any:
+    client = lab.hosts[key].client
+    assert client is not None
+    return client
+
+
+def keeper_host_dir(lab: Any, key: str) -> Path:
+    """The host directory shared by host ``key``'s agent and keeper containers (a named volume in compose.yaml)."""
+    d = Path(lab.hosts[key].dir) / "keeper-run"
+    d.mkdir(mode=0o700, exist_ok=True)
+    return d
+
+
+def remove_container(lab: Any, key: str, name: str) -> None:
+    import docker
+
+    with contextlib.suppress(docker.errors.NotFound):
+        _client(lab, key).containers.get(name).remove(force=True, v=True)
+
+
+def run_keeper(lab: Any, key: str, tag: str = IMAGE_TAG) -> Any:
+    """The fence keeper as a container of its own on host ``key``, as compose.yaml's ``keeper`` service runs it:
+    ``python -m DockerFailover.fence --listen`` on the shared directory's socket, the host's Docker socket, no
+    network, its health check a ``--ping``. Returns the container."""
+    remove_container(lab, key, KEEPER_CONTAINER)
+    h = lab.hosts[key]
+    return _client(lab, key).containers.run(
+        tag, ["--name", f"{LAB_SERVER[key]}-keeper", "--listen", KEEPER_SOCKET],
+        entrypoint=["python", "-m", "DockerFailover.fence"], name=KEEPER_CONTAINER, detach=True,
+        network_mode="none",
+        healthcheck={"test": ["CMD", "python", "-m", "DockerFailover.fence", "--ping", KEEPER_SOCKET],
+                     "interval": 5 * _NS, "timeout": 2 * _NS, "retries": 3},
+        volumes={str(Path(h.dir) / "docker.sock"): {"bind": "/var/run/docker.sock", "mode": "rw"},
+                 str(keeper_host_dir(lab, key)): {"bind": KEEPER_RUN_DIR, "mode": "rw"}})
+
+
+def run_agent(lab: Any, key: str, config: Path, *, keeper: bool, tag: str = IMAGE_TAG) -> Any:
+    """The agent as a container of the image on host ``key`` (host network, the Docker socket, the config);
+    ``keeper``: with the keeper's shared directory mounted (the config's ``fence_keeper`` = ``KEEPER_SOCKET``)."""
+    remove_container(lab, key, AGENT_CONTAINER)
+    h = lab.hosts[key]
+    volumes = {str(config): {"bind": "/app/config.py", "mode": "ro"},
+               str(Path(h.dir) / "docker.sock"): {"bind": "/var/run/docker.sock", "mode": "rw"}}
+    if keeper:
+        volumes[str(keeper_host_dir(lab, key))] = {"bind": KEEPER_RUN_DIR, "mode": "rw"}
+    return _client(lab, key).containers.run(tag, name=AGENT_CONTAINER, detach=True, network_mode="host",
+                                            environment={"DOCKER_FAILOVER_SERVER": LAB_SERVER[key]}, volumes=volumes)
+
+
+def container_logs(lab: Any, key: str, name: str) -> str:
+    import docker
+
+    try:
+        return str(_client(lab, key).containers.get(name).logs().decode(errors="replace"))
+    except docker.errors.DockerException as e:
+        return f"({type(e).__name__}: {e})"
+
+
+# the layout before the listening keeper, for comparison only (bench/docker_keeper_in_container.py --layout spawn):
+# the agent's command line now refuses it (exit 2), so the agent is started past the command line, as it ran then
+_OLD_LAYOUT = ("import asyncio, logging, sys\n"
+               "from DockerFailover.config import load_node_config\n"
+               "from DockerFailover.shell.agent import Agent\n"
+               "cfg = load_node_config('/app/config.py', sys.argv[1])\n"
+               "logging.basicConfig(level=logging.INFO, format=f'%(asctime)s {cfg.name} %(levelname)s %(name)s: "
+               "%(message)s')\n"
+               "sys.exit(asyncio.run(Agent(cfg).run()))\n")
+
+
+def run_agent_with_spawned_keeper(lab: Any, key: str, config: Path, tag: str = IMAGE_TAG) -> Any:
+    """The agent in a container with the keeper as its child (``fence_keeper = "spawn"``), as before the fix: the
+    keeper dies with the agent's container. For measuring the old behaviour; never a deployment."""
+    remove_container(lab, key, AGENT_CONTAINER)
+    h = lab.hosts[key]
+    return _client(lab, key).containers.run(
+        tag, [LAB_SERVER[key]], entrypoint=["python", "-c", _OLD_LAYOUT], name=AGENT_CONTAINER, detach=True,
+        network_mode="host",
+        volumes={str(config): {"bind": "/app/config.py", "mode": "ro"},
+                 str(Path(h.dir) / "docker.sock"): {"bind": "/var/run/docker.sock", "mode": "rw"}})

@@ -16,8 +16,6 @@ import contextlib
 import logging
 import secrets
 import signal
-import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -40,6 +38,8 @@ from DockerFailover.events import (
     HandOverRequested,
     HeartbeatReceived,
     HoldFence,
+    KeeperConnected,
+    KeeperLost,
     PeerAcknowledged,
     PeerHeartbeat,
     PersistTerm,
@@ -57,6 +57,7 @@ from DockerFailover.events import (
 )
 from DockerFailover.shell.docker_host import DockerHost, DockerUnavailable, EventFollower
 from DockerFailover.shell.http_api import build_app
+from DockerFailover.shell.keeper_link import SocketKeeper, SpawnedKeeper
 from DockerFailover.shell.status import agent_status
 from DockerFailover.shell.term_store import TermStore, write_service_term
 from DockerFailover.wire import SIG_HEADER, HandOverRequest, PeerInbox, RequestAuthenticator, decode_body, encode_body
@@ -103,7 +104,7 @@ def pair_settings(cfg: NodeConfig) -> PairSettings:
         heartbeat_interval=cfg.heartbeat_interval, heartbeat_timeout=cfg.heartbeat_timeout,
         startup_grace_period=cfg.startup_grace_period, restart_grace_period=cfg.restart_grace_period,
         stop_timeout=cfg.stop_timeout, failback=cfg.failback, failback_hold_down=cfg.failback_hold_down,
-        fencing=cfg.fencing)
+        fencing=cfg.fencing, keeper_connects=cfg.keeper_socket is not None)
 
 
 class Agent:
@@ -139,7 +140,12 @@ class Agent:
                                          timeout=cfg.request_timeout, boot=self.boot_id,
                                          max_skew=cfg.max_clock_skew)
         self._witness_in_flight = 0
-        self.fence: subprocess.Popen[bytes] | None = None
+        self.keeper: SpawnedKeeper | SocketKeeper | None = None
+        if cfg.witness is not None and cfg.keeper_socket is not None:
+            self.keeper = SocketKeeper(cfg.keeper_socket, cfg.name, list(cfg.containers), retry=cfg.heartbeat_interval,
+                                       on_ready=self._keeper_ready, on_lost=self._keeper_lost)
+        elif cfg.witness is not None:
+            self.keeper = SpawnedKeeper(cfg.name, cfg.docker_url, list(cfg.containers))
         self._fence_line = "release\n"
         self.rejected: collections.Counter[str] = collections.Counter()
         self.alerts: collections.deque[dict[str, Any]] = collections.deque(maxlen=20)
@@ -252,45 +258,27 @@ class Agent:
 
     # ------------------------------------------------------------------ the fence keeper (standard mode)
 
-    def _start_fence(self) -> None:
-        argv = [sys.executable, "-m", "DockerFailover.fence", "--name", self.cfg.name,
-                *(["--docker-url", self.cfg.docker_url] if self.cfg.docker_url else []), *self.cfg.containers]
-        # a session of its own: a signal to the agent (or its process group) does not reach the keeper
-        self.fence = subprocess.Popen(argv, stdin=subprocess.PIPE, start_new_session=True)
-        _log.info("fence keeper started (pid %d)", self.fence.pid)
+    def _keeper_ready(self, detail: str) -> None:
+        self._spawn(self.feed(KeeperConnected(now=self.clock.now(), detail=detail)))
 
-    def _tell_fence(self, line: str) -> None:
-        for attempt in (1, 2):
-            if self.fence is None or self.fence.poll() is not None:
-                if self.fence is not None:
-                    _log.error("fence keeper exited (%s): starting a new one", self.fence.returncode)
-                self._start_fence()
-            assert self.fence is not None and self.fence.stdin is not None
-            try:
-                self.fence.stdin.write(line.encode())
-                self.fence.stdin.flush()
-                return
-            except (BrokenPipeError, OSError) as e:
-                _log.error("fence keeper pipe (attempt %d): %s", attempt, e)
+    def _keeper_lost(self, detail: str) -> None:
+        self._spawn(self.feed(KeeperLost(now=self.clock.now(), detail=detail)))
 
     def _hold_fence(self, a: HoldFence) -> None:
         self._fence_line = "release\n" if a.until is None else f"hold {a.until:.6f}\n"
-        self._tell_fence(self._fence_line)
+        if self.keeper is not None:
+            self.keeper.tell(self._fence_line)
 
-    def _stop_fence(self) -> None:
-        """On a deliberate exit: detach (containers left running on purpose) or release, then close the pipe."""
-        if self.fence is None:
+    async def _stop_fence(self) -> None:
+        """On a deliberate exit: detach (containers left running on purpose) or release, then close the pipe or
+        the connection."""
+        if self.keeper is None:
             return
         holding = self._fence_line.startswith("hold")
-        self._tell_fence("detach\n" if holding else "release\n")
         if holding:
             _log.warning("exiting with the containers running and nobody to hand them to: the fence keeper is "
                          "detached (start this agent again soon: see docs/docker.md, standard mode shutdown)")
-        with contextlib.suppress(OSError):
-            assert self.fence.stdin is not None
-            self.fence.stdin.close()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.fence.wait(2)
+        await self.keeper.close("detach\n" if holding else "release\n")
 
     def _answered(self, a: HandOverAnswer) -> None:
         _log.info("become_primary from %s (term %d): %s", a.asked_by, a.asked_term,
@@ -446,8 +434,8 @@ class Agent:
         _log.warning("%s", self.cfg.mode_summary())
         for w in self.cfg.warnings:
             _log.warning("config warning: %s", w)
-        if self.witness is not None:
-            self._start_fence()
+        if self.keeper is not None:
+            self.keeper.start()
         self._events = EventFollower(self.cfg.docker_url, self.cfg.containers, self._on_docker_event,
                                      self._on_event_gap)
         self._events.start()
@@ -465,7 +453,7 @@ class Agent:
         await self._session.close()
         if self.witness is not None:
             await self.witness.close()
-        self._stop_fence()
+        await self._stop_fence()
         self.docker_worker.shutdown(wait=False, cancel_futures=True)
         if self.notify is not None:
             self.notify.close(timeout=self.cfg.notify_timeout)

@@ -55,6 +55,9 @@ def pair_status(node: PairNode, now: float) -> dict[str, Any]:
             "witness_says_peer": None if node.witness_ack is None
             else node.witness_ack.view_of(node.settings.peer).as_fields(),
             "claiming": node.claim_seq is not None,
+            # the fence keeper: "spawned" (our child), "connected" (a listening keeper accepted us), "unreachable"
+            "keeper": "connected" if node.settings.keeper_connects and node.keeper_up
+            else "unreachable" if node.settings.keeper_connects else "spawned",
         },
         "last_transition": None if last is None else {
             "from": last.from_state.lower(), "to": last.to_state.lower(), "code": last.code,

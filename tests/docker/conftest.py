@@ -7,16 +7,19 @@ import contextlib
 import os
 import shutil
 import signal
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import docker
 import pytest
 
 from labs.docker import TwoHostLab, wait_until
+from labs.docker_image import BASE_TAG, IMAGE_TAG, Built, build_image, copy_image
 
 os.environ.setdefault("FT_PREFIX", "/opt/failover-toolkit")
-
+MIB = 1024 * 1024
 
 
 @pytest.fixture(scope="session")
@@ -24,6 +27,34 @@ def lab() -> Iterator[TwoHostLab]:
     lab = TwoHostLab()
     with lab:
         yield lab
+
+
+@pytest.fixture(scope="session")
+def image(lab: TwoHostLab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
+    """The image, built on host A and loaded into host B; removed (with its base) at the end, even on failure."""
+    work = tmp_path_factory.mktemp("image")
+    a, b = lab.hosts["a"].client, lab.hosts["b"].client
+    assert a is not None and b is not None
+    try:
+        t0 = time.monotonic()
+        built = build_image(a, work)
+        t1 = time.monotonic()
+        copy_image(a, b)
+        print(f"\nimage {IMAGE_TAG}: {built.size / MIB:.0f} MB (base {built.base_size / MIB:.0f} MB); built in "
+              f"{t1 - t0:.1f} s ({', '.join(f'{k} {v:.1f} s' for k, v in built.seconds.items())}), "
+              f"copied to host B in {time.monotonic() - t1:.1f} s")
+        yield built
+    finally:
+        for client in (a, b):
+            for ctr in client.containers.list(all=True, filters={"ancestor": IMAGE_TAG}):
+                with contextlib.suppress(docker.errors.APIError):
+                    ctr.remove(force=True, v=True)
+            for tag in (IMAGE_TAG, BASE_TAG):
+                with contextlib.suppress(docker.errors.ImageNotFound):
+                    client.images.remove(tag, force=True)
+            with contextlib.suppress(docker.errors.APIError):
+                client.images.prune(filters={"dangling": True})
+        shutil.rmtree(work, ignore_errors=True)
 
 
 @dataclass

@@ -87,6 +87,18 @@ def test_compose_file_runs_the_agent_and_only_creates_the_managed_container() ->
     assert any(v.startswith("/var/run/docker.sock:") for v in agent["volumes"])
     web = doc["services"]["web"]
     assert web["profiles"] == ["managed"] and web["container_name"] == "web" and web["init"] is True
+    # standard mode's fence keeper: a service of its own, the same image, started before the agent, sharing the
+    # directory of its unix socket with it, with the Docker socket and no network
+    keeper = doc["services"]["keeper"]
+    assert keeper["image"] == agent["image"] and keeper["build"] == agent["build"]
+    assert keeper["entrypoint"] == ["python", "-m", "DockerFailover.fence"]
+    sock = keeper["command"][keeper["command"].index("--listen") + 1]
+    assert sock == "/run/docker-failover/keeper.sock" and keeper["network_mode"] == "none"
+    assert "keeper" in agent["depends_on"]
+    shared = [v for v in keeper["volumes"] if v.endswith(":/run/docker-failover")]
+    assert shared and shared[0] in agent["volumes"] and shared[0].split(":")[0] in doc["volumes"]
+    assert any(v.startswith("/var/run/docker.sock:") for v in keeper["volumes"])
+    assert keeper["healthcheck"]["test"][-2:] == ["--ping", sock]
 
 
 def test_systemd_unit_runs_the_console_script_per_server() -> None:

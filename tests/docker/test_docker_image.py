@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -28,7 +29,7 @@ import requests
 from docker.models.containers import Container
 
 from labs.docker import AGENT_PORT, HB_TIMEOUT, IMAGE, MARGIN, TwoHostLab, wait_until
-from labs.docker_image import BASE_TAG, IMAGE_TAG, REPO, Built, build_image, copy_image
+from labs.docker_image import IMAGE_TAG, KEEPER_SOCKET, REPO, Built
 
 pytestmark = pytest.mark.integration
 
@@ -37,34 +38,6 @@ COMPOSE_FILE = REPO / "DockerFailover" / "deploy" / "compose.yaml"
 COMPOSE_LAB = Path(__file__).with_name("compose.lab.yaml")
 SERVER = {"a": "server1", "b": "server2"}
 MiB = 1024 * 1024
-
-
-@pytest.fixture(scope="session")
-def image(lab: TwoHostLab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
-    """The image, built on host A and loaded into host B; removed (with its base) at the end, even on failure."""
-    work = tmp_path_factory.mktemp("image")
-    a, b = lab.hosts["a"].client, lab.hosts["b"].client
-    assert a is not None and b is not None
-    try:
-        t0 = time.monotonic()
-        built = build_image(a, work)
-        t1 = time.monotonic()
-        copy_image(a, b)
-        print(f"\nimage {IMAGE_TAG}: {built.size / MiB:.0f} MB (base {built.base_size / MiB:.0f} MB); built in "
-              f"{t1 - t0:.1f} s ({', '.join(f'{k} {v:.1f} s' for k, v in built.seconds.items())}), "
-              f"copied to host B in {time.monotonic() - t1:.1f} s")
-        yield built
-    finally:
-        for client in (a, b):
-            for ctr in client.containers.list(all=True, filters={"ancestor": IMAGE_TAG}):
-                with contextlib.suppress(docker.errors.APIError):
-                    ctr.remove(force=True, v=True)
-            for tag in (IMAGE_TAG, BASE_TAG):
-                with contextlib.suppress(docker.errors.ImageNotFound):
-                    client.images.remove(tag, force=True)
-            with contextlib.suppress(docker.errors.APIError):
-                client.images.prune(filters={"dangling": True})
-        shutil.rmtree(work, ignore_errors=True)
 
 
 @dataclass
@@ -249,20 +222,25 @@ class Compose:
         return r.stdout + r.stderr
 
     def logs(self) -> str:
-        return "\n".join(f"--- compose logs {key} ---\n{self(key, 'logs', '--no-color', 'failover')[-6000:]}"
+        return "\n".join(f"--- compose logs {key} ---\n{self(key, 'logs', '--no-color', 'keeper', 'failover')[-8000:]}"
                          for key in ("a", "b"))
 
 
 def test_compose_file_runs_the_pair_and_hands_over(lab: TwoHostLab, image: Built, tmp_path: Path) -> None:
     """compose.yaml as its header says, on each host: ``FAILOVER_SERVER=serverN compose up -d failover`` and
     ``compose --profile managed create web`` (merged with tests/docker/compose.lab.yaml: the lab's socket, config
-    and web image); A active and serving, B passive; the web container killed on A -> B serves."""
+    and web image), in standard mode (the lab's witness, ``fence_keeper`` = the keeper service's socket): the
+    keeper services start first and each agent connects to its own; A active and serving, B passive; the web
+    container killed on A -> B serves."""
     reset_hosts(lab)
+    lab.heal_all()
+    lab.start_witness()
     for h in lab.hosts.values():
         assert h.client is not None
         with contextlib.suppress(docker.errors.NotFound):
             h.client.containers.get("web").remove(force=True)
-    compose = Compose(lab, lab.write_config(tmp_path / "config.py", in_container=True), compose_command())
+    config = lab.write_config(tmp_path / "config.py", in_container=True, witness=True, fence_keeper=KEEPER_SOCKET)
+    compose = Compose(lab, config, compose_command())
     try:
         for key in ("a", "b"):
             compose(key, "--profile", "managed", "create", "web")
@@ -277,6 +255,9 @@ def test_compose_file_runs_the_pair_and_hands_over(lab: TwoHostLab, image: Built
                 assert web["Config"]["Image"] == IMAGE and web["HostConfig"]["Init"] is True
                 agent = c.containers.list(filters={"label": "com.docker.compose.service=failover"})
                 assert len(agent) == 1 and agent[0].attrs["HostConfig"]["NetworkMode"] == "host"
+                keeper = c.containers.list(filters={"label": "com.docker.compose.service=keeper"})
+                assert len(keeper) == 1 and keeper[0].attrs["HostConfig"]["NetworkMode"] == "none"
+                assert (lab.status(key) or {})["standard"]["keeper"] == "connected"
             assert AGENT_PORT == 8700  # compose.yaml's DOCKER_FAILOVER_PORT, which the HEALTHCHECK reads
             lab.hosts["a"].client.containers.get("web").kill()  # type: ignore[union-attr]
             wait_until(lambda: lab.role("b") == "active" and lab.web_answers("b"), MARGIN + 2,
@@ -288,3 +269,4 @@ def test_compose_file_runs_the_pair_and_hands_over(lab: TwoHostLab, image: Built
         for key in ("a", "b"):
             with contextlib.suppress(AssertionError, subprocess.TimeoutExpired):
                 compose(key, "--profile", "managed", "down", "-v", "--timeout", "5")
+        lab.stop_witness(signal.SIGKILL)

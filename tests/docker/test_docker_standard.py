@@ -19,6 +19,8 @@ from DockerFailover.events import (
     HandOverRequested,
     HeartbeatReceived,
     HoldFence,
+    KeeperConnected,
+    KeeperLost,
     PeerAcknowledged,
     PeerHeartbeat,
     Resumed,
@@ -396,3 +398,76 @@ def test_simple_mode_has_no_fence_and_no_claims(clock: FakeClock) -> None:
     out = n.handle(hb(Role.STARTING, 0, "server2", now=clock.now()))
     assert n.role is Role.ACTIVE and not out.of_type(HoldFence) and n.lease is None
     assert all(not beat.claims_active or n.role is Role.ACTIVE for beat in beats(out))
+
+
+# ---------------------------------------------------------------------------------------------- a listening keeper
+
+def passive_b_with_keeper(clock: FakeClock) -> PairNode:
+    """As passive_b, with ``fence_keeper`` a socket: the keeper accepted us at start."""
+    b = PairNode(settings("server2", keeper_connects=True), term=1, booted_at=clock.now())
+    assert not b.keeper_up
+    out = b.handle(KeeperConnected(now=clock.now(), detail="ok"))
+    assert not out.of_type(Alert)  # the first acceptance is no news
+    b.handle(running(False, now=clock.now()))
+    b.handle(hb(Role.ACTIVE, 1, "server1", now=clock.now()))
+    b.handle(PeerAcknowledged(now=clock.now(), seq=b.seq))
+    assert b.role is Role.PASSIVE and b.eligible
+    return b
+
+
+def test_no_keeper_no_takeover_no_hand_over_and_one_alert(clock: FakeClock) -> None:
+    """The passive's keeper is gone (its container killed): it alerts once, says ``eligible: false``, refuses a
+    hand-over and does not claim when the active goes silent; once a keeper accepts it again it takes over."""
+    b = passive_b_with_keeper(clock)
+    out = b.handle(KeeperLost(now=clock.now(), detail="the keeper at /run/k.sock closed the connection"))
+    assert [a.code for a in out.of_type(Alert)] == [AlertCode.KEEPER_UNREACHABLE]
+    assert "not eligible" in out.of_type(Alert)[0].message and not b.eligible
+    assert not b.handle(KeeperLost(now=clock.now(), detail="cannot connect")).of_type(Alert)  # said once
+    out = b.handle(HandOverRequested(now=clock.now(), sender="server1", term=1, reason="test"))
+    assert b.role is Role.PASSIVE and out.actions[0].detail == "no fence keeper holds our lease"
+    clock.advance(TIMING.down_after + 1)
+    out = witness_round(b, clock, Liveness.DOWN)
+    assert b.claim_seq is None and not out.of_type(StartContainers) and b.role is Role.PASSIVE
+    clock.advance(HB_INTERVAL)
+    assert [beat.fields["eligible"] for beat in beats(tick(b, clock))] == [False]
+    out = b.handle(KeeperConnected(now=clock.now(), detail="ok"))
+    assert [a.code for a in out.of_type(Alert)] == [AlertCode.KEEPER_BACK]
+    assert out.of_type(HoldFence) == [HoldFence(until=None)]  # the new keeper is told again: nothing held
+    assert [n.code for n in out.notes] == [NoteCode.CLAIMING]  # eligible again: the table decides at once
+
+
+def test_never_accepted_by_a_keeper_never_cold_starts(clock: FakeClock) -> None:
+    """The agent cannot reach its keeper at start: both idle and it is the candidate, but it starts nothing; its
+    heartbeats say it is not eligible, which makes the peer the cold-start candidate."""
+    a = PairNode(settings("server1", keeper_connects=True), term=0, booted_at=clock.now())
+    a.handle(KeeperLost(now=clock.now(), detail="cannot connect to /run/k.sock"))
+    a.handle(running(False, now=clock.now()))
+    a.handle(PeerAcknowledged(now=clock.now(), seq=a.seq))
+    started: list[StartContainers] = []
+    for _ in range(int(10 / HB_INTERVAL)):  # past the start-up grace
+        clock.advance(HB_INTERVAL)
+        a.handle(hb(Role.STARTING, 0, "server2", now=clock.now()))
+        out = witness_round(a, clock, Liveness.UP, active=False)
+        started += out.of_type(StartContainers)
+        assert all(beat.fields["eligible"] is False for beat in beats(tick(a, clock)))
+    assert not started and a.role is Role.STARTING and a.claim_seq is None
+
+
+def test_the_active_keeps_its_containers_without_a_keeper_and_a_new_keeper_gets_the_lease(clock: FakeClock) -> None:
+    """The active's keeper is gone: nothing changes for the service (it still fences itself at the lease's end);
+    the keeper that accepts it next is told the current lease end at once."""
+    a = active_a(clock)  # spawned-keeper settings; the facts are the same
+    a.settings = settings("server1", keeper_connects=True)
+    out = a.handle(KeeperLost(now=clock.now(), detail="closed"))
+    assert "we keep the containers" in out.of_type(Alert)[0].message
+    assert a.role is Role.ACTIVE and not out.of_type(StopContainers)
+    clock.advance(HB_INTERVAL)
+    [beat] = beats(tick(a, clock))
+    a.handle(PeerAcknowledged(now=clock.now(), seq=beat.seq))
+    out = a.handle(KeeperConnected(now=clock.now(), detail="ok"))
+    assert out.of_type(HoldFence) == [HoldFence(until=a.lease.expires_at)] and a.role is Role.ACTIVE
+    a.handle(KeeperLost(now=clock.now(), detail="closed"))
+    clock.advance(TIMING.lease + 0.01)  # nothing acknowledged since: the agent fences itself, keeper or not
+    out = tick(a, clock)
+    assert transitions(out) == [("ACTIVE", "PASSIVE", TransitionCode.SELF_FENCED)]
+    assert out.of_type(StopContainers)[0].kill

@@ -81,11 +81,13 @@ from VrrpFailover.netio import (
 )
 from VrrpFailover.netio6 import NaSender, PriorityZero6Socket, Vrrp6Socket, open_ipv6
 from VrrpFailover.notify import keepalived_args
-from VrrpFailover.packet import Advert, encode
+from VrrpFailover.packet import Advert, Received, encode
 from VrrpFailover.sync_group import SyncGroup
 from VrrpFailover.track import InterfaceWatcher, TrackFileRunner, TrackScriptRunner
 
 log = logging.getLogger("vrrp")
+
+DECODED_CACHE = 256  # decoded adverts remembered per interface (all forgotten when full: a flood of distinct ones)
 
 
 def arrival_time(kernel_time: float | None, *, offset: float, now: float, floor: float, stepped: bool) -> float:
@@ -112,6 +114,8 @@ class InterfaceRuntime:
     last_drain: float = 0.0  # monotonic time of the previous drain
     clock_offset: float | None = None  # time.time() - time.monotonic() at the previous drain
     wakeups: int = 0
+    decoded: dict[Any, Received] = field(default_factory=dict)  # by the socket's cache_key: decode is pure
+    repeats: int = 0  # adverts not fed: the same advert again, between two that were fed (see _drain_queue)
 
 
 @dataclass
@@ -129,7 +133,9 @@ class Instance:
     send_errors: int = 0
     priority_at: dict[int, int] = field(default_factory=dict)  # by transition seq, until its notify ran
     group: GroupRuntime | None = None  # its sync group (the group decides with it)
+    repeat_of: Received | None = None  # the last event fed: this advert, routine (see _drain_queue), else None
     _adverts: dict[tuple[int, IPv4Address | IPv6Address], bytes] = field(default_factory=dict)
+    _wire: dict[int, tuple[tuple[bytes, Any], ...]] = field(default_factory=dict)  # by priority: (bytes, sockaddr)
 
     def advert_bytes(self, priority: int, dst: IPv4Address | IPv6Address) -> bytes:
         key = (priority, dst)
@@ -376,6 +382,15 @@ class VrrpDaemon:
 
     def _drain_queue(self, rt: InterfaceRuntime, now: float, offset: float, stepped: bool, floor: float,
                      limit: int | None) -> None:
+        """Read the queue (up to ``limit``), then feed each advert in arrival order, with two savings that change
+        no decision: a datagram decoded before is not decoded again (``decode`` is a pure function of the bytes
+        its socket's ``cache_key`` keeps), and an advert that is the very advert its router was last fed (same
+        bytes from the same source), when that feed was routine (a Backup hearing a Master at least as good as
+        itself restarts its Master_Down_Timer: nothing else changes, nothing is logged), is not fed again unless
+        it is the router's last in this read: the one fed after it restarts the same timer later, and nothing in
+        between reads the timer."""
+        batch: list[tuple[Instance, Received, float | None]] = []
+        last_of: dict[int, int] = {}  # VRID -> index of its last advert in the batch
         n = 0
         while limit is None or n < limit:
             got = rt.sock.recv()
@@ -384,33 +399,66 @@ class VrrpDaemon:
             n += 1
             data, kernel_time = got
             rt.received += 1
-            try:
-                rx = rt.sock.decode(data)
-            except RemoteInputError as e:
-                rt.drops[e.reason] += 1
-                log.debug("%s: dropped advert: %s", rt.facts.name, e)
-                continue
-            inst = rt.routers.get(rx.advert.vrid)
+            key = rt.sock.cache_key(data)
+            rx = rt.decoded.get(key) if key is not None else None
+            if rx is None:
+                try:
+                    rx = rt.sock.decode(data)
+                except RemoteInputError as e:
+                    rt.drops[e.reason] += 1
+                    log.debug("%s: dropped advert: %s", rt.facts.name, e)
+                    continue
+                if key is not None:
+                    if len(rt.decoded) >= DECODED_CACHE:
+                        rt.decoded.clear()
+                    rt.decoded[key] = rx
+            vrid = rx.advert.vrid
+            inst = rt.routers.get(vrid)
             if inst is None:
                 rt.drops[PacketDropCode.UNKNOWN_VRID] += 1
                 continue
             if self._stopping:
                 continue
+            last_of[vrid] = len(batch)
+            batch.append((inst, rx, kernel_time))
+        for i, (inst, rx, kernel_time) in enumerate(batch):
+            if rx is inst.repeat_of and last_of[rx.advert.vrid] != i and rx.advert.priority >= inst.router.priority:
+                rt.repeats += 1
+                continue
             at = arrival_time(kernel_time, offset=offset, now=now, floor=floor, stepped=stepped)
             last = inst.router.machine.last
             if last is not None and at < last.at:
                 at = last.at
-            self._feed(inst, AdvertIn(now=at, source=rx.source, advert=rx.advert))
+            self._feed_advert(inst, rx, at)
+
+    def _feed_advert(self, inst: Instance, rx: Received, at: float) -> None:
+        event = AdvertIn(now=at, source=rx.source, advert=rx.advert)
+        if inst.group is not None:
+            self._feed(inst, event)
+            return
+        step = inst.router.handle(event)
+        self._carry(inst, step)
+        routine = (step.reason is None and not step.notes and not step.transitions and len(step.actions) == 1
+                   and inst.router.state is VrrpState.BACKUP and rx.advert.priority >= inst.router.priority)
+        inst.repeat_of = rx if routine else None
 
     def _on_timer(self, inst: Instance) -> None:
         assert self._loop is not None
         inst.timer = None
         inst.timer_at = None
-        if not self._stopping:
-            inst.iface.wakeups += 1
-            if not inst.iface.reading:  # (when reading, the loop ran the reader before this timer)
-                self._drain(inst.iface)  # adverts queued while we slept come first, with their arrival times
-            self._feed(inst, Deadline(now=self._loop.time()))
+        if self._stopping:
+            return
+        inst.iface.wakeups += 1
+        if not inst.iface.reading:  # (when reading, the loop ran the reader before this timer)
+            self._drain(inst.iface)  # adverts queued while we slept come first, with their arrival times
+        now = self._loop.time()
+        at = inst.router.wake_at
+        if at is not None and at > now and inst.group is None:
+            # the adverts just read moved the router's timer on: nothing is due, and a Deadline would only ask
+            # for this same time again (the router's wake_at is the earliest of everything it checks)
+            self._arm(inst, at)
+            return
+        self._feed(inst, Deadline(now=now))
 
     def _start_trackers(self, loop: asyncio.AbstractEventLoop) -> None:
         """Script and file runners per instance (scripts run once started; files are read now), and one
@@ -454,6 +502,7 @@ class VrrpDaemon:
         """The router decides (with its sync group, if any); carry_out logs, notifies and runs the actions with
         ``inst.handlers``: a group's step is each member's step carried out as that member's, then the group's
         own (its log line and notify hooks)."""
+        inst.repeat_of = None
         g = inst.group
         if g is None:
             self._carry(inst, inst.router.handle(event))
@@ -495,8 +544,14 @@ class VrrpDaemon:
         }
 
     def _send_advert(self, inst: Instance, action: SendAdvert) -> None:
-        for dst in inst.config.unicast_peers or (inst.iface.sock.group,):
-            inst.iface.sock.send(inst.advert_bytes(action.priority, dst), dst)
+        sock = inst.iface.sock
+        wire = inst._wire.get(action.priority)
+        if wire is None:  # the bytes and the socket address of each destination, made once per priority
+            wire = inst._wire[action.priority] = tuple(
+                (inst.advert_bytes(action.priority, dst), sock.sockaddr(dst))  # type: ignore[arg-type]
+                for dst in inst.config.unicast_peers or (sock.group,))
+        for data, sockaddr in wire:
+            sock.send_to(data, sockaddr)
         inst.sent += 1
 
     def _queue_addresses(self, inst: Instance, op: str) -> None:
@@ -556,7 +611,7 @@ class VrrpDaemon:
             **({"sync_groups": {n: {"state": g.sync.state.value, "members": list(g.members)}
                                 for n, g in self.groups.items()}} if self.groups else {}),
             "interfaces": {n: {"received": rt.received, "drops": dict(rt.drops), "reading": rt.reading,
-                               "wakeups": rt.wakeups} for n, rt in self.interfaces.items()},
+                               "wakeups": rt.wakeups, "repeats": rt.repeats} for n, rt in self.interfaces.items()},
         }
 
     def _write_status(self) -> None:

@@ -6,11 +6,13 @@ returned Step through ``failover_core.shell.carry_out`` (logs the reason and tra
 transitions to the instance's notify dispatcher, runs each action with this driver's handler).
 
 One event loop for every virtual router of the process. Each router asks for one wake-up time
-(``SetTimer``, always the step's last action); the driver keeps one ``loop.call_at`` handle per
+(``SetTimer``, always the step's last action); the driver keeps one ``call_at`` handle per
 router and only re-arms it when the wanted time moves earlier (a handle that fires early is a
 no-op for the router, which then asks again). So an idle Backup wakes about once per
-Master_Down_Interval and otherwise sleeps in epoll: no fixed tick, no busy loop. ``loop.time()``
-is time.monotonic().
+Master_Down_Interval and otherwise sleeps in epoll: no fixed tick, no busy loop. The timers and the
+VRRP sockets are on the "hot loop": the CLI's ``lean_loop.LeanLoop`` (an epoll loop that steps asyncio
+only when asyncio has work: netlink, trackers, signals), or asyncio's own loop when none is given.
+Both clocks are time.monotonic().
 
 Adverts come from one raw socket per interface and address family (``netio.VrrpSocket``; for IPv6
 instances ``netio6.Vrrp6Socket``, with unsolicited neighbour advertisements in place of gratuitous
@@ -44,7 +46,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
-from typing import Any
+from typing import Any, Protocol
 
 from pyroute2 import AsyncIPRoute
 
@@ -87,6 +89,18 @@ from VrrpFailover.track import InterfaceWatcher, TrackFileRunner, TrackScriptRun
 
 log = logging.getLogger("vrrp")
 
+
+class TimerHandleLike(Protocol):
+    def cancel(self) -> None: ...
+
+
+class HotLoop(Protocol):
+    """What the driver asks of the loop that runs its timers and VRRP sockets (asyncio's or a LeanLoop)."""
+
+    def call_at(self, when: float, callback: Callable[..., Any], *args: Any) -> TimerHandleLike: ...
+    def add_reader(self, fd: int, callback: Callable[..., Any], *args: Any) -> None: ...
+    def remove_reader(self, fd: int) -> bool: ...
+
 DECODED_CACHE = 256  # decoded adverts remembered per interface (all forgotten when full: a flood of distinct ones)
 
 
@@ -125,7 +139,7 @@ class Instance:
     iface: InterfaceRuntime
     decisions: DecisionLog
     handlers: dict[type, Callable[[Any], None]] = field(default_factory=dict)  # by action type
-    timer: asyncio.TimerHandle | None = None
+    timer: TimerHandleLike | None = None
     timer_at: float | None = None
     notify: NotifyDispatcher | None = None
     trackers: list[TrackScriptRunner | TrackFileRunner] = field(default_factory=list)
@@ -164,7 +178,7 @@ class GroupRuntime:
 
 class VrrpDaemon:
     def __init__(self, configs: tuple[InstanceConfig, ...], *, status_file: str | None = None,
-                 sync_groups: dict[str, SyncGroupConfig] | None = None) -> None:
+                 sync_groups: dict[str, SyncGroupConfig] | None = None, hot_loop: HotLoop | None = None) -> None:
         self.configs = configs
         self.sync_groups = sync_groups or {}
         self.groups: dict[str, GroupRuntime] = {}
@@ -173,6 +187,8 @@ class VrrpDaemon:
         self.interfaces: dict[str, InterfaceRuntime] = {}
         self.addresses: AddressManager | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        # the routers' timers and the VRRP sockets: a LeanLoop (``lean_loop``; the CLI's) or else the asyncio loop
+        self._hot: HotLoop | None = hot_loop
         self._stopped: asyncio.Event | None = None
         self._stopping = False
         self._netlink_q: asyncio.Queue[tuple[Instance, str, IPv4Interface | IPv6Interface]] = asyncio.Queue()
@@ -257,11 +273,11 @@ class VrrpDaemon:
             if g.notify is not None:
                 g.notify.close(timeout=5.0)
         for rt in self.interfaces.values():
-            if self._loop is not None:
+            if self._hot is not None:
                 with contextlib.suppress(Exception):
-                    self._loop.remove_reader(rt.sock.fileno())
+                    self._hot.remove_reader(rt.sock.fileno())
                 with contextlib.suppress(Exception):
-                    self._loop.remove_reader(rt.wake.fileno())
+                    self._hot.remove_reader(rt.wake.fileno())
             rt.sock.close()
             rt.garp.close()
             rt.wake.close()
@@ -272,6 +288,8 @@ class VrrpDaemon:
 
     async def _run(self, ipr: AsyncIPRoute) -> int:
         loop = self._loop = asyncio.get_running_loop()
+        if self._hot is None:
+            self._hot = loop
         self._stopped = asyncio.Event()
         try:
             await self._open(ipr)
@@ -281,7 +299,7 @@ class VrrpDaemon:
             loop.add_signal_handler(signal.SIGUSR1, self._dump_status, "SIGUSR1")
             for rt in self.interfaces.values():
                 rt.last_drain = loop.time()
-                loop.add_reader(rt.wake.fileno(), self._on_priority_zero, rt)
+                self._hot.add_reader(rt.wake.fileno(), self._on_priority_zero, rt)
                 self._set_reading(rt, True)
             for inst in self.instances:
                 log.info("%s: vrid %d v%d on %s (source %s), priority %d, advert_interval %gs, addresses %s",
@@ -336,12 +354,12 @@ class VrrpDaemon:
 
     # -- events in ---------------------------------------------------------------------------
     def _set_reading(self, rt: InterfaceRuntime, on: bool) -> None:
-        if on == rt.reading or self._loop is None:
+        if on == rt.reading or self._hot is None:
             return
         if on:
-            self._loop.add_reader(rt.sock.fileno(), self._on_readable, rt)
+            self._hot.add_reader(rt.sock.fileno(), self._on_readable, rt)
         else:
-            self._loop.remove_reader(rt.sock.fileno())
+            self._hot.remove_reader(rt.sock.fileno())
         rt.reading = on
 
     def _update_reading(self, rt: InterfaceRuntime) -> None:
@@ -591,8 +609,8 @@ class VrrpDaemon:
             return  # fires early, the router re-asks
         if inst.timer is not None:
             inst.timer.cancel()
-        assert self._loop is not None
-        inst.timer = self._loop.call_at(at, self._on_timer, inst)
+        assert self._hot is not None
+        inst.timer = self._hot.call_at(at, self._on_timer, inst)
         inst.timer_at = at
 
     # -- status ------------------------------------------------------------------------------

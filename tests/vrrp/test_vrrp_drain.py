@@ -72,7 +72,7 @@ def backup(priority: int = 100, **extra: object) -> tuple[VrrpDaemon, Instance, 
     config = InstanceConfig(name="VR_1", vrid=51, interface_name="eth0", ip_addresses=[f"{VIP}/24"],
                             priority=priority, advert_interval=0.1, **extra)
     d = VrrpDaemon((config,))
-    d._loop = TimerLoop()  # type: ignore[assignment]
+    d._loop = d._hot = TimerLoop()  # type: ignore[assignment]
     facts = InterfaceFacts(name="eth0", index=2, mac=b"\0" * 6, primary_ip=OURS)
     rt = InterfaceRuntime(facts=facts, sock=ListSocket(), garp=None, wake=None)  # type: ignore[arg-type]
     inst = Instance(config=config, router=VrrpRouter(config, OURS), iface=rt,

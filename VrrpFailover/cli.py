@@ -11,7 +11,6 @@ interface, ...).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import logging
 import sys
@@ -92,10 +91,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"configuration error:\n{e}", file=sys.stderr)
         return EXIT_CONFIG
     from VrrpFailover.driver import VrrpDaemon  # import after validation: --check needs no sockets
+    from VrrpFailover.lean_loop import LeanLoop
 
-    daemon = VrrpDaemon(config.instances, status_file=args.status_file, sync_groups=config.sync_groups)
+    hot = LeanLoop()  # timers and VRRP sockets; asyncio (netlink, trackers, signals) is stepped inside it
+    daemon = VrrpDaemon(config.instances, status_file=args.status_file, sync_groups=config.sync_groups,
+                        hot_loop=hot)
     try:
-        return asyncio.run(daemon.run())
+        return hot.run(daemon.run())
     except PermissionError as e:
         print(f"vrrp-failover: not permitted: {e} (raw sockets need root or CAP_NET_RAW/CAP_NET_ADMIN)",
               file=sys.stderr)

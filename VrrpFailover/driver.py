@@ -6,11 +6,13 @@ returned Step through ``failover_core.shell.carry_out`` (logs the reason and tra
 transitions to the instance's notify dispatcher, runs each action with this driver's handler).
 
 One event loop for every virtual router of the process. Each router asks for one wake-up time
-(``SetTimer``, always the step's last action); the driver keeps one ``loop.call_at`` handle per
+(``SetTimer``, always the step's last action); the driver keeps one ``call_at`` handle per
 router and only re-arms it when the wanted time moves earlier (a handle that fires early is a
 no-op for the router, which then asks again). So an idle Backup wakes about once per
-Master_Down_Interval and otherwise sleeps in epoll: no fixed tick, no busy loop. ``loop.time()``
-is time.monotonic().
+Master_Down_Interval and otherwise sleeps in epoll: no fixed tick, no busy loop. The timers and the
+VRRP sockets are on the "hot loop": the CLI's ``lean_loop.LeanLoop`` (an epoll loop that steps asyncio
+only when asyncio has work: netlink, trackers, signals), or asyncio's own loop when none is given.
+Both clocks are time.monotonic().
 
 Adverts come from one raw socket per interface and address family (``netio.VrrpSocket``; for IPv6
 instances ``netio6.Vrrp6Socket``, with unsolicited neighbour advertisements in place of gratuitous
@@ -44,7 +46,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
-from typing import Any
+from typing import Any, Protocol
 
 from pyroute2 import AsyncIPRoute
 
@@ -82,12 +84,26 @@ from VrrpFailover.netio import (
 )
 from VrrpFailover.netio6 import NaSender, PriorityZero6Socket, Vrrp6Socket, open_ipv6
 from VrrpFailover.notify import keepalived_args
-from VrrpFailover.packet import Advert, encode
+from VrrpFailover.packet import Advert, Received, encode
 from VrrpFailover.sync_group import SyncGroup
 from VrrpFailover.track import InterfaceWatcher, TrackFileRunner, TrackScriptRunner
 from VrrpFailover.vmac import VmacLink, VmacManager
 
 log = logging.getLogger("vrrp")
+
+
+class TimerHandleLike(Protocol):
+    def cancel(self) -> None: ...
+
+
+class HotLoop(Protocol):
+    """What the driver asks of the loop that runs its timers and VRRP sockets (asyncio's or a LeanLoop)."""
+
+    def call_at(self, when: float, callback: Callable[..., Any], *args: Any) -> TimerHandleLike: ...
+    def add_reader(self, fd: int, callback: Callable[..., Any], *args: Any) -> None: ...
+    def remove_reader(self, fd: int) -> bool: ...
+
+DECODED_CACHE = 256  # decoded adverts remembered per interface (all forgotten when full: a flood of distinct ones)
 
 
 def arrival_time(kernel_time: float | None, *, offset: float, now: float, floor: float, stepped: bool) -> float:
@@ -114,6 +130,8 @@ class InterfaceRuntime:
     last_drain: float = 0.0  # monotonic time of the previous drain
     clock_offset: float | None = None  # time.time() - time.monotonic() at the previous drain
     wakeups: int = 0
+    decoded: dict[Any, Received] = field(default_factory=dict)  # by the socket's cache_key: decode is pure
+    repeats: int = 0  # adverts not fed: the same advert again, between two that were fed (see _drain_queue)
 
 
 @dataclass
@@ -123,7 +141,7 @@ class Instance:
     iface: InterfaceRuntime
     decisions: DecisionLog
     handlers: dict[type, Callable[[Any], None]] = field(default_factory=dict)  # by action type
-    timer: asyncio.TimerHandle | None = None
+    timer: TimerHandleLike | None = None
     timer_at: float | None = None
     notify: NotifyDispatcher | None = None
     trackers: list[TrackScriptRunner | TrackFileRunner] = field(default_factory=list)
@@ -133,7 +151,9 @@ class Instance:
     group: GroupRuntime | None = None  # its sync group (the group decides with it)
     vmac: VmacLink | None = None  # use_vmac: its addresses go on this macvlan (VrrpFailover.vmac)
     vmac_garp: GarpSender | None = None  # vmac_xmit_base: gratuitous ARP from the macvlan, adverts from the iface
+    repeat_of: Received | None = None  # the last event fed: this advert, routine (see _drain_queue), else None
     _adverts: dict[tuple[int, IPv4Address | IPv6Address], bytes] = field(default_factory=dict)
+    _wire: dict[int, tuple[tuple[bytes, Any], ...]] = field(default_factory=dict)  # by priority: (bytes, sockaddr)
 
     @property
     def address_index(self) -> int:
@@ -174,7 +194,7 @@ class GroupRuntime:
 
 class VrrpDaemon:
     def __init__(self, configs: tuple[InstanceConfig, ...], *, status_file: str | None = None,
-                 sync_groups: dict[str, SyncGroupConfig] | None = None) -> None:
+                 sync_groups: dict[str, SyncGroupConfig] | None = None, hot_loop: HotLoop | None = None) -> None:
         self.configs = configs
         self.sync_groups = sync_groups or {}
         self.groups: dict[str, GroupRuntime] = {}
@@ -183,6 +203,8 @@ class VrrpDaemon:
         self.interfaces: dict[str, InterfaceRuntime] = {}
         self.addresses: AddressManager | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        # the routers' timers and the VRRP sockets: a LeanLoop (``lean_loop``; the CLI's) or else the asyncio loop
+        self._hot: HotLoop | None = hot_loop
         self._stopped: asyncio.Event | None = None
         self._stopping = False
         self._netlink_q: asyncio.Queue[tuple[Instance, str, IPv4Interface | IPv6Interface]] = asyncio.Queue()
@@ -292,11 +314,11 @@ class VrrpDaemon:
             if g.notify is not None:
                 g.notify.close(timeout=5.0)
         for rt in self.interfaces.values():
-            if self._loop is not None:
+            if self._hot is not None:
                 with contextlib.suppress(Exception):
-                    self._loop.remove_reader(rt.sock.fileno())
+                    self._hot.remove_reader(rt.sock.fileno())
                 with contextlib.suppress(Exception):
-                    self._loop.remove_reader(rt.wake.fileno())
+                    self._hot.remove_reader(rt.wake.fileno())
             rt.sock.close()
             rt.garp.close()
             rt.wake.close()
@@ -310,6 +332,8 @@ class VrrpDaemon:
 
     async def _run(self, ipr: AsyncIPRoute) -> int:
         loop = self._loop = asyncio.get_running_loop()
+        if self._hot is None:
+            self._hot = loop
         self._stopped = asyncio.Event()
         try:
             await self._open(ipr)
@@ -319,7 +343,7 @@ class VrrpDaemon:
             loop.add_signal_handler(signal.SIGUSR1, self._dump_status, "SIGUSR1")
             for rt in self.interfaces.values():
                 rt.last_drain = loop.time()
-                loop.add_reader(rt.wake.fileno(), self._on_priority_zero, rt)
+                self._hot.add_reader(rt.wake.fileno(), self._on_priority_zero, rt)
                 self._set_reading(rt, True)
             for inst in self.instances:
                 log.info("%s: vrid %d v%d on %s (source %s), priority %d, advert_interval %gs, addresses %s",
@@ -387,12 +411,12 @@ class VrrpDaemon:
 
     # -- events in ---------------------------------------------------------------------------
     def _set_reading(self, rt: InterfaceRuntime, on: bool) -> None:
-        if on == rt.reading or self._loop is None:
+        if on == rt.reading or self._hot is None:
             return
         if on:
-            self._loop.add_reader(rt.sock.fileno(), self._on_readable, rt)
+            self._hot.add_reader(rt.sock.fileno(), self._on_readable, rt)
         else:
-            self._loop.remove_reader(rt.sock.fileno())
+            self._hot.remove_reader(rt.sock.fileno())
         rt.reading = on
 
     def _update_reading(self, rt: InterfaceRuntime) -> None:
@@ -433,6 +457,15 @@ class VrrpDaemon:
 
     def _drain_queue(self, rt: InterfaceRuntime, now: float, offset: float, stepped: bool, floor: float,
                      limit: int | None) -> None:
+        """Read the queue (up to ``limit``), then feed each advert in arrival order, with two savings that change
+        no decision: a datagram decoded before is not decoded again (``decode`` is a pure function of the bytes
+        its socket's ``cache_key`` keeps), and an advert that is the very advert its router was last fed (same
+        bytes from the same source), when that feed was routine (a Backup hearing a Master at least as good as
+        itself restarts its Master_Down_Timer: nothing else changes, nothing is logged), is not fed again unless
+        it is the router's last in this read: the one fed after it restarts the same timer later, and nothing in
+        between reads the timer."""
+        batch: list[tuple[Instance, Received, float | None]] = []
+        last_of: dict[int, int] = {}  # VRID -> index of its last advert in the batch
         n = 0
         while limit is None or n < limit:
             got = rt.sock.recv()
@@ -441,33 +474,66 @@ class VrrpDaemon:
             n += 1
             data, kernel_time = got
             rt.received += 1
-            try:
-                rx = rt.sock.decode(data)
-            except RemoteInputError as e:
-                rt.drops[e.reason] += 1
-                log.debug("%s: dropped advert: %s", rt.facts.name, e)
-                continue
-            inst = rt.routers.get(rx.advert.vrid)
+            key = rt.sock.cache_key(data)
+            rx = rt.decoded.get(key) if key is not None else None
+            if rx is None:
+                try:
+                    rx = rt.sock.decode(data)
+                except RemoteInputError as e:
+                    rt.drops[e.reason] += 1
+                    log.debug("%s: dropped advert: %s", rt.facts.name, e)
+                    continue
+                if key is not None:
+                    if len(rt.decoded) >= DECODED_CACHE:
+                        rt.decoded.clear()
+                    rt.decoded[key] = rx
+            vrid = rx.advert.vrid
+            inst = rt.routers.get(vrid)
             if inst is None:
                 rt.drops[PacketDropCode.UNKNOWN_VRID] += 1
                 continue
             if self._stopping:
                 continue
+            last_of[vrid] = len(batch)
+            batch.append((inst, rx, kernel_time))
+        for i, (inst, rx, kernel_time) in enumerate(batch):
+            if rx is inst.repeat_of and last_of[rx.advert.vrid] != i and rx.advert.priority >= inst.router.priority:
+                rt.repeats += 1
+                continue
             at = arrival_time(kernel_time, offset=offset, now=now, floor=floor, stepped=stepped)
             last = inst.router.machine.last
             if last is not None and at < last.at:
                 at = last.at
-            self._feed(inst, AdvertIn(now=at, source=rx.source, advert=rx.advert))
+            self._feed_advert(inst, rx, at)
+
+    def _feed_advert(self, inst: Instance, rx: Received, at: float) -> None:
+        event = AdvertIn(now=at, source=rx.source, advert=rx.advert)
+        if inst.group is not None:
+            self._feed(inst, event)
+            return
+        step = inst.router.handle(event)
+        self._carry(inst, step)
+        routine = (step.reason is None and not step.notes and not step.transitions and len(step.actions) == 1
+                   and inst.router.state is VrrpState.BACKUP and rx.advert.priority >= inst.router.priority)
+        inst.repeat_of = rx if routine else None
 
     def _on_timer(self, inst: Instance) -> None:
         assert self._loop is not None
         inst.timer = None
         inst.timer_at = None
-        if not self._stopping:
-            inst.iface.wakeups += 1
-            if not inst.iface.reading:  # (when reading, the loop ran the reader before this timer)
-                self._drain(inst.iface)  # adverts queued while we slept come first, with their arrival times
-            self._feed(inst, Deadline(now=self._loop.time()))
+        if self._stopping:
+            return
+        inst.iface.wakeups += 1
+        if not inst.iface.reading:  # (when reading, the loop ran the reader before this timer)
+            self._drain(inst.iface)  # adverts queued while we slept come first, with their arrival times
+        now = self._loop.time()
+        at = inst.router.wake_at
+        if at is not None and at > now and inst.group is None:
+            # the adverts just read moved the router's timer on: nothing is due, and a Deadline would only ask
+            # for this same time again (the router's wake_at is the earliest of everything it checks)
+            self._arm(inst, at)
+            return
+        self._feed(inst, Deadline(now=now))
 
     def _start_trackers(self, loop: asyncio.AbstractEventLoop) -> None:
         """Script and file runners per instance (scripts run once started; files are read now), and one
@@ -511,6 +577,7 @@ class VrrpDaemon:
         """The router decides (with its sync group, if any); carry_out logs, notifies and runs the actions with
         ``inst.handlers``: a group's step is each member's step carried out as that member's, then the group's
         own (its log line and notify hooks)."""
+        inst.repeat_of = None
         g = inst.group
         if g is None:
             self._carry(inst, inst.router.handle(event))
@@ -552,8 +619,14 @@ class VrrpDaemon:
         }
 
     def _send_advert(self, inst: Instance, action: SendAdvert) -> None:
-        for dst in inst.config.unicast_peers or (inst.iface.sock.group,):
-            inst.iface.sock.send(inst.advert_bytes(action.priority, dst), dst)
+        sock = inst.iface.sock
+        wire = inst._wire.get(action.priority)
+        if wire is None:  # the bytes and the socket address of each destination, made once per priority
+            wire = inst._wire[action.priority] = tuple(
+                (inst.advert_bytes(action.priority, dst), sock.sockaddr(dst))  # type: ignore[arg-type]
+                for dst in inst.config.unicast_peers or (sock.group,))
+        for data, sockaddr in wire:
+            sock.send_to(data, sockaddr)
         inst.sent += 1
 
     def _queue_addresses(self, inst: Instance, op: str) -> None:
@@ -593,8 +666,8 @@ class VrrpDaemon:
             return  # fires early, the router re-asks
         if inst.timer is not None:
             inst.timer.cancel()
-        assert self._loop is not None
-        inst.timer = self._loop.call_at(at, self._on_timer, inst)
+        assert self._hot is not None
+        inst.timer = self._hot.call_at(at, self._on_timer, inst)
         inst.timer_at = at
 
     # -- status ------------------------------------------------------------------------------
@@ -613,7 +686,7 @@ class VrrpDaemon:
             **({"sync_groups": {n: {"state": g.sync.state.value, "members": list(g.members)}
                                 for n, g in self.groups.items()}} if self.groups else {}),
             "interfaces": {n: {"received": rt.received, "drops": dict(rt.drops), "reading": rt.reading,
-                               "wakeups": rt.wakeups} for n, rt in self.interfaces.items()},
+                               "wakeups": rt.wakeups, "repeats": rt.repeats} for n, rt in self.interfaces.items()},
         }
 
     def _write_status(self) -> None:

@@ -185,6 +185,24 @@ class VrrpSocket:
     def send(self, message: bytes, dst: IPv4Address = VRRP_GROUP) -> None:
         self.sock.sendto(message, (str(dst), 0))
 
+    @staticmethod
+    def sockaddr(dst: IPv4Address) -> tuple[str, int]:
+        """What ``send_to`` takes for ``dst``: made once per destination, not per advert."""
+        return (str(dst), 0)
+
+    def send_to(self, message: bytes, sockaddr: tuple[str, int]) -> None:
+        self.sock.sendto(message, sockaddr)
+
+    @staticmethod
+    def cache_key(datagram: bytes) -> bytes | None:
+        """A key under which ``decode(datagram)`` may be remembered, or None: with a 20-byte IPv4 header, TTL 255,
+        protocol VRRP and a total length that is the datagram's, the decoded result depends on the bytes from the
+        source address on only (identification, flags and header checksum are not looked at)."""
+        if (len(datagram) >= 28 and datagram[0] == 0x45 and datagram[8] == VRRP_TTL and datagram[9] == IPPROTO_VRRP
+                and (datagram[2] << 8 | datagram[3]) == len(datagram)):
+            return datagram[12:]
+        return None
+
     def recv(self) -> tuple[bytes, float | None] | None:
         try:
             data, anc, _flags, _addr = self.sock.recvmsg(65535, 64)

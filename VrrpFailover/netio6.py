@@ -138,6 +138,18 @@ class Vrrp6Socket:
     def send(self, message: bytes, dst: IPv6Address = VRRP_GROUP6) -> None:
         self.sock.sendmsg([message], self._pktinfo, 0, (str(dst), 0, 0, self.facts.index))
 
+    def sockaddr(self, dst: IPv6Address) -> tuple[str, int, int, int]:
+        """What ``send_to`` takes for ``dst``: made once per destination, not per advert."""
+        return (str(dst), 0, 0, self.facts.index)
+
+    def send_to(self, message: bytes, sockaddr: tuple[str, int, int, int]) -> None:
+        self.sock.sendmsg([message], self._pktinfo, 0, sockaddr)
+
+    @staticmethod
+    def cache_key(packet: Raw6) -> Raw6:
+        """``decode`` depends on the message and the facts of its header only: the packet itself is the key."""
+        return packet
+
     def recv(self) -> tuple[Raw6, float | None] | None:
         try:
             data, anc, _flags, addr = self.sock.recvmsg(65535, _ANCILLARY)

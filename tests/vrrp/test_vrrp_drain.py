@@ -1,0 +1,160 @@
+"""The driver's read of a queued batch of adverts (``VrrpDaemon._drain_queue``) decides what feeding every advert
+decides: a repeated routine advert is skipped only between two that are fed, a decoded datagram is remembered by
+the bytes its decode depends on. A reference router fed every advert with ``handle`` is the oracle; the socket is a
+list of datagrams and the loop only records timers (no I/O in these tests)."""
+
+from __future__ import annotations
+
+import logging
+import struct
+from collections import deque
+from ipaddress import IPv4Address
+
+from failover_core.shell.carry_out import DecisionLog
+from VrrpFailover.config import InstanceConfig
+from VrrpFailover.driver import Instance, InterfaceRuntime, VrrpDaemon
+from VrrpFailover.events import AdvertIn, Startup
+from VrrpFailover.machine import VrrpRouter, VrrpState
+from VrrpFailover.netio import InterfaceFacts, VrrpSocket
+from VrrpFailover.packet import VRRP_GROUP, Advert, decode_ip_packet, encode
+
+OFFSET = 0.0  # wall clock - monotonic clock (0: arrival times come out exact, as the reference's)
+OURS = IPv4Address("10.99.0.12")
+MASTER = IPv4Address("10.99.0.11")
+VIP = IPv4Address("10.99.0.100")
+
+
+def datagram(priority: int, *, ident: int = 0, addresses: tuple[IPv4Address, ...] = (VIP,), ttl: int = 255) -> bytes:
+    msg = encode(Advert(version=3, vrid=51, priority=priority, interval=0.1, addresses=addresses), MASTER, VRRP_GROUP)
+    return struct.pack("!BBHHHBBH4s4s", 0x45, 0xC0, 20 + len(msg), ident, 0, ttl, 112, ident ^ 0xFFFF,
+                       MASTER.packed, VRRP_GROUP.packed) + msg
+
+
+class ListSocket:
+    group = VRRP_GROUP
+    decode = staticmethod(decode_ip_packet)
+    cache_key = staticmethod(VrrpSocket.cache_key)
+
+    def __init__(self) -> None:
+        self.queue: deque[tuple[bytes, float | None]] = deque()
+
+    def recv(self) -> tuple[bytes, float | None] | None:
+        return self.queue.popleft() if self.queue else None
+
+
+class CountingSocket(ListSocket):
+    @staticmethod
+    def decode(data: bytes):  # type: ignore[override]
+        CountingSocket.count += 1
+        return decode_ip_packet(data)
+
+    count = 0
+
+
+class TimerLoop:
+    """What the driver asks of its loop here: the time and timers (recorded, never run)."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def time(self) -> float:
+        return self.now
+
+    def call_at(self, at: float, *_args: object) -> TimerLoop.Handle:
+        return TimerLoop.Handle()
+
+    class Handle:
+        def cancel(self) -> None:
+            pass
+
+
+def backup(priority: int = 100, **extra: object) -> tuple[VrrpDaemon, Instance, InterfaceRuntime]:
+    config = InstanceConfig(name="VR_1", vrid=51, interface_name="eth0", ip_addresses=[f"{VIP}/24"],
+                            priority=priority, advert_interval=0.1, **extra)
+    d = VrrpDaemon((config,))
+    d._loop = d._hot = TimerLoop()  # type: ignore[assignment]
+    facts = InterfaceFacts(name="eth0", index=2, mac=b"\0" * 6, primary_ip=OURS)
+    rt = InterfaceRuntime(facts=facts, sock=ListSocket(), garp=None, wake=None)  # type: ignore[arg-type]
+    inst = Instance(config=config, router=VrrpRouter(config, OURS), iface=rt,
+                    decisions=DecisionLog(logging.getLogger("test"), "VR_1"))
+    inst.handlers = d._handlers(inst)
+    rt.routers[51] = inst
+    d.instances.append(inst)
+    d._feed(inst, Startup(now=0.0))
+    assert inst.router.state is VrrpState.BACKUP
+    return d, inst, rt
+
+
+def reference(priority: int, adverts: list[tuple[bytes, float]], **extra: object) -> VrrpRouter:
+    config = InstanceConfig(name="VR_1", vrid=51, interface_name="eth0", ip_addresses=[f"{VIP}/24"],
+                            priority=priority, advert_interval=0.1, **extra)
+    r = VrrpRouter(config, OURS)
+    r.handle(Startup(now=0.0))
+    for data, at in adverts:
+        rx = decode_ip_packet(data)
+        r.handle(AdvertIn(now=at, source=rx.source, advert=rx.advert))
+    return r
+
+
+def read(d: VrrpDaemon, rt: InterfaceRuntime, adverts: list[tuple[bytes, float]], now: float) -> None:
+    for data, at in adverts:
+        rt.sock.queue.append((data, OFFSET + at))  # type: ignore[union-attr]
+    d._loop.now = now  # type: ignore[union-attr]
+    d._drain_queue(rt, now, OFFSET, False, adverts[0][1] - 0.01, None)
+
+
+def same(a: VrrpRouter, b: VrrpRouter) -> None:
+    assert (a.state, a.deadline, a.wake_at, a.master_address, a.master_adver_interval, dict(a.drops)) == \
+           (b.state, b.deadline, b.wake_at, b.master_address, b.master_adver_interval, dict(b.drops))
+
+
+def test_a_batch_of_the_masters_routine_adverts_feeds_the_first_and_the_last_and_decides_the_same():
+    # IP identification and header checksum differ per datagram (as the kernel's may): decoded once all the same
+    adverts = [(datagram(150, ident=k), 10.0 + 0.1 * k) for k in range(4)]
+    d, inst, rt = backup()
+    read(d, rt, adverts, now=10.35)
+    same(inst.router, reference(100, adverts))
+    assert rt.repeats == 2  # the second and third; the first and the last were fed
+    assert len(rt.decoded) == 1
+    # the next read: the first advert repeats the last one fed, so only the last of this read is fed
+    more = [(datagram(150, ident=k), 10.0 + 0.1 * k) for k in range(4, 8)]
+    read(d, rt, more, now=10.75)
+    same(inst.router, reference(100, adverts + more))
+    assert rt.repeats == 2 + 3
+
+
+def test_a_lower_priority_master_while_preempting_is_fed_every_advert():
+    # the path depends on the arrival time (preempt_delay): nothing is skipped, decisions as the reference's
+    adverts = [(datagram(50), 10.0 + 0.1 * k) for k in range(5)]
+    d, inst, rt = backup(preempt_delay=10.25)
+    read(d, rt, adverts, now=10.45)
+    same(inst.router, reference(100, adverts, preempt_delay=10.25))
+    assert rt.repeats == 0
+
+
+def test_dropped_adverts_are_each_fed_and_counted():
+    other = (IPv4Address("10.99.0.200"),)  # an address list that differs from ours: the router drops it
+    adverts = [(datagram(150, addresses=other), 10.0 + 0.1 * k) for k in range(4)]
+    d, inst, rt = backup()
+    read(d, rt, adverts, now=10.35)
+    same(inst.router, reference(100, adverts))
+    assert sum(inst.router.drops.values()) == 4
+    assert rt.repeats == 0
+
+
+def test_another_event_in_between_ends_the_repeat():
+    adverts = [(datagram(150), 10.0 + 0.1 * k) for k in range(2)]
+    d, inst, rt = backup()
+    read(d, rt, adverts, now=10.15)
+    assert inst.repeat_of is not None
+    d._feed(inst, Startup(now=10.2))  # any event the driver feeds (a tracker reading, a timer)
+    assert inst.repeat_of is None
+
+
+def test_a_datagram_whose_header_the_decoder_checks_is_not_remembered():
+    d, _, rt = backup()
+    rt.sock = CountingSocket()  # type: ignore[assignment]
+    bad = datagram(150, ttl=64)
+    read(d, rt, [(bad, 10.0), (bad, 10.1)], now=10.15)
+    assert CountingSocket.count == 2 and not rt.decoded  # each decoded (and dropped: TTL), none remembered
+    assert rt.drops["ttl_not_255"] == 2

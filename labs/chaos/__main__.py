@@ -31,6 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--config", type=Path, help="the system's chaos config (JSON or TOML)")
     ap.add_argument("--settle", type=float, help="seconds after each heal before the next fault")
     ap.add_argument("--mode", choices=["standard", "simple"], help="with the witness (default) or without")
+    ap.add_argument("--overlap", action="store_true",
+                    help="add overlapping pairs of faults to the kinds (the same as adding overlap to --faults)")
     args = ap.parse_args(argv)
     state = SYSTEMS.get(args.system)
     if state is None:
@@ -50,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         kinds = parse_kinds(args.faults) if args.faults else sorted(supported - {FaultKind.OVERLAP})
+        if args.overlap and FaultKind.OVERLAP not in kinds:
+            kinds = [*kinds, FaultKind.OVERLAP]
         check_supported(kinds, supported, args.system)
     except ScheduleError as e:
         print(str(e), file=sys.stderr)

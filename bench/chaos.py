@@ -3,7 +3,8 @@
 For each system with a chaos driver (vrrp, docker, valet, agent) runs `python -m labs.chaos SYSTEM --seed N`
 (default 30 minutes of single faults, the issue's figure) into `chaos-out/SYSTEM[-MODE]-SEED/`, prints its
 table and exits non-zero if any promise was broken. `--modes standard,simple` runs the systems that have a
-witness in each mode (VRRP has none); `--overlap` adds overlapping pairs to the kinds (every kind the system supports on this machine).
+witness in each mode (VRRP has none); `--overlap` adds overlapping pairs to the kinds (every kind the
+system supports on this machine).
 """
 
 from __future__ import annotations

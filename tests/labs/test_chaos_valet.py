@@ -8,8 +8,10 @@ default bed); about 90 s. Needs root.
 
 import pytest
 
-from labs.chaos.schedule import GREY_KINDS, FaultKind, make_schedule
-from labs.chaos.valet import ValetDriver
+from labs.chaos.history import read_history
+from labs.chaos.runner import run
+from labs.chaos.schedule import GREY_KINDS, Fault, FaultKind, make_schedule
+from labs.chaos.valet import ValetChaosConfig, ValetDriver
 
 pytestmark = pytest.mark.integration
 
@@ -55,4 +57,27 @@ def test_seeded_valet_grey_run_delay_and_dup_change_nothing(tmp_path, seeded_run
     assert {f.kind for f in schedule} == set(kinds)
     _, record = seeded_run(driver, schedule, grey_seed, duration)
     grey_kept(record)
+    assert driver.leftovers() == []
+
+
+def test_chaos_valet_simple_seed_2_a_delay_below_t_is_not_a_cut(tmp_path):
+    """``python -m labs.chaos valet --mode simple --seed 2 --duration 90 --faults delay,dup``, fault #4: b's sending
+    delayed 276 ms (+- 32) at T = 1 s gave two running for 4.2 s: each heartbeat's HTTP request was given one
+    heartbeat interval (0.25 s), so a link that slow lost every heartbeat and answer both ways, a cut. Now a
+    request may take as long as its answer can matter (HostMode.request_timeout). Replayed: 300 ms on b, then on
+    a (the active), 4 s each: nothing may change."""
+    driver = ValetDriver(ValetChaosConfig(mode="simple"), workdir=tmp_path)
+    share = 0.3 / driver.grey_delay_s  # 300 ms of the 375 ms budget
+    schedule, t = [], 2.0
+    for i, target in enumerate(("b", "a")):
+        schedule.append(Fault(id=i, start=t, kind=FaultKind.DELAY, target=target, duration=4.0,
+                              params={"delay_share": round(share, 3), "jitter_share": 0.0}))
+        t += 4.0 + driver.settle
+    outcome = run(driver, schedule, tmp_path / "out", seed=2, duration=round(t, 3))
+    print(outcome.table)
+    record = read_history(tmp_path / "out" / "history.jsonl")
+    assert [w.extra["delay_ms"] for w in record.faults] == [300.0, 300.0]
+    assert all(w.extra["delayer"]["max_hold_ms"] >= 300 for w in record.faults)  # the delay was there
+    assert not [s for s in record.samples if s["active"] != ["a"]], outcome.table  # a alone, throughout
+    assert outcome.result.ok, outcome.table
     assert driver.leftovers() == []

@@ -85,7 +85,7 @@ def test_seeded_vrrp_grey_run_delay_and_dup_change_nothing(seeded_run, grey_seed
     """Adverts held up to half of (Master_Down_Interval - advert interval) or sent twice: no takeover, no second
     Master, no flap (the promise's steady rule), and the client is back within its bound after each heal."""
     driver = VrrpDriver()
-    duration = 45.0
+    duration = 35.0
     kinds = [FaultKind.DELAY, FaultKind.DUP]
     schedule = make_schedule(grey_seed, duration, kinds, driver.nodes, supported=driver.supported,
                              settle=driver.settle)

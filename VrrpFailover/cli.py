@@ -43,6 +43,10 @@ def build_parser() -> argparse.ArgumentParser:
 def load_checked(path: str) -> VrrpConfig:
     config = load_vrrp_config(path)
     check_interfaces(config.instances, path)
+    if any(c.vmac_name is not None for c in config.instances):
+        from VrrpFailover.vmac import check_vmac_names
+
+        check_vmac_names(config.instances, path)
     return config
 
 

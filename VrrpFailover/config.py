@@ -38,6 +38,7 @@ from failover_core.shell.config_file import load_config_file
 
 PRIORITY_OWNER = 255
 MAX_INSTANCES = 1000  # virtual routers in one file (255 VRIDs per interface)
+IFNAMSIZ = 16  # Linux: an interface name has at most IFNAMSIZ - 1 = 15 bytes
 
 
 MAX_TRACKERS = 64  # of each kind per instance
@@ -122,6 +123,27 @@ def _ip_interface(value: Any) -> Any:
 VirtualAddress = Annotated[IPv4Interface | IPv6Interface, BeforeValidator(_ip_interface), StringInput]
 
 
+def interface_name_problem(name: str) -> str | None:
+    """Why Linux would refuse ``name`` as an interface name (its dev_valid_name), or None."""
+    if not name or len(name.encode()) >= IFNAMSIZ:
+        return f"an interface name has 1-{IFNAMSIZ - 1} bytes (IFNAMSIZ), not {len(name.encode())}"
+    if name in (".", "..") or any(c in "/:" or c.isspace() for c in name):
+        return "not a valid interface name (no '/', ':' or spaces; not '.' or '..')"
+    return None
+
+
+def _use_vmac(value: Any) -> Any:
+    """``use_vmac``: true (the name ``vrrp.<VRID>``, keepalived's), false, or the macvlan's name."""
+    if isinstance(value, bool):
+        return value
+    if not isinstance(value, str):
+        raise ValueError("must be true, false or the virtual MAC interface's name")
+    why = interface_name_problem(value)
+    if why:
+        raise ValueError(why)
+    return value
+
+
 def _one_or_list(value: Any) -> Any:
     """A tracker key takes one table or a list of them (``track_script`` was one table before)."""
     return [value] if isinstance(value, dict) else value
@@ -138,7 +160,8 @@ class InstanceConfig(StrictModel):
     advert_interval: Number = Field(default=1.0, gt=0, le=255)  # the version's own range: _interval_for_version
     preempt_mode: Bool = True
     version: Integer = Field(default=3, ge=2, le=3)  # VRRPv2 or VRRPv3
-    accept_mode: Bool = False
+    accept_mode: Bool | None = None  # None: keepalived's default, accept unless strict_mode (``accepts``)
+    strict_mode: Bool = False  # keepalived's vrrp_strict / strict_mode: here only accept_mode's default
     preempt_delay: Seconds = Field(default=0.0, le=1000)
     notify: Command | None = None
     notify_args: Literal["ours", "keepalived"] = "ours"  # ours: name from to reason; keepalived's: INSTANCE name
@@ -157,6 +180,8 @@ class InstanceConfig(StrictModel):
     higher_prio_send_advert: Bool = True
     garp_master_refresh: Seconds = Field(default=0.0, le=86400)  # keepalived's: 0 = off; else >= MIN_GARP_REFRESH
     garp_master_refresh_repeat: Integer = Field(default=1, ge=1, le=100)
+    use_vmac: Annotated[bool | str, BeforeValidator(_use_vmac)] = False  # keepalived's: a macvlan with the VRRP MAC
+    vmac_xmit_base: Bool = False  # keepalived's: adverts to and from the base interface, the VIPs on the macvlan
 
     @field_validator("interface_name")
     @classmethod
@@ -230,6 +255,48 @@ class InstanceConfig(StrictModel):
             raise ValueError(f"advert_interval {iv!r}: VRRPv2 allows whole seconds 1-255")
         return self
 
+    @field_validator("use_vmac")
+    @classmethod
+    def _vmac_rules(cls, v: bool | str, info: ValidationInfo) -> bool | str:
+        if v is False:
+            return v
+        if any(i.version == 6 for i in info.data.get("ip_addresses", ())):
+            raise ValueError("a virtual MAC is supported for IPv4 instances only (not yet for IPv6)")
+        if info.data.get("priority") == PRIORITY_OWNER:
+            raise ValueError("the address owner (priority 255) keeps its own addresses on its interface; a virtual "
+                             "MAC needs addresses that move")
+        if v == info.data.get("interface_name"):
+            raise ValueError("the virtual MAC interface cannot be named like interface_name: it is a new interface "
+                             "on top of it")
+        return v
+
+    @field_validator("vmac_xmit_base")
+    @classmethod
+    def _xmit_base_needs_vmac(cls, v: bool, info: ValidationInfo) -> bool:
+        if v and info.data.get("use_vmac", False) is False:
+            raise ValueError("vmac_xmit_base needs use_vmac (it says where the adverts of the virtual MAC go)")
+        return v
+
+    @property
+    def vmac_name(self) -> str | None:
+        """The macvlan's name (``use_vmac`` true: ``vrrp.<VRID>``, as keepalived), None without a virtual MAC."""
+        if self.use_vmac is False:
+            return None
+        return f"vrrp.{self.vrid}" if self.use_vmac is True else self.use_vmac
+
+    @property
+    def vmac_address(self) -> bytes:
+        """RFC 5798 7.3: 00-00-5E-00-01-{VRID} (IPv4), 00-00-5E-00-02-{VRID} (IPv6)."""
+        return bytes((0, 0, 0x5E, 0, 1 if self.family == 4 else 2, self.vrid))
+
+    @property
+    def accepts(self) -> bool:
+        """Does the Master take packets addressed to the virtual addresses (RFC 5798 6.1 Accept_Mode)? The owner
+        always; else ``accept_mode``, and when it is not given keepalived's default: yes unless ``strict_mode``."""
+        if self.is_address_owner:
+            return True
+        return self.accept_mode if self.accept_mode is not None else not self.strict_mode
+
     @field_validator("garp_master_refresh")
     @classmethod
     def _refresh_period(cls, v: float) -> float:
@@ -293,6 +360,7 @@ def validate_instances(data: Any, *, source: str) -> tuple[InstanceConfig, ...]:
     if problems:
         raise ConfigError(source, problems)
     seen_names: set[str] = set()
+    seen_vmac: set[str] = set()
     seen_vr: set[tuple[str, int, int]] = set()  # VRIDs are per interface and address family (RFC 5798 5.2.3)
     for n, inst in enumerate(out):
         key = "name" if single else f"[{n}].name"
@@ -304,6 +372,17 @@ def validate_instances(data: Any, *, source: str) -> tuple[InstanceConfig, ...]:
             problems.append((key.replace("name", "vrid"), inst.vrid,
                              f"vrid already used by another IPv{inst.family} instance on {inst.interface_name}"))
         seen_vr.add(vr)
+        vmac = inst.vmac_name
+        if vmac is not None:
+            if vmac in seen_vmac:
+                problems.append((key.replace("name", "use_vmac"), inst.use_vmac,
+                                 f"the virtual MAC interface {vmac} is already another instance's; give this one a "
+                                 f"name of its own (\"use_vmac\": \"NAME\")"))
+            seen_vmac.add(vmac)
+    for n, inst in enumerate(out):
+        if inst.vmac_name is not None and inst.vmac_name in {i.interface_name for i in out}:
+            problems.append(("use_vmac" if single else f"[{n}].use_vmac", inst.use_vmac,
+                             f"{inst.vmac_name} is another instance's interface_name"))
     if problems:
         raise ConfigError(source, problems)
     return tuple(out)

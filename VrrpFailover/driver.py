@@ -42,7 +42,7 @@ import signal
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
 from typing import Any
 
@@ -69,6 +69,7 @@ from VrrpFailover.events import (
     Startup,
     TrackResult,
 )
+from VrrpFailover.firewall import NftFirewall
 from VrrpFailover.group_notify import group_hook_runner
 from VrrpFailover.machine import VrrpRouter, VrrpState
 from VrrpFailover.netio import (
@@ -84,6 +85,7 @@ from VrrpFailover.notify import keepalived_args
 from VrrpFailover.packet import Advert, encode
 from VrrpFailover.sync_group import SyncGroup
 from VrrpFailover.track import InterfaceWatcher, TrackFileRunner, TrackScriptRunner
+from VrrpFailover.vmac import VmacLink, VmacManager
 
 log = logging.getLogger("vrrp")
 
@@ -129,7 +131,18 @@ class Instance:
     send_errors: int = 0
     priority_at: dict[int, int] = field(default_factory=dict)  # by transition seq, until its notify ran
     group: GroupRuntime | None = None  # its sync group (the group decides with it)
+    vmac: VmacLink | None = None  # use_vmac: its addresses go on this macvlan (VrrpFailover.vmac)
+    vmac_garp: GarpSender | None = None  # vmac_xmit_base: gratuitous ARP from the macvlan, adverts from the iface
     _adverts: dict[tuple[int, IPv4Address | IPv6Address], bytes] = field(default_factory=dict)
+
+    @property
+    def address_index(self) -> int:
+        """The interface its virtual addresses go on: its macvlan with use_vmac, else the VRRP interface."""
+        return self.vmac.index if self.vmac is not None else self.iface.facts.index
+
+    @property
+    def garp(self) -> GarpSender | NaSender:
+        return self.vmac_garp if self.vmac_garp is not None else self.iface.garp
 
     def advert_bytes(self, priority: int, dst: IPv4Address | IPv6Address) -> bytes:
         key = (priority, dst)
@@ -142,7 +155,10 @@ class Instance:
 
 
 def runtime_key(config: InstanceConfig) -> str:
-    """The interface runtime an instance uses: one per interface and address family."""
+    """The interface runtime an instance uses: one per interface and address family; with use_vmac (and not
+    vmac_xmit_base) its macvlan, where the adverts of the virtual MAC come and go (VrrpFailover.vmac)."""
+    if config.vmac_name is not None and not config.vmac_xmit_base:
+        return config.vmac_name
     return config.interface_name if config.family == 4 else f"{config.interface_name}/ipv6"
 
 
@@ -173,10 +189,22 @@ class VrrpDaemon:
         self._netlink_task: asyncio.Task[None] | None = None
         self._arm_later: dict[int, tuple[Instance, float | None]] | None = None  # during a drain: armed at the end
         self.interface_watcher: InterfaceWatcher | None = None
+        self.vmacs: VmacManager | None = None
+        self.firewall = NftFirewall(configs)
 
     # -- set-up / tear-down ------------------------------------------------------------------
     async def _open(self, ipr: AsyncIPRoute) -> None:
         self.addresses = AddressManager(ipr)
+        self.firewall.start()  # before any socket joins 224.0.0.18 through a macvlan (its IGMP rule)
+        self.vmacs = VmacManager(ipr)
+        vmacs: dict[str, VmacLink] = {}  # by instance name
+        for c in self.configs:
+            if c.vmac_name is not None:
+                idx = await ipr.link_lookup(ifname=c.interface_name)
+                if not idx:
+                    raise OSError(f"no interface {c.interface_name}")
+                vmacs[c.name] = await self.vmacs.create(c.vmac_name, c.vmac_address, c.interface_name, idx[0])
+        vmac_of_key = {runtime_key(c): vmacs[c.name] for c in self.configs if runtime_key(c) == c.vmac_name}
         vips_by_if: dict[str, set[Any]] = {}
         for c in self.configs:  # an address owner's addresses are the interface's own: they may be the primary
             vips_by_if.setdefault(runtime_key(c), set()).update(() if c.is_address_owner else c.addresses)
@@ -186,7 +214,12 @@ class VrrpDaemon:
                 facts, sock6, na, wake6 = await open_ipv6(ipr, name, vips)
                 self.interfaces[key] = InterfaceRuntime(facts=facts, sock=sock6, garp=na, wake=wake6)
                 continue
-            facts = await InterfaceFacts.read(ipr, name, vips)
+            vmac = vmac_of_key.get(key)
+            if vmac is None:
+                facts = await InterfaceFacts.read(ipr, name, vips)
+            else:  # adverts from the base interface's address, through the macvlan (its index, its MAC)
+                facts = replace(await InterfaceFacts.read(ipr, vmac.base, vips), name=vmac.name, index=vmac.index,
+                                mac=vmac.mac)
             sock = VrrpSocket(facts)
             try:
                 garp = GarpSender(facts)
@@ -199,12 +232,16 @@ class VrrpDaemon:
                 sock.close()
                 garp.close()
                 raise
-            self.interfaces[name] = InterfaceRuntime(facts=facts, sock=sock, garp=garp, wake=wake)
+            self.interfaces[key] = InterfaceRuntime(facts=facts, sock=sock, garp=garp, wake=wake)
         group_of = {m: g for g, gc in self.sync_groups.items() for m in gc.members}
         for c in self.configs:
             rt = self.interfaces[runtime_key(c)]
             inst = Instance(config=c, router=VrrpRouter(c, rt.facts.primary_ip, sync_group=group_of.get(c.name)),
                             iface=rt, decisions=DecisionLog(log, c.name, rate_limited=AdvertDropCode))
+            inst.vmac = vmacs.get(c.name)
+            if inst.vmac is not None and c.vmac_xmit_base:
+                v = inst.vmac
+                inst.vmac_garp = GarpSender(replace(rt.facts, name=v.name, index=v.index, mac=v.mac))
             inst.handlers = self._handlers(inst)
             if c.notify:
                 args_for = None
@@ -235,11 +272,15 @@ class VrrpDaemon:
         for inst in self.instances:
             if inst.router.owner:
                 continue
-            present = await self.addresses.present(inst.iface.facts.index, address_family(inst.config.family))
-            for iface in inst.config.ip_addresses:
-                if iface.ip in present and await self.addresses.remove(inst.iface.facts.index, iface):
-                    log.warning("%s: removed left-over address %s from %s before start", inst.config.name,
-                                iface, inst.iface.facts.name)
+            where = {inst.address_index: inst.vmac.name if inst.vmac else inst.iface.facts.name}
+            if inst.vmac is not None:  # (a run without use_vmac left them on the interface below)
+                where[inst.vmac.base_index] = inst.vmac.base
+            for index, ifname in where.items():
+                present = await self.addresses.present(index, address_family(inst.config.family))
+                for iface in inst.config.ip_addresses:
+                    if iface.ip in present and await self.addresses.remove(index, iface):
+                        log.warning("%s: removed left-over address %s from %s before start", inst.config.name,
+                                    iface, ifname)
 
     def _close(self) -> None:
         for inst in self.instances:
@@ -259,6 +300,9 @@ class VrrpDaemon:
             rt.sock.close()
             rt.garp.close()
             rt.wake.close()
+        for inst in self.instances:
+            if inst.vmac_garp is not None:
+                inst.vmac_garp.close()
 
     async def run(self) -> int:
         async with AsyncIPRoute() as ipr:
@@ -308,7 +352,20 @@ class VrrpDaemon:
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._netlink_task
             self._close()
+            await self._remove_vmacs_and_rules()
         return 0
+
+    async def _remove_vmacs_and_rules(self) -> None:
+        """At exit, after the addresses went: the macvlans (their sockets are closed) and the nftables tables."""
+        if self.vmacs is not None:
+            try:
+                await self.vmacs.remove_all()
+            except Exception as e:
+                log.error("cannot remove the virtual MAC interfaces: %s", e)
+        try:
+            self.firewall.stop()
+        except Exception as e:
+            log.error("cannot remove the packet filter rules: %s", e)
 
     def stop(self, why: str = "stop") -> None:
         """Shut every router down now: priority-0 adverts and address removal happen in this call."""
@@ -490,7 +547,7 @@ class VrrpDaemon:
             SendAdvert: guarded(lambda a: self._send_advert(inst, a)),
             AddAddresses: guarded(lambda a: self._queue_addresses(inst, "add")),
             RemoveAddresses: guarded(lambda a: self._queue_addresses(inst, "remove")),
-            SendGarp: guarded(lambda a: inst.iface.garp.send(a.addresses)),
+            SendGarp: guarded(lambda a: inst.garp.send(a.addresses)),
             SetTimer: lambda a: self._set_timer(inst, a.at),
         }
 
@@ -516,9 +573,9 @@ class VrrpDaemon:
             inst, op, iface = await self._netlink_q.get()
             try:
                 if op == "add":
-                    await self.addresses.add(inst.iface.facts.index, iface)
+                    await self.addresses.add(inst.address_index, iface)
                 else:
-                    await self.addresses.remove(inst.iface.facts.index, iface)
+                    await self.addresses.remove(inst.address_index, iface)
             except Exception as e:
                 inst.send_errors += 1
                 log.error("%s: cannot %s address %s on %s: %s", inst.config.name, op, iface,

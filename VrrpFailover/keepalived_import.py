@@ -9,9 +9,10 @@ Converted (keepalived -> ours): ``interface``, ``virtual_router_id``, ``priority
 ``nopreempt`` / ``preempt``, ``preempt_delay``, ``version`` (or global_defs ``vrrp_version``; keepalived's
 default is 2; an IPv6 instance without its own ``version`` is 3, as in keepalived), ``virtual_ipaddress`` (on
 the instance's interface; IPv4 or IPv6, the first address's family: keepalived ignores the others, they are
-named), ``unicast_peer``, ``accept`` /
-``no_accept``, ``notify`` (with keepalived's argument order), ``track_script`` (with its ``vrrp_script``:
-script, interval, timeout, weight, rise, fall, init_fail), ``track_interface``, ``track_file`` (with its
+named), ``unicast_peer``, ``accept`` / ``no_accept`` and ``strict_mode`` (or global_defs ``vrrp_strict``:
+keepalived's accept default is "accept unless strict", as ours), ``use_vmac [NAME]`` and ``vmac_xmit_base``,
+``notify`` (with keepalived's argument order), ``track_script`` (with its ``vrrp_script``: script, interval,
+timeout, weight, rise, fall, init_fail), ``track_interface``, ``track_file`` (with its
 ``vrrp_track_file``: file, weight), ``garp_master_delay`` (our garp_delay), ``garp_lower_prio_repeat``,
 ``garp_lower_prio_delay``, ``higher_prio_send_advert``, ``garp_master_refresh``, ``garp_master_refresh_repeat``
 (or global_defs ``vrrp_garp_master_refresh`` / ``vrrp_garp_master_refresh_repeat``), and ``vrrp_sync_group``
@@ -172,6 +173,7 @@ class _Converter:
         self.scripts: dict[str, Node] = {}
         self.files: dict[str, Node] = {}
         self.refresh: dict[str, int | float] = {}  # global_defs vrrp_garp_master_refresh(_repeat): instance defaults
+        self.strict = False  # global_defs vrrp_strict: every instance's strict_mode default
 
     def skip(self, node: Node, why: str) -> None:
         self.out.skipped.append(Skipped(node.line, _text(node), why))
@@ -220,6 +222,8 @@ class _Converter:
         for node in nodes:
             if node.words[:1] == ["vrrp_version"] and len(node.words) == 2 and node.words[1] in ("2", "3"):
                 self.version = int(node.words[1])
+            elif node.words == ["vrrp_strict"]:
+                self.strict = True
             elif node.words[0] in _GLOBAL_REFRESH and len(node.words) == 2 and node.words[1].isdigit():
                 self.refresh[_GLOBAL_REFRESH[node.words[0]]] = int(node.words[1])
             else:
@@ -227,6 +231,8 @@ class _Converter:
 
     def instance(self, block: Node, used_scripts: set[str], used_files: set[str]) -> None:
         inst: dict[str, Any] = {"name": block.words[1], **self.refresh}
+        if self.strict:
+            inst["strict_mode"] = True
         version: int | None = None
         addresses: list[tuple[Node, str, str | None]] = []  # (line, address, dev)
         assert block.children is not None
@@ -248,6 +254,18 @@ class _Converter:
                     inst["notify_args"] = "keepalived"
                     if len(args) > 1:
                         self.skip(node, "notify's user/group are not converted: the script runs as the router's user")
+                elif key == "strict_mode" and len(args) <= 1:
+                    if args and args[0].lower() not in _TRUE_FALSE:
+                        raise ValueError
+                    inst["strict_mode"] = _TRUE_FALSE[args[0].lower()] if args else True
+                elif key == "use_vmac" and len(args) <= 2:
+                    names = [a for a in args if ":" not in a]  # keepalived: a word with ':' is a MAC address
+                    if len(names) > 1:
+                        raise ValueError
+                    inst["use_vmac"] = names[0] if names else True
+                    if len(names) < len(args):
+                        self.skip(node, "a virtual MAC of one's own choosing is not supported: the RFC's "
+                                        "00:00:5e:00:01:VRID is used")
                 elif key == "state" and args == ["BACKUP"]:
                     pass  # what ours always does
                 elif key == "state" and args == ["MASTER"]:
@@ -256,7 +274,8 @@ class _Converter:
                 else:
                     self.skip(node, _INSTANCE_WHY.get(key, "not understood here"))
             except ValueError:
-                self.skip(node, f"{' '.join(args)!r} is not a number")
+                self.skip(node, f"{' '.join(args)!r} is not a number" if key not in ("strict_mode", "use_vmac")
+                          else f"{' '.join(args)!r} is not understood here")
         interface = inst.get("interface_name")
         ips = []
         family = None  # keepalived: the instance's family is its first address's
@@ -472,7 +491,9 @@ _FLAGS: dict[str, tuple[str, bool]] = {
     "accept": ("accept_mode", True),
     "no_accept": ("accept_mode", False),
     "higher_prio_send_advert": ("higher_prio_send_advert", True),
+    "vmac_xmit_base": ("vmac_xmit_base", True),
 }
+_TRUE_FALSE = {"true": True, "on": True, "yes": True, "false": False, "off": False, "no": False}
 _INSTANCE_WHY = {
     "authentication": "VRRPv2 authentication (deprecated by RFC 3768) is not supported",
     "unicast_src_ip": "the advert source is the interface's primary address",
@@ -480,8 +501,7 @@ _INSTANCE_WHY = {
     "notify_backup": "per-state scripts have no equivalent: use notify (keepalived's arguments, $3 is the state)",
     "notify_fault": "per-state scripts have no equivalent: use notify (keepalived's arguments, $3 is the state)",
     "notify_stop": "per-state scripts have no equivalent: use notify (keepalived's arguments, $3 is the state)",
-    "use_vmac": "no virtual MAC: the interface's MAC and gratuitous ARP are used",
-    "vmac_xmit_base": "no virtual MAC",
+    "use_vmac": "use_vmac takes at most an interface name and a MAC address",
     "virtual_ipaddress_excluded": "excluded addresses are not supported",
     "virtual_routes": "virtual routes are not supported",
     "virtual_rules": "virtual rules are not supported",
@@ -489,7 +509,7 @@ _INSTANCE_WHY = {
     "garp_master_repeat": "we send one gratuitous ARP per address per round (garp_repeat rounds)",
     "lvs_sync_daemon_interface": "no LVS",
     "mcast_src_ip": "the advert source is the interface's primary address",
-    "strict_mode": "no strict mode",
+    "strict_mode": "strict_mode takes at most one word: true or false",
     "track_process": "process tracking is not supported",
     "track_bfd": "BFD tracking is not supported",
 }

@@ -109,9 +109,14 @@ class Cluster:
     def __init__(self, mode: str = "standard", *, heartbeat_period: float = 1.0, timeout: float = 4.0,
                  secret: str | None = SECRET, failback_delay: float = 0.0, prefix: str = "ft-agent-",
                  netns: bool = False, private: bool | None = None, stop_bound: float | None = None,
-                 tcp_rto_max_ms: int | None = 1000) -> None:
+                 tcp_rto_max_ms: int | None = 1000, backend: str = "runner") -> None:
         if mode not in ("simple", "standard"):
             raise ValueError("mode is 'simple' or 'standard'")
+        if backend not in ("runner", "vtesting"):
+            raise ValueError("backend is 'runner' (labs.volttron_platform) or 'vtesting' (volttron-testing's wrapper)")
+        if backend == "vtesting" and netns:
+            raise ValueError("volttron-testing's wrapper runs platforms on loopback only (netns=False)")
+        self.backend = backend
         self.mode = mode
         self.heartbeat_period = heartbeat_period
         self.timeout = timeout
@@ -122,7 +127,7 @@ class Cluster:
         names = ["primary", "secondary"] + (["witness"] if mode == "standard" else [])
         self.segment: NetnsSegment | None = None
         venv = PLATFORM_VENV
-        if netns if private is None else private:
+        if (netns or backend == "vtesting") if private is None else private:  # the wrapper's shutdown removes agents
             venv = private_venv(self.base / "platform-venv")
         hosts: dict[str, str] = {}
         if netns:
@@ -137,9 +142,13 @@ class Cluster:
                     if r.returncode:  # Linux < 6.11: a healed cut's heartbeats wait for TCP's back-off
                         print(f"labs.volttron_cluster: tcp_rto_max_ms not set in {n}: {r.stderr.strip()}",
                               file=sys.stderr)
-        self.platforms = {n: Platform(n, self.base, venv=venv,
-                                      netns=self.segment.ns(n) if self.segment else None,
-                                      host=hosts.get(n, "127.0.0.1")) for n in names}
+        if backend == "vtesting":
+            from labs.vtesting_platform import WrapperPlatform
+
+            self.platforms: dict[str, Any] = {n: WrapperPlatform(n, self.base, venv=venv) for n in names}
+        else:
+            self.platforms = {n: Platform(n, self.base, venv=venv, netns=self.segment.ns(n) if self.segment else None,
+                                          host=hosts.get(n, "127.0.0.1")) for n in names}
         self.failover: dict[str, InstalledAgent] = {}
         self.service: dict[str, InstalledAgent] = {}
         self._observers: dict[str, RemoteLink] = {}
@@ -213,7 +222,7 @@ class Cluster:
         self._observers.clear()
         try:
             for p in self.platforms.values():
-                p.stop()
+                p.close()
         finally:
             if self.segment is not None:
                 self.segment.teardown()

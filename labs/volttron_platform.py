@@ -70,7 +70,28 @@ def make_shared_dir(prefix: str, user: str = PLATFORM_USER) -> Path:
     return d
 
 
-def _chown_tree(path: Path, user: str) -> None:
+def seed_volttron_home(vhome: Path, venv: Path = PLATFORM_VENV) -> None:
+    """Create ``vhome`` with the ``pyproject.toml`` a first start needs (without it the platform runs ``poetry
+    init``, which asks an index and hangs or dies here)."""
+    vhome.mkdir(parents=True, exist_ok=True)
+    pyproject = vhome / "pyproject.toml"
+    if not pyproject.exists():
+        pyproject.write_text(textwrap.dedent(f"""\
+            [project]
+            name = "volttron"
+            version = "0.1.0"
+            description = ""
+            authors = [{{name = "volttron", email = "volttron@example.invalid"}}]
+            requires-python = "~{_platform_python_version(venv)}"
+            dependencies = []
+
+            [build-system]
+            requires = ["poetry-core>=2.0.0,<3.0.0"]
+            build-backend = "poetry.core.masonry.api"
+            """))
+
+
+def chown_tree(path: Path, user: str) -> None:
     uid, gid = _user_ids(user)
     for p in [path, *path.rglob("*")]:
         os.chown(p, uid, gid)
@@ -127,23 +148,8 @@ class Platform:
                 "--init-groups", "--", "env", "-i", *env, *argv], None
 
     def _seed(self) -> None:
-        self.vhome.mkdir(parents=True, exist_ok=True)
-        pyproject = self.vhome / "pyproject.toml"
-        if not pyproject.exists():
-            pyproject.write_text(textwrap.dedent(f"""\
-                [project]
-                name = "volttron"
-                version = "0.1.0"
-                description = ""
-                authors = [{{name = "volttron", email = "volttron@example.invalid"}}]
-                requires-python = "~{_platform_python_version(self.venv)}"
-                dependencies = []
-
-                [build-system]
-                requires = ["poetry-core>=2.0.0,<3.0.0"]
-                build-backend = "poetry.core.masonry.api"
-                """))
-        _chown_tree(self.root, self.user)
+        seed_volttron_home(self.vhome, self.venv)
+        chown_tree(self.root, self.user)
 
     def start(self, timeout: float = 60.0) -> None:
         self._seed()
@@ -215,6 +221,17 @@ class Platform:
             raise PlatformError(f"[{self.name}] vctl {' '.join(args)} rc={r.returncode}\n{r.stdout}\n{r.stderr}")
         return r.stdout
 
+    def shell(self, command: str, *, cwd: Path | None = None, env: dict[str, str] | None = None,
+              timeout: float = 300.0) -> subprocess.CompletedProcess[str]:
+        """``bash -c COMMAND`` as an operator on this platform's host: the platform user, VOLTTRON's venv first on
+        PATH (VIRTUAL_ENV, VOLTTRON_HOME set), in ``cwd``; ``env`` adds variables. Not checked: the caller judges."""
+        argv, user = self._command(["bash", "-c", command])
+        full_env = {**self.env, **(env or {})}
+        if self.netns is not None:  # _command passed self.env through `env -i`: pass the extras the same way
+            argv[argv.index("-i") + 1:argv.index("-i") + 1] = [f"{k}={v}" for k, v in (env or {}).items()]
+        return subprocess.run(argv, env=full_env, cwd=cwd or self.root, user=user, capture_output=True, text=True,
+                              timeout=timeout, stdin=subprocess.DEVNULL)
+
     def serverkey(self) -> str:
         return json.loads((self.vhome / "credentials_store" / "platform.json").read_text())["publickey"]
 
@@ -227,7 +244,7 @@ class Platform:
         if config is not None:
             cfg = self.root / f"{identity}.config.json"
             cfg.write_text(json.dumps(config, indent=2))
-            _chown_tree(cfg, self.user)
+            chown_tree(cfg, self.user)
             args += ["--agent-config", str(cfg)]
         if tag:
             args += ["--tag", tag]
@@ -242,6 +259,10 @@ class Platform:
     def authorize_failover(self, identity: str) -> None:
         """What the operator runs once: let the failover agent start/stop agents via platform.control."""
         self.vctl("authz", "add", "agent", identity, "--rpc-capabilities", *FAILOVER_CAPABILITIES)
+
+    def close(self) -> None:
+        """End of the cluster: a clean stop (what ``labs.vtesting_platform.WrapperPlatform.close`` does its way)."""
+        self.stop()
 
     def remove(self, agent: InstalledAgent) -> None:
         """``vctl remove``. Mind: it also uninstalls the agent's package from the platform venv, which
@@ -277,7 +298,7 @@ def copy_agent_source(dest: Path, user: str = PLATFORM_USER, src: Path = FAILOVE
     """A copy of FailoverAgent/ the platform user owns: `vctl install DIR` runs `poetry build` in DIR."""
     target = dest / src.name
     shutil.copytree(src, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "dist", "build"))
-    _chown_tree(target, user)
+    chown_tree(target, user)
     return target
 
 
@@ -355,14 +376,20 @@ def main():
 '''
 
 
+def service_agent_source(dest: Path, user: str = PLATFORM_USER) -> Path:
+    """The stand-in service agent as a poetry project in ``dest``, owned by ``user`` (vctl install DIR builds it)."""
+    (dest / "ft_service_agent").mkdir(parents=True)
+    (dest / "ft_service_agent" / "__init__.py").write_text("")
+    (dest / "ft_service_agent" / "agent.py").write_text(SERVICE_AGENT_CODE)
+    (dest / "pyproject.toml").write_text(SERVICE_AGENT_PYPROJECT)
+    chown_tree(dest, user)
+    return dest
+
+
 def build_service_agent_wheel(out_dir: Path) -> Path:
     src = Path(tempfile.mkdtemp(prefix="ft-service-src-"))
     try:
-        (src / "ft_service_agent").mkdir()
-        (src / "ft_service_agent" / "__init__.py").write_text("")
-        (src / "ft_service_agent" / "agent.py").write_text(SERVICE_AGENT_CODE)
-        (src / "pyproject.toml").write_text(SERVICE_AGENT_PYPROJECT)
-        return build_wheel(src, out_dir)
+        return build_wheel(service_agent_source(src / "ft-service-agent"), out_dir)
     finally:
         shutil.rmtree(src, ignore_errors=True)
 

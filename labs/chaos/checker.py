@@ -9,7 +9,8 @@ A fault is "in force" from its start until ``recovery`` seconds after its heal. 
   ``heal_bound`` (so it is bounded by the fault's length); otherwise it is broken.
 - ``nobody_active``: a nobody run longer than ``handover_grace`` needs a fault in force that hit the
   active (the target ran the service just before) of a kind with a takeover bound, and must end by
-  max(fault start + takeover bound, heal + ``heal_bound``). Inside an overlap pair it is reported only, and
+  max(fault start + takeover bound, heal + ``heal_bound``). Inside an overlap pair it is reported only until
+  the pair's last heal + ``heal_bound`` + the longest takeover bound (then it is broken), and
   so is one no longer than ``nobody_grace`` (if set) while a fault is in force: a planned hand-over (the
   valet's failback: stopped there, then started here).
   A kind in ``heal_moves`` may move the service once at its heal (Docker: a restarted daemon without
@@ -19,7 +20,9 @@ A fault is "in force" from its start until ``recovery`` seconds after its heal. 
 - ``takeover``: a fault with a takeover bound that hit the active and lasted longer than the bound must
   see another node as the single active within the bound (a target that came back first is "resumed").
 - ``heal``: exactly one active within ``heal_bound`` of a heal (or by start + takeover bound, if later),
-  unless another fault is still in force then.
+  unless another fault is still in force then. After a fault of an overlap pair, the pair's last heal +
+  ``heal_bound`` + the longest takeover bound (two faults at once may leave nobody, e.g. a standard-mode
+  active fenced itself with the witness down and the peer crashed: coming back may need a takeover).
 - ``unprovoked_change``: with no fault in force, the single active must not change.
 - ``client_heal`` (only when the promise has a ``client_bound``): after a heal the client's probe
   (``client_ok``) must succeed again by the heal + ``client_bound`` (or start + takeover bound, if later)
@@ -199,6 +202,13 @@ class _Judge:
             return w.stop
         return max(g.stop for g in self.faults if g.fault.group == w.fault.group)
 
+    def pair_recovered_by(self, w: FaultWindow) -> float:
+        """When one node must be active again after an overlap pair: two faults at once may leave nobody (a
+        standard-mode active fences itself when the witness and the peer are gone together), and coming back
+        may then need a takeover: the pair's last heal + the heal bound + the longest takeover bound."""
+        return (self.group_stop(w) + self.p.heal_s(w.fault.kind)
+                + max(self.p.takeover_bound.values(), default=0.0))
+
     def broken(self, rule: str, start: float, end: float, text: str, ws: Iterable[FaultWindow]) -> None:
         self.violations.append(Violation(rule, round(start, 4), round(end, 4), text, tuple(_label(w) for w in ws)))
 
@@ -229,8 +239,8 @@ class _Judge:
             ws = self.in_force(r.start)
             if ws and self.p.nobody_grace is not None and r.length <= self.p.nobody_grace:
                 continue  # a planned hand-over in a fault's aftermath (stop there, then start here: a failback)
-            if any(w.fault.group is not None and r.end <= self.group_stop(w) + self.rec for w in ws):
-                continue  # two faults at once: no single-fault bound is promised
+            if any(w.fault.group is not None and r.end <= self.pair_recovered_by(w) for w in ws):
+                continue  # two faults at once: no single-fault bound is promised, only a recovery after both
             ok = any(w.fault.kind in self.p.heal_moves and w.end is not None and w.end <= r.start
                      and r.end <= w.end + self.p.heal_moves[w.fault.kind] for w in ws)
             ok = ok or any(w.fault.kind in self.p.liveness_waived and r.end <= w.stop + self.p.heal_s(w.fault.kind)
@@ -278,6 +288,8 @@ class _Judge:
         bound = self.p.takeover_bound.get(w.fault.kind)
         if bound is not None and self.hit[w.fault.id]:
             deadline = max(deadline, w.start + bound)
+        if w.fault.group is not None:
+            deadline = max(deadline, self.pair_recovered_by(w))
         if any(g is not w and g.start < deadline and g.stop > w.end for g in self.faults):
             return  # another fault is in force: the heal of the last one is judged
         if deadline > self.end_t:
@@ -303,6 +315,8 @@ class _Judge:
         bound = self.p.takeover_bound.get(w.fault.kind)
         if bound is not None and self.hit[w.fault.id]:
             deadline = max(deadline, w.start + bound)
+        if w.fault.group is not None:
+            deadline = max(deadline, self.pair_recovered_by(w))
         if any(g is not w and g.start < deadline and g.stop > w.end for g in self.faults):
             return  # another fault is in force: the heal of the last one is judged
         until = min([g.start for g in self.faults if g.start > w.end] + [self.end_t])

@@ -211,7 +211,7 @@ def test_malformed_config_is_reported_at_start(cluster: Cluster) -> None:
     cluster.observer("primary").subscribe("alerts/", alerts)
     failover_wheel, _ = Wheels.get()
     bad = cluster.failover_config("primary", heartbeat_period=5, timeout=3, no_such_key=1)
-    # installed the documented way, `vctl install FailoverAgent ...` from the source directory
+    # installed from the source directory (`vctl install DIR`: the platform builds it with poetry), not the wheel
     agent = p.install(copy_agent_source(p.root), f"{FAILOVER}.bad", bad, start=True)
     try:
         wait_for(lambda: any("Configuration error" in c for c in alerts.contexts()), 20, "config error alert")

@@ -164,6 +164,22 @@ def test_heal_is_judged_at_the_last_fault_of_an_overlap_and_nobody_is_not_promis
     assert r.ok, text_report(r)
 
 
+def test_after_an_overlap_pair_that_left_nobody_recovery_may_take_a_takeover_but_not_forever():
+    """Docker standard, seed 1, overlap: the witness down and the passive crashed at once; the active fenced
+    itself (right: nobody acknowledged it) and was back 0.86 s after the last heal, over heal_bound (0.35 s).
+    After a pair the heal is judged by the last heal + heal_bound + the longest takeover bound (0.5 s here)."""
+    f1 = Fault(id=0, start=2.0, kind=K.WITNESS_DOWN, target="witness", duration=1.3, group=0)
+    f2 = Fault(id=1, start=2.3, kind=K.CRASH, target="@other", duration=1.3, group=0)
+    faults = [(f1, "witness", 2.0, 3.3), (f2, "b", 2.3, 3.6)]
+    ok = check(synth([(0, ["a"]), (2.9, []), (4.2, ["a"])], faults, end=8), PROMISE)
+    assert ok.ok, text_report(ok)  # back 0.6 s after the last heal: within 0.25 + 0.5
+    late = check(synth([(0, ["a"]), (2.9, []), (4.5, ["a"])], faults, end=8), PROMISE)
+    assert "heal" in rules(late)  # 0.9 s: beyond it
+    single = check(synth([(0, ["a"]), (2.9, []), (4.2, ["a"])], [(fault(1, K.CRASH, 2.3, 1.3, "@other"), "b", 2.3,
+                                                                       3.6)], end=8), PROMISE)
+    assert "heal" in rules(single)  # the same recovery after a single fault is too slow
+
+
 def test_missing_fault_record_is_broken():
     f = fault(0, K.CRASH, 2.0, 1.0)
     rec = synth([(0, ["a"])], [(f, "a", 2.0, 3.0)], end=6)

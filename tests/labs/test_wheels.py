@@ -1,5 +1,5 @@
-"""What ships: the project wheel (setup.py) and the agent wheel (`vctl install FailoverAgent`) carry the
-systems and nothing of labs/ (test beds, demos, the sample service, the wait helper)."""
+"""What ships: the project wheel (setup.py) and the agent wheel (`pip wheel ./FailoverAgent`, installed with
+`vctl install`) carry the systems and nothing of labs/ (test beds, demos, the sample service, the wait helper)."""
 
 from __future__ import annotations
 

@@ -27,7 +27,7 @@ def _require_testbed() -> None:
     if os.geteuid() != 0:
         pytest.fail("VRRP integration tests need root (network namespaces, raw sockets); "
                     "deselect them with -m 'not integration'")
-    for tool in ("ip", "keepalived", "ping", "bridge"):
+    for tool in ("ip", "keepalived", "ping", "bridge", "nft"):
         if shutil.which(tool) is None and not os.path.exists(f"/usr/sbin/{tool}"):
             pytest.fail(f"{tool} is missing: run scripts/bootstrap.sh (make setup)")
 

@@ -26,7 +26,9 @@ def test_defaults():
     (c,) = validate_instances({"name": "x", "vrid": 1, "interface_name": "eth0", "ip_addresses": ["10.0.0.1"]},
                               source="f")
     assert (c.priority, c.advert_interval, c.preempt_mode, c.accept_mode, c.preempt_delay) == (100, 1.0, True,
-                                                                                             False, 0.0)
+                                                                                             None, 0.0)
+    assert c.accepts and not c.strict_mode  # keepalived's default: accept unless strict
+    assert c.use_vmac is False and c.vmac_name is None and not c.vmac_xmit_base
     assert str(c.ip_addresses[0]) == "10.0.0.1/32"
 
 
@@ -133,3 +135,39 @@ def test_cli_bad_config_exits_2_with_a_clear_error(tmp_path, capsys, data, check
 def test_cli_missing_file(tmp_path, capsys):
     assert main(["-c", str(tmp_path / "absent.json")]) == 2
     assert "cannot read" in capsys.readouterr().err
+
+
+# ---- use_vmac ---------------------------------------------------------------------------------------
+
+VMAC_BASE = {"name": "x", "vrid": 51, "interface_name": "eth0", "ip_addresses": ["10.0.0.100/24"]}
+
+
+def test_use_vmac_names_and_the_rfc_mac():
+    (c,) = validate_instances({**VMAC_BASE, "use_vmac": True}, source="f")
+    assert c.vmac_name == "vrrp.51" and c.vmac_address == bytes.fromhex("00005e000133")  # keepalived's name
+    (c,) = validate_instances({**VMAC_BASE, "use_vmac": "vip-web", "vmac_xmit_base": True}, source="f")
+    assert c.vmac_name == "vip-web" and c.vmac_xmit_base
+
+
+@pytest.mark.parametrize(("change", "key", "why"), [
+    ({"use_vmac": "a" * 16}, "use_vmac", "1-15 bytes (IFNAMSIZ)"),
+    ({"use_vmac": "vrrp:51"}, "use_vmac", "not a valid interface name"),
+    ({"use_vmac": "a b"}, "use_vmac", "not a valid interface name"),
+    ({"use_vmac": ""}, "use_vmac", "1-15 bytes"),
+    ({"use_vmac": 1}, "use_vmac", "must be true, false or"),
+    ({"use_vmac": "eth0"}, "use_vmac", "cannot be named like interface_name"),
+    ({"use_vmac": True, "priority": 255}, "use_vmac", "address owner"),
+    ({"use_vmac": True, "ip_addresses": ["fd00::1/64"]}, "use_vmac", "IPv4 instances only"),
+    ({"vmac_xmit_base": True}, "vmac_xmit_base", "needs use_vmac"),
+])
+def test_bad_use_vmac_values_name_the_key(change, key, why):
+    with pytest.raises(ConfigError) as e:
+        validate_instances({**VMAC_BASE, **change}, source="f")
+    assert f"key '{key}'" in str(e.value) and why in str(e.value)
+
+
+def test_two_instances_cannot_share_a_virtual_mac_interface():
+    data = [{**VMAC_BASE, "use_vmac": True}, {**VMAC_BASE, "name": "y", "interface_name": "eth1", "use_vmac": True}]
+    with pytest.raises(ConfigError, match=r"key '\[1\]\.use_vmac'.*already another instance's"):
+        validate_instances(data, source="f")
+

@@ -131,17 +131,17 @@ def test_a_hand_written_config_converts_what_it_can_and_names_every_other_line(t
                           "weight": -30, "rise": 2, "fall": 3}],
         "track_interface": [{"name": "eth0"}, {"name": "eth1", "weight": -20}],
         "track_file": [{"path": "/run/vrrp-prio", "weight": -2}],
-        "notify": "/etc/keepalived/notify.sh", "notify_args": "keepalived",
+        "notify": "/etc/keepalived/notify.sh", "notify_args": "keepalived", "use_vmac": True,
     }
     validate_instances([got], source="converted")
     named = {int(n): what for n, what in re.findall(r"keepalived\.conf:(\d+): not converted: (.*)", err)}
     lines = [int(n) for n in re.findall(r"keepalived\.conf:(\d+): not converted", err)]
-    assert lines == sorted(lines) == [3, 4, 14, 16, 25, 31, 37, 38, 39, 43, 53, 54, 56, 61], err  # in file order
+    assert lines == sorted(lines) == [3, 4, 14, 16, 25, 31, 37, 38, 39, 43, 53, 56, 61], err  # in file order
     assert "VRRPv2 authentication" in named[31] and "lines 31-34" in named[31]
     assert "label" in named[37] and "eth9" in named[38] and "IPv6" in named[39]
     assert "no vrrp_script chk_missing" in named[43] and "used by no converted" in named[16]
     assert "sync groups" in named[56] and "include" in named[61] and "user" in named[14]
-    assert "address owner" in named[25] and "virtual MAC" in named[54] and "use notify" in named[53]
+    assert "address owner" in named[25] and "use notify" in named[53]
 
 
 def test_toml_output_loads_as_our_config(tmp_path, capsys):
@@ -296,3 +296,37 @@ def test_several_instances_as_toml_use_the_sections_form(tmp_path, capsys):
     path = tmp_path / "two.toml"
     path.write_text(out)
     assert [i.vrid for i in load_config(str(path))] == [51, 52]
+
+
+def _instance(body: str, global_defs: str = "") -> tuple[dict, list]:
+    from VrrpFailover.keepalived_import import convert
+
+    text = (f"global_defs {{\n{global_defs}\n}}\n" if global_defs else "") + (
+        "vrrp_instance VI_1 {\n interface eth0\n virtual_router_id 51\n priority 100\n"
+        f" virtual_ipaddress {{\n  10.99.0.100/24\n }}\n{body}\n}}\n")
+    conv = convert(text, "k.conf")
+    return conv.instances[0], conv.skipped
+
+
+@pytest.mark.parametrize(("global_defs", "body", "want", "accepts"), [
+    ("", "", {}, True),  # keepalived without vrrp_strict accepts: our default (accept_mode unset) does too
+    ("vrrp_strict", "", {"strict_mode": True}, False),
+    ("vrrp_strict", "accept", {"strict_mode": True, "accept_mode": True}, True),
+    ("", "no_accept", {"accept_mode": False}, False),
+    ("", "strict_mode", {"strict_mode": True}, False),
+    ("vrrp_strict", "strict_mode off", {"strict_mode": False}, True),
+    ("", "use_vmac", {"use_vmac": True}, True),
+    ("", "use_vmac vmac51\n vmac_xmit_base", {"use_vmac": "vmac51", "vmac_xmit_base": True}, True),
+])
+def test_accept_strict_and_virtual_mac_keys_convert(global_defs, body, want, accepts):
+    inst, skipped = _instance(body, global_defs)
+    keys = ("strict_mode", "accept_mode", "use_vmac", "vmac_xmit_base")
+    assert {k: inst[k] for k in keys if k in inst} == want
+    assert skipped == []
+    assert validate_instances([inst], source="converted")[0].accepts is accepts
+
+
+def test_a_virtual_mac_of_ones_own_is_named_and_the_rfc_one_used():
+    inst, skipped = _instance("use_vmac vmac51 02:00:00:00:00:33")
+    assert inst["use_vmac"] == "vmac51"
+    assert len(skipped) == 1 and "00:00:5e:00:01:VRID" in skipped[0].why

@@ -27,8 +27,10 @@ setup(
     ],
     extras_require={
         "volttron": ["volttron==11.0.0rc3", "poetry>=2,<3"],
+        # matplotlib: the labs.chaos timeline picture; NetfilterQueue: labs.delayer, the chaos delay fault (builds
+        # against Debian's libnetfilter-queue-dev, in scripts/bootstrap.sh's APT_PACKAGES)
         "test": ["pytest>=8", "pytest-timeout>=2.3", "hypothesis>=6.100", "ruff>=0.6", "pyyaml>=6",
-                 "matplotlib>=3.8"],  # matplotlib: the labs.chaos timeline picture
+                 "matplotlib>=3.8", "NetfilterQueue==1.1.0"],
     },
     entry_points={
         "console_scripts": [

@@ -250,6 +250,16 @@ class HostMode(StrictModel):
                 f"and clock drift) and has stopped within {f.fenced_by():.2f}s, before anyone may start it")
 
     @property
+    def request_timeout(self) -> float:
+        """How long one heartbeat's HTTP request (to the peer or the witness) may take: as long as its answer can
+        still matter. Standard mode: the lease (an acknowledgement of a heartbeat sent longer ago extends nothing);
+        simple mode: T - heartbeat_interval (later, the peer has called us down anyway); never below
+        heartbeat_interval. (It was heartbeat_interval: a link slower than that, 0.3 s at the lab's 0.25 s
+        heartbeat, lost every request and its answer both ways, a cut: chaos seed 2, docs/chaos.md.)"""
+        limit = self.lease if self.standard else self.heartbeat_timeout - self.heartbeat_interval
+        return max(self.heartbeat_interval, limit)
+
+    @property
     def peer_down_after(self) -> float:
         """Silence (since the last receipt) after which a peer valet counts as down: T, with or without a witness
         (= ``fencing.down_after``: with a witness the margin comes off the active's lease instead)."""

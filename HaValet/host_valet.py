@@ -145,14 +145,14 @@ class HostValet:
         for w in self.config.warnings:
             log.warning("config: %s", w)
         now = self.clock.now()
-        self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=m.heartbeat_interval))
+        self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=m.request_timeout))
         for spec in self.config.processes:
             arb = PairArbiter(spec.name, spec.hosts, m.node, m, spec.timing, now=now)
             inst = spec.instance(m.node)
             witness = None
             if m.witness_url is not None and m.witness_secret is not None:
                 witness = WitnessClient(m.witness_url, m.witness_group(spec.name), m.node, m.witness_secret,
-                                        timeout=m.heartbeat_interval, boot=self.boot, max_skew=m.max_clock_skew)
+                                        timeout=m.request_timeout, boot=self.boot, max_skew=m.max_clock_skew)
             proc = _Process(spec, arb, {**os.environ, **inst.environment(spec.name)},
                             DecisionLog(log, spec.name, rate_limited={PairNoteCode.STALE_RESULT}),
                             m.peers[arb.peer], witness)

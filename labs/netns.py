@@ -22,7 +22,9 @@ Set-up records each step as it succeeds; ``teardown()`` undoes them in reverse o
 failing undo does not stop the others), so it works after a half-done set-up, and a second call does
 nothing. Faults: ``set_port`` (cable pulled: carrier lost), ``isolate`` (bridge ports that do not
 talk to each other, carrier up), ``block`` (iptables in one host drops another's traffic; this
-process still reaches both), ``set_address`` (a broken host loses its address). Commands run in a
+process still reaches both), ``lose`` (a share of what a host sends dropped), ``delay`` (what it sends held
+D ms: NFQUEUE and a ``labs.delayer`` process), ``duplicate`` (a share of it sent twice: TEE), ``set_address``
+(a broken host loses its address); none needs sch_netem. Commands run in a
 namespace with ``exec``/``popen``/``argv``; ``in_ns`` makes a socket-like object inside one.
 Needs root and iproute2 (and iptables for ``switch=None`` and ``block``). Set-up is ``ip`` commands,
 not netlink: the labs need iproute2 anyway (``ip netns exec``), each step reads like the operator's
@@ -36,9 +38,13 @@ import random
 import secrets
 import subprocess
 from collections.abc import Callable, Mapping
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from pyroute2 import netns as pyroute2_netns
+
+if TYPE_CHECKING:
+    from labs.delayer import Delay
 
 
 class NetnsError(RuntimeError):
@@ -236,6 +242,41 @@ class NetnsSegment:
             raise ValueError(f"percent must be in (0, 100], got {percent}")
         run("ip", "netns", "exec", self.ns(key), "iptables", "-I" if on else "-D", "OUTPUT", "-o", device,
             "-m", "statistic", "--mode", "random", "--probability", f"{percent / 100:.4f}", "-j", "DROP", check=on)
+
+    def delay(self, key: str, queue: int, delay_ms: float, jitter_ms: float = 0.0, *, seed: int = 0,
+              stats: Path | None = None) -> Delay:
+        """What ``key`` sends on ``eth0`` is held ``delay_ms`` (+- ``jitter_ms``) before it goes on: a
+        ``labs.delayer`` process in its namespace bound to NFQUEUE ``queue`` (one number per fault, so two
+        delays never share a queue), then ``iptables -I OUTPUT -o eth0 -j NFQUEUE --queue-num N --queue-bypass``
+        (a dead delayer lets packets pass: the delay never becomes a cut). ``Delay.stop()`` undoes both."""
+        from labs.delayer import Delay
+
+        return Delay(self, key, queue, delay_ms, jitter_ms, seed=seed, stats=stats).start()
+
+    def queue_rule(self, key: str, queue: int, on: bool = True) -> None:
+        """Insert (or remove) ``key``'s rule sending what it sends on ``eth0`` to NFQUEUE ``queue``."""
+        run("ip", "netns", "exec", self.ns(key), "iptables", "-I" if on else "-D", "OUTPUT", "-o", "eth0", "-j",
+            "NFQUEUE", "--queue-num", str(queue), "--queue-bypass", check=on)
+
+    def duplicate(self, key: str, percent: float, on: bool = True) -> list[str]:
+        """``percent`` % of what ``key`` sends to each other host (and to the switch's address, if it has one)
+        arrives twice: per destination X an ``iptables -t mangle OUTPUT -o eth0 -d X -m statistic ... -j TEE
+        --gateway X`` rule in ``key``'s namespace (the copy is routed to X itself), and per X one for multicast
+        (``-d 224.0.0.0/4 ... --gateway X``: the copy goes to X's MAC with the group address, which X accepts
+        when it has joined the group, as VRRP routers have; TEE with the group as gateway delivered nothing,
+        measured). Each rule draws on its own, so a multicast packet is copied to each X independently.
+        ``on=False`` removes them (no error if missing). Returns the destinations."""
+        if not 0 < percent <= 100:
+            raise ValueError(f"percent must be in (0, 100], got {percent}")
+        others = [a for k, a in self.hosts.items() if k != key]
+        if self.switch_address is not None and self.switch_address not in others:
+            others.append(self.switch_address)
+        stat = ("-m", "statistic", "--mode", "random", "--probability", f"{percent / 100:.4f}")
+        for dst in others:
+            for match in (dst, "224.0.0.0/4"):
+                run("ip", "netns", "exec", self.ns(key), "iptables", "-t", "mangle", "-I" if on else "-D", "OUTPUT",
+                    "-o", "eth0", "-d", match, *stat, "-j", "TEE", "--gateway", dst, check=on)
+        return others
 
     def set_address(self, key: str, present: bool) -> None:
         """The host loses (or gets back) its address: nothing there can bind to it or be reached on it."""

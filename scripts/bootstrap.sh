@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Idempotent set-up for a fresh Debian 12 machine, run as root (make demo / make test call it).
-#  1. Debian packages (docker.io docker-compose keepalived iproute2 nftables tcpdump busybox-static iputils-ping ...)
+#  1. Debian packages (docker.io docker-compose keepalived iproute2 nftables tcpdump busybox-static iputils-ping
+#     libnetfilter-queue-dev ...)
 #  2. the non-root user VOLTTRON platforms run as (volttron refuses to run as root)
 #  3. $FT_PREFIX/venv           : the toolkit + test tools (volttron-testing among them), from Debian's /usr/bin/python3
 #  4. $FT_PREFIX/platform-venv  : VOLTTRON for the platforms, owned by that user (vctl install writes into it)
@@ -10,7 +11,8 @@ REPO=$(cd "$(dirname "$0")/.." && pwd)
 FT_PREFIX=${FT_PREFIX:-/opt/failover-toolkit}
 FT_VOLTTRON_USER=${FT_VOLTTRON_USER:-volttron}
 PY=/usr/bin/python3
-APT_PACKAGES="docker.io docker-compose keepalived iproute2 tcpdump busybox-static iputils-ping python3-venv python3-dev iptables nftables bc util-linux procps"
+# libnetfilter-queue-dev: the NetfilterQueue wheel (labs.delayer, the chaos delay fault) builds against it
+APT_PACKAGES="docker.io docker-compose keepalived iproute2 tcpdump busybox-static iputils-ping python3-venv python3-dev iptables nftables bc util-linux procps libnetfilter-queue-dev"
 VOLTTRON_PIN="volttron==11.0.0rc3"
 # volttron-testing's mock platform (TestServer, the pubsub interceptor, the mock core builder) for the agent's
 # logic tests. Installed with --no-deps: it declares pytest<8 and docker<7, which conflict with our pytest>=8 and

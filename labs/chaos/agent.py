@@ -26,6 +26,10 @@ Faults (``T`` the timeout; what the docs promise for each, docs/chaos.md has the
 - ``witness_down``: SIGKILL of the witness platform; heal: started again with its witness agent.
 - ``node_restart``: a clean platform shutdown (SIGINT: the platform stops its agents, the service too);
   heal: the platform started again and its failover agent ``vctl start``ed (agents do not auto-start).
+- ``loss``: iptables ``statistic`` drops that share of what the target sends (any of the three).
+- ``delay``: what the target sends is held D ms (+- J) by a labs.delayer on an NFQUEUE, D + J <= ``grey_delay_s``
+  (labs.chaos.grey: half of the lease - heartbeat in standard mode, of T - heartbeat in simple mode);
+  ``dup``: a share of what it sends to the other platforms arrives twice (TEE). Both must change nothing.
 - ``overlap``: two of the above at once (no single-fault promise).
 
 ``close`` ends every platform by PID (their process groups), removes the namespaces and the cluster's files,
@@ -44,9 +48,12 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
+from failover_agent.config import DEFAULT_STOP_BOUND
+from failover_core.fencing import FencingTiming
 from labs.chaos.bed_config import BedConfig
 from labs.chaos.checker import Promise
-from labs.chaos.schedule import Fault, FaultKind
+from labs.chaos.grey import GreyFaults, tolerance
+from labs.chaos.schedule import GREY_KINDS, Fault, FaultKind
 from labs.volttron_cluster import FAILOVER, SERVICE, WITNESS, Cluster
 
 K = FaultKind
@@ -85,8 +92,8 @@ def _stat(pid: int) -> tuple[str, int] | None:
 
 class AgentDriver:
     system = "agent"
-    supported = frozenset({K.CRASH, K.FREEZE, K.CLEAN_STOP, K.CUT_ONE_WAY, K.CUT_BOTH, K.LOSS, K.WITNESS_DOWN,
-                           K.NODE_RESTART, K.OVERLAP})
+    supported = frozenset({K.CRASH, K.FREEZE, K.CLEAN_STOP, K.CUT_ONE_WAY, K.CUT_BOTH, K.LOSS, K.DELAY, K.DUP,
+                           K.WITNESS_DOWN, K.NODE_RESTART, K.OVERLAP})
 
     def __init__(self, config: AgentChaosConfig | None = None) -> None:
         self.cfg = config or AgentChaosConfig()
@@ -100,12 +107,23 @@ class AgentDriver:
         self.costs: dict[str, float] = {}
         self._ident: dict[tuple[int, int], str] = {}  # (pid, start time) -> AGENT_VIP_IDENTITY
         self.build_s = 0.0
+        self.grey = GreyFaults()
 
     # -- timing ----------------------------------------------------------------------------------
     @property
     def takeover(self) -> float:
         """The docs' bound: T + start + 0.5 s after the active went silent."""
         return round(self.cfg.timeout + self.cfg.start + 0.5, 3)
+
+    @property
+    def grey_delay_s(self) -> float:
+        """The largest delay + jitter a delay fault draws: half of what a delay can add to the silence before
+        anyone acts: standard mode, the active's lease (its newest acknowledged heartbeat ages by the delay)
+        less a heartbeat; simple mode, T less a heartbeat."""
+        c = self.cfg
+        limit = (FencingTiming(timeout=c.timeout, stop_bound=DEFAULT_STOP_BOUND).lease if self.standard
+                 else c.timeout)
+        return round(tolerance(limit, c.heartbeat_period) / 2, 4)
 
     @property
     def settle(self) -> float:
@@ -119,7 +137,7 @@ class AgentDriver:
         restarted = {K.CRASH, K.CLEAN_STOP, K.NODE_RESTART, K.WITNESS_DOWN}
         common = {"takeover_bound": dict.fromkeys(silent, self.takeover),
                   "heal_allowance": {**dict.fromkeys(restarted, c.restart), K.LOSS: self.takeover},
-                  "liveness_waived": {K.LOSS},
+                  "liveness_waived": {K.LOSS}, "steady": set(GREY_KINDS),
                   "heal_bound": round(c.heartbeat_period + c.slack, 3), "handover_grace": 0.0,
                   "recovery": round(c.restart + self.takeover, 3)}
         if self.standard:
@@ -143,7 +161,7 @@ class AgentDriver:
         c = self.cluster
         return {"config": self.cfg.model_dump(), "base": str(c.base) if c else None,
                 "netns_prefix": c.segment.prefix if c and c.segment else None, "build_s": round(self.build_s, 1),
-                "takeover_bound_s": self.takeover, "probe_costs": self.costs}
+                "takeover_bound_s": self.takeover, "grey_delay_s": self.grey_delay_s, "probe_costs": self.costs}
 
     # -- bed -------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -284,6 +302,9 @@ class AgentDriver:
             assert c.segment is not None
             c.segment.lose(target, fault.params["loss_pct"])
             return {}
+        if k in GREY_KINDS:
+            assert c.segment is not None
+            return self.grey.apply(c.segment, fault, target, self.grey_delay_s)
         if k is K.NODE_RESTART:
             if self._platform_up(target):
                 c.shutdown(target)
@@ -298,9 +319,12 @@ class AgentDriver:
                 else:
                     os.kill(pid, signal.SIGCONT)
 
-    def heal(self, fault: Fault, target: str, peer: str | None) -> None:
+    def heal(self, fault: Fault, target: str, peer: str | None) -> dict[str, Any] | None:
         assert self.cluster is not None
         k = fault.kind
+        if k in GREY_KINDS:
+            assert self.cluster.segment is not None
+            return self.grey.heal(self.cluster.segment, fault, target)
         if k is K.WITNESS_DOWN:
             self._restart_platform("witness")
         elif k in (K.CRASH, K.NODE_RESTART) and (k is K.NODE_RESTART or self.cfg.crash_scope == "platform"):
@@ -315,6 +339,7 @@ class AgentDriver:
         elif k is K.LOSS:
             assert self.cluster.segment is not None
             self.cluster.segment.lose(target, fault.params["loss_pct"], on=False)
+        return None
 
     def keep_logs(self, into: Path) -> None:
         """Copy each platform's volttron.log and notify log into ``into`` (the bed is removed at close)."""
@@ -331,6 +356,7 @@ class AgentDriver:
         for node in list(self.frozen):
             with contextlib.suppress(Exception):
                 self._thaw(node)
+        self.grey.close()  # delayers by PID
         if self.cluster is not None:
             with contextlib.suppress(Exception):
                 self.cluster.heal_all()

@@ -28,6 +28,9 @@ A fault is "in force" from its start until ``recovery`` seconds after its heal. 
   (``client_ok``) must succeed again by the heal + ``client_bound`` (or start + takeover bound, if later)
   and keep succeeding until the next fault (blips <= ``handover_grace`` allowed), unless another fault
   is still in force then.
+- ``steady``: a fault of a kind in ``steady`` (a grey failure: a short delay, duplication) must change
+  nothing: the single active before it stays the single active from its start until the next fault (at most
+  ``recovery`` after its heal); not judged inside an overlap pair or another fault's aftermath.
 - ``fault_not_recorded``: every fault of the schedule in the meta line has a start record.
 
 ``check(record, promise)`` returns a CheckResult (per-kind figures and every broken rule with its window
@@ -73,6 +76,9 @@ class Promise(BaseModel):
     # grey failures (a lossy link): no node may be able to keep the service while one is in force; nobody
     # active is then reported, not broken, if it ends by the heal + heal_s(kind) (safety is still judged)
     liveness_waived: set[FaultKind] = Field(default_factory=set)
+    # grey failures that must change nothing (a delay well below the timeout, duplication): from the fault's start
+    # until the next fault (at most recovery after its heal) the single active before it stays the single active
+    steady: set[FaultKind] = Field(default_factory=set)
     why: str = ""
     client_bound: float | None = Field(default=None, gt=0, description="client_ok again this long after a heal")
 
@@ -328,6 +334,25 @@ class _Judge:
                             f"the client's pings failed {r.start - w.end:.3f}-{r.end - w.end:.3f} s after the heal "
                             f"(bound: ok by {deadline - w.end:.3f} s)", [w])
 
+    def steady(self, w: FaultWindow) -> None:
+        """A fault of a ``steady`` kind: the single active before it stays the single active (no takeover, no
+        double, no gap) until the next fault starts or ``recovery`` after its heal, whichever comes first."""
+        if w.fault.kind not in self.p.steady or w.fault.group is not None:
+            return
+        before = [s for s in self.samples if s["t"] < w.start]
+        if not before or len(before[-1]["active"]) != 1:
+            return  # nothing steady to keep
+        was = before[-1]["active"]
+        until = min([g.start for g in self.faults if g.start > w.start] + [w.stop + self.rec, self.end_t])
+        if any(g is not w and g.fault.kind not in self.p.steady and g.start <= w.start < g.stop + self.rec
+               for g in self.faults):
+            return  # the aftermath of an earlier fault that may move the service: its own rules judge that
+        for s in self.samples:
+            if w.start <= s["t"] <= until and s["active"] != was:
+                self.broken("steady", s["t"], s["t"], f"{s['active'] or 'nobody'} active instead of {was[0]} "
+                            f"under a {w.kind} fault, which must change nothing", [w])
+                return
+
     def quiet(self) -> None:
         prev: dict[str, Any] | None = None
         for s in self.samples:
@@ -385,6 +410,7 @@ def check(record: Record, promise: Promise) -> CheckResult:
         j.takeover(w, stat(w.kind))
         j.heal(w, stat(w.kind))
         j.client_heal(w, stat(w.kind))
+        j.steady(w)
     j.quiet()
     j.recorded()
     by_id = {w.fault.id: w for w in j.faults}

@@ -24,7 +24,10 @@ witness, started again (it answers UNKNOWN for T after a start); daemon_kill = S
 live-restore the new daemon kills the orphaned container while it starts, so the service moves then);
 node_restart = every process of the host at once (agent, fence keeper, dockerd, containerd, shims, the
 container's processes) SIGKILLed; at the heal dockerd and then the agent are started again (the
-namespace, the data root and the term file survive, as a disk does).
+namespace, the data root and the term file survive, as a disk does); delay = what the host (or the witness)
+sends is held D ms (+- J) by a labs.delayer on an NFQUEUE, D + J <= ``grey_delay_s`` (labs.chaos.grey: half of
+the lease - heartbeat in standard mode, of T - heartbeat in simple mode); dup = a share of what it sends to the
+other nodes arrives twice (TEE).
 """
 
 from __future__ import annotations
@@ -40,9 +43,11 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field
 
+from failover_core.fencing import FencingTiming
 from labs.chaos.bed_config import BedConfig
 from labs.chaos.checker import Promise
-from labs.chaos.schedule import Fault, FaultKind
+from labs.chaos.grey import GreyFaults, tolerance
+from labs.chaos.schedule import GREY_KINDS, Fault, FaultKind
 from labs.docker import HB_INTERVAL, HB_TIMEOUT, KILL_BOUND, STANDARD_HB_TIMEOUT, TwoHostLab, wait_until
 
 K = FaultKind
@@ -99,8 +104,8 @@ def _children(pid: int) -> list[int]:
 
 class DockerDriver:
     system = "docker"
-    supported = frozenset({K.CRASH, K.FREEZE, K.CLEAN_STOP, K.CUT_ONE_WAY, K.CUT_BOTH, K.LOSS, K.WITNESS_DOWN,
-                           K.DAEMON_KILL, K.NODE_RESTART, K.OVERLAP})
+    supported = frozenset({K.CRASH, K.FREEZE, K.CLEAN_STOP, K.CUT_ONE_WAY, K.CUT_BOTH, K.LOSS, K.DELAY, K.DUP,
+                           K.WITNESS_DOWN, K.DAEMON_KILL, K.NODE_RESTART, K.OVERLAP})
 
     def __init__(self, config: DockerChaosConfig | None = None) -> None:
         self.cfg = config or DockerChaosConfig()
@@ -116,6 +121,7 @@ class DockerDriver:
         self.costs: dict[str, float] = {}
         self.start_costs: list[float] = []
         self.started = False
+        self.grey = GreyFaults()
 
     # -- timing ----------------------------------------------------------------------------------
     @property
@@ -128,6 +134,15 @@ class DockerDriver:
     def settle(self) -> float:
         """After each heal: a restarted agent's start-up (python, its keeper), then a heartbeat timeout, a start."""
         return round(2.0 + self.cfg.timeout + self.start_allowance + 0.5, 3)
+
+    @property
+    def grey_delay_s(self) -> float:
+        """The largest delay + jitter a delay fault draws: half of what a delay can add to the silence before
+        anyone acts: standard mode, the active's lease (its newest acknowledged heartbeat ages by the delay)
+        less a heartbeat; simple mode, T less a heartbeat."""
+        c = self.cfg
+        limit = (FencingTiming(timeout=c.timeout, stop_bound=c.kill_bound).lease if self.standard else c.timeout)
+        return round(tolerance(limit, c.heartbeat_interval) / 2, 4)
 
     def takeover_s(self) -> float:
         """The documented bound: T + the container start + 0.5 s (+ slack)."""
@@ -145,27 +160,29 @@ class DockerDriver:
             return Promise(
                 system="docker", mode=f"standard (witness), T {c.timeout:g} s, heartbeat {c.heartbeat_interval:g} s",
                 double_allowed=set(), takeover_bound=takeover, heal_bound=heal, heal_moves=moves,
-                liveness_waived={K.LOSS}, heal_allowance={K.LOSS: bound},
+                liveness_waived={K.LOSS}, heal_allowance={K.LOSS: bound}, steady=set(GREY_KINDS),
                 handover_grace=round(2 * c.sample_period, 4), recovery=round(self.settle - 0.5, 4),
                 why="docs/docker.md, standard mode: the active's lease (T - fencing margin) runs out and it (or its "
                     "fence keeper) kills the container before the passive, after T of silence and the witness's "
                     "confirmation, starts it: never two; a takeover within T + start + 0.5 s; a cut between two of "
-                    "the three, the witness down, a killed dockerd change nothing")
+                    "the three, the witness down, a killed dockerd, a delay up to half of (lease - heartbeat), "
+                    "duplication change nothing")
         # simple mode: a killed or frozen agent's container runs on (no keeper), so there is no gap to bound:
         # the peer starts beside it (allowed) and the single active is judged at the heal
         takeover = {K.CLEAN_STOP: bound, K.NODE_RESTART: bound}
         return Promise(
             system="docker", mode=f"simple (no witness), T {c.timeout:g} s, heartbeat {c.heartbeat_interval:g} s",
             double_allowed={K.CUT_ONE_WAY, K.CUT_BOTH, K.LOSS, K.CRASH, K.FREEZE}, takeover_bound=takeover,
-            heal_moves=moves, liveness_waived={K.LOSS}, heal_allowance={K.LOSS: bound},
+            heal_moves=moves, liveness_waived={K.LOSS}, heal_allowance={K.LOSS: bound}, steady=set(GREY_KINDS),
             heal_bound=round(heal + c.agent.get("stop_timeout", 2) + 0.5, 4),
             handover_grace=round(2 * c.sample_period, 4), recovery=round(self.settle - 0.5, 4),
             why="docs/docker.md, simple mode: a cut link gives two actives until it heals (the lower term steps "
                 "down at the next heartbeat and stops its container); a killed (or frozen past T) agent leaves "
-                "its container running beside the peer's until it is back")
+                "its container running beside the peer's until it is back; a delay up to half of (T - heartbeat) and "
+                "duplication change nothing")
 
     def targets_for(self, kind: FaultKind) -> list[str]:
-        if kind in (K.CUT_ONE_WAY, K.CUT_BOTH, K.LOSS):
+        if kind in (K.CUT_ONE_WAY, K.CUT_BOTH, K.LOSS, K.DELAY, K.DUP):
             return list(self.nodes)
         if kind is K.FREEZE and self.standard:
             return [*HOSTS, WITNESS]
@@ -175,6 +192,7 @@ class DockerDriver:
 
     def describe(self) -> dict[str, Any]:
         return {"config": self.cfg.model_dump(), "run_id": self.lab.run_id, "timeout": self.cfg.timeout,
+                "grey_delay_s": self.grey_delay_s,
                 "start_costs": self.start_costs, "start_allowance": self.start_allowance,
                 "cgroups": {k: str(v) for k, v in self.cgroups.items()}, "probe_costs": self.costs}
 
@@ -311,6 +329,9 @@ class DockerDriver:
             assert lab.net is not None
             lab.net.lose(target, fault.params["loss_pct"])
             return {}
+        if k in GREY_KINDS:
+            assert lab.net is not None
+            return self.grey.apply(lab.net, fault, target, self.grey_delay_s)
         if k is K.WITNESS_DOWN:
             pid = self._pid(WITNESS)
             lab.stop_witness(signal.SIGKILL)
@@ -324,8 +345,11 @@ class DockerDriver:
             return self._kill_node(target)
         raise ValueError(f"docker driver cannot apply {k}")
 
-    def heal(self, fault: Fault, target: str, peer: str | None) -> None:
+    def heal(self, fault: Fault, target: str, peer: str | None) -> dict[str, Any] | None:
         k, lab = fault.kind, self.lab
+        if k in GREY_KINDS:
+            assert lab.net is not None
+            return self.grey.heal(lab.net, fault, target)
         if k in (K.CRASH, K.CLEAN_STOP):
             self._start_agent(target)
         elif k is K.FREEZE:
@@ -347,6 +371,7 @@ class DockerDriver:
         elif k is K.NODE_RESTART:
             lab.restart_dockerd(target)
             self._start_agent(target)
+        return None
 
     def keep_logs(self, into: Path) -> None:
         """Copy each host's agent and dockerd logs and the witness's log into ``into`` (the bed is removed)."""
@@ -365,6 +390,7 @@ class DockerDriver:
                 if pid is not None:
                     os.kill(pid, signal.SIGCONT)
         self.frozen.clear()
+        self.grey.close()  # delayers by PID
         with contextlib.suppress(Exception):
             self.lab.close()  # agents, witness by PID; containers; daemons; this run's containerd; namespaces, rules
 

@@ -191,8 +191,11 @@ def parse_history(lines: Iterator[dict[str, Any]] | list[dict[str, Any]]) -> Rec
             faults[f.id] = FaultWindow(f, float(rec["t"]), None, rec.get("target") or f.target, rec.get("peer"),
                                        extra)
         elif kind == "fault_end":
-            if int(rec["id"]) in faults:
-                faults[int(rec["id"])].end = float(rec["t"])
+            w = faults.get(int(rec["id"]))
+            if w is not None:
+                w.end = float(rec["t"])
+                # what the heal reported (a delayer's figures) beside the start's fields
+                w.extra.update({k: v for k, v in rec.items() if k not in ("type", "t", "id") and k not in w.extra})
         elif kind == "note":
             notes.append(rec)
     samples.sort(key=lambda s: s["t"])

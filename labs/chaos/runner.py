@@ -50,7 +50,7 @@ class Driver(Protocol):
     def close(self) -> None: ...  # end every process by PID, remove namespaces and rules; never raises
     def probe(self) -> dict[str, Any]: ...
     def apply(self, fault: Fault, target: str, peer: str | None) -> dict[str, Any]: ...
-    def heal(self, fault: Fault, target: str, peer: str | None) -> None: ...
+    def heal(self, fault: Fault, target: str, peer: str | None) -> dict[str, Any] | None: ...  # -> fault_end
     def describe(self) -> dict[str, Any]: ...
 
 
@@ -190,8 +190,8 @@ def _play(driver: Driver, schedule: list[Fault], hist_path: Path, promise: Promi
                     continue
                 _, target, peer = in_force.pop(f.id)
                 t = recorder.moment()
-                driver.heal(f, target, peer)
-                history.fault_end(f, t, healed_in=round(history.now() - t, 4))
+                healed = driver.heal(f, target, peer)
+                history.fault_end(f, t, healed_in=round(history.now() - t, 4), **(healed or {}))
                 busy.discard(target)
         delay = duration - history.now()
         if delay > 0:
@@ -202,8 +202,8 @@ def _play(driver: Driver, schedule: list[Fault], hist_path: Path, promise: Promi
         gc.unfreeze()
         for f, target, peer in in_force.values():
             try:
-                driver.heal(f, target, peer)
-                history.fault_end(f, history.now(), note="healed at the end of the run")
+                healed = driver.heal(f, target, peer)
+                history.fault_end(f, history.now(), note="healed at the end of the run", **(healed or {}))
             except Exception as e:
                 history.note(f"heal of #{f.id} at the end failed: {e}")
         history.note("recorder", samples=recorder.samples, max_probe_s=round(recorder.max_cost, 4),

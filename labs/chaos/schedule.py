@@ -28,6 +28,8 @@ class FaultKind(StrEnum):
     CUT_ONE_WAY = "cut_one_way"  # iptables: what the target sends to the peer is dropped (peer -> target passes)
     CUT_BOTH = "cut_both"  # iptables: nothing passes between target and peer
     LOSS = "loss"  # iptables statistic: a random share of what the target sends is dropped (no sch_netem needed)
+    DELAY = "delay"  # NFQUEUE + labs.delayer: what the target sends is held D ms (+- jitter) (no sch_netem needed)
+    DUP = "dup"  # iptables TEE + statistic: a random share of what the target sends arrives twice (no sch_netem)
     NETEM_LOSS = "netem_loss"  # tc netem loss on the target's interface (egress)
     NETEM_DELAY = "netem_delay"  # tc netem delay (with jitter)
     NETEM_DUP = "netem_dup"  # tc netem duplicate
@@ -40,6 +42,8 @@ class FaultKind(StrEnum):
 PROCESS_KINDS = frozenset({FaultKind.CRASH, FaultKind.FREEZE, FaultKind.CLEAN_STOP, FaultKind.DAEMON_KILL,
                            FaultKind.NODE_RESTART})
 PAIR_KINDS = frozenset({FaultKind.CUT_ONE_WAY, FaultKind.CUT_BOTH})
+# grey failures that must change nothing: the single active stays, no double, no gap (Promise.steady)
+GREY_KINDS = frozenset({FaultKind.DELAY, FaultKind.DUP})
 NETEM_KINDS = frozenset({FaultKind.NETEM_LOSS, FaultKind.NETEM_DELAY, FaultKind.NETEM_DUP})
 
 # (shortest, longest) duration in seconds per kind, drawn uniformly
@@ -50,6 +54,8 @@ DURATIONS: dict[FaultKind, tuple[float, float]] = {
     FaultKind.CUT_ONE_WAY: (1.0, 5.0),
     FaultKind.CUT_BOTH: (1.0, 5.0),
     FaultKind.LOSS: (3.0, 10.0),
+    FaultKind.DELAY: (3.0, 10.0),
+    FaultKind.DUP: (3.0, 10.0),
     FaultKind.NETEM_LOSS: (2.0, 6.0),
     FaultKind.NETEM_DELAY: (2.0, 6.0),
     FaultKind.NETEM_DUP: (2.0, 6.0),
@@ -122,6 +128,10 @@ def check_supported(kinds: Iterable[FaultKind], supported: Collection[FaultKind]
 def _params(kind: FaultKind, rng: random.Random) -> dict[str, float | str]:
     if kind is FaultKind.LOSS:  # up to nearly all: heartbeat protocols only notice runs of several losses
         return {"loss_pct": round(rng.uniform(30, 95), 1)}
+    if kind is FaultKind.DELAY:  # shares of the driver's grey_delay_s (delay + jitter <= it): ms are the driver's
+        return {"delay_share": round(rng.uniform(0.1, 0.8), 3), "jitter_share": round(rng.uniform(0.0, 0.2), 3)}
+    if kind is FaultKind.DUP:
+        return {"dup_pct": round(rng.uniform(20, 100), 1)}
     if kind is FaultKind.NETEM_LOSS:
         return {"loss_pct": round(rng.uniform(10, 40), 1)}
     if kind is FaultKind.NETEM_DELAY:

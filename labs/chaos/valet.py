@@ -16,8 +16,11 @@ valet at the heal; cut_one_way = iptables ``OUTPUT -d PEER`` in the target's nam
 peer is lost), cut_both = and ``INPUT -s PEER``, the peer another host or the witness; witness_down = SIGKILL of the
 witness, started again (same port) at the heal; daemon_kill = SIGKILL of the service process itself (the valet
 restarts it or the pair fails over; nothing to heal); node_restart = SIGKILL of every process in the host's
-namespace (valet, keeper, service, commands: the host crashed), a new valet at the heal. ``close`` ends every
-process by PID and deletes the namespaces (their iptables rules with them), also after a failure.
+namespace (valet, keeper, service, commands: the host crashed), a new valet at the heal; delay = what the host
+sends is held D ms (+- J) by a labs.delayer on an NFQUEUE, D + J <= ``grey_delay_s`` (labs.chaos.grey: half of
+the lease - heartbeat with the witness, of T - heartbeat in simple mode); dup = a share of what it sends to the
+other host and the witness arrives twice (TEE). ``close`` ends every process (delayers too) by PID and deletes
+the namespaces (their iptables rules with them), also after a failure.
 """
 
 from __future__ import annotations
@@ -36,7 +39,8 @@ from pydantic import ConfigDict, Field, model_validator
 from failover_core.fencing import FencingTiming
 from labs.chaos.bed_config import BedConfig
 from labs.chaos.checker import Promise
-from labs.chaos.schedule import Fault, FaultKind
+from labs.chaos.grey import GreyFaults, tolerance
+from labs.chaos.schedule import GREY_KINDS, Fault, FaultKind
 from labs.valet import CLIENT_ADDRESS
 from labs.valet_pair_lab import A, B, ValetPair, pid_alive
 
@@ -84,8 +88,8 @@ class ValetChaosConfig(BedConfig):
 
 class ValetDriver:
     system = "valet"
-    supported = frozenset({K.CRASH, K.FREEZE, K.CLEAN_STOP, K.CUT_ONE_WAY, K.CUT_BOTH, K.LOSS, K.WITNESS_DOWN,
-                           K.DAEMON_KILL, K.NODE_RESTART, K.OVERLAP})
+    supported = frozenset({K.CRASH, K.FREEZE, K.CLEAN_STOP, K.CUT_ONE_WAY, K.CUT_BOTH, K.LOSS, K.DELAY, K.DUP,
+                           K.WITNESS_DOWN, K.DAEMON_KILL, K.NODE_RESTART, K.OVERLAP})
     # the service is killed at once and nothing is healed: a short window keeps its restart measured on its own
     durations = {K.DAEMON_KILL: (0.1, 0.5)}
 
@@ -106,6 +110,7 @@ class ValetDriver:
         self.frozen: set[str] = set()
         self.leaving: dict[str, subprocess.Popen[bytes]] = {}  # clean_stop: SIGTERMed valets, reaped at the heal
         self.costs: dict[str, float] = {}
+        self.grey = GreyFaults()
 
     # -- timing ----------------------------------------------------------------------------------
     def _bounds(self) -> dict[str, float]:
@@ -117,6 +122,16 @@ class ValetDriver:
                 "failback": 2 * c.heartbeat_interval + c.command + c.slack}  # the stop heard, then the start
 
     @property
+    def grey_delay_s(self) -> float:
+        """The largest delay + jitter a delay fault draws: half of what a delay can add to the silence before
+        anyone acts: with the witness the active's lease (its newest acknowledged heartbeat ages by the delay)
+        less a heartbeat; simple mode T less a heartbeat."""
+        c = self.cfg
+        limit = (FencingTiming(timeout=c.timeout, stop_bound=c.stop_timeout + 0.5).lease if self.standard
+                 else c.timeout)
+        return round(tolerance(limit, c.heartbeat_interval) / 2, 4)
+
+    @property
     def settle(self) -> float:
         return round(self.promise().recovery_s + 0.5, 3)
 
@@ -126,7 +141,7 @@ class ValetDriver:
         return Promise(
             system="valet", mode=f"{c.mode} T {c.timeout:g} s",
             double_allowed=set() if self.standard else {K.CUT_ONE_WAY, K.CUT_BOTH, K.LOSS, K.FREEZE},
-            liveness_waived={K.LOSS}, heal_allowance={K.LOSS: takeover},
+            liveness_waived={K.LOSS}, heal_allowance={K.LOSS: takeover}, steady=set(GREY_KINDS),
             # simple mode: the keeper has no lease, so a frozen valet's service keeps serving; the other host's
             # start is the allowed double until the heal (+ heal_bound): there is nothing to take over
             takeover_bound={K.CRASH: takeover, K.NODE_RESTART: takeover, **({K.FREEZE: takeover} if self.standard
@@ -144,12 +159,14 @@ class ValetDriver:
                    "its keeper when the valet is dead or frozen)" if self.standard else
                    "simple mode: two running while the valets cannot hear each other (a cut, a frozen valet), "
                    "until a heartbeat and a stop after the heal")
-                + "; a returning primary takes the process back (failback: a short planned gap)")
+                + "; a delay up to half of (" + ("lease" if self.standard else "T") + " - heartbeat) and "
+                "duplication change nothing; a returning primary takes the process back (failback: a short planned "
+                "gap)")
 
     def describe(self) -> dict[str, Any]:
         return {"config": self.cfg.model_dump(), "prefix": self.pair.lab.prefix, "hosts": HOSTS,
                 "witness": f"{CLIENT_ADDRESS}:{WITNESS_PORT}" if self.standard else None,
-                "workdir": str(self.workdir), "probe_costs": self.costs}
+                "workdir": str(self.workdir), "grey_delay_s": self.grey_delay_s, "probe_costs": self.costs}
 
     # -- bed -------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -203,6 +220,8 @@ class ValetDriver:
         if k is K.LOSS:
             p.lab.net.lose(addr, fault.params["loss_pct"])
             return {}
+        if k in GREY_KINDS:
+            return self.grey.apply(p.lab.net, fault, addr, self.grey_delay_s)
         if k is K.DAEMON_KILL:
             pid = p.probe.pid(addr)
             if pid is None or not pid_alive(pid):
@@ -220,12 +239,14 @@ class ValetDriver:
             return {"pids": pids}
         raise ValueError(f"valet driver cannot apply {k}")
 
-    def heal(self, fault: Fault, target: str, peer: str | None) -> None:
+    def heal(self, fault: Fault, target: str, peer: str | None) -> dict[str, Any] | None:
         k, p = fault.kind, self.pair
         if k is K.WITNESS_DOWN:
             p.start_witness()
-            return
+            return None
         addr = HOSTS[target]
+        if k in GREY_KINDS:
+            return self.grey.heal(p.lab.net, fault, addr)
         if k is K.CLEAN_STOP:
             proc = self.leaving.pop(addr)
             try:
@@ -243,6 +264,7 @@ class ValetDriver:
             p.lab.net.block(addr, self._other(peer), on=False, inbound=k is K.CUT_BOTH, outbound=True)
         elif k is K.LOSS:
             p.lab.net.lose(addr, fault.params["loss_pct"], on=False)
+        return None
 
     def close(self) -> None:
         for addr in list(self.frozen):
@@ -254,6 +276,7 @@ class ValetDriver:
                 proc.kill()
                 proc.wait(5)
         self.leaving.clear()
+        self.grey.close()  # delayers by PID
         with contextlib.suppress(Exception):
             self.pair.close()  # ends every valet, keeper, service and the witness by PID, deletes the namespaces
 

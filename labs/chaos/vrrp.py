@@ -18,9 +18,12 @@ adverts no longer reach the peer; the peer's still reach the target); loss = ipt
 target's namespace drops that share of what it sends on ``eth0`` (a lossy link without sch_netem);
 cut_both = both directions: INPUT and OUTPUT rules in the peer's namespace and an INPUT rule in the
 target's (adverts are multicast: an ``OUTPUT -d TARGET`` rule does not stop the peer's adverts reaching
-the target); netem_loss / netem_delay / netem_dup = ``tc qdisc add dev eth0 root netem ...`` in the
-target's namespace (its egress). Namespaces (and with them every iptables rule and qdisc) are deleted and
-every process ended by PID in ``close``, also after a failure.
+the target); delay = what the target sends is held D ms (+- J) by a labs.delayer on an NFQUEUE (labs.chaos.grey;
+D + J <= ``grey_delay_s``, half of Master_Down_Interval - advert interval); dup = a share of what it sends (its
+adverts too: a copy to each other router's MAC) arrives twice (TEE); netem_loss / netem_delay / netem_dup =
+``tc qdisc add dev eth0 root netem ...`` in the target's namespace (its egress). Namespaces (and with them every
+iptables rule and qdisc) are deleted and every process (delayers too) ended by PID in ``close``, also after a
+failure.
 """
 
 from __future__ import annotations
@@ -41,7 +44,8 @@ from pyroute2 import IPRoute
 
 from labs.chaos.bed_config import BedConfig
 from labs.chaos.checker import Promise
-from labs.chaos.schedule import Fault, FaultKind
+from labs.chaos.grey import GreyFaults, tolerance
+from labs.chaos.schedule import GREY_KINDS, Fault, FaultKind
 from labs.netns import run as run_cmd
 from labs.vrrp import VIP, Lab, RouterProcess, keepalived_config, ours_config, wait_for
 from VrrpFailover.machine import LOWER_PRIO_GARP_SPACING, master_down_interval, skew_time
@@ -136,8 +140,8 @@ def _stopped(pid: int | None) -> bool:
 
 class VrrpDriver:
     system = "vrrp"
-    supported = frozenset({K.CRASH, K.FREEZE, K.CLEAN_STOP, K.CUT_ONE_WAY, K.CUT_BOTH, K.LOSS, K.NETEM_LOSS,
-                           K.NETEM_DELAY, K.NETEM_DUP, K.OVERLAP})
+    supported = frozenset({K.CRASH, K.FREEZE, K.CLEAN_STOP, K.CUT_ONE_WAY, K.CUT_BOTH, K.LOSS, K.DELAY, K.DUP,
+                           K.NETEM_LOSS, K.NETEM_DELAY, K.NETEM_DUP, K.OVERLAP})
 
     def __init__(self, config: VrrpChaosConfig | None = None) -> None:
         self.cfg = config or VrrpChaosConfig()
@@ -155,12 +159,19 @@ class VrrpDriver:
         # reused): not by pid, since pids wrap here (pid_max 32768) and a new router once got a pid that had
         # been a started router's: counted active 30 ms after its start, with its crashed predecessor's VIP
         self._started: set[int] = set()
+        self.grey = GreyFaults()
 
     # -- timing ----------------------------------------------------------------------------------
     def _mdi(self) -> float:
         """The slowest Backup's Master_Down_Interval (the lowest priority has the longest skew)."""
         low = min(r.priority for r in self.cfg.routers)
         return master_down_interval(low, self.cfg.advert_interval, self.cfg.version)
+
+    @property
+    def grey_delay_s(self) -> float:
+        """The largest delay + jitter a delay fault draws: half of what the Backup tolerates (the first delayed
+        advert comes an advert interval + D after the last one; it takes over after Master_Down_Interval)."""
+        return round(tolerance(self._mdi(), self.cfg.advert_interval) / 2, 4)
 
     @property
     def settle(self) -> float:
@@ -176,20 +187,24 @@ class VrrpDriver:
             takeover_bound={K.CRASH: round(mdi + c.slack, 4), K.FREEZE: round(mdi + c.slack, 4),
                             K.CLEAN_STOP: round(skew + c.slack, 4)},
             heal_bound=round(c.advert_interval + c.slack, 4),
+            steady=set(GREY_KINDS),
             handover_grace=round(2 * c.sample_period, 4),
             recovery=round(c.startup + mdi + c.slack, 4),
             # the client follows the Master that stayed: the other's last advert is answered with gratuitous
             # ARP at once, or at the end of one answer spacing (seed 20261128 found pings failing 4-5.5 s)
             client_bound=round(c.advert_interval + LOWER_PRIO_GARP_SPACING + c.slack, 4) if c.client else None,
             why="RFC 5798: a Backup takes over Master_Down_Interval after the Master's last advert (Skew_Time after "
-                "its priority-0 advert); a partition (a cut, heavy loss, a frozen Master) gives two Masters until "
-                "the next advert after the heal; a restarted higher-priority router preempts (one-hop blip); "
+                "its priority-0 advert); a delay of the adverts up to half of (Master_Down_Interval - advert "
+                "interval) and duplicated adverts change nothing; a partition (a cut, heavy loss, a frozen Master) "
+                "gives two Masters until the next advert after the heal; a restarted higher-priority router "
+                "preempts (one-hop blip); "
                 "after a heal the Master that stayed answers the other's advert with gratuitous ARP, so the client "
                 "reaches the VIP again within an advert interval and one answer spacing")
 
     def describe(self) -> dict[str, Any]:
         return {"config": self.cfg.model_dump(), "prefix": self.lab.prefix, "vip": str(VIP),
-                "master_down_interval": round(self._mdi(), 4), "probe_costs": self.costs}
+                "master_down_interval": round(self._mdi(), 4), "grey_delay_s": self.grey_delay_s,
+                "probe_costs": self.costs}
 
     # -- bed -------------------------------------------------------------------------------------
     def _start_router(self, host: str) -> RouterProcess:
@@ -324,14 +339,18 @@ class VrrpDriver:
         if k is K.LOSS:
             self.lab.net.lose(target, fault.params["loss_pct"], device="+")
             return {}
+        if k in GREY_KINDS:
+            return self.grey.apply(self.lab.net, fault, target, self.grey_delay_s)
         if k in (K.NETEM_LOSS, K.NETEM_DELAY, K.NETEM_DUP):
             run_cmd("ip", "netns", "exec", self.lab.ns(target), "tc", "qdisc", "add", "dev", "eth0", "root",
                     "netem", *self._netem(fault))
             return {"netem": " ".join(self._netem(fault))}
         raise ValueError(f"vrrp driver cannot apply {k}")
 
-    def heal(self, fault: Fault, target: str, peer: str | None) -> None:
+    def heal(self, fault: Fault, target: str, peer: str | None) -> dict[str, Any] | None:
         k = fault.kind
+        if k in GREY_KINDS:
+            return self.grey.heal(self.lab.net, fault, target)
         if k in (K.CRASH, K.CLEAN_STOP):
             self._start_router(target)
         elif k is K.FREEZE:
@@ -356,12 +375,14 @@ class VrrpDriver:
         elif k in (K.NETEM_LOSS, K.NETEM_DELAY, K.NETEM_DUP):
             run_cmd("ip", "netns", "exec", self.lab.ns(target), "tc", "qdisc", "del", "dev", "eth0", "root",
                     check=False)
+        return None
 
     def close(self) -> None:
         for h in list(self.frozen):
             with contextlib.suppress(Exception):
                 self._signal(h, signal.SIGCONT)
         self.frozen.clear()
+        self.grey.close()  # delayers by PID
         if self.pinger is not None:
             with contextlib.suppress(Exception):
                 self.pinger.close()

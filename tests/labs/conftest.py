@@ -56,3 +56,38 @@ def seeded_run(tmp_path: Path) -> SeededRun:
         return outcome, record
 
     return _run
+
+
+# the first seed from 20261128 whose schedule of delay and dup alone puts a dup and a delay of at least 0.6 of the
+# driver's grey budget on the active, for every system's grey test (VRRP 35 s, Docker and HaValet 60 s, agent 70 s)
+GREY_SEED = 20261135
+
+
+@pytest.fixture
+def grey_seed() -> int:
+    return GREY_SEED
+
+
+@pytest.fixture
+def grey_kept() -> Callable[[Record], None]:
+    """``grey_kept(record)``: a run of delay and dup faults only changed nothing: one active from the first
+    sample to the last, the same one; every fault applied; each delay held the target's packets about its
+    delay (the delayer's figures in the fault's end record), its delayer ended on SIGTERM and is gone."""
+
+    def _check(record: Record) -> None:
+        first = record.samples[0]["active"]
+        assert len(first) == 1
+        changed = [s for s in record.samples if s["active"] != first]
+        assert not changed, f"the active changed under grey faults: {changed[:3]}"
+        assert record.faults and not [w for w in record.faults if w.extra.get("skipped")]
+        for w in record.faults:
+            if w.kind != "delay":
+                assert w.extra["dup_to"], w.extra
+                continue
+            d = w.extra["delayer"]
+            assert d["delayer_rc"] == 0 and d["queue_dropped"] == 0, d  # ended by SIGTERM, dropped nothing
+            if w.target in first:  # the active sends all the time: its packets were held about the delay
+                low = w.extra["delay_ms"] - w.extra["jitter_ms"]
+                assert d["packets"] > 0 and d["max_hold_ms"] >= low, (w.extra, d)
+
+    return _check

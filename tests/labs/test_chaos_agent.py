@@ -10,7 +10,7 @@ platform venv (make setup).
 import pytest
 
 from labs.chaos.agent import AgentDriver, leftovers
-from labs.chaos.schedule import FaultKind, make_schedule
+from labs.chaos.schedule import GREY_KINDS, FaultKind, make_schedule
 
 pytestmark = pytest.mark.integration
 
@@ -29,7 +29,7 @@ def test_seeded_agent_run_keeps_the_standard_mode_promise(tmp_path, seeded_run):
     driver = AgentDriver()
     # clean_stop is in: a stopped failover agent on the active hands over (found by seed 20261128 before the fix:
     # 80 ms of two runners; docs/chaos.md, "Finding")
-    kinds = sorted(driver.supported - {FaultKind.OVERLAP})
+    kinds = sorted(driver.supported - {FaultKind.OVERLAP} - GREY_KINDS)  # as drawn before delay, dup existed
     schedule = make_schedule(SEED, DURATION, kinds, driver.nodes, supported=driver.supported, settle=driver.settle)
     assert len(schedule) >= 5
     seeded_run(driver, schedule, SEED, DURATION)
@@ -44,3 +44,17 @@ def test_agent_usage_errors_exit_2(capsys):
 
     assert main(["agent", "--seed", "1", "--duration", "10", "--faults", "daemon_kill"]) == 2
     assert "agent does not support fault kind(s) daemon_kill" in capsys.readouterr().err
+
+
+def test_seeded_agent_grey_run_delay_and_dup_change_nothing(seeded_run, grey_seed, grey_kept):
+    """What a platform sends held up to half of (lease - heartbeat), or sent twice: the primary keeps the
+    service, the secondary never starts it (the steady rule)."""
+    driver = AgentDriver()
+    duration = 70.0
+    kinds = [FaultKind.DELAY, FaultKind.DUP]
+    schedule = make_schedule(grey_seed, duration, kinds, driver.nodes, supported=driver.supported,
+                             settle=driver.settle)
+    assert {f.kind for f in schedule} == set(kinds)
+    _, record = seeded_run(driver, schedule, grey_seed, duration)
+    grey_kept(record)
+    assert leftovers(driver) == {"namespaces": [], "processes": [], "links": [], "iptables": [], "files": []}

@@ -299,3 +299,45 @@ def test_client_heal_is_not_judged_while_another_fault_is_in_force():
     rec = synth([(0, ["a"]), (2.4, ["a", "b"]), (4.06, ["a"])], [(f, "a", 2.0, 4.0), (g, "a", 4.1, 6.1)], end=12)
     r = check(with_client(rec, [(4.0, 7.0)]), CLIENT_PROMISE)  # #0 not judged, #1 is: 0.9 s after its heal
     assert [(v.rule, v.faults) for v in r.violations] == [("client_heal", ("#1 cut_one_way a->@other",))]
+
+
+GREY = PROMISE.model_copy(update={"steady": {K.DELAY, K.DUP}, "recovery": 2.0})
+
+
+def test_a_grey_fault_that_changes_nothing_keeps_the_promise():
+    f = fault(0, K.DELAY, 2.0, 3.0)
+    r = check(synth([(0, ["a"])], [(f, "a", 2.0, 5.0)], end=9), GREY)
+    assert r.ok, text_report(r)
+
+
+def test_a_takeover_under_a_grey_fault_is_broken_even_without_a_gap_or_a_double():
+    """A clean switch from a to b (no sampled gap, no double) under a delay: only the steady rule sees it."""
+    f = fault(0, K.DELAY, 2.0, 3.0)
+    r = check(synth([(0, ["a"]), (3.0, ["b"])], [(f, "a", 2.0, 5.0)], end=9), GREY)
+    assert rules(r) == ["steady"], text_report(r)
+    assert r.violations[0].start == pytest.approx(3.0) and r.violations[0].faults == ("#0 delay a",)
+    assert rules(check(synth([(0, ["a"]), (3.0, ["b"])], [(f, "a", 2.0, 5.0)], end=9), PROMISE)) == []
+
+
+def test_a_change_after_a_grey_heal_within_recovery_is_the_faults_doing():
+    f = fault(0, K.DUP, 2.0, 3.0)
+    r = check(synth([(0, ["a"]), (6.0, [])], [(f, "a", 2.0, 5.0)], end=9), GREY)
+    assert "steady" in rules(r) and "nobody_active" in rules(r), text_report(r)
+    later = check(synth([(0, ["a"]), (8.0, ["b"])], [(f, "a", 2.0, 5.0)], end=10), GREY)
+    assert rules(later) == ["unprovoked_change"], text_report(later)  # past recovery: no fault's doing
+
+
+def test_a_grey_fault_in_the_aftermath_of_a_crash_is_not_judged_steady():
+    crash, delay = fault(0, K.CRASH, 1.0, 1.0), fault(1, K.DELAY, 2.5, 2.0)
+    r = check(synth([(0, ["a"]), (1.0, []), (1.3, ["b"]), (3.0, ["a"])],
+                    [(crash, "a", 1.0, 2.0), (delay, "b", 2.5, 4.5)], end=9), GREY)
+    assert "steady" not in rules(r), text_report(r)  # the crash's failback, within its recovery
+
+
+def test_fault_end_fields_reach_the_window():
+    lines = [{"type": "meta"}, {"type": "sample", "t": 0.0, "active": ["a"]},
+             {"type": "fault_start", "t": 1.0, "fault": fault(0, K.DELAY, 1.0, 1.0).to_dict(), "target": "a",
+              "peer": None, "delay_ms": 20.0},
+             {"type": "fault_end", "t": 2.0, "id": 0, "delayer": {"packets": 3, "max_hold_ms": 21.0}}]
+    w = parse_history(lines).faults[0]
+    assert w.end == 2.0 and w.extra["delay_ms"] == 20.0 and w.extra["delayer"]["packets"] == 3

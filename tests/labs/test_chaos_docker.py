@@ -10,7 +10,7 @@ node_restart) in 90 s. About two minutes with the bed. Needs root.
 import pytest
 
 from labs.chaos.docker import DockerDriver
-from labs.chaos.schedule import FaultKind, make_schedule
+from labs.chaos.schedule import GREY_KINDS, FaultKind, make_schedule
 
 pytestmark = pytest.mark.integration
 
@@ -25,7 +25,7 @@ def _testbed(require_bed):
 
 def test_seeded_docker_standard_run_keeps_the_promise(tmp_path, seeded_run):
     driver = DockerDriver()
-    kinds = sorted(driver.supported - {FaultKind.OVERLAP})
+    kinds = sorted(driver.supported - {FaultKind.OVERLAP} - GREY_KINDS)  # as drawn before delay, dup existed
     schedule = make_schedule(SEED, DURATION, kinds, driver.nodes, supported=driver.supported, settle=driver.settle)
     assert {f.kind for f in schedule} == set(kinds)  # the seed draws every kind
     outcome, record = seeded_run(driver, schedule, SEED, DURATION)
@@ -45,3 +45,17 @@ def test_docker_unsupported_kinds_exit_2(capsys):
     assert "docker does not support fault kind(s) netem_loss" in capsys.readouterr().err
     assert main(["docker", "--seed", "1", "--duration", "10", "--faults", "witness_down", "--config",
                  "/nonexistent.json"]) == 2
+
+
+def test_seeded_docker_grey_run_delay_and_dup_change_nothing(seeded_run, grey_seed, grey_kept):
+    """What a host sends held up to half of (lease - heartbeat), or sent twice: the active keeps its lease and
+    its container, the passive never starts (standard mode's steady rule)."""
+    driver = DockerDriver()
+    duration = 60.0
+    kinds = [FaultKind.DELAY, FaultKind.DUP]
+    schedule = make_schedule(grey_seed, duration, kinds, driver.nodes, supported=driver.supported,
+                             settle=driver.settle)
+    assert {f.kind for f in schedule} == set(kinds)
+    _, record = seeded_run(driver, schedule, grey_seed, duration)
+    grey_kept(record)
+    assert driver.leftovers() == {"namespaces": [], "processes": [], "iptables": [], "containers": [], "dir": []}

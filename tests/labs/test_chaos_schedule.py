@@ -87,3 +87,18 @@ def test_targets_params_and_round_trip():
 
 def test_short_duration_gives_an_empty_schedule():
     assert make_schedule(1, 3, [FaultKind.CRASH], NODES) == []
+
+
+def test_grey_kinds_draw_shares_of_the_drivers_budget_and_a_dup_share():
+    from labs.chaos.grey import delay_ms
+
+    s = make_schedule(5, 600, [FaultKind.DELAY, FaultKind.DUP], ["a", "b"])
+    delays = [f for f in s if f.kind is FaultKind.DELAY]
+    dups = [f for f in s if f.kind is FaultKind.DUP]
+    assert delays and dups
+    for f in delays:
+        assert 0.1 <= f.params["delay_share"] <= 0.8 and 0 <= f.params["jitter_share"] <= 0.2
+        d, j = delay_ms(f, 0.5)
+        assert d + j <= 500 and d >= 50  # delay + jitter never past the budget
+    assert all(20 <= f.params["dup_pct"] <= 100 for f in dups)
+    assert all(f.peer is None for f in s)

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from labs.chaos.runner import run
-from labs.chaos.schedule import NETEM_KINDS, FaultKind, make_schedule
+from labs.chaos.schedule import GREY_KINDS, NETEM_KINDS, FaultKind, make_schedule
 from labs.chaos.vrrp import VrrpChaosConfig, VrrpDriver, leftovers, netem_available
 
 pytestmark = pytest.mark.integration
@@ -28,7 +28,8 @@ def _testbed(require_bed):
 def test_seeded_vrrp_run_keeps_the_promise(seeded_run):
     driver = VrrpDriver()
     kinds = driver.supported - {k for k in NETEM_KINDS if not netem_available()}
-    kinds = sorted(kinds - {k for k in kinds if k.value == "overlap"})
+    # the kinds as the seed's schedule was drawn before delay and dup existed (they have their own test)
+    kinds = sorted(kinds - {k for k in kinds if k.value == "overlap"} - GREY_KINDS)
     schedule = make_schedule(SEED, DURATION, kinds, driver.nodes, supported=driver.supported, settle=driver.settle)
     assert len(schedule) >= 5
     seeded_run(driver, schedule, SEED, DURATION)
@@ -42,7 +43,7 @@ def replay_partitions_of_seed(seed: int, out: Path, ours: dict[str, Any] | None 
     driver = VrrpDriver(VrrpChaosConfig(ours=ours or {}))
     kinds = driver.supported - {k for k in NETEM_KINDS if not netem_available()}
     # the kinds as the seed's schedule was drawn when it found the bug (before the loss kind existed)
-    kinds = sorted(kinds - {k for k in kinds if k.value == "overlap"} - {FaultKind.LOSS})
+    kinds = sorted(kinds - {k for k in kinds if k.value == "overlap"} - {FaultKind.LOSS} - GREY_KINDS)
     full = make_schedule(seed, DURATION, kinds, driver.nodes, supported=driver.supported, settle=driver.settle)
     cuts, t = [], 2.0
     for f in full:
@@ -78,3 +79,17 @@ def test_unsupported_and_not_yet_systems_exit_2(capsys):
         assert "not yet" in capsys.readouterr().err
     assert main(["vrrp", "--seed", "1", "--duration", "10", "--faults", "crash,witness_down"]) == 2
     assert "vrrp does not support fault kind(s) witness_down" in capsys.readouterr().err
+
+
+def test_seeded_vrrp_grey_run_delay_and_dup_change_nothing(seeded_run, grey_seed, grey_kept):
+    """Adverts held up to half of (Master_Down_Interval - advert interval) or sent twice: no takeover, no second
+    Master, no flap (the promise's steady rule), and the client is back within its bound after each heal."""
+    driver = VrrpDriver()
+    duration = 35.0
+    kinds = [FaultKind.DELAY, FaultKind.DUP]
+    schedule = make_schedule(grey_seed, duration, kinds, driver.nodes, supported=driver.supported,
+                             settle=driver.settle)
+    assert {f.kind for f in schedule} == set(kinds)
+    _, record = seeded_run(driver, schedule, grey_seed, duration)
+    grey_kept(record)
+    assert leftovers(driver.lab.prefix) == []

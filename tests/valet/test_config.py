@@ -293,6 +293,9 @@ def test_per_host_mode_keys_and_defaults():
     assert std.standard and std.peer_down_after == std.fencing.down_after == 8  # the witness, too, waits T
     assert std.lease == pytest.approx(8 * 0.999 / 1.001 - 0.25 - 4.5 - 0.1)  # T - margin: 3.134 s
     assert std.witness_group("Web") == "Web" and std_cfg.warnings == ()
+    # a heartbeat's request may take as long as its answer can matter (chaos seed 2: not just one interval)
+    assert hm.request_timeout == pytest.approx(hm.heartbeat_timeout - hm.heartbeat_interval)
+    assert std.request_timeout == pytest.approx(std.lease)
 
 
 WITNESS = "witness_url = http://10.0.0.9:8790\nwitness_secret = the witness secret 16+\n"

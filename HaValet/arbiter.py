@@ -191,6 +191,9 @@ class PairArbiter:
         self._retry_at: float | None = None
         self._backoff = 0.0
         self._leaving = False
+        # after a fence: the last seq sent before it, and when the lease came back (FENCE_HOLD, _contact)
+        self._fence_seq: int | None = None
+        self._lease_back_at: float | None = None
 
     # ------------------------------------------------------------------ queries
     @property
@@ -441,12 +444,20 @@ class PairArbiter:
         self.known_term = max(self.known_term, e.term)
         if e.acked_seq is not None:
             self.lease.acknowledged(e.acked_seq)
+            if self._fence_seq is not None and e.acked_seq > self._fence_seq:
+                self._fence_seq = None  # the peer answered a heartbeat sent after the fence: its news is fresh
+        self._note_lease_back(e.now)
 
     def _on_witness(self, e: WitnessAnswered) -> None:
         self.witness_live.heard(e.now)
         self.witness_news = e
         self.known_term = max(self.known_term, e.highest_term)
         self.lease.acknowledged(e.seq)
+        self._note_lease_back(e.now)
+
+    def _note_lease_back(self, now: float) -> None:
+        if self._fence_seq is not None and self._lease_back_at is None and self.lease_valid(now):
+            self._lease_back_at = now
 
     # ------------------------------------------------------------------ the decision (module docstring)
     def _decide(self, b: StepBuilder[PairAction], now: float) -> None:
@@ -463,6 +474,8 @@ class PairArbiter:
                 return
         elif d.action is TableAction.STOP and (self.claims_running and not self._stop_in_flight
                                                and not self._stop_after_start):  # (that one stops again itself)
+            if d.code is PairCode.FENCED:
+                self._fence_seq, self._lease_back_at = self.seq, None
             self._stop(b, now, d)
             return
         if not repeated:  # a decision that changes nothing is logged when it differs from the last one
@@ -510,9 +523,21 @@ class PairArbiter:
         return self._contact(now, d)
 
     def _contact(self, now: float, d: Decision) -> Decision:
-        if d.action is TableAction.START and not self.claims_running and not self.lease_valid(now):
+        if d.action is not TableAction.START or self.claims_running:
+            return d
+        if not self.lease_valid(now):
             return Decision(TableAction.HOLD, PairNoteCode.NO_CONTACT,
                             f"{d.reason}; but no acknowledged contact with the peer or the witness: not starting")
+        if self._fence_seq is not None and self._lease_back_at is not None:
+            # Back from a fence: what we last heard from the peer may predate its answer to our fenced state
+            # (not running, not eligible: a secondary starts on that at once). Hear it anew first, or wait
+            # two heartbeat intervals (a peer we cannot reach is not told anything either).
+            held_until = self._lease_back_at + 2 * self.mode.heartbeat_interval
+            if self.peer_live.state(now) is Liveness.UP and now < held_until:
+                return Decision(TableAction.HOLD, PairNoteCode.FENCE_HOLD,
+                                f"{d.reason}; but back from a fence: waiting until {self.peer} answers a heartbeat "
+                                f"sent since (at most {held_until - now:.3f}s more)")
+            self._fence_seq = None
         return d
 
     # ------------------------------------------------------------------ acting on this host

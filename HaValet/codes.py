@@ -67,3 +67,5 @@ class PairNoteCode(ReasonCode):
     STALE_RESULT = "pair.stale_result", ("a command result for an attempt that is over, or a test launched before "
                                          "a start or stop: ignored")
     RETEST = "pair.retest", "a test timed out while the valet was stalled (its clock jumped): run again before deciding"
+    FENCE_HOLD = "pair.fence_hold", ("back from a fence: not starting until the peer has answered a heartbeat sent "
+                                     "after it (at most two heartbeat intervals after the lease is back)")

@@ -387,3 +387,53 @@ def test_a_bug_inside_handle_hands_back_the_queued_actions_and_tests_again(monke
     assert arb.state is PairState.FAILED and step.of_type(RunStop)
     arb.handle(StopDone(host=A, rc=0, now=100.6))
     assert not arb.claims_running and arb.next_deadline() is not None
+
+
+def _fenced_primary() -> tuple[PairArbiter, float]:
+    """An active primary (witness mode) that fenced itself at its lease end and whose stop returned."""
+    arb = arbiter(A, witness=True)
+    step = arb.handle(Tick(now=100.0))
+    hb, test = step.of_type(SendHeartbeat)[-1], step.of_type(RunTest)[0]
+    peer(arb, 100.05, running=False, acked=hb.seq)
+    started(arb, 100.1, list(arb.handle(TestDone(host=A, rc=0, tag=test.tag, now=100.05)).actions))
+    now = 100.0 + arb.mode.fencing.lease
+    step = arb.handle(Tick(now=now))
+    assert step.transitions[-1].code == "pair.fenced"
+    arb.handle(StopDone(host=A, rc=0, now=now + 0.05))
+    assert arb.state is PairState.PASSIVE and not arb.eligible(now + 0.05)
+    return arb, now + 0.05
+
+
+def test_valet_standard_seed_20262469_back_from_a_fence_the_primary_hears_the_peer_before_starting():
+    """labs.chaos valet, seed 20262469 (make test's run), under load: a's lease lapsed in a `loss` of a, a fenced,
+    its heartbeats said not running, not eligible; b started on that at once (peer_cannot_run) and a, its lease
+    back through the witness, started 1 ms later on b's older news (passive): 0.06-0.16 s of two running."""
+    arb, now = _fenced_primary()
+    peer(arb, now, running=False)  # b's own heartbeat, sent before it heard our fenced state: stale news
+    hb = arb.handle(Tick(now=now + 0.25)).of_type(SendHeartbeat)[-1]
+    step = arb.handle(WitnessAnswered(seq=hb.seq, now=now + 0.26, peer_state="up", peer_may_be_active=False,
+                                      highest_term=1))  # the lease is back
+    assert arb.lease_valid(now + 0.26) and not step.of_type(RunStart)
+    assert arb.last_decision.code == "pair.fence_hold"
+    step = peer(arb, now + 0.27, running=True, acked=hb.seq, term=2)  # b's answer: it is starting
+    assert not step.of_type(RunStart) and arb.state is PairState.PASSIVE
+    assert not arb.handle(Tick(now=now + 1.0)).of_type(RunStart)  # b runs it: the primary stays passive
+
+
+def test_back_from_a_fence_with_the_peer_silent_the_hold_ends_after_two_heartbeat_intervals():
+    arb, now = _fenced_primary()
+    peer(arb, now, running=False)  # heard, but it never answers our heartbeats (our sending is cut)
+    hb = arb.handle(Tick(now=now + 0.25)).of_type(SendHeartbeat)[-1]
+    arb.handle(WitnessAnswered(seq=hb.seq, now=now + 0.26, peer_state="up", peer_may_be_active=False,
+                               highest_term=1))
+    assert arb.last_decision.code == "pair.fence_hold"
+    peer(arb, now + 0.5, running=False)  # its own heartbeats keep coming: still passive after the hold
+    step = arb.handle(Tick(now=now + 0.26 + 2 * 0.25))
+    hb = step.of_type(SendHeartbeat)
+    if hb:
+        step2 = arb.handle(WitnessAnswered(seq=hb[-1].seq, now=now + 0.77, peer_state="up", peer_may_be_active=False,
+                                           highest_term=1))
+        starts = step.of_type(RunStart) + step2.of_type(RunStart)
+    else:
+        starts = step.of_type(RunStart)
+    assert starts and arb.state is PairState.STARTING  # the hold is bounded: nobody must not stay active

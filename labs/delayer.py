@@ -34,12 +34,17 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from labs import importable_env
 
-if TYPE_CHECKING:
-    from labs.netns import NetnsSegment
+
+class NetnsSegment(Protocol):
+    """What a Delay needs of ``labs.netns.NetnsSegment`` (a Protocol: netns imports this module, not back)."""
+
+    def ns(self, key: str) -> str: ...
+    def popen(self, key: str, argv: list[str], **kw: Any) -> subprocess.Popen[str]: ...
+    def queue_rule(self, key: str, queue: int, on: bool = True) -> None: ...
 
 QUEUE_STATS = "/proc/self/net/netfilter/nfnetlink_queue"  # per network namespace: the reader's
 

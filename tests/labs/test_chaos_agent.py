@@ -50,7 +50,7 @@ def test_seeded_agent_grey_run_delay_and_dup_change_nothing(seeded_run, grey_see
     """What a platform sends held up to half of (lease - heartbeat), or sent twice: the primary keeps the
     service, the secondary never starts it (the steady rule)."""
     driver = AgentDriver()
-    duration = 70.0
+    duration = 50.0
     kinds = [FaultKind.DELAY, FaultKind.DUP]
     schedule = make_schedule(grey_seed, duration, kinds, driver.nodes, supported=driver.supported,
                              settle=driver.settle)

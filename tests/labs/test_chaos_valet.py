@@ -50,7 +50,7 @@ def test_seeded_valet_grey_run_delay_and_dup_change_nothing(tmp_path, seeded_run
     """What a host sends held up to half of (lease - heartbeat), or sent twice: the active valet keeps its lease
     and its service, the other never starts (the steady rule)."""
     driver = ValetDriver(workdir=tmp_path)
-    duration = 60.0
+    duration = 45.0
     kinds = [FaultKind.DELAY, FaultKind.DUP]
     schedule = make_schedule(grey_seed, duration, kinds, driver.nodes, supported=driver.supported,
                              settle=driver.settle, durations=driver.durations)

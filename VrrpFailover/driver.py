@@ -76,6 +76,7 @@ from VrrpFailover.group_notify import group_hook_runner
 from VrrpFailover.machine import VrrpRouter, VrrpState
 from VrrpFailover.netio import (
     AddressManager,
+    AdvertSender,
     GarpSender,
     InterfaceFacts,
     PriorityZeroSocket,
@@ -151,6 +152,7 @@ class Instance:
     group: GroupRuntime | None = None  # its sync group (the group decides with it)
     vmac: VmacLink | None = None  # use_vmac: its addresses go on this macvlan (VrrpFailover.vmac)
     vmac_garp: GarpSender | None = None  # vmac_xmit_base: gratuitous ARP from the macvlan, adverts from the iface
+    base_sender: AdvertSender | None = None  # use_vmac (not xmit_base): the stepping-down advert leaves from below
     repeat_of: Received | None = None  # the last event fed: this advert, routine (see _drain_queue), else None
     _adverts: dict[tuple[int, IPv4Address | IPv6Address], bytes] = field(default_factory=dict)
     _wire: dict[int, tuple[tuple[bytes, Any], ...]] = field(default_factory=dict)  # by priority: (bytes, sockaddr)
@@ -264,6 +266,9 @@ class VrrpDaemon:
             if inst.vmac is not None and c.vmac_xmit_base:
                 v = inst.vmac
                 inst.vmac_garp = GarpSender(replace(rt.facts, name=v.name, index=v.index, mac=v.mac))
+            elif inst.vmac is not None:
+                v = inst.vmac
+                inst.base_sender = AdvertSender(replace(rt.facts, name=v.base, index=v.base_index))
             inst.handlers = self._handlers(inst)
             if c.notify:
                 args_for = None
@@ -325,6 +330,8 @@ class VrrpDaemon:
         for inst in self.instances:
             if inst.vmac_garp is not None:
                 inst.vmac_garp.close()
+            if inst.base_sender is not None:
+                inst.base_sender.close()
 
     async def run(self) -> int:
         async with AsyncIPRoute() as ipr:
@@ -625,8 +632,9 @@ class VrrpDaemon:
             wire = inst._wire[action.priority] = tuple(
                 (inst.advert_bytes(action.priority, dst), sock.sockaddr(dst))  # type: ignore[arg-type]
                 for dst in inst.config.unicast_peers or (sock.group,))
+        sender = inst.base_sender if action.stepping_down and inst.base_sender is not None else sock
         for data, sockaddr in wire:
-            sock.send_to(data, sockaddr)
+            sender.send_to(data, sockaddr)
         inst.sent += 1
 
     def _queue_addresses(self, inst: Instance, op: str) -> None:

@@ -104,6 +104,7 @@ Event = Startup | Shutdown | Deadline | AdvertIn | TrackResult | GroupEvent
 @dataclass(frozen=True, slots=True)
 class SendAdvert:
     priority: int
+    stepping_down: bool = False  # the last advert of a Master going Backup: not from a virtual MAC (use_vmac)
 
 
 @dataclass(frozen=True, slots=True)

@@ -350,8 +350,9 @@ class VrrpRouter:
             return
         if self.config.higher_prio_send_advert:
             # keepalived's higher_prio_send_advert: our last advert tells the other Master that we were one
-            # too (after a partition); it answers with gratuitous ARP (its garp_lower_prio_repeat)
-            step.act(SendAdvert(self.priority))
+            # too (after a partition); it answers with gratuitous ARP (its garp_lower_prio_repeat). Flagged: with
+            # use_vmac it must not leave from the virtual MAC the new Master now owns (a switch would follow it)
+            step.act(SendAdvert(self.priority, stepping_down=True))
         if self.config.version == 3:
             self.master_adver_interval = adv.interval
         self.master_address = ev.source

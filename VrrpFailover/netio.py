@@ -155,6 +155,16 @@ def _vrrp_raw_socket(facts: InterfaceFacts) -> socket.socket:
     return s
 
 
+def _set_send_options(s: socket.socket, facts: InterfaceFacts) -> None:
+    """Adverts leave ``facts``' interface with TTL 255 (multicast and unicast), as network control, not looped."""
+    mreqn = VRRP_GROUP.packed + facts.primary_ip.packed + struct.pack("@i", facts.index)
+    s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, mreqn)
+    s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, VRRP_TTL)
+    s.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, VRRP_TTL)  # unicast adverts too
+    s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 0)
+    s.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, TOS_NETWORK_CONTROL)
+
+
 class VrrpSocket:
     """Raw VRRP socket of one interface. ``recv()`` returns (datagram including the IPv4 header,
     kernel receive time on the CLOCK_REALTIME scale); ``decode`` turns the datagram into a ``Received``."""
@@ -166,12 +176,7 @@ class VrrpSocket:
         self.facts = facts
         s = _vrrp_raw_socket(facts)
         try:
-            mreqn = VRRP_GROUP.packed + facts.primary_ip.packed + struct.pack("@i", facts.index)
-            s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, mreqn)
-            s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, VRRP_TTL)
-            s.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, VRRP_TTL)  # unicast adverts too
-            s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 0)
-            s.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, TOS_NETWORK_CONTROL)
+            _set_send_options(s, facts)
             s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
             s.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
         except OSError:
@@ -237,6 +242,9 @@ _PRIORITY_ZERO_FILTER = (
 )
 
 
+_KEEP_NOTHING = ((0x06, 0, 0, 0),)  # ret #0
+
+
 class FilteredSocket:
     """A raw socket with a classic BPF program attached: it only wakes the driver (content is read again from
     the main socket); ``discard_all`` empties it after each wake-up."""
@@ -273,6 +281,31 @@ class PriorityZeroSocket(FilteredSocket):
 
     def __init__(self, facts: InterfaceFacts) -> None:
         super().__init__(_vrrp_raw_socket(facts), _PRIORITY_ZERO_FILTER)
+
+
+class AdvertSender:
+    """A send-only VRRP socket on an interface (its own MAC): with use_vmac, where a stepping-down Master's last
+    advert leaves, so the switch keeps the virtual MAC at the new Master. It joins no group and a filter that
+    keeps nothing stops the kernel from queueing what arrives (a raw socket gets every VRRP packet otherwise)."""
+
+    def __init__(self, facts: InterfaceFacts) -> None:
+        s = socket.socket(socket.AF_INET, socket.SOCK_RAW, IPPROTO_VRRP)
+        FilteredSocket(s, _KEEP_NOTHING)  # first, so nothing is ever queued (it closes s if it fails)
+        try:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, facts.name.encode())
+            _set_send_options(s, facts)
+            s.setblocking(False)
+        except OSError:
+            s.close()
+            raise
+        self.facts = facts
+        self.sock = s
+
+    def send_to(self, message: bytes, sockaddr: tuple[str, int]) -> None:
+        self.sock.sendto(message, sockaddr)
+
+    def close(self) -> None:
+        self.sock.close()
 
 
 def garp_frame(mac: bytes, ip: IPv4Address) -> bytes:

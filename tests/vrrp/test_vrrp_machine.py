@@ -184,7 +184,7 @@ def test_master_yields_to_higher_priority_and_removes_addresses():
     now = r.deadline
     step, out = run(r, AdvertIn(now=now, source=LOWER, advert=advert(101, interval=0.2)))
     assert kinds(out) == [SendAdvert, RemoveAddresses, SetTimer]  # one last advert (higher_prio_send_advert)
-    assert out[0] == SendAdvert(100)
+    assert out[0] == SendAdvert(100, stepping_down=True)
     assert transitions(step) == [("MASTER", "BACKUP", Code.HIGHER_PRIORITY_ADVERT)]
     assert out[-1].at == pytest.approx(now + 0.6 + 0.2 * 156 / 256)
     assert step.reason is not None and step.reason.code == Code.HIGHER_PRIORITY_ADVERT

@@ -191,3 +191,41 @@ def test_vmac_xmit_base_adverts_from_eth0_and_arp_on_the_virtual_mac(lab: Lab):
     ka.wait_state("Master", 1 + MARGIN)
     wait_for(lambda: lab.ping("c", timeout=0.2), 2, what="the client's ping answered by keepalived")
     assert a.wait(5) == 0 and link_details(lab, "a") is None
+
+
+def test_a_preempted_master_s_last_advert_leaves_from_its_own_mac_not_the_virtual_one(lab: Lab):
+    """Found by a chaos run with use_vmac (seed 5): at a preemption the Master that steps down sends one last
+    advert (higher_prio_send_advert); from the virtual MAC it pulled the switch's entry for that MAC back to
+    itself, and the client's traffic to the VIP went to a Backup until the new Master's next advert (0.1 s
+    lost). That advert now leaves from the interface's own MAC (VrrpFailover.netio.AdvertSender). Read on the
+    client: every advert of a after b's first is from a's MAC (and there is one); a's adverts as Master were
+    from the virtual MAC."""
+    a = lab.start_ours("a", ours_config(priority=100, use_vmac=True))
+    a.wait_state("Master", 10)
+    sock = lab.in_ns("c", lambda: socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0800)))
+    frames: list[tuple[bytes, str, int]] = []  # (source IP, source MAC, priority) of each advert, in order
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        sock.bind(("eth0", 0x0800))
+        sock.settimeout(0.1)
+        b = lab.start_ours("b", ours_config(priority=150, use_vmac=True))
+        b.wait_state("Master", 10)
+        a.wait_state("Backup", 5)
+        end = time.monotonic() + 0.5  # what was sent meanwhile is queued; then b's adverts only
+        while time.monotonic() < end:
+            try:
+                f = sock.recv(2048)
+            except TimeoutError:
+                continue
+            if len(f) >= 40 and f[23] == 112:  # IPv4 protocol VRRP: IPv4 header 20 bytes, priority at VRRP + 2
+                frames.append((f[26:30], ":".join(f"{x:02x}" for x in f[6:12]), f[14 + 20 + 2]))
+    finally:
+        sock.close()
+    a_ip, b_ip = lab.address("a").packed, lab.address("b").packed
+    first_b = next(i for i, (ip, _, prio) in enumerate(frames) if ip == b_ip and prio == 150)
+    before = {mac for ip, mac, _ in frames[:first_b] if ip == a_ip}
+    after = [mac for ip, mac, _ in frames[first_b:] if ip == a_ip]
+    assert before == {VMAC}, frames[:first_b]  # a as Master: from the virtual MAC
+    assert after and set(after) == {lab.mac("a")}, frames  # its stepping-down advert: from its own
+    assert "[higher_priority_advert]" in a.log_text()
+    wait_for(lambda: lab.ping("c", timeout=0.2), 2, what="the client's ping answered by b")

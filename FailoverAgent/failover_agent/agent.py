@@ -231,8 +231,8 @@ class FailoverAgent(Agent):
         self._observed.wait()  # never claim "not active" before we have looked
         while True:
             due = self.clock.now() + self.config.heartbeat_period
-            try:
-                self.peer_link.publish(topic, make_heartbeat(self.signer, self._next_heartbeat("peer")))
+            try:  # sent, not answered: a slow link delays the heartbeat, not the next one (remote.py)
+                self.peer_link.publish(topic, make_heartbeat(self.signer, self._next_heartbeat("peer")), wait=False)
             except RemoteUnavailable as e:
                 _log.debug("heartbeat to the peer platform not sent: %s", e)
             self._send_now.wait(max(0.0, due - self.clock.now()))

@@ -12,7 +12,14 @@ volttron-core 2.0.0rc38 (see docs/failoveragent.md):
   and the core re-sends its hello when the platform returns;
 - the core stops itself after 50 reconnect attempts: we reset that counter before every use, and
   rebuild only if the core stopped anyway, keeping the dead Agents referenced (bounded) so their
-  addresses are not reused.
+  addresses are not reused;
+- ``vip.pubsub.publish`` first asks the remote router for its peer list (and, when ``platform.auth`` is
+  in it, asks that agent whether we may publish) and waits for each answer before it sends: a publish
+  is two or three round trips. Over a link that delays 1.1 s each way that was 2.2 s, and the 2 s bound
+  cut it: no heartbeat arrived at all (labs.chaos agent, simple mode, seed 2). ``publish`` here sends
+  the pubsub frame itself, as the subsystem does after those checks: one message, whose answer it may
+  wait for (``wait=True``) or not. Skipping the client-side check gives nothing away: the remote
+  router checks a publish to a protected topic itself (``PubSubService._check_topic_authorization``).
 """
 
 from __future__ import annotations
@@ -107,8 +114,25 @@ class RemoteLink:
             _log.debug("remote link %s: %s failed: %s", self.name, what, self.last_error[:300])
             raise RemoteUnavailable(self.last_error) from None
 
-    def publish(self, topic: str, message: Any) -> None:
-        self._run(f"publish {topic}", lambda a: a.vip.pubsub.publish("pubsub", topic, message=message).get())
+    def publish(self, topic: str, message: Any, *, wait: bool = True) -> None:
+        """Publish ``message`` on ``topic`` of the remote bus in one message (see the module docstring).
+        ``wait``: until the router's answer (it took the message); otherwise only until it is sent, so a
+        slow link delays the message, not the caller (a send to a dead platform still blocks up to the bound)."""
+
+        from volttron.client.vip.agent.subsystems import pubsub as pubsub_module
+
+        def send(agent: Any) -> None:
+            pubsub = agent.vip.pubsub
+            result = next(pubsub._results)
+            headers = {"min_compatible_version": pubsub_module.min_compatible_version,  # as vip.pubsub.publish adds
+                       "max_compatible_version": pubsub_module.max_compatible_version}
+            frame = pubsub._create_message_for_router(
+                msg_id=result.ident, args=["publish", topic, {"bus": "", "headers": headers, "message": message}])
+            agent.core.connection.send_vip_message(message=frame)
+            if wait:
+                result.get()
+
+        self._run(f"publish {topic}", send)
 
     def call(self, peer: str, method: str, *args: Any) -> Any:
         return self._run(f"rpc {peer}.{method}", lambda a: a.vip.rpc.call(peer, method, *args).get())

@@ -128,7 +128,7 @@ class MockLink:
             self.last_error = f"{self.name}: cut"
             raise RemoteUnavailable(self.last_error)
 
-    def publish(self, topic: str, message: Any) -> None:
+    def publish(self, topic: str, message: Any, *, wait: bool = True) -> None:
         self._check()
         self.bus.publish(topic, headers={}, message=message)
 

@@ -163,6 +163,33 @@ def test_chaos_agent_simple_seed_1_two_copies_end_within_a_heartbeat_of_a_cut_s_
     converged(cluster)
 
 
+def test_chaos_agent_simple_seed_2_a_delay_of_1_4_s_is_not_a_cut(cluster: Cluster) -> None:
+    """``python -m labs.chaos agent --mode simple --seed 2 --duration 100 --faults delay,dup``, fault #4: the
+    secondary's sending delayed 1.1 s gave 2.1 s of two running. ``vip.pubsub.publish`` asked the remote router
+    for its peer list and waited for the answer before it sent: two round trips, and ``remote_timeout`` (2 s)
+    cut the publish before the heartbeat went out, both ways (the primary's publishes waited for the
+    secondary's delayed answers). Now a heartbeat is one message, sent without waiting for the answer
+    (failover_agent/remote.py). Replayed here: the secondary's sending held 1.4 s for 6 s (T 3 s, heartbeat
+    1 s: a heartbeat arrives 2.4 s after the previous at worst): nobody decides anything, and the heartbeats
+    keep arriving (without the fix the secondary decided to start about 3 s in)."""
+    converged(cluster)
+    assert cluster.segment is not None
+    heard_before = cluster.status("primary")["peer"]["heartbeats"]
+    started_wall = datetime.datetime.now()
+    delay = cluster.segment.delay("secondary", queue=2, delay_ms=1400)
+    try:
+        gevent.sleep(6.0)
+    finally:
+        stats = delay.stop()
+    assert stats.get("max_hold_ms", 0) >= 1300, stats  # the delay was there
+    changed = [(n, d) for n in ("primary", "secondary") for d in cluster.decisions(n)
+               if d.at >= started_wall and d.action in ("start", "stop")]
+    assert changed == [], changed
+    heard = cluster.status("primary")["peer"]["heartbeats"] - heard_before
+    assert heard >= 5, f"the primary heard {heard} of the secondary's heartbeats in 6 s of delay"  # 0-2 before
+    assert cluster.runners() == {"primary"}
+
+
 TRANSITION = re.compile(r"^.*?: (\w+) -> (\w+) \(.*\) \[([^\]]+)\]$")
 
 

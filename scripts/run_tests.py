@@ -29,6 +29,8 @@ def main(argv: list[str]) -> int:
     if paths and all(p.startswith("tests/failoveragent") for p in paths):
         paths += ["-p", "no:anyio"]
     options = [a for a in argv if not a.startswith("tests")]
+    if not any(a.startswith("--durations") for a in options):
+        options.append("--durations=15")  # the slowest tests of each group: the suite has a 30-minute budget
     groups = [paths] if paths else GROUPS
     totals: dict[str, int] = {}
     worst = 0

@@ -13,12 +13,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 
 from failover_core.config import ConfigError
 from failover_core.shell.cli import EXIT_CONFIG, add_check_argument, run_check
 from failover_core.shell.config_file import read_config_text
-from VrrpFailover.config import VrrpConfig, load_vrrp_config, validate_vrrp_config
+from VrrpFailover.config import VrrpConfig, load_vrrp_config, plain, validate_vrrp_config
 from VrrpFailover.netio import check_interfaces
 
 DESCRIPTION = "a VRRPv3/v2 router that moves virtual IP addresses, interoperable with keepalived"
@@ -90,18 +91,28 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"configuration error:\n{e}", file=sys.stderr)
         return EXIT_CONFIG
-    from VrrpFailover.driver import VrrpDaemon  # import after validation: --check needs no sockets
-    from VrrpFailover.lean_loop import LeanLoop
+    return exec_daemon(config, args)
 
-    hot = LeanLoop()  # timers and VRRP sockets; asyncio (netlink, trackers, signals) is stepped inside it
-    daemon = VrrpDaemon(config.instances, status_file=args.status_file, sync_groups=config.sync_groups,
-                        hot_loop=hot)
+
+def exec_daemon(config: VrrpConfig, args: argparse.Namespace) -> int:
+    """Become the lean run-time process (``VrrpFailover.daemon``): the same PID, a fresh interpreter that never
+    imports pydantic; the validated config goes along as JSON in a memfd (why: that module's docstring). Returns
+    only if the exec fails (exit 1)."""
+    data = json.dumps(plain(config)).encode()
+    fd = os.memfd_create("vrrp-failover-config", 0)
+    os.set_inheritable(fd, True)  # the new image reads it
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+    argv = [sys.executable, "-m", "VrrpFailover.daemon", "--config-fd", str(fd), "--source", args.config,
+            "--log-level", args.log_level]
+    if args.status_file:
+        argv += ["--status-file", args.status_file]
+    sys.stdout.flush()
+    sys.stderr.flush()
     try:
-        return hot.run(daemon.run())
-    except PermissionError as e:
-        print(f"vrrp-failover: not permitted: {e} (raw sockets need root or CAP_NET_RAW/CAP_NET_ADMIN)",
-              file=sys.stderr)
-        return 1
+        os.execv(sys.executable, argv)
     except OSError as e:
-        print(f"vrrp-failover: cannot start: {e}", file=sys.stderr)
+        print(f"vrrp-failover: cannot start the daemon ({sys.executable}): {e}", file=sys.stderr)
         return 1
+    return 1  # (not reached)

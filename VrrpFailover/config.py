@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface, ip_interface
+from ipaddress import IPv4Address, IPv4Interface, IPv6Interface, ip_interface
 from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, ValidationInfo, field_validator, model_validator
@@ -35,8 +35,16 @@ from failover_core.config import (
     validate_config,
 )
 from failover_core.shell.config_file import load_config_file
+from VrrpFailover.settings import (
+    PRIORITY_OWNER,
+    InstanceRules,
+    SyncGroupRules,
+    TrackFileRules,
+    TrackInterfaceRules,
+    TrackScriptRules,
+    _tracker_id,
+)
 
-PRIORITY_OWNER = 255
 MAX_INSTANCES = 1000  # virtual routers in one file (255 VRIDs per interface)
 IFNAMSIZ = 16  # Linux: an interface name has at most IFNAMSIZ - 1 = 15 bytes
 
@@ -45,7 +53,7 @@ MAX_TRACKERS = 64  # of each kind per instance
 MIN_GARP_REFRESH = 0.1  # s: the shortest garp_master_refresh period (keepalived's is whole seconds)
 
 
-class TrackScript(StrictModel):
+class TrackScript(StrictModel, TrackScriptRules):
     """A check command run every ``interval`` s. Failure (non-zero exit, timeout, cannot run) either
     puts the instance in Fault (``fault``: true, the default when no weight is given) or adds
     ``weight`` to the priority (keepalived's rule: a positive weight is added while the check
@@ -70,16 +78,8 @@ class TrackScript(StrictModel):
             raise ValueError("weight 0 does nothing; leave it out to make a failure a fault")
         return self
 
-    @property
-    def is_fault(self) -> bool:
-        return self.weight is None
 
-    @property
-    def effective_timeout(self) -> float:
-        return self.timeout if self.timeout is not None else max(self.interval, 1.0)
-
-
-class TrackFile(StrictModel):
+class TrackFile(StrictModel, TrackFileRules):
     """keepalived's ``track_file``: a file holding an integer, read every ``interval`` s. Its value times
     ``weight`` is added to the priority; a result below -253 is a fault; with ``weight`` 0 any value but 0
     is a fault. A missing or unreadable file, or one that holds no integer, is a fault."""
@@ -89,7 +89,7 @@ class TrackFile(StrictModel):
     interval: Seconds = Field(default=1.0, ge=0.05, le=3600)
 
 
-class TrackInterface(StrictModel):
+class TrackInterface(StrictModel, TrackInterfaceRules):
     """keepalived's ``track_interface``: the interface is down when it is administratively down, has no
     carrier, or is gone. Without ``weight`` down is a fault; with it, keepalived's rule: a positive weight
     is added while the interface is up, a negative one while it is down."""
@@ -102,12 +102,6 @@ class TrackInterface(StrictModel):
         if self.weight == 0:
             raise ValueError("weight 0 does nothing; leave it out to make a down interface a fault")
         return self
-
-
-def _tracker_id(n: int, tracker: TrackScript | TrackFile | TrackInterface) -> str:
-    if isinstance(tracker, TrackScript):
-        return tracker.name if tracker.name is not None else str(n)
-    return tracker.path if isinstance(tracker, TrackFile) else tracker.name
 
 
 def _ip_interface(value: Any) -> Any:
@@ -149,7 +143,7 @@ def _one_or_list(value: Any) -> Any:
     return [value] if isinstance(value, dict) else value
 
 
-class InstanceConfig(StrictModel):
+class InstanceConfig(StrictModel, InstanceRules):
     """One virtual router."""
 
     name: Name = Field(max_length=64)
@@ -232,18 +226,6 @@ class InstanceConfig(StrictModel):
             raise ValueError(f"{', '.join(dup)} is listed twice (a tracker's name, path or interface must be unique)")
         return v
 
-    @property
-    def scripts(self) -> tuple[tuple[str, TrackScript], ...]:
-        """(tracker key, script): the key is ``script:NAME`` (``script:N``, its place in the list, unnamed)."""
-        return tuple((f"script:{_tracker_id(n, t)}", t) for n, t in enumerate(self.track_script))
-
-    @property
-    def tracker_keys(self) -> tuple[str, ...]:
-        """Every tracker's key, as ``TrackResult.tracker`` names it: ``script:...``, ``file:PATH``,
-        ``interface:NAME``."""
-        return (*(k for k, _ in self.scripts), *(f"file:{f.path}" for f in self.track_file),
-                *(f"interface:{i.name}" for i in self.track_interface))
-
     @model_validator(mode="after")
     def _interval_for_version(self) -> InstanceConfig:
         iv = self.advert_interval
@@ -277,26 +259,6 @@ class InstanceConfig(StrictModel):
             raise ValueError("vmac_xmit_base needs use_vmac (it says where the adverts of the virtual MAC go)")
         return v
 
-    @property
-    def vmac_name(self) -> str | None:
-        """The macvlan's name (``use_vmac`` true: ``vrrp.<VRID>``, as keepalived), None without a virtual MAC."""
-        if self.use_vmac is False:
-            return None
-        return f"vrrp.{self.vrid}" if self.use_vmac is True else self.use_vmac
-
-    @property
-    def vmac_address(self) -> bytes:
-        """RFC 5798 7.3: 00-00-5E-00-01-{VRID} (IPv4), 00-00-5E-00-02-{VRID} (IPv6)."""
-        return bytes((0, 0, 0x5E, 0, 1 if self.family == 4 else 2, self.vrid))
-
-    @property
-    def accepts(self) -> bool:
-        """Does the Master take packets addressed to the virtual addresses (RFC 5798 6.1 Accept_Mode)? The owner
-        always; else ``accept_mode``, and when it is not given keepalived's default: yes unless ``strict_mode``."""
-        if self.is_address_owner:
-            return True
-        return self.accept_mode if self.accept_mode is not None else not self.strict_mode
-
     @field_validator("garp_master_refresh")
     @classmethod
     def _refresh_period(cls, v: float) -> float:
@@ -312,30 +274,6 @@ class InstanceConfig(StrictModel):
         if self.garp_lower_prio_delay is None:
             object.__setattr__(self, "garp_lower_prio_delay", self.garp_delay)
         return self
-
-    @property
-    def lower_prio_rounds(self) -> int:
-        """Gratuitous ARP rounds a Master sends when it hears a lower priority (0: none)."""
-        return self.garp_repeat if self.garp_lower_prio_repeat is None else self.garp_lower_prio_repeat
-
-    @property
-    def lower_prio_delay(self) -> float:
-        """Seconds between those rounds."""
-        return self.garp_delay if self.garp_lower_prio_delay is None else self.garp_lower_prio_delay
-
-    @property
-    def addresses(self) -> tuple[IPv4Address | IPv6Address, ...]:
-        return tuple(i.ip for i in self.ip_addresses)
-
-    @property
-    def family(self) -> int:
-        """4 or 6: the IP version of the virtual addresses (and of the adverts: RFC 5798 5.1.1 / 5.1.2)."""
-        return self.ip_addresses[0].version
-
-    @property
-    def is_address_owner(self) -> bool:
-        return self.priority == PRIORITY_OWNER
-
 
 def validate_instances(data: Any, *, source: str) -> tuple[InstanceConfig, ...]:
     """A mapping (one instance) or a list of mappings -> validated instances, cross-checked."""
@@ -390,7 +328,7 @@ def validate_instances(data: Any, *, source: str) -> tuple[InstanceConfig, ...]:
 
 # ---- sync groups (keepalived's vrrp_sync_group) ----------------------------------------------
 
-class SyncGroupConfig(StrictModel):
+class SyncGroupConfig(StrictModel, SyncGroupRules):
     """keepalived's ``vrrp_sync_group``: instances (by name, possibly on different interfaces) that move
     together (VrrpFailover.sync_group). ``notify`` runs on each of the group's transitions (our arguments, or
     keepalived's ``GROUP name STATE 0`` with ``notify_args: "keepalived"``); ``notify_master`` /
@@ -496,6 +434,12 @@ def validate_vrrp_config(data: Any, *, source: str) -> VrrpConfig:
 
 def load_vrrp_config(path: str) -> VrrpConfig:
     return validate_vrrp_config(load_config_file(path), source=str(path))
+
+
+def plain(config: VrrpConfig) -> dict[str, Any]:
+    """The validated config as JSON-ready data for the run-time process (``VrrpFailover.settings.from_plain``)."""
+    return {"instances": [i.model_dump(mode="json") for i in config.instances],
+            "sync_groups": {n: g.model_dump(mode="json") for n, g in config.sync_groups.items()}}
 
 
 def load_config(path: str) -> tuple[InstanceConfig, ...]:

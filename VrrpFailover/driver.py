@@ -46,9 +46,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
-from typing import Any, Protocol
-
-from pyroute2 import AsyncIPRoute
+from typing import TYPE_CHECKING, Any, Protocol
 
 from failover_core.errors import RemoteInputError
 from failover_core.shell.carry_out import DecisionLog, carry_out
@@ -56,7 +54,6 @@ from failover_core.shell.notify import NotifyDispatcher, SubprocessHookRunner
 from failover_core.step import Step
 from failover_core.transitions import Transition
 from VrrpFailover.codes import AdvertDropCode, PacketDropCode
-from VrrpFailover.config import InstanceConfig, SyncGroupConfig
 from VrrpFailover.events import (
     Action,
     AddAddresses,
@@ -86,9 +83,14 @@ from VrrpFailover.netio import (
 from VrrpFailover.netio6 import NaSender, PriorityZero6Socket, Vrrp6Socket, open_ipv6
 from VrrpFailover.notify import keepalived_args
 from VrrpFailover.packet import Advert, Received, encode
+from VrrpFailover.rtnetlink import RtNetlink
+from VrrpFailover.settings import InstanceRules, SyncGroupRules
 from VrrpFailover.sync_group import SyncGroup
 from VrrpFailover.track import InterfaceWatcher, TrackFileRunner, TrackScriptRunner
 from VrrpFailover.vmac import VmacLink, VmacManager
+
+if TYPE_CHECKING:  # (imported at run time only with use_vmac: VrrpDaemon.run)
+    from pyroute2 import AsyncIPRoute
 
 log = logging.getLogger("vrrp")
 
@@ -137,7 +139,7 @@ class InterfaceRuntime:
 
 @dataclass
 class Instance:
-    config: InstanceConfig
+    config: InstanceRules
     router: VrrpRouter
     iface: InterfaceRuntime
     decisions: DecisionLog
@@ -176,7 +178,7 @@ class Instance:
         return data
 
 
-def runtime_key(config: InstanceConfig) -> str:
+def runtime_key(config: InstanceRules) -> str:
     """The interface runtime an instance uses: one per interface and address family; with use_vmac (and not
     vmac_xmit_base) its macvlan, where the adverts of the virtual MAC come and go (VrrpFailover.vmac)."""
     if config.vmac_name is not None and not config.vmac_xmit_base:
@@ -195,8 +197,8 @@ class GroupRuntime:
 
 
 class VrrpDaemon:
-    def __init__(self, configs: tuple[InstanceConfig, ...], *, status_file: str | None = None,
-                 sync_groups: dict[str, SyncGroupConfig] | None = None, hot_loop: HotLoop | None = None) -> None:
+    def __init__(self, configs: tuple[InstanceRules, ...], *, status_file: str | None = None,
+                 sync_groups: dict[str, SyncGroupRules] | None = None, hot_loop: HotLoop | None = None) -> None:
         self.configs = configs
         self.sync_groups = sync_groups or {}
         self.groups: dict[str, GroupRuntime] = {}
@@ -217,14 +219,16 @@ class VrrpDaemon:
         self.firewall = NftFirewall(configs)
 
     # -- set-up / tear-down ------------------------------------------------------------------
-    async def _open(self, ipr: AsyncIPRoute) -> None:
-        self.addresses = AddressManager(ipr)
+    async def _open(self, nl: RtNetlink, ipr: AsyncIPRoute | None) -> None:
+        self.addresses = AddressManager(nl)
         self.firewall.start()  # before any socket joins 224.0.0.18 through a macvlan (its IGMP rule)
-        self.vmacs = VmacManager(ipr)
+        if ipr is not None:
+            self.vmacs = VmacManager(ipr)
         vmacs: dict[str, VmacLink] = {}  # by instance name
         for c in self.configs:
             if c.vmac_name is not None:
-                idx = await ipr.link_lookup(ifname=c.interface_name)
+                assert self.vmacs is not None
+                idx = nl.link_lookup(ifname=c.interface_name)
                 if not idx:
                     raise OSError(f"no interface {c.interface_name}")
                 vmacs[c.name] = await self.vmacs.create(c.vmac_name, c.vmac_address, c.interface_name, idx[0])
@@ -235,14 +239,14 @@ class VrrpDaemon:
         for key, vips in vips_by_if.items():
             name, _, ipv6 = key.partition("/")
             if ipv6:
-                facts, sock6, na, wake6 = await open_ipv6(ipr, name, vips)
+                facts, sock6, na, wake6 = await open_ipv6(nl, name, vips)
                 self.interfaces[key] = InterfaceRuntime(facts=facts, sock=sock6, garp=na, wake=wake6)
                 continue
             vmac = vmac_of_key.get(key)
             if vmac is None:
-                facts = await InterfaceFacts.read(ipr, name, vips)
+                facts = await InterfaceFacts.read(nl, name, vips)
             else:  # adverts from the base interface's address, through the macvlan (its index, its MAC)
-                facts = replace(await InterfaceFacts.read(ipr, vmac.base, vips), name=vmac.name, index=vmac.index,
+                facts = replace(await InterfaceFacts.read(nl, vmac.base, vips), name=vmac.name, index=vmac.index,
                                 mac=vmac.mac)
             sock = VrrpSocket(facts)
             try:
@@ -334,16 +338,23 @@ class VrrpDaemon:
                 inst.base_sender.close()
 
     async def run(self) -> int:
-        async with AsyncIPRoute() as ipr:
-            return await self._run(ipr)
+        """Netlink through our ``rtnetlink`` (addresses, interface facts); pyroute2 only for the ``use_vmac``
+        macvlans, imported only when a config has one (its resident memory: VrrpFailover.rtnetlink)."""
+        with RtNetlink() as nl:
+            if all(c.vmac_name is None for c in self.configs):
+                return await self._run(nl, None)
+            from pyroute2 import AsyncIPRoute
 
-    async def _run(self, ipr: AsyncIPRoute) -> int:
+            async with AsyncIPRoute() as ipr:
+                return await self._run(nl, ipr)
+
+    async def _run(self, nl: RtNetlink, ipr: AsyncIPRoute | None) -> int:
         loop = self._loop = asyncio.get_running_loop()
         if self._hot is None:
             self._hot = loop
         self._stopped = asyncio.Event()
         try:
-            await self._open(ipr)
+            await self._open(nl, ipr)
             self._netlink_task = loop.create_task(self._netlink_worker(), name="netlink")
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self.stop, sig.name)

@@ -31,7 +31,7 @@ import subprocess
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from VrrpFailover.config import InstanceConfig
+from VrrpFailover.settings import InstanceRules
 
 log = logging.getLogger("vrrp")
 
@@ -40,20 +40,20 @@ CHAIN_PRIORITY = -1  # before the usual filter chains (priority 0), as keepalive
 NFT_TIMEOUT = 10.0
 
 
-def table_family(config: InstanceConfig) -> str:
+def table_family(config: InstanceRules) -> str:
     return "ip" if config.family == 4 else "ip6"
 
 
-def table_name(config: InstanceConfig) -> str:
+def table_name(config: InstanceRules) -> str:
     """``vrrp_failover_<VRID>_<interface>``: unique per interface, family (the table's) and VRID, like a VRID."""
     return f"{TABLE_PREFIX}{config.vrid}_{re.sub(r'[^A-Za-z0-9_]', '_', config.interface_name)}"
 
 
-def needs_table(config: InstanceConfig) -> bool:
+def needs_table(config: InstanceRules) -> bool:
     return not config.accepts or config.vmac_name is not None
 
 
-def render(config: InstanceConfig) -> str:
+def render(config: InstanceRules) -> str:
     """The nft script that defines the instance's table (``needs_table`` must be true)."""
     fam = table_family(config)
     ip = "ip" if fam == "ip" else "ip6"
@@ -78,7 +78,7 @@ def render(config: InstanceConfig) -> str:
     return "\n".join(lines) + "\n"
 
 
-def remove_script(configs: Iterable[InstanceConfig]) -> str:
+def remove_script(configs: Iterable[InstanceRules]) -> str:
     """Delete the instances' tables; a missing one is no error (``add table`` first makes an empty one)."""
     out = []
     for c in configs:
@@ -102,9 +102,9 @@ class NftFirewall:
     """The tables of ``configs`` (see the module docstring). ``start`` raises OSError when a table is needed and
     ``nft`` cannot make it (the router then exits 1: it would otherwise accept what it must not)."""
 
-    configs: tuple[InstanceConfig, ...]
+    configs: tuple[InstanceRules, ...]
     nft: str | None = field(default_factory=lambda: shutil.which("nft") or shutil.which("nft", path="/usr/sbin"))
-    installed: list[InstanceConfig] = field(default_factory=list)
+    installed: list[InstanceRules] = field(default_factory=list)
 
     def _run(self, *args: str, script: str | None = None) -> subprocess.CompletedProcess[str]:
         assert self.nft is not None

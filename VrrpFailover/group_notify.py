@@ -11,8 +11,8 @@ from __future__ import annotations
 from failover_core.hooks import HookResult, HookRunner
 from failover_core.shell.notify import SubprocessHookRunner
 from failover_core.transitions import Transition
-from VrrpFailover.config import SyncGroupConfig
 from VrrpFailover.notify import keepalived_group_args
+from VrrpFailover.settings import SyncGroupRules
 
 
 class GroupHookRunner:
@@ -33,7 +33,7 @@ class GroupHookRunner:
                           detail="; ".join(r.detail for r in results), duration=sum(r.duration for r in results))
 
 
-def group_hook_runner(config: SyncGroupConfig) -> GroupHookRunner | None:
+def group_hook_runner(config: SyncGroupRules) -> GroupHookRunner | None:
     """The group's hooks from its config, or None when it has none."""
     per_state: dict[str, HookRunner] = {
         state: SubprocessHookRunner(command, args_for=lambda _t: [])

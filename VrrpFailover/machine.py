@@ -52,7 +52,6 @@ from failover_core.transitions import StateMachine
 from VrrpFailover.codes import AdvertDropCode as Drop
 from VrrpFailover.codes import DecisionCode as Decision
 from VrrpFailover.codes import TransitionCode as Code
-from VrrpFailover.config import PRIORITY_OWNER, InstanceConfig, TrackFile, TrackInterface, TrackScript
 from VrrpFailover.events import (
     Action,
     AddAddresses,
@@ -70,6 +69,13 @@ from VrrpFailover.events import (
     Shutdown,
     Startup,
     TrackResult,
+)
+from VrrpFailover.settings import (
+    PRIORITY_OWNER,
+    InstanceRules,
+    TrackFileRules,
+    TrackInterfaceRules,
+    TrackScriptRules,
 )
 
 
@@ -137,11 +143,11 @@ class Tracking:
 
     The effective priority is base + the sum, clamped to 1-254 (0 would resign, 255 is the owner's)."""
 
-    def __init__(self, config: InstanceConfig) -> None:
-        self.specs: dict[str, TrackScript | TrackFile | TrackInterface] = dict(config.scripts)
+    def __init__(self, config: InstanceRules) -> None:
+        self.specs: dict[str, TrackScriptRules | TrackFileRules | TrackInterfaceRules] = dict(config.scripts)
         self.specs.update({f"file:{f.path}": f for f in config.track_file})
         self.specs.update({f"interface:{i.name}": i for i in config.track_interface})
-        self.states = {key: TrackerState(ok=False if isinstance(spec, TrackScript) and spec.init_fail else None)
+        self.states = {key: TrackerState(ok=False if isinstance(spec, TrackScriptRules) and spec.init_fail else None)
                        for key, spec in self.specs.items()}
         self.name = config.name
 
@@ -154,7 +160,7 @@ class Tracking:
         st = self.states[ev.tracker]
         before = (st.ok, st.value)
         st.detail = ev.detail
-        if isinstance(spec, TrackScript) and st.ok is not None:
+        if isinstance(spec, TrackScriptRules) and st.ok is not None:
             if ev.ok == st.ok:
                 st.streak = 0
             else:
@@ -163,13 +169,13 @@ class Tracking:
                     st.ok, st.streak = ev.ok, 0
         else:
             st.ok = ev.ok
-        if isinstance(spec, TrackFile):
+        if isinstance(spec, TrackFileRules):
             st.value = ev.value if ev.ok and ev.value is not None else 0
         return (st.ok, st.value) != before
 
     def makes_fault(self, key: str) -> bool:
         spec, st = self.specs[key], self.states[key]
-        if isinstance(spec, TrackFile):
+        if isinstance(spec, TrackFileRules):
             if st.ok is None:
                 return False
             return not st.ok or (st.value != 0 if spec.weight == 0 else st.value * spec.weight < FAULT_BELOW)
@@ -182,7 +188,7 @@ class Tracking:
 
     def weight_of(self, key: str) -> int:
         spec, st = self.specs[key], self.states[key]
-        if isinstance(spec, TrackFile):
+        if isinstance(spec, TrackFileRules):
             return st.value * spec.weight if st.ok else 0
         w = spec.weight
         if w is None or st.ok is None:
@@ -194,9 +200,9 @@ class Tracking:
 
     def describe(self, key: str) -> str:
         spec, st = self.specs[key], self.states[key]
-        if isinstance(spec, TrackFile):
+        if isinstance(spec, TrackFileRules):
             return f"holds {st.value} (x {spec.weight})" if st.ok else "cannot be read"
-        if isinstance(spec, TrackInterface):
+        if isinstance(spec, TrackInterfaceRules):
             return "is up" if st.ok else "is down"
         return "passes" if st.ok else "fails"
 
@@ -209,7 +215,7 @@ class VrrpRouter:
     (``VrrpFailover.sync_group``), or None: a member never becomes Master on its own timer (it sets
     ``wants_master`` and waits for ``GroupMaster``) and stays in Fault while the group holds it there."""
 
-    def __init__(self, config: InstanceConfig, primary_ip: IPv4Address, *, sync_group: str | None = None) -> None:
+    def __init__(self, config: InstanceRules, primary_ip: IPv4Address, *, sync_group: str | None = None) -> None:
         self.config = config
         self.primary_ip = primary_ip
         self.sync_group = sync_group

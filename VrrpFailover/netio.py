@@ -1,9 +1,10 @@
 """The operating-system edge of VrrpFailover: sockets and netlink, nothing that decides.
 
-- ``InterfaceFacts.read(ipr, ifname, exclude)``: ifindex, MAC and primary IPv4 address.
+- ``InterfaceFacts.read(nl, ifname, exclude)``: ifindex, MAC and primary IPv4 address.
 - ``AddressManager``: add/remove/list IPv4 and IPv6 addresses on an interface (idempotent; IPv6 ones
   with ``nodad``: usable at once, no duplicate-address detection wait, as keepalived adds them).
-  Both use pyroute2's AsyncIPRoute: pyroute2 0.9's sync IPRoute cannot run inside a running loop.
+  Both use ``VrrpFailover.rtnetlink`` (our own small rtnetlink client, not pyroute2: its resident memory, see
+  that module).
 - ``VrrpSocket``: the raw IPPROTO_VRRP socket of one interface, set up as measured in
   testbed/NOTES.md (SO_BINDTODEVICE, IP_MULTICAST_ALL=0, group membership on the ifindex,
   IP_MULTICAST_IF pinned to the primary address, TTL 255, no loop, TOS 0xC0, no bind()).
@@ -26,12 +27,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface, ip_address
 
-from pyroute2 import AsyncIPRoute
-from pyroute2.netlink.exceptions import NetlinkError
-
-from failover_core.config import ConfigError
-from VrrpFailover.config import InstanceConfig
 from VrrpFailover.packet import IPPROTO_VRRP, VRRP_GROUP, VRRP_TTL, decode_ip_packet
+from VrrpFailover.rtnetlink import NetlinkError, RtNetlink
+from VrrpFailover.settings import InstanceRules
 
 IP_MULTICAST_ALL = 49  # not in Python 3.11's socket module
 SO_TIMESTAMPNS = 35  # Linux: kernel receive time (CLOCK_REALTIME) as a cmsg
@@ -53,7 +51,7 @@ def interface_addresses(index: int, family: int = socket.AF_INET) -> set[IPv4Add
         return {ip_address(a.get("IFA_ADDRESS")) for a in ipr.get_addr(index=index, family=family)}
 
 
-def check_interfaces(configs: Iterable[InstanceConfig], source: str) -> None:
+def check_interfaces(configs: Iterable[InstanceRules], source: str) -> None:
     """What only the host can say, before anything is touched: the interface exists, and an instance with
     priority 255 really is the address owner (RFC 5798 5.2.4: every virtual address is one of the interface's
     own addresses). ConfigError naming the key and why otherwise."""
@@ -76,6 +74,8 @@ def check_interfaces(configs: Iterable[InstanceConfig], source: str) -> None:
                                  f"{', '.join(missing)} is not (it has: {has}); use 1-254 for a virtual address "
                                  f"that moves"))
     if problems:
+        from failover_core.config import ConfigError  # (the CLI's check, before the daemon runs: pydantic is there)
+
         raise ConfigError(source, problems)
 
 
@@ -87,19 +87,17 @@ class InterfaceFacts:
     primary_ip: IPv4Address | IPv6Address  # the advert source: IPv6's is the link-local address (netio6)
 
     @classmethod
-    async def read(cls, ipr: AsyncIPRoute, ifname: str, exclude: Iterable[IPv4Address]) -> InterfaceFacts:
+    async def read(cls, nl: RtNetlink, ifname: str, exclude: Iterable[IPv4Address]) -> InterfaceFacts:
         """The primary address is the first IPv4 address of the interface that is not in ``exclude`` (the
         virtual addresses that move; an address owner's are the interface's own and may be the primary)."""
-        idx = await ipr.link_lookup(ifname=ifname)
+        idx = nl.link_lookup(ifname=ifname)
         if not idx:
             raise OSError(errno.ENODEV, f"no interface {ifname}")
         index = idx[0]
-        links = [link async for link in await ipr.get_links(index)]
-        mac = bytes.fromhex((links[0].get("IFLA_ADDRESS") or "00:00:00:00:00:00").replace(":", ""))
+        mac = nl.link_mac(index) or bytes(6)
         skip = set(exclude)
         primary = None
-        async for a in await ipr.get_addr(index=index, family=socket.AF_INET):
-            ip = IPv4Address(a.get("IFA_ADDRESS"))
+        for ip, _len, _flags in nl.addresses(index, socket.AF_INET):
             if ip not in skip and primary is None:
                 primary = ip
         if primary is None:
@@ -113,17 +111,16 @@ class AddressManager:
     removing an absent one is not an error (netlink errors 17 / 99 are expected on restarts). IPv6
     addresses are added with ``nodad``: usable at once (without it one stays tentative ~1.85 s here)."""
 
-    def __init__(self, ipr: AsyncIPRoute) -> None:
-        self.ipr = ipr
+    def __init__(self, nl: RtNetlink) -> None:
+        self.nl = nl
 
     async def present(self, index: int, family: int = socket.AF_INET) -> set[IPv4Address | IPv6Address]:
-        return {ip_address(a.get("IFA_ADDRESS"))
-                async for a in await self.ipr.get_addr(index=index, family=family)}
+        return {ip for ip, _len, _flags in self.nl.addresses(index, family)}
 
     async def add(self, index: int, iface: IPv4Interface | IPv6Interface) -> bool:
         nodad = {"flags": IFA_F_NODAD} if iface.version == 6 else {}
         try:
-            await self.ipr.addr("add", index=index, address=str(iface.ip), prefixlen=iface.network.prefixlen,
+            await self.nl.addr("add", index=index, address=str(iface.ip), prefixlen=iface.network.prefixlen,
                                 **nodad)
         except NetlinkError as e:
             if e.code == errno.EEXIST:
@@ -133,7 +130,7 @@ class AddressManager:
 
     async def remove(self, index: int, iface: IPv4Interface | IPv6Interface) -> bool:
         try:
-            await self.ipr.addr("del", index=index, address=str(iface.ip), prefixlen=iface.network.prefixlen)
+            await self.nl.addr("del", index=index, address=str(iface.ip), prefixlen=iface.network.prefixlen)
         except NetlinkError as e:
             if e.code in (errno.EADDRNOTAVAIL, errno.ENOENT, errno.ESRCH):
                 return False

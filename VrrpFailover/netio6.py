@@ -2,7 +2,7 @@
 
 The counterparts of ``netio``'s IPv4 classes, with the same methods, so the driver treats both alike:
 
-- ``read_facts6(ipr, ifname, exclude)``: ifindex, MAC and the interface's IPv6 link-local address, the
+- ``read_facts6(nl, ifname, exclude)``: ifindex, MAC and the interface's IPv6 link-local address, the
   advert source (RFC 5798 5.1.2.1); a tentative one (duplicate-address detection still running) is
   waited for, a few seconds at most.
 - ``Vrrp6Socket``: the raw IPv6 IPPROTO_VRRP socket of one interface: SO_BINDTODEVICE,
@@ -18,7 +18,7 @@ The counterparts of ``netio``'s IPv4 classes, with the same methods, so the driv
   advertisements (``VrrpFailover.nd``: Override set, Router as the interface forwards). It is made
   with protocol 0, so it receives nothing (one bound to ETH_P_IPV6 would get a copy of every IPv6
   frame on the link).
-- ``open_ipv6(ipr, ifname, exclude)``: all of the above for one interface, closed again on failure.
+- ``open_ipv6(nl, ifname, exclude)``: all of the above for one interface, closed again on failure.
 """
 
 from __future__ import annotations
@@ -31,8 +31,6 @@ import time
 from collections.abc import Iterable
 from ipaddress import IPv6Address
 
-from pyroute2 import AsyncIPRoute
-
 from VrrpFailover.nd import ETH_P_IPV6, na_frame
 from VrrpFailover.netio import (
     SO_TIMESTAMPNS,
@@ -41,6 +39,7 @@ from VrrpFailover.netio import (
     InterfaceFacts,
 )
 from VrrpFailover.packet import IPPROTO_VRRP, VRRP_GROUP6, VRRP_TTL, Received, decode_ipv6
+from VrrpFailover.rtnetlink import RtNetlink
 
 IPV6_MULTICAST_ALL = 29  # Linux 4.20+; not in Python 3.11's socket module
 IFA_F_DADFAILED = 0x08
@@ -67,21 +66,19 @@ def usable_link_local(addresses: Iterable[tuple[IPv6Address, int]], exclude: Ite
     return None, tentative
 
 
-async def read_facts6(ipr: AsyncIPRoute, ifname: str, exclude: Iterable[IPv6Address],
+async def read_facts6(nl: RtNetlink, ifname: str, exclude: Iterable[IPv6Address],
                       wait: float = LINK_LOCAL_WAIT) -> InterfaceFacts:
     """ifindex, MAC and link-local address of ``ifname``: the advert source. ``exclude``: the virtual addresses
     (a link-local virtual address moves: it is not the interface's own)."""
-    idx = await ipr.link_lookup(ifname=ifname)
+    idx = nl.link_lookup(ifname=ifname)
     if not idx:
         raise OSError(errno.ENODEV, f"no interface {ifname}")
     index = idx[0]
-    links = [link async for link in await ipr.get_links(index)]
-    mac = bytes.fromhex((links[0].get("IFLA_ADDRESS") or "00:00:00:00:00:00").replace(":", ""))
+    mac = nl.link_mac(index) or bytes(6)
     skip = tuple(exclude)
     deadline = time.monotonic() + wait
     while True:
-        found = [(IPv6Address(a.get("IFA_ADDRESS")), a.get("IFA_FLAGS") or a.get("flags") or 0)
-                 async for a in await ipr.get_addr(index=index, family=socket.AF_INET6)]
+        found = [(ip, flags) for ip, _len, flags in nl.addresses(index, socket.AF_INET6)]
         ip, tentative = usable_link_local(found, skip)
         if ip is not None:
             return InterfaceFacts(name=ifname, index=index, mac=mac, primary_ip=ip)
@@ -229,10 +226,10 @@ class NaSender:
         self.sock.close()
 
 
-async def open_ipv6(ipr: AsyncIPRoute, ifname: str, exclude: Iterable[IPv6Address]
+async def open_ipv6(nl: RtNetlink, ifname: str, exclude: Iterable[IPv6Address]
                     ) -> tuple[InterfaceFacts, Vrrp6Socket, NaSender, PriorityZero6Socket]:
     """The facts and the three sockets of one interface; whatever was opened is closed if a later one fails."""
-    facts = await read_facts6(ipr, ifname, exclude)
+    facts = await read_facts6(nl, ifname, exclude)
     opened: list[Vrrp6Socket | NaSender | PriorityZero6Socket] = []
     try:
         sock = Vrrp6Socket(facts)

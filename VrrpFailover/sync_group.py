@@ -32,9 +32,9 @@ from failover_core.errors import LocalUsageError
 from failover_core.step import Step, StepBuilder
 from failover_core.transitions import StateMachine
 from VrrpFailover.codes import SyncGroupCode as Code
-from VrrpFailover.config import SyncGroupConfig
 from VrrpFailover.events import Action, Event, GroupBackup, GroupFault, GroupMaster, GroupRecovered
 from VrrpFailover.machine import ALLOWED_MOVES, VrrpRouter, VrrpState
+from VrrpFailover.settings import SyncGroupRules
 
 S = VrrpState
 MAX_ROUNDS = 8  # rule rounds per event: each rule fires at most once per event, so 4 are enough
@@ -49,7 +49,7 @@ class GroupStep:
 
 
 class SyncGroup:
-    def __init__(self, name: str, config: SyncGroupConfig, routers: Mapping[str, VrrpRouter]) -> None:
+    def __init__(self, name: str, config: SyncGroupRules, routers: Mapping[str, VrrpRouter]) -> None:
         missing = [m for m in config.members if m not in routers]
         wrong = [m for m in config.members if m in routers and routers[m].sync_group != name]
         if missing or wrong:

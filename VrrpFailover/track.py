@@ -28,7 +28,7 @@ import stat
 import struct
 from collections.abc import Callable, Iterable
 
-from VrrpFailover.config import TrackFile, TrackScript
+from VrrpFailover.settings import TrackFileRules, TrackScriptRules
 
 log = logging.getLogger("vrrp.track")
 
@@ -86,7 +86,8 @@ class _Periodic:
 class TrackScriptRunner(_Periodic):
     """Runs one track script; ``on_result(ok, detail)`` after every run."""
 
-    def __init__(self, key: str, subject: str, script: TrackScript, on_result: Callable[[bool, str], None]) -> None:
+    def __init__(self, key: str, subject: str, script: TrackScriptRules,
+                 on_result: Callable[[bool, str], None]) -> None:
         super().__init__()
         self.key, self.subject, self.script = key, subject, script
         self.argv = shlex.split(script.command) if isinstance(script.command, str) else list(script.command)
@@ -130,7 +131,7 @@ def read_track_file(path: str) -> tuple[bool, int | None, str]:
 class TrackFileRunner(_Periodic):
     """Reads one track file every ``interval`` s; ``on_result(ok, value, detail)`` when the reading changes."""
 
-    def __init__(self, key: str, subject: str, spec: TrackFile,
+    def __init__(self, key: str, subject: str, spec: TrackFileRules,
                  on_result: Callable[[bool, int | None, str], None]) -> None:
         super().__init__()
         self.key, self.subject, self.spec = key, subject, spec

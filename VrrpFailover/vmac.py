@@ -38,12 +38,12 @@ import errno
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from pyroute2 import AsyncIPRoute
-from pyroute2.netlink.exceptions import NetlinkError
+from VrrpFailover.settings import InstanceRules
 
-from failover_core.config import ConfigError
-from VrrpFailover.config import InstanceConfig
+if TYPE_CHECKING:  # (pyroute2 is imported by the driver only when a config has use_vmac: its resident memory)
+    from pyroute2 import AsyncIPRoute
 
 log = logging.getLogger("vrrp")
 
@@ -141,6 +141,8 @@ class VmacManager:
     async def remove_all(self) -> None:
         """Remove every macvlan made here and put back the sysctls of the interfaces below (those nobody changed
         since)."""
+        from pyroute2.netlink.exceptions import NetlinkError
+
         for link in list(self.links.values()):
             try:
                 await self.ipr.link("del", index=link.index)
@@ -174,7 +176,7 @@ def existing_conflict(name: str, base: str) -> str | None:
             f"ours to replace: choose another name")
 
 
-def check_vmac_names(configs: Iterable[InstanceConfig], source: str) -> None:
+def check_vmac_names(configs: Iterable[InstanceRules], source: str) -> None:
     """ConfigError (key ``[n].use_vmac``) for a macvlan name that an interface of another kind already has."""
     problems: list[tuple[str, object, str]] = []
     for n, c in enumerate(configs):
@@ -183,4 +185,6 @@ def check_vmac_names(configs: Iterable[InstanceConfig], source: str) -> None:
             if why:
                 problems.append((f"[{n}].use_vmac", c.use_vmac, why))
     if problems:
+        from failover_core.config import ConfigError  # (the CLI's check, before the daemon runs: pydantic is there)
+
         raise ConfigError(source, problems)

@@ -22,18 +22,30 @@ It reads no clock, opens no socket and runs no process. Drivers feed it facts an
                   CLI ``--check`` convention and the subprocess notify-hook runner
 """
 
+from typing import TYPE_CHECKING, Any
+
 from failover_core.clock import Clock, FakeClock
-from failover_core.config import ConfigError, StrictModel, parse_config_text, validate_config
 from failover_core.decide import Decision, Facts, Policy, decide
 from failover_core.errors import FailoverCoreError, LocalUsageError, RemoteInputError
-from failover_core.heartbeat_auth import HeartbeatSigner, ReplayWindow
 from failover_core.hooks import HookQueue, HookResult, HookRunner
 from failover_core.liveness import Liveness, PeerLiveness
 from failover_core.shell.clock import MonotonicClock
-from failover_core.shell.config_file import load_config_file
 from failover_core.step import Deadlines, Reason, ReasonCode, Step, StepBuilder
 from failover_core.tables import Action, Role, Verdict
 from failover_core.transitions import IllegalTransition, StateMachine, Transition
+
+if TYPE_CHECKING:
+    from failover_core.config import ConfigError, StrictModel, parse_config_text, validate_config
+    from failover_core.heartbeat_auth import HeartbeatSigner, ReplayWindow
+    from failover_core.shell.config_file import load_config_file
+
+# Imported on first use (PEP 562): ``failover_core.config`` pulls in pydantic and ``heartbeat_auth`` hashlib (its
+# libcrypto: 3.5 MiB resident), which a run-time process may not need (VrrpFailover's daemon validates in its CLI,
+# then runs without either: docs/vrrp.md "Measured"); importing any other submodule must not load them.
+_LAZY = {"ConfigError": "failover_core.config", "StrictModel": "failover_core.config",
+         "parse_config_text": "failover_core.config", "validate_config": "failover_core.config",
+         "load_config_file": "failover_core.shell.config_file",
+         "HeartbeatSigner": "failover_core.heartbeat_auth", "ReplayWindow": "failover_core.heartbeat_auth"}
 
 __all__ = [
     "Action",
@@ -70,3 +82,14 @@ __all__ = [
     "parse_config_text",
     "validate_config",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    where = _LAZY.get(name)
+    if where is None:
+        raise AttributeError(f"module 'failover_core' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(where), name)
+    globals()[name] = value
+    return value

@@ -28,6 +28,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -182,27 +183,47 @@ class Cluster:
         p = self.notify_log(name)
         return p.read_text().splitlines() if p.exists() else []
 
+    def _each(self, fn: Callable[[str], None], names: list[str]) -> None:
+        """``fn(name)`` for every name, at once (threads; greenlets where gevent patched them): the platforms are
+        independent processes, each command is a subprocess to wait for. One after the other with volttron-
+        testing's wrapper, whose calls rebind os.environ for their duration (two at once would mix them)."""
+        if self.backend == "vtesting" or len(names) < 2:
+            for n in names:
+                fn(n)
+            return
+        with ThreadPoolExecutor(max_workers=len(names)) as pool:
+            for future in [pool.submit(fn, n) for n in names]:
+                future.result()  # the first error is raised, after every one has ended
+
     def start(self, log: Callable[[str], None] = lambda s: None) -> Cluster:
         failover_wheel, service_wheel = Wheels.get()
-        for p in self.platforms.values():
+
+        def bring_up(name: str) -> None:
+            """One platform: started, the observer admitted, then the witness agent, or the service agent
+            (installed, stopped)."""
+            p = self.platforms[name]
             p.start()
             p.vctl("auth", "add", OBSERVER)
             log(f"platform {p.name} up at {p.address} ({p.startup_s:.1f}s)")
-        if "witness" in self.platforms:
-            w = self.platforms["witness"]
-            cfg = {"agent_id": "witness", "timeout": self.timeout}
-            if self.secret:
-                cfg["heartbeat_secret"] = self.secret
-            self.failover["witness"] = w.install(failover_wheel, WITNESS, cfg, tag="witness", start=True)
-            log(f"witness agent installed on {w.name} as {WITNESS}")
-        for name in ("primary", "secondary"):
-            p = self.platforms[name]
+            if name == "witness":
+                cfg = {"agent_id": "witness", "timeout": self.timeout}
+                if self.secret:
+                    cfg["heartbeat_secret"] = self.secret
+                self.failover["witness"] = p.install(failover_wheel, WITNESS, cfg, tag="witness", start=True)
+                log(f"witness agent installed on {p.name} as {WITNESS}")
+                return
             self.service[name] = p.install(service_wheel, SERVICE, {}, tag="service")
             p.authorize_failover(FAILOVER)
             log(f"service agent {SERVICE} installed (stopped) on {name}")
-        for name in ("primary", "secondary"):
-            p = self.platforms[name]
-            self.failover[name] = p.install(failover_wheel, FAILOVER, self.failover_config(name), tag="failover")
+
+        def install_failover(name: str) -> None:  # not started: the keys are registered first
+            self.failover[name] = self.platforms[name].install(failover_wheel, FAILOVER, self.failover_config(name),
+                                                               tag="failover")
+
+        self._each(bring_up, list(self.platforms))
+        # after every start: a failover agent's config names the other platforms' serverkeys (platform.json,
+        # which a platform writes when it starts)
+        self._each(install_failover, ["primary", "secondary"])
         # the operator's step: each failover agent's key is registered, under the identity it uses
         # there (<identity>.<agent_id>), on the peer platform and on the witness platform
         for name, peer in (("primary", "secondary"), ("secondary", "primary")):
@@ -221,8 +242,7 @@ class Cluster:
             link.close()
         self._observers.clear()
         try:
-            for p in self.platforms.values():
-                p.close()
+            self._each(lambda n: self.platforms[n].close(), list(self.platforms))  # every one, also if one fails
         finally:
             if self.segment is not None:
                 self.segment.teardown()

@@ -460,6 +460,11 @@ class VrrpDaemon:
         finally:
             touched, self._arm_later = self._arm_later, None
             for inst, at in touched.values():
+                # moved later too (the timer would fire for nothing: with several routers on the interface, one
+                # drain at the first deadline serves them all, and each next wake-up is the earliest new deadline)
+                if at is not None and inst.timer is not None and inst.timer_at is not None and at > inst.timer_at:
+                    inst.timer.cancel()
+                    inst.timer = None
                 self._arm(inst, at)
 
     def _drain_queue(self, rt: InterfaceRuntime, now: float, offset: float, stepped: bool, floor: float,
@@ -514,6 +519,12 @@ class VrrpDaemon:
             self._feed_advert(inst, rx, at)
 
     def _feed_advert(self, inst: Instance, rx: Received, at: float) -> None:
+        if inst.group is None:
+            wake = inst.router.routine_advert(rx.source, rx.advert, at)
+            if wake is not None:  # the router's own routine case: what handle's Step would be, SetTimer(wake)
+                inst.repeat_of = rx
+                self._set_timer(inst, wake)
+                return
         event = AdvertIn(now=at, source=rx.source, advert=rx.advert)
         if inst.group is not None:
             self._feed(inst, event)
@@ -530,16 +541,27 @@ class VrrpDaemon:
         inst.timer_at = None
         if self._stopping:
             return
-        inst.iface.wakeups += 1
-        if not inst.iface.reading:  # (when reading, the loop ran the reader before this timer)
-            self._drain(inst.iface)  # adverts queued while we slept come first, with their arrival times
+        rt = inst.iface
+        rt.wakeups += 1
+        if not rt.reading:  # (when reading, the loop ran the reader before this timer)
+            self._drain(rt)  # adverts queued while we slept come first, with their arrival times
         now = self._loop.time()
-        at = inst.router.wake_at
-        if at is not None and at > now and inst.group is None:
-            # the adverts just read moved the router's timer on: nothing is due, and a Deadline would only ask
-            # for this same time again (the router's wake_at is the earliest of everything it checks)
-            self._arm(inst, at)
-            return
+        router = inst.router
+        if inst.group is None:
+            at = router.routine_adver_timer(now)
+            if at is not None:
+                # the Master's routine Adver_Timer, decided by the router without a Step: that Step would be
+                # SendAdvert(priority), SetTimer(at), no reason (nothing to log or notify)
+                inst.repeat_of = None
+                self._send_wire(inst, router.priority, False)
+                self._arm(inst, at)
+                return
+            at = router.wake_at
+            if at is not None and at > now:
+                # the adverts just read moved the router's timer on: nothing is due, and a Deadline would only
+                # ask for this same time again (the router's wake_at is the earliest of everything it checks)
+                self._arm(inst, at)
+                return
         self._feed(inst, Deadline(now=now))
 
     def _start_trackers(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -626,16 +648,27 @@ class VrrpDaemon:
         }
 
     def _send_advert(self, inst: Instance, action: SendAdvert) -> None:
+        self._send_bytes(inst, action.priority, action.stepping_down)
+
+    def _send_bytes(self, inst: Instance, priority: int, stepping_down: bool) -> None:
         sock = inst.iface.sock
-        wire = inst._wire.get(action.priority)
+        wire = inst._wire.get(priority)
         if wire is None:  # the bytes and the socket address of each destination, made once per priority
-            wire = inst._wire[action.priority] = tuple(
-                (inst.advert_bytes(action.priority, dst), sock.sockaddr(dst))  # type: ignore[arg-type]
+            wire = inst._wire[priority] = tuple(
+                (inst.advert_bytes(priority, dst), sock.sockaddr(dst))  # type: ignore[arg-type]
                 for dst in inst.config.unicast_peers or (sock.group,))
-        sender = inst.base_sender if action.stepping_down and inst.base_sender is not None else sock
+        sender = inst.base_sender if stepping_down and inst.base_sender is not None else sock
         for data, sockaddr in wire:
             sender.send_to(data, sockaddr)
         inst.sent += 1
+
+    def _send_wire(self, inst: Instance, priority: int, stepping_down: bool) -> None:
+        """SendAdvert's handler without the action object (the routine Master path): same errors handling."""
+        try:
+            self._send_bytes(inst, priority, stepping_down)
+        except OSError as e:
+            inst.send_errors += 1
+            log.error("%s: %s failed: %s", inst.config.name, SendAdvert.__name__, e)
 
     def _queue_addresses(self, inst: Instance, op: str) -> None:
         for iface in inst.config.ip_addresses:  # with their prefix lengths (the actions carry the bare IPs)

@@ -543,10 +543,18 @@ class VrrpDaemon:
             return
         rt = inst.iface
         rt.wakeups += 1
+        router = inst.router
         if not rt.reading:  # (when reading, the loop ran the reader before this timer)
             self._drain(rt)  # adverts queued while we slept come first, with their arrival times
-        now = self._loop.time()
-        router = inst.router
+            now = self._loop.time()
+            at = router.wake_at
+            if at is not None and at > now and inst.group is None:
+                # the adverts just read moved the router's timer on: nothing is due, and a Deadline would only
+                # ask for this same time again (the router's wake_at is the earliest of everything it checks)
+                self._arm(inst, at)
+                return
+        else:
+            now = self._loop.time()
         if inst.group is None:
             at = router.routine_adver_timer(now)
             if at is not None:
@@ -557,9 +565,7 @@ class VrrpDaemon:
                 self._arm(inst, at)
                 return
             at = router.wake_at
-            if at is not None and at > now:
-                # the adverts just read moved the router's timer on: nothing is due, and a Deadline would only
-                # ask for this same time again (the router's wake_at is the earliest of everything it checks)
+            if at is not None and at > now:  # early (a deadline moved later): the same answer as above
                 self._arm(inst, at)
                 return
         self._feed(inst, Deadline(now=now))

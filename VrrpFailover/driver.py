@@ -7,11 +7,11 @@ transitions to the instance's notify dispatcher, runs each action with this driv
 
 One event loop for every virtual router of the process. Each router asks for one wake-up time
 (``SetTimer``, always the step's last action); the driver keeps one ``call_at`` handle per
-router and only re-arms it when the wanted time moves earlier (a handle that fires early is a
-no-op for the router, which then asks again). So an idle Backup wakes about once per
-Master_Down_Interval and otherwise sleeps in epoll: no fixed tick, no busy loop. The timers and the
-VRRP sockets are on the "hot loop": the CLI's ``lean_loop.LeanLoop`` (an epoll loop that steps asyncio
-only when asyncio has work: netlink, trackers, signals), or asyncio's own loop when none is given.
+router and re-arms it when the wanted time moves earlier, and after a read of queued adverts when it
+moved later too (otherwise a handle that fires early is a no-op for the router, which then asks again). So an
+idle Backup wakes about once per Master_Down_Interval and otherwise sleeps in epoll: no fixed tick, no busy
+loop. The timers and the VRRP sockets are on the "hot loop": the CLI's ``lean_loop.LeanLoop`` (an epoll loop
+that steps asyncio only when asyncio has work: netlink, trackers, signals), or asyncio's own loop when none is given.
 Both clocks are time.monotonic().
 
 Adverts come from one raw socket per interface and address family (``netio.VrrpSocket``; for IPv6

@@ -7,11 +7,11 @@ transitions to the instance's notify dispatcher, runs each action with this driv
 
 One event loop for every virtual router of the process. Each router asks for one wake-up time
 (``SetTimer``, always the step's last action); the driver keeps one ``call_at`` handle per
-router and only re-arms it when the wanted time moves earlier (a handle that fires early is a
-no-op for the router, which then asks again). So an idle Backup wakes about once per
-Master_Down_Interval and otherwise sleeps in epoll: no fixed tick, no busy loop. The timers and the
-VRRP sockets are on the "hot loop": the CLI's ``lean_loop.LeanLoop`` (an epoll loop that steps asyncio
-only when asyncio has work: netlink, trackers, signals), or asyncio's own loop when none is given.
+router and re-arms it when the wanted time moves earlier, and after a read of queued adverts when it
+moved later too (otherwise a handle that fires early is a no-op for the router, which then asks again). So an
+idle Backup wakes about once per Master_Down_Interval and otherwise sleeps in epoll: no fixed tick, no busy
+loop. The timers and the VRRP sockets are on the "hot loop": the CLI's ``lean_loop.LeanLoop`` (an epoll loop
+that steps asyncio only when asyncio has work: netlink, trackers, signals), or asyncio's own loop when none is given.
 Both clocks are time.monotonic().
 
 Adverts come from one raw socket per interface and address family (``netio.VrrpSocket``; for IPv6
@@ -471,6 +471,11 @@ class VrrpDaemon:
         finally:
             touched, self._arm_later = self._arm_later, None
             for inst, at in touched.values():
+                # moved later too (the timer would fire for nothing: with several routers on the interface, one
+                # drain at the first deadline serves them all, and each next wake-up is the earliest new deadline)
+                if at is not None and inst.timer is not None and inst.timer_at is not None and at > inst.timer_at:
+                    inst.timer.cancel()
+                    inst.timer = None
                 self._arm(inst, at)
 
     def _drain_queue(self, rt: InterfaceRuntime, now: float, offset: float, stepped: bool, floor: float,
@@ -525,6 +530,12 @@ class VrrpDaemon:
             self._feed_advert(inst, rx, at)
 
     def _feed_advert(self, inst: Instance, rx: Received, at: float) -> None:
+        if inst.group is None:
+            wake = inst.router.routine_advert(rx.source, rx.advert, at)
+            if wake is not None:  # the router's own routine case: what handle's Step would be, SetTimer(wake)
+                inst.repeat_of = rx
+                self._set_timer(inst, wake)
+                return
         event = AdvertIn(now=at, source=rx.source, advert=rx.advert)
         if inst.group is not None:
             self._feed(inst, event)
@@ -541,16 +552,33 @@ class VrrpDaemon:
         inst.timer_at = None
         if self._stopping:
             return
-        inst.iface.wakeups += 1
-        if not inst.iface.reading:  # (when reading, the loop ran the reader before this timer)
-            self._drain(inst.iface)  # adverts queued while we slept come first, with their arrival times
-        now = self._loop.time()
-        at = inst.router.wake_at
-        if at is not None and at > now and inst.group is None:
-            # the adverts just read moved the router's timer on: nothing is due, and a Deadline would only ask
-            # for this same time again (the router's wake_at is the earliest of everything it checks)
-            self._arm(inst, at)
-            return
+        rt = inst.iface
+        rt.wakeups += 1
+        router = inst.router
+        if not rt.reading:  # (when reading, the loop ran the reader before this timer)
+            self._drain(rt)  # adverts queued while we slept come first, with their arrival times
+            now = self._loop.time()
+            at = router.wake_at
+            if at is not None and at > now and inst.group is None:
+                # the adverts just read moved the router's timer on: nothing is due, and a Deadline would only
+                # ask for this same time again (the router's wake_at is the earliest of everything it checks)
+                self._arm(inst, at)
+                return
+        else:
+            now = self._loop.time()
+        if inst.group is None:
+            at = router.routine_adver_timer(now)
+            if at is not None:
+                # the Master's routine Adver_Timer, decided by the router without a Step: that Step would be
+                # SendAdvert(priority), SetTimer(at), no reason (nothing to log or notify)
+                inst.repeat_of = None
+                self._send_wire(inst, router.priority, False)
+                self._arm(inst, at)
+                return
+            at = router.wake_at
+            if at is not None and at > now:  # early (a deadline moved later): the same answer as above
+                self._arm(inst, at)
+                return
         self._feed(inst, Deadline(now=now))
 
     def _start_trackers(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -637,16 +665,27 @@ class VrrpDaemon:
         }
 
     def _send_advert(self, inst: Instance, action: SendAdvert) -> None:
+        self._send_bytes(inst, action.priority, action.stepping_down)
+
+    def _send_bytes(self, inst: Instance, priority: int, stepping_down: bool) -> None:
         sock = inst.iface.sock
-        wire = inst._wire.get(action.priority)
+        wire = inst._wire.get(priority)
         if wire is None:  # the bytes and the socket address of each destination, made once per priority
-            wire = inst._wire[action.priority] = tuple(
-                (inst.advert_bytes(action.priority, dst), sock.sockaddr(dst))  # type: ignore[arg-type]
+            wire = inst._wire[priority] = tuple(
+                (inst.advert_bytes(priority, dst), sock.sockaddr(dst))  # type: ignore[arg-type]
                 for dst in inst.config.unicast_peers or (sock.group,))
-        sender = inst.base_sender if action.stepping_down and inst.base_sender is not None else sock
+        sender = inst.base_sender if stepping_down and inst.base_sender is not None else sock
         for data, sockaddr in wire:
             sender.send_to(data, sockaddr)
         inst.sent += 1
+
+    def _send_wire(self, inst: Instance, priority: int, stepping_down: bool) -> None:
+        """SendAdvert's handler without the action object (the routine Master path): same errors handling."""
+        try:
+            self._send_bytes(inst, priority, stepping_down)
+        except OSError as e:
+            inst.send_errors += 1
+            log.error("%s: %s failed: %s", inst.config.name, SendAdvert.__name__, e)
 
     def _queue_addresses(self, inst: Instance, op: str) -> None:
         for iface in inst.config.ip_addresses:  # with their prefix lengths (the actions carry the bare IPs)

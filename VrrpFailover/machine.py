@@ -70,6 +70,7 @@ from VrrpFailover.events import (
     Startup,
     TrackResult,
 )
+from VrrpFailover.packet import Advert
 from VrrpFailover.settings import (
     PRIORITY_OWNER,
     InstanceRules,
@@ -238,6 +239,11 @@ class VrrpRouter:
         self.master_address: IPv4Address | None = None  # who we believe is Master (Backup only)
         self._addresses = frozenset(config.addresses)
         self._takeover_code = Code.MASTER_DOWN_INTERVAL_EXPIRED  # the code of the next Backup -> Master
+        # the last advert (source, advert object) that passed the config checks and was routine in Backup: the
+        # key of ``routine_advert`` (the checks depend on nothing else: config and primary_ip never change)
+        self._routine_source: IPv4Address | None = None
+        self._v3 = config.version == 3
+        self._routine_advert: Advert | None = None
 
     # -- derived values --------------------------------------------------------------------
     @property
@@ -259,8 +265,11 @@ class VrrpRouter:
     @property
     def wake_at(self) -> float | None:
         """The earliest of the RFC timer and the next GARP rounds: what ``SetTimer`` asks for."""
-        times = [t for t in (self.deadline, self.garp_at, self.lp_garp_at, self.refresh_at) if t is not None]
-        return min(times) if times else None
+        at = self.deadline
+        for t in (self.garp_at, self.lp_garp_at, self.refresh_at):
+            if t is not None and (at is None or t < at):
+                at = t
+        return at
 
     # -- the one entry point ---------------------------------------------------------------
     def handle(self, event: Event) -> Step[Action]:
@@ -281,6 +290,65 @@ class VrrpRouter:
                 self._group(event, step)
         step.act(SetTimer(self.wake_at))
         return step.build()
+
+    # -- the hot path: two routine cases without a Step -------------------------------------
+    # Each does exactly what ``handle`` does for that case (same fields changed, same single action) or nothing at
+    # all (returns None: the caller must use ``handle``). tests/vrrp/test_vrrp_machine.py compares both on twin
+    # routers. The driver uses them for the events that make up an idle router's life.
+    def routine_adver_timer(self, now: float) -> float | None:
+        """``handle(Deadline(now))`` when it is a Master's routine Adver_Timer: the RFC timer is due and no
+        gratuitous ARP round is (the Step would be ``SendAdvert(self.priority)``, ``SetTimer(wake_at)``, no
+        reason). Moves the timer on as ``handle`` does and returns the new ``wake_at``; the caller sends the
+        advert. None, with nothing changed, in every other case."""
+        d = self.deadline
+        if d is None or now < d or self.machine.state is not S.MASTER:
+            return None
+        g, lp, r = self.garp_at, self.lp_garp_at, self.refresh_at
+        if (g is not None and now >= g) or (lp is not None and now >= lp) or (r is not None and now >= r):
+            return None
+        interval = self.config.advert_interval
+        nxt = d + interval
+        d = self.deadline = nxt if nxt > now else now + interval
+        # wake_at, inline (this path runs on every advert a Master sends: fewer calls, less cold code)
+        for t in (g, lp, r):
+            if t is not None and t < d:
+                d = t
+        return d
+
+    def routine_advert(self, source: IPv4Address, advert: Advert, now: float) -> float | None:
+        """``handle(AdvertIn(now=now, source=source, advert=advert))`` when it is a Backup's routine case and
+        ``advert`` is the very object (from the same source) of the last advert ``handle`` found routine: it
+        passed the config checks then (which depend on nothing else), and with a priority at least ours (so not
+        0, and no preemption) it only restarts the Master_Down_Timer (the Step would be ``SetTimer(wake_at)``
+        alone, no reason, no note). Does that and returns the new ``wake_at`` (= the deadline: a Backup has no
+        gratuitous ARP rounds). None, with nothing changed, in every other case."""
+        if (advert is not self._routine_advert or self.machine.state is not S.BACKUP
+                or advert.priority < self.priority
+                or (source is not self._routine_source and source != self._routine_source)):
+            return None
+        # _restart_down_timer inline, with master_down_interval's arithmetic in the same order (same floats)
+        self.wants_master = False
+        if self._v3:
+            mai = self.master_adver_interval = advert.interval
+            d = self.deadline = now + (3 * mai + (256 - self.priority) * mai / 256)
+        else:
+            mai = self.master_adver_interval
+            d = self.deadline = now + (3 * mai + (256 - self.priority) * 1.0 / 256)
+        self._takeover_code = Code.MASTER_DOWN_INTERVAL_EXPIRED
+        self.master_address = source
+        for t in (self.garp_at, self.lp_garp_at, self.refresh_at):  # (None in Backup; wake_at's rule all the same)
+            if t is not None and t < d:
+                d = t
+        return d
+
+    def _restart_down_timer(self, source: IPv4Address, adv: Advert, now: float) -> None:
+        """The Master (or one at least as good) speaks: restart the Master_Down_Timer (routine, no reason)."""
+        self.wants_master = False  # (a sync group member held as Backup: the Master is back, keepalived too)
+        if self.config.version == 3:
+            self.master_adver_interval = adv.interval
+        self.deadline = now + self.master_down_interval
+        self._takeover_code = Code.MASTER_DOWN_INTERVAL_EXPIRED
+        self.master_address = source
 
     # -- adverts: RFC 5798 7.1 receiver checks, then 6.4.2 (Backup) / 6.4.3 (Master) --------
     def _dropped(self, ev: AdvertIn) -> Drop | None:
@@ -328,13 +396,8 @@ class VrrpRouter:
                 step.because(Decision.PREEMPT_PENDING, f"{ev.source} advertises priority {adv.priority} < "
                                                        f"{self.priority}: preempting when the timer runs out")
             return
-        # the Master (or one at least as good) speaks: restart the Master_Down_Timer (routine, no reason)
-        self.wants_master = False  # (a sync group member held as Backup: the Master is back, keepalived too)
-        if self.config.version == 3:
-            self.master_adver_interval = adv.interval
-        self.deadline = now + self.master_down_interval
-        self._takeover_code = Code.MASTER_DOWN_INTERVAL_EXPIRED
-        self.master_address = ev.source
+        self._restart_down_timer(ev.source, adv, now)
+        self._routine_source, self._routine_advert = ev.source, adv
 
     def _advert_in_master(self, ev: AdvertIn, step: StepBuilder[Action]) -> None:
         now, adv = ev.now, ev.advert

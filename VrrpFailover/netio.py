@@ -37,6 +37,8 @@ SO_ATTACH_FILTER = 26
 ETH_P_ARP = 0x0806
 TOS_NETWORK_CONTROL = 0xC0
 IFA_F_NODAD = 0x02
+SOL_SOCKET = socket.SOL_SOCKET
+_TIMESPEC = struct.Struct("@qq")
 
 
 def address_family(version: int) -> socket.AddressFamily:
@@ -211,8 +213,8 @@ class VrrpSocket:
         except (BlockingIOError, InterruptedError):
             return None
         for level, kind, payload in anc:
-            if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(payload) >= 16:
-                sec, nsec = struct.unpack_from("@qq", payload)
+            if level == SOL_SOCKET and kind == SO_TIMESTAMPNS and len(payload) >= 16:
+                sec, nsec = _TIMESPEC.unpack_from(payload)
                 return data, sec + nsec / 1e9
         return data, None
 

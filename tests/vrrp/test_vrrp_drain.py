@@ -158,3 +158,115 @@ def test_a_datagram_whose_header_the_decoder_checks_is_not_remembered():
     read(d, rt, [(bad, 10.0), (bad, 10.1)], now=10.15)
     assert CountingSocket.count == 2 and not rt.decoded  # each decoded (and dropped: TTL), none remembered
     assert rt.drops["ttl_not_255"] == 2
+
+
+# ---- the routine paths (VrrpRouter.routine_advert / routine_adver_timer) and the timers after a drain ----------
+
+class RecordingLoop(TimerLoop):
+    """Records each timer armed (and whether it was cancelled since)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.timers: list[RecordingLoop.Timer] = []
+
+    def call_at(self, at: float, *_args: object) -> RecordingLoop.Timer:  # type: ignore[override]
+        h = RecordingLoop.Timer(at)
+        self.timers.append(h)
+        return h
+
+    class Timer:
+        def __init__(self, at: float) -> None:
+            self.at, self.cancelled = at, False
+
+        def cancel(self) -> None:
+            self.cancelled = True
+
+
+class SendingSocket(ListSocket):
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent: list[tuple[bytes, object]] = []
+
+    @staticmethod
+    def sockaddr(dst: IPv4Address) -> tuple[str, int]:
+        return (str(dst), 0)
+
+    def send_to(self, message: bytes, sockaddr: tuple[str, int]) -> None:
+        self.sent.append((message, sockaddr))
+
+
+def no_handle(*_a: object) -> None:
+    raise AssertionError("the routine path must not build a Step")
+
+
+def test_the_backups_routine_adverts_after_the_first_are_not_handled_and_decide_the_same():
+    adverts = [(datagram(150, ident=k), 10.0 + 0.1 * k) for k in range(4)]
+    d, inst, rt = backup()
+    read(d, rt, adverts[:1], now=10.05)  # the first from this Master: handle checks it
+    inst.router.handle = no_handle  # type: ignore[method-assign]
+    read(d, rt, adverts[1:], now=10.35)
+    same(inst.router, reference(100, adverts))
+    assert inst.repeat_of is not None  # the next read may skip it again
+
+
+def test_the_masters_routine_adver_timer_sends_the_prebuilt_advert_without_a_step():
+    d, inst, rt = backup()
+    d._hot = d._loop = RecordingLoop()  # type: ignore[assignment]
+    rt.sock = SendingSocket()  # type: ignore[assignment]
+    rt.reading = True
+    rt.garp = type("NoGarp", (), {"send": staticmethod(lambda _a: 1)})()  # type: ignore[assignment]
+    r = inst.router
+    d._loop.now = r.deadline  # type: ignore[union-attr]
+    d._on_timer(inst)  # Master_Down_Interval: handle makes it Master (advert, addresses, ARP)
+    assert r.state is VrrpState.MASTER
+    d._netlink_q = type(d._netlink_q)()  # (the queued address change is not this test's)
+    while r.garp_at is not None:  # the becoming-Master gratuitous ARP rounds go through handle
+        d._loop.now = r.wake_at  # type: ignore[union-attr]
+        d._on_timer(inst)
+    r.handle = no_handle  # type: ignore[method-assign]
+    sent_before = len(rt.sock.sent)  # type: ignore[union-attr]
+    for _ in range(3):
+        due = r.deadline
+        d._loop.now = due  # type: ignore[union-attr]
+        d._on_timer(inst)
+        assert inst.timer_at == r.wake_at == due + 0.1
+    wire = inst.advert_bytes(100, VRRP_GROUP)
+    assert rt.sock.sent[sent_before:] == [(wire, (str(VRRP_GROUP), 0))] * 3  # type: ignore[union-attr]
+    assert inst.sent == sent_before + 3
+
+
+def test_a_drain_moves_every_routers_timer_to_its_new_deadline():
+    """Two VRIDs on one interface: the drain at the first one's deadline reads the other's adverts too, and its
+    timer moves to its new deadline (it would otherwise fire for nothing at the old one)."""
+    d, inst, rt = backup()
+    loop = RecordingLoop()
+    d._hot = d._loop = loop  # type: ignore[assignment]
+    config2 = inst.config.model_copy(update={"name": "VR_2", "vrid": 52})
+    inst2 = Instance(config=config2, router=VrrpRouter(config2, OURS), iface=rt,
+                     decisions=DecisionLog(logging.getLogger("test"), "VR_2"))
+    inst2.handlers = d._handlers(inst2)
+    rt.routers[52] = inst2
+    d._feed(inst2, Startup(now=0.0))
+
+    def dgram(vrid: int, k: int) -> bytes:
+        msg = encode(Advert(version=3, vrid=vrid, priority=150, interval=0.1, addresses=(VIP,)), MASTER, VRRP_GROUP)
+        return struct.pack("!BBHHHBBH4s4s", 0x45, 0xC0, 20 + len(msg), k, 0, 255, 112, 0, MASTER.packed,
+                           VRRP_GROUP.packed) + msg
+
+    for k in range(3):
+        for vrid, phase in ((51, 0.0), (52, 0.05)):
+            rt.sock.queue.append((dgram(vrid, k), OFFSET + 10.0 + phase + 0.1 * k))  # type: ignore[union-attr]
+    loop.now = 10.3
+    d._drain(rt)
+    first = {i.config.vrid: i.timer_at for i in (inst, inst2)}
+    assert first == {51: inst.router.wake_at, 52: inst2.router.wake_at}
+    for k in range(3, 6):
+        for vrid, phase in ((51, 0.0), (52, 0.05)):
+            rt.sock.queue.append((dgram(vrid, k), OFFSET + 10.0 + phase + 0.1 * k))  # type: ignore[union-attr]
+    loop.now = 10.6
+    d._drain(rt)
+    for i in (inst, inst2):
+        assert i.timer_at == i.router.wake_at > first[i.config.vrid]
+        assert i.timer is loop.timers[-1] or i.timer is loop.timers[-2]
+        assert not i.timer.cancelled  # type: ignore[union-attr]
+    assert sum(not t.cancelled for t in loop.timers) == 2  # the old ones were cancelled

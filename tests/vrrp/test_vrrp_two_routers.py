@@ -242,3 +242,49 @@ def test_idle_backup_sleeps_between_deadlines_but_priority_zero_wakes_it_at_once
     first_b = obs.wait_first(lambda s: s.rx.source == lab.address("b"), after=t_kill)
     skew = skew_time(100, 1, 3)
     assert skew - 0.02 <= first_b.kt - zero.kt < skew + 1.0
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_idle_backup_of_several_vrids_wakes_once_per_interface_and_still_takes_over_on_time(lab, sig):
+    """Five VRIDs in each process (advert_interval 1 s), a the Master of all: the Backup's first deadline reads
+    the queue for every router and moves each one's timer to its new deadline, so the interface wakes about once
+    per Master_Down_Interval - interval, not once per router. Each router still takes over on time: SIGKILL ->
+    Master_Down_Interval after the Master's last advert of that VRID (3.61 s), SIGTERM -> Skew_Time (0.61 s) after
+    its priority-0 advert (the priority-0 socket wakes the Backup at once)."""
+    vrids = range(61, 66)
+
+    def configs(priority: int) -> list[dict]:
+        return [ours_config(name=f"VR_{k}", vrid=k, priority=priority, advert_interval=1,
+                            vips=[f"10.99.0.{140 + k}/24"]) for k in vrids]
+
+    obs = lab.observer("c")
+    a = lab.start_ours("a", configs(150))
+    for k in vrids:
+        a.wait_state("Master", 15, name=f"VR_{k}")
+    b = lab.start_ours("b", configs(100))
+    for k in vrids:
+        b.wait_state("Backup", 15, name=f"VR_{k}")
+    time.sleep(2)
+    s0 = fresh_status(b)
+    time.sleep(8)
+    s1 = fresh_status(b)
+    iface0, iface1 = s0["interfaces"]["eth0"], s1["interfaces"]["eth0"]
+    assert iface1["reading"] is False
+    assert iface1["received"] - iface0["received"] >= 5 * 7  # every VRID's adverts were heard ...
+    # ... in a few reads for all five (8 s / 2.6-3.6 s, +1 SIGUSR1; a timer per router would make 11-16)
+    assert iface1["wakeups"] - iface0["wakeups"] <= 6
+    t_kill = a.kill(sig)
+    mdi, skew = master_down_interval(100, 1, 3), skew_time(100, 1, 3)
+    for k in vrids:
+        b.wait_state("Master", mdi + 5, name=f"VR_{k}")
+        first_b = obs.wait_first(lambda s, k=k: s.rx.source == lab.address("b") and s.rx.advert.vrid == k,
+                                 after=t_kill)
+        if sig == signal.SIGKILL:
+            last_a = obs.last(lambda s, k=k: s.rx.source == lab.address("a") and s.rx.advert.vrid == k,
+                              before=t_kill)
+            assert last_a is not None
+            assert mdi - 0.02 <= first_b.kt - last_a.kt < mdi + MARGIN
+        else:
+            zero = obs.wait_first(lambda s, k=k: s.rx.source == lab.address("a") and s.rx.advert.vrid == k
+                                  and s.rx.advert.priority == 0, after=t_kill)
+            assert skew - 0.02 <= first_b.kt - zero.kt < skew + MARGIN

@@ -69,18 +69,22 @@ def grey_seed() -> int:
 
 
 @pytest.fixture
-def grey_kept() -> Callable[[Record], None]:
-    """``grey_kept(record)``: a run of delay and dup faults only changed nothing: one active from the first
-    sample to the last, the same one; every fault applied; each delay held the target's packets about its
-    delay (the delayer's figures in the fault's end record), its delayer ended on SIGTERM and is gone."""
+def grey_kept() -> Callable[..., None]:
+    """``grey_kept(record, since=0.0)``: the delay and dup faults of a run (from ``since`` s on: those of a run
+    whose grey part follows other faults) changed nothing: one active from the first sample at or after ``since``
+    to the last, the same one; every fault applied; each delay held the target's packets about its delay (the
+    delayer's figures in the fault's end record), its delayer ended on SIGTERM and is gone."""
 
-    def _check(record: Record) -> None:
-        first = record.samples[0]["active"]
+    def _check(record: Record, since: float = 0.0) -> None:
+        samples = [s for s in record.samples if s["t"] >= since]
+        faults = [w for w in record.faults if w.start >= since]
+        first = samples[0]["active"]
         assert len(first) == 1
-        changed = [s for s in record.samples if s["active"] != first]
+        changed = [s for s in samples if s["active"] != first]
         assert not changed, f"the active changed under grey faults: {changed[:3]}"
-        assert record.faults and not [w for w in record.faults if w.extra.get("skipped")]
-        for w in record.faults:
+        assert faults and {w.kind for w in faults} <= {"delay", "dup"}, faults
+        assert not [w for w in faults if w.extra.get("skipped")]
+        for w in faults:
             if w.kind != "delay":
                 assert w.extra["dup_to"], w.extra
                 continue

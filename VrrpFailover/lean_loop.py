@@ -5,7 +5,7 @@ than one of a bare ``epoll.poll`` loop (a Python Master that only sends a prebui
 116 us per advert; keepalived 83 us). An idle router wakes for nothing but its timer and its VRRP sockets, so
 those live here: ``call_at`` timers on a heap and ``add_reader`` file descriptors on one epoll.
 
-Everything else (netlink through pyroute2's AsyncIPRoute, track scripts as asyncio subprocesses, signal handlers,
+Everything else (netlink address changes, track scripts as asyncio subprocesses, signal handlers,
 the interface watcher, the driver's own coroutine) stays on an ordinary asyncio loop, which ``run`` steps (one
 ``call_soon(stop)`` + ``run_forever()`` iteration) when its selector's epoll descriptor is readable (I/O, a signal,
 a thread's ``call_soon_threadsafe``), one of its timers is due, or it has callbacks ready (a future this loop's

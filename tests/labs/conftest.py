@@ -59,7 +59,7 @@ def seeded_run(tmp_path: Path) -> SeededRun:
 
 
 # the first seed from 20261128 whose schedule of delay and dup alone puts a dup and a delay of at least 0.6 of the
-# driver's grey budget on the active, for every system's grey test (VRRP 35 s, Docker 40 s, HaValet 45 s, agent 50 s)
+# driver's grey budget on the active, for every system's grey test (VRRP 35 s, Docker 35 s, HaValet 45 s, agent 50 s)
 GREY_SEED = 20261135
 
 

@@ -51,7 +51,7 @@ def test_seeded_docker_grey_run_delay_and_dup_change_nothing(seeded_run, grey_se
     """What a host sends held up to half of (lease - heartbeat), or sent twice: the active keeps its lease and
     its container, the passive never starts (standard mode's steady rule)."""
     driver = DockerDriver()
-    duration = 40.0
+    duration = 35.0  # the grey seed: two dups and a delay that heals at 30.0 s (recovery 4 s)
     kinds = [FaultKind.DELAY, FaultKind.DUP]
     schedule = make_schedule(grey_seed, duration, kinds, driver.nodes, supported=driver.supported,
                              settle=driver.settle)

@@ -265,14 +265,15 @@ def test_idle_backup_of_several_vrids_wakes_once_per_interface_and_still_takes_o
     for k in vrids:
         b.wait_state("Backup", 15, name=f"VR_{k}")
     time.sleep(2)
-    s0 = fresh_status(b)
-    time.sleep(8)
-    s1 = fresh_status(b)
-    iface0, iface1 = s0["interfaces"]["eth0"], s1["interfaces"]["eth0"]
-    assert iface1["reading"] is False
-    assert iface1["received"] - iface0["received"] >= 5 * 7  # every VRID's adverts were heard ...
-    # ... in a few reads for all five (8 s / 2.6-3.6 s, +1 SIGUSR1; a timer per router would make 11-16)
-    assert iface1["wakeups"] - iface0["wakeups"] <= 6
+    if sig == signal.SIGKILL:  # the wake-ups counted once (the suite's time budget): the same idle either way
+        s0 = fresh_status(b)
+        time.sleep(8)
+        s1 = fresh_status(b)
+        iface0, iface1 = s0["interfaces"]["eth0"], s1["interfaces"]["eth0"]
+        assert iface1["reading"] is False
+        assert iface1["received"] - iface0["received"] >= 5 * 7  # every VRID's adverts were heard ...
+        # ... in a few reads for all five (8 s / 2.6-3.6 s, +1 SIGUSR1; a timer per router would make 11-16)
+        assert iface1["wakeups"] - iface0["wakeups"] <= 6
     t_kill = a.kill(sig)
     mdi, skew = master_down_interval(100, 1, 3), skew_time(100, 1, 3)
     for k in vrids:

@@ -26,6 +26,7 @@ import re
 import shutil
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -153,6 +154,7 @@ class Cluster:
         self.failover: dict[str, InstalledAgent] = {}
         self.service: dict[str, InstalledAgent] = {}
         self._observers: dict[str, RemoteLink] = {}
+        self._install_lock = threading.Lock()  # one vctl install at a time: the platforms share a venv
 
     # -- set-up -----------------------------------------------------------------------------------
     def failover_config(self, name: str, **overrides: Any) -> dict[str, Any]:
@@ -186,7 +188,9 @@ class Cluster:
     def _each(self, fn: Callable[[str], None], names: list[str]) -> None:
         """``fn(name)`` for every name, at once (threads; greenlets where gevent patched them): the platforms are
         independent processes, each command is a subprocess to wait for. One after the other with volttron-
-        testing's wrapper, whose calls rebind os.environ for their duration (two at once would mix them)."""
+        testing's wrapper, whose calls rebind os.environ for their duration (two at once would mix them). Installs
+        stay one at a time (``_install``): the platforms of a cluster share one venv, and two ``vctl install`` of
+        the same wheel into it at once failed (rc 20, clean-clone CI of 011e6e3)."""
         if self.backend == "vtesting" or len(names) < 2:
             for n in names:
                 fn(n)
@@ -194,6 +198,10 @@ class Cluster:
         with ThreadPoolExecutor(max_workers=len(names)) as pool:
             for future in [pool.submit(fn, n) for n in names]:
                 future.result()  # the first error is raised, after every one has ended
+
+    def _install(self, p: Any, *args: Any, **kwargs: Any) -> InstalledAgent:
+        with self._install_lock:
+            return p.install(*args, **kwargs)
 
     def start(self, log: Callable[[str], None] = lambda s: None) -> Cluster:
         failover_wheel, service_wheel = Wheels.get()
@@ -209,16 +217,16 @@ class Cluster:
                 cfg = {"agent_id": "witness", "timeout": self.timeout}
                 if self.secret:
                     cfg["heartbeat_secret"] = self.secret
-                self.failover["witness"] = p.install(failover_wheel, WITNESS, cfg, tag="witness", start=True)
+                self.failover["witness"] = self._install(p, failover_wheel, WITNESS, cfg, tag="witness", start=True)
                 log(f"witness agent installed on {p.name} as {WITNESS}")
                 return
-            self.service[name] = p.install(service_wheel, SERVICE, {}, tag="service")
+            self.service[name] = self._install(p, service_wheel, SERVICE, {}, tag="service")
             p.authorize_failover(FAILOVER)
             log(f"service agent {SERVICE} installed (stopped) on {name}")
 
         def install_failover(name: str) -> None:  # not started: the keys are registered first
-            self.failover[name] = self.platforms[name].install(failover_wheel, FAILOVER, self.failover_config(name),
-                                                               tag="failover")
+            self.failover[name] = self._install(self.platforms[name], failover_wheel, FAILOVER,
+                                                self.failover_config(name), tag="failover")
 
         self._each(bring_up, list(self.platforms))
         # after every start: a failover agent's config names the other platforms' serverkeys (platform.json,

@@ -657,15 +657,12 @@ class VrrpDaemon:
             return handler
 
         return {
-            SendAdvert: guarded(lambda a: self._send_advert(inst, a)),
+            SendAdvert: lambda a: self._send_wire(inst, a.priority, a.stepping_down),  # (guarded there)
             AddAddresses: guarded(lambda a: self._queue_addresses(inst, "add")),
             RemoveAddresses: guarded(lambda a: self._queue_addresses(inst, "remove")),
             SendGarp: guarded(lambda a: inst.garp.send(a.addresses)),
             SetTimer: lambda a: self._set_timer(inst, a.at),
         }
-
-    def _send_advert(self, inst: Instance, action: SendAdvert) -> None:
-        self._send_bytes(inst, action.priority, action.stepping_down)
 
     def _send_bytes(self, inst: Instance, priority: int, stepping_down: bool) -> None:
         sock = inst.iface.sock
@@ -680,7 +677,8 @@ class VrrpDaemon:
         inst.sent += 1
 
     def _send_wire(self, inst: Instance, priority: int, stepping_down: bool) -> None:
-        """SendAdvert's handler without the action object (the routine Master path): same errors handling."""
+        """SendAdvert's handler, also called without the action object by the routine Master path: a failing
+        socket is logged and counted (as ``guarded`` does for the other actions)."""
         try:
             self._send_bytes(inst, priority, stepping_down)
         except OSError as e:

@@ -244,20 +244,24 @@ _PRIORITY_ZERO_FILTER = (
 _KEEP_NOTHING = ((0x06, 0, 0, 0),)  # ret #0
 
 
+def attach_filter(sock: socket.socket, program: tuple[tuple[int, int, int, int], ...]) -> None:
+    """Attach a classic BPF ``program`` to ``sock`` (the kernel copies it); on failure ``sock`` is closed."""
+    prog = (_SockFilter * len(program))(*(_SockFilter(*i) for i in program))
+    fprog = _SockFprog(len(program), prog)  # points into prog, alive until setsockopt returned
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, bytes(fprog))
+    except OSError:
+        sock.close()
+        raise
+
+
 class FilteredSocket:
     """A raw socket with a classic BPF program attached: it only wakes the driver (content is read again from
     the main socket); ``discard_all`` empties it after each wake-up."""
 
     def __init__(self, sock: socket.socket, program: tuple[tuple[int, int, int, int], ...]) -> None:
         self.sock = sock
-        prog = (_SockFilter * len(program))(*(_SockFilter(*i) for i in program))
-        fprog = _SockFprog(len(program), prog)
-        try:
-            self.sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, bytes(fprog))
-        except OSError:
-            self.sock.close()
-            raise
-        self._keep = prog  # the kernel copies the program, but keep it alive until the call returned
+        attach_filter(sock, program)
 
     def fileno(self) -> int:
         return self.sock.fileno()
@@ -289,7 +293,7 @@ class AdvertSender:
 
     def __init__(self, facts: InterfaceFacts) -> None:
         s = socket.socket(socket.AF_INET, socket.SOCK_RAW, IPPROTO_VRRP)
-        FilteredSocket(s, _KEEP_NOTHING)  # first, so nothing is ever queued (it closes s if it fails)
+        attach_filter(s, _KEEP_NOTHING)  # first, so nothing is ever queued (it closes s if it fails)
         try:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, facts.name.encode())
             _set_send_options(s, facts)

@@ -46,11 +46,9 @@ def address_family(version: int) -> socket.AddressFamily:
 
 
 def interface_addresses(index: int, family: int = socket.AF_INET) -> set[IPv4Address | IPv6Address]:
-    """The addresses of ``family`` on interface ``index`` now (sync netlink: for checks before the loop runs)."""
-    from pyroute2 import IPRoute
-
-    with IPRoute() as ipr:
-        return {ip_address(a.get("IFA_ADDRESS")) for a in ipr.get_addr(index=index, family=family)}
+    """The addresses of ``family`` on interface ``index`` now (for checks before the loop runs)."""
+    with RtNetlink() as nl:
+        return {ip for ip, _len, _flags in nl.addresses(index, family)}
 
 
 def check_interfaces(configs: Iterable[InstanceRules], source: str) -> None:

@@ -49,10 +49,12 @@ class Tick:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class HeartbeatReceived:
-    """An authenticated, in-order heartbeat from the configured peer."""
+    """An authenticated, in-order heartbeat from the configured peer: its POST, or its answer to ours (then
+    ``acked_seq`` is our heartbeat it answered, in standard mode: the news and the lease renewal in one event)."""
 
     now: float
     heartbeat: PeerHeartbeat
+    acked_seq: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -136,10 +138,19 @@ class TermNotPersisted:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PeerAcknowledged:
-    """The peer answered our heartbeat ``seq`` with a signed 200: it has it (renews our ContactLease)."""
+    """The peer answered our heartbeat ``seq`` with a signed 200: it has it (renews our ContactLease). Fed alone
+    only when the answer's news was older than news we already have (else ``HeartbeatReceived(acked_seq=)``)."""
 
     now: float
     seq: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PeerAlive:
+    """An authenticated heartbeat from the peer that is not news (we already hold news it sent later, e.g. its
+    answer to ours): it is alive, what it said is superseded."""
+
+    now: float
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -177,7 +188,7 @@ class KeeperLost:
     detail: str
 
 
-Event = (Tick | HeartbeatReceived | PeerAcknowledged | WitnessAnswered | WitnessUnreachable
+Event = (Tick | HeartbeatReceived | PeerAcknowledged | PeerAlive | WitnessAnswered | WitnessUnreachable
          | ContainersObserved | DockerUnreachable | ContainersStarted | ContainersStopped
          | HandOverAnswered | HandOverRequested | ShutdownRequested | Resumed | TermNotPersisted
          | KeeperConnected | KeeperLost)

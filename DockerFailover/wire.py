@@ -7,14 +7,18 @@ secret) over ``METHOD \\n PATH \\n TIMESTAMP \\n NONCE \\n`` + body. The receive
 signature, then the timestamp (within ``max_skew``) and the nonce (never seen) with
 failover_core's ReplayWindow; any failure is a RemoteInputError (-> 401, counted, nothing changes).
 Answers to POSTs are signed too, over ``response \\n REQUEST-NONCE \\n`` + body, so a hand-over
-cannot be "confirmed" by anyone but the peer. Heartbeat bodies also carry ``boot`` and ``seq``; the
-receiver drops one older than the newest it accepted (ReplayWindow.check_seq), so a heartbeat delivered
-late cannot overwrite newer news.
+cannot be "confirmed" by anyone but the peer (a replayed request is refused by its nonce). Heartbeat bodies
+also carry ``boot`` and ``seq``; the receiver does not learn one older than the newest it accepted
+(ReplayWindow.check_seq), so a heartbeat delivered late cannot overwrite newer news. The answer to a
+heartbeat carries the answerer's news the same way (``PeerInbox.answer_news``: its own heartbeat fields, boot
+and next seq, in one order with its POSTs): the answer renews the asker's lease, so the asker never holds a
+renewed lease with older news of the peer.
 
 ``PeerInbox`` runs every check on a POST from the peer, in order, and returns what it says (a
-``PeerHeartbeat`` or a ``HandOverRequest``): a failed authentication raises ``NotAuthenticated``
-(the HTTP layer answers 401), anything else wrong (body, sender, fields, heartbeat order) a plain
-RemoteInputError (400). Either way the request changes nothing.
+``PeerHeartbeat`` and whether it is news, or a ``HandOverRequest``): a failed authentication raises
+``NotAuthenticated`` (the HTTP layer answers 401), anything else wrong (body, sender, fields) a plain
+RemoteInputError (400). Either way the request changes nothing. A heartbeat older than news already taken
+(a POST or an answer with a later seq) is answered but not learnt.
 """
 
 from __future__ import annotations
@@ -87,7 +91,7 @@ class PeerInbox:
     def __init__(self, auth: RequestAuthenticator, peer: str, max_skew: float) -> None:
         self.auth = auth
         self.peer = peer
-        self.heartbeat_order = ReplayWindow(max_skew=max_skew)  # (boot, seq) of the peer's heartbeats
+        self.news_order = ReplayWindow(max_skew=max_skew)  # (boot, seq) of the peer's heartbeats and answers
 
     def _open(self, method: str, path: str, body: bytes, headers: Mapping[str, str], wall_now: float
               ) -> tuple[str, dict[str, Any]]:
@@ -101,15 +105,38 @@ class PeerInbox:
         return nonce, fields
 
     def heartbeat(self, method: str, path: str, body: bytes, headers: Mapping[str, str], *,
-                  wall_now: float) -> tuple[str, PeerHeartbeat]:
-        """The request's nonce (to sign the answer with) and the heartbeat; raises RemoteInputError."""
+                  wall_now: float) -> tuple[str, PeerHeartbeat, bool]:
+        """The request's nonce, the heartbeat, and whether it is news (newer than every heartbeat and answer of
+        the peer accepted so far: ``_is_news``); raises RemoteInputError. One that is not news is still
+        authentic and answered: the peer was alive when it sent it, what it says is superseded."""
         nonce, fields = self._open(method, path, body, headers, wall_now)
         hb = parse_heartbeat(fields)
-        # order: a heartbeat delayed in the network (e.g. TCP retransmitting it after a cut link heals) must not
-        # overwrite a newer one; each carries the sender's boot id and a growing sequence
-        self.heartbeat_order.check_seq(sender=hb.sender, boot=str(fields.get("boot"))[:64], seq=fields.get("seq"),
-                                       timestamp=float(headers[TS_HEADER]), wall_now=wall_now)
-        return nonce, hb
+        return nonce, hb, self._is_news(hb, fields, timestamp=float(headers[TS_HEADER]), wall_now=wall_now)
+
+    def answer_news(self, fields: Mapping[str, Any] | None, *, wall_now: float) -> PeerHeartbeat | None:
+        """The news in the peer's signed answer to our heartbeat (``Agent.on_heartbeat`` answers with its own
+        heartbeat fields, ``boot`` and the next ``seq``): None when it is not news (``_is_news``);
+        RemoteInputError when it carries none we can read. The answer is bound to our fresh request nonce, so
+        our own clock stands in for its timestamp."""
+        if isinstance(fields, Mapping) and "sender" not in fields and fields.get("ok") is True:
+            raise RemoteInputError("no_news", "heartbeat answer without news (the peer's Docker not seen yet)")
+        if not isinstance(fields, Mapping) or fields.get("sender") != self.peer:
+            raise RemoteInputError("malformed", "heartbeat answer: no news from our peer in it")
+        hb = parse_heartbeat(fields)
+        return hb if self._is_news(hb, fields, timestamp=wall_now, wall_now=wall_now) else None
+
+    def _is_news(self, hb: PeerHeartbeat, fields: Mapping[str, Any], *, timestamp: float, wall_now: float) -> bool:
+        """Order: a heartbeat delayed in the network (TCP retransmitting it after a cut link heals), or one the
+        peer sent just before it answered ours, must not overwrite newer news. Heartbeats and answers carry the
+        sender's boot id and one growing sequence; False for one older than the newest accepted."""
+        try:
+            self.news_order.check_seq(sender=hb.sender, boot=str(fields.get("boot"))[:64], seq=fields.get("seq"),
+                                      timestamp=timestamp, wall_now=wall_now)
+        except RemoteInputError as e:
+            if e.reason == "replayed":
+                return False
+            raise
+        return True
 
     def hand_over_request(self, method: str, path: str, body: bytes, headers: Mapping[str, str], *,
                           wall_now: float) -> tuple[str, HandOverRequest]:

@@ -384,10 +384,24 @@ class TwoHostLab:
 
     # ------------------------------------------------------------------ faults
 
-    def cut(self, key: str, other: str, *, inbound: bool = True, outbound: bool = True) -> None:
-        """Drop traffic in ``key``'s namespace from (``inbound``) and to (``outbound``) ``other`` (a, b or w)."""
+    def cut(self, key: str, other: str, *, inbound: bool = True, outbound: bool = True, on: bool = True) -> None:
+        """Drop traffic in ``key``'s namespace from (``inbound``) and to (``outbound``) ``other`` (a, b or w);
+        ``on=False`` removes that cut."""
         assert self.net is not None
-        self.net.block(key, other, inbound=inbound, outbound=outbound)
+        self.net.block(key, other, on, inbound=inbound, outbound=outbound)
+
+    def drop_requests(self, key: str, other: str, on: bool = True, *, inbound: bool = False,
+                      outbound: bool = False) -> None:
+        """Drop, in ``key``'s namespace, the agents' HTTP requests one way only (TCP to the agent port):
+        ``outbound``: ``key``'s requests to ``other``'s agent (its heartbeats and their answers), ``inbound``:
+        ``other``'s requests to ``key``'s agent. The other way's requests and answers still pass. ``on=False``
+        removes such a rule."""
+        assert self.net is not None
+        ns, peer = self.net.ns(key), self.hosts[other].ip
+        for chain, addr, wanted in (("INPUT", "-s", inbound), ("OUTPUT", "-d", outbound)):
+            if wanted:
+                sh("ip", "netns", "exec", ns, "iptables", "-I" if on else "-D", chain, addr, peer, "-p", "tcp",
+                   "--dport", str(AGENT_PORT), "-j", "DROP", check=on)
 
     def heal_all(self) -> None:
         """Remove every cut (flush INPUT and OUTPUT in the three namespaces; dockerd's rules live elsewhere)."""

@@ -41,6 +41,7 @@ from DockerFailover.events import (
     KeeperConnected,
     KeeperLost,
     PeerAcknowledged,
+    PeerAlive,
     PeerHeartbeat,
     PersistTerm,
     RequestHandOver,
@@ -184,8 +185,10 @@ class Agent:
             return False, f"Docker daemon unreachable: {self.docker_detail}", role
         return True, "ok", role
 
-    async def on_heartbeat(self, heartbeat: PeerHeartbeat) -> None:
-        await self.feed(HeartbeatReceived(now=self.clock.now(), heartbeat=heartbeat))
+    async def on_heartbeat(self, heartbeat: PeerHeartbeat, news: bool) -> dict[str, Any]:
+        now = self.clock.now()
+        await self.feed(HeartbeatReceived(now=now, heartbeat=heartbeat) if news else PeerAlive(now=now))
+        return {"ok": True, **self.node.answer_fields(), "boot": self.boot_id}
 
     async def on_hand_over_request(self, request: HandOverRequest) -> HandOverAnswer:
         step = await self.feed(HandOverRequested(now=self.clock.now(), sender=request.sender, term=request.term,
@@ -354,11 +357,21 @@ class Agent:
     async def _send_heartbeat(self, fields: dict[str, Any], seq: int) -> None:
         self._heartbeats_in_flight += 1
         try:
-            status, _ = await self._post("/heartbeat", fields)
+            status, answer = await self._post("/heartbeat", fields)
             if status != 200:
                 _log.debug("heartbeat to %s answered %d", self.cfg.peer, status)
-            elif self.witness is not None:  # a signed answer: the peer has this heartbeat (renews our lease)
-                await self.feed(PeerAcknowledged(now=self.clock.now(), seq=seq))
+                return
+            try:  # a signed answer: the peer has this heartbeat (renews our lease) and says how it is now
+                news = self.inbox.answer_news(answer, wall_now=self.wall_now())
+            except RemoteInputError as e:  # an answer without news renews nothing
+                if e.reason != "no_news":  # (the peer just started: its first answers say nothing yet)
+                    self.count_rejected(e.reason, f"answer to heartbeat {seq} from {self.cfg.peer}: {e}")
+                return
+            acked = seq if self.witness is not None else None
+            if news is not None:
+                await self.feed(HeartbeatReceived(now=self.clock.now(), heartbeat=news, acked_seq=acked))
+            elif acked is not None:  # we already hold newer news than the answer's
+                await self.feed(PeerAcknowledged(now=self.clock.now(), seq=acked))
         except (aiohttp.ClientError, TimeoutError, RemoteInputError, OSError) as e:
             _log.debug("heartbeat to %s failed: %s: %s", self.cfg.peer, type(e).__name__, e)
         finally:

@@ -28,7 +28,10 @@ class PairEndpoint(Protocol):
 
     def count_rejected(self, reason: str, detail: str) -> None: ...
 
-    async def on_heartbeat(self, heartbeat: PeerHeartbeat) -> None: ...
+    async def on_heartbeat(self, heartbeat: PeerHeartbeat, news: bool) -> dict[str, Any]:
+        """Learn the peer's heartbeat (only that it is alive when not ``news``); the answer's fields (our own
+        news: ``PeerInbox.answer_news``)."""
+        ...
 
     async def on_hand_over_request(self, request: HandOverRequest) -> HandOverAnswer: ...
 
@@ -58,10 +61,13 @@ def build_app(endpoint: PairEndpoint, inbox: PeerInbox) -> web.Application:
         return web.Response(body=data, content_type="application/json", headers=headers)
 
     async def heartbeat(request: web.Request) -> web.Response:
-        async def handle(hb: PeerHeartbeat) -> dict[str, Any]:
-            await endpoint.on_heartbeat(hb)
-            return {"ok": True}
-        return await post(request, inbox.heartbeat, handle)
+        def open_(*args: Any, **kw: Any) -> Opened:
+            nonce, hb, news = inbox.heartbeat(*args, **kw)
+            return nonce, (hb, news)
+
+        async def handle(heard: tuple[PeerHeartbeat, bool]) -> dict[str, Any]:
+            return await endpoint.on_heartbeat(*heard)
+        return await post(request, open_, handle)
 
     async def become_primary(request: web.Request) -> web.Response:
         async def handle(asked: HandOverRequest) -> dict[str, Any]:

@@ -186,11 +186,13 @@ def test_forged_replayed_and_stale_requests_get_401_and_change_nothing(lab: TwoH
     h = right.sign_request("POST", "/heartbeat", real, wall_now=time.time(), nonce="c" * 32)
     assert post("/heartbeat", real, h) == 200
     assert post("/heartbeat", real, h) == 401
-    # a genuine but older heartbeat (delivered late, e.g. retransmitted after a cut link heals) is dropped
+    # a genuine but older heartbeat (delivered late, e.g. retransmitted after a cut link heals) is answered (the
+    # peer was alive when it sent it) but not learnt: B's view of its peer still says "active"
     late = encode_body({"sender": "server1", "term": 1, "role": "passive", "eligible": True, "containers_up": False,
                         "boot": "test-boot", "seq": 99})
     h = right.sign_request("POST", "/heartbeat", late, wall_now=time.time(), nonce="b" * 32)
-    assert post("/heartbeat", late, h) == 400
+    assert post("/heartbeat", late, h) == 200
+    assert (lab.status("b") or {})["peer"]["role"] == "active"
     # authenticated but malformed: 400, counted, nothing changes, the agent lives on
     for junk in (b"not json", encode_body({"sender": "server1", "term": "x", "role": "active"}),
                  encode_body({"sender": "intruder", "term": 5, "role": "active", "eligible": True,
@@ -200,7 +202,7 @@ def test_forged_replayed_and_stale_requests_get_401_and_change_nothing(lab: TwoH
     after = lab.status("b")
     assert (after["role"], after["term"]) == (before["role"], before["term"]) == ("passive", 1)
     assert after["rejected"].get("malformed", 0) >= 2 and after["rejected"].get("wrong_sender", 0) >= 1
-    assert after["rejected"].get("replayed", 0) >= 2  # the copy (nonce) and the older sequence number
+    assert after["rejected"].get("replayed", 0) >= 1  # the copy (nonce)
     assert after["rejected"].get("bad_mac", 0) >= 2 and after["rejected"].get("replayed", 0) >= 1
     assert after["rejected"].get("stale", 0) >= 1 and after["rejected"].get("unauthenticated", 0) >= 1
     assert not lab.container_running("b") and pair.roles() == ("active", "passive")

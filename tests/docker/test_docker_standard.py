@@ -392,6 +392,67 @@ def test_chaos_docker_seed_3_a_self_fenced_active_does_not_cold_start_on_stale_f
     assert a.role is Role.PASSIVE
 
 
+def fenced_under_loss(clock: FakeClock) -> PairNode:
+    """server1 active, then its packets mostly lost: no answer from the peer or the witness, while the peer's
+    "passive" heartbeats still arrive. It fences itself at the lease's end and keeps hearing the peer idle, the
+    witness silent, past the hold after the fence: only a lease stands between it and a cold start."""
+    a = active_a(clock)
+    for _ in range(int(3 * HB_TIMEOUT / HB_INTERVAL)):
+        clock.advance(HB_INTERVAL)
+        for beat in beats(tick(a, clock)):
+            a.handle(WitnessUnreachable(now=clock.now(), seq=beat.seq, detail="timeout"))
+        assert not a.handle(hb(Role.PASSIVE, 1, "server2", now=clock.now())).of_type(StartContainers)
+    assert a.role is Role.PASSIVE and a.machine.history[-1].code == TransitionCode.SELF_FENCED
+    assert a.witness is not None and a.witness.state(clock.now()) is Liveness.DOWN and not a._lease_valid(clock.now())
+    return a
+
+
+def answered(a: PairNode, clock: FakeClock, role: Role, term: int) -> Step:
+    """One heartbeat of ``a`` gets through and the peer's answer comes back: its news (``role``, ``term``) and
+    the renewal of a's lease, in one event."""
+    clock.advance(HB_INTERVAL)
+    [beat] = beats(tick(a, clock))
+    news = PeerHeartbeat(sender="server2", term=term, role=role, eligible=True, containers_up=role is Role.ACTIVE)
+    return a.handle(HeartbeatReceived(now=clock.now(), heartbeat=news, acked_seq=beat.seq))
+
+
+def test_chaos_docker_seed_20261436_a_lease_renewed_by_the_peer_s_answer_comes_with_its_news(
+        clock: FakeClock) -> None:
+    """Found by make test's seeded run (Docker, standard, seed 20261436, loss on the active): server1 fenced
+    itself under the loss; server2, having heard nothing for the timeout, took over with the witness's word;
+    then one of server1's heartbeats got through and server2's answer renewed server1's lease, while the last
+    heartbeat server1 had read from server2 still said "passive" and the witness was unreachable: server1
+    cold-started beside it (0.38 s of two). The answer now carries the answerer's news, learnt before the lease."""
+    a = fenced_under_loss(clock)
+    out = answered(a, clock, Role.ACTIVE, 2)  # server2 took over meanwhile: its answer says so
+    assert a.role is Role.PASSIVE and a._lease_valid(clock.now()) and not out.of_type(StartContainers), out
+    for _ in range(int(HB_TIMEOUT / HB_INTERVAL)):
+        assert not answered(a, clock, Role.ACTIVE, 2).of_type(StartContainers)
+    assert a.role is Role.PASSIVE and a.term == 2
+
+
+def test_a_lease_renewed_by_an_idle_peer_s_answer_still_cold_starts_without_the_witness(clock: FakeClock) -> None:
+    """The same loss, but the peer's answer says it is still idle: it heard us just now, so it cannot take over
+    before a timeout from now, later than our new lease ends: the pair's own rule starts the preferred node
+    (the witness down alone changes nothing)."""
+    a = fenced_under_loss(clock)
+    out = answered(a, clock, Role.PASSIVE, 1)
+    assert a.role is Role.ACTIVE and out.of_type(StartContainers), out
+    assert transitions(out) == [("PASSIVE", "ACTIVE", TransitionCode.COLD_START_CANDIDATE)]
+
+
+def test_answers_carry_our_news_in_one_order_with_our_heartbeats_and_nothing_before_docker_answered(
+        clock: FakeClock) -> None:
+    n = PairNode(settings("server1"), term=0, booted_at=clock.now())
+    assert n.answer_fields() == {}  # "eligible: false" would make the peer the cold-start candidate
+    [first] = beats(n.handle(running(False, now=clock.now())))
+    answer = n.answer_fields()
+    assert answer["sender"] == "server1" and answer["role"] == "starting" and answer["seq"] > first.seq
+    clock.advance(HB_INTERVAL)
+    [second] = beats(tick(n, clock))
+    assert second.seq > answer["seq"] and second.fields["seq"] == second.seq
+
+
 def test_simple_mode_has_no_fence_and_no_claims(clock: FakeClock) -> None:
     n = PairNode(settings("server1", fencing=None), term=0, booted_at=clock.now())
     n.handle(running(False, now=clock.now()))

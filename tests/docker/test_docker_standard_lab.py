@@ -336,6 +336,49 @@ def test_one_way_cut_between_the_pair_changes_nothing(lab: TwoHostLab, standard_
         assert_nothing_moved(timeline)
 
 
+def test_chaos_docker_seed_20261436_a_fenced_node_renewed_by_the_new_active_s_answer_stays_passive(
+        lab: TwoHostLab, standard_pair) -> None:
+    """The seeded run's double (Docker, standard, seed 20261436, loss on the active), replayed with one-way
+    request drops so that it happens every time: A's heartbeats to B and A <-> witness are lost, B's heartbeats
+    still reach A: A fences itself and keeps hearing B "passive". Then B's heartbeats to A are lost too, B (back
+    at the witness) takes over, and A's heartbeats reach B again: B's answers renew A's lease while the last
+    heartbeat A read from B said "passive" and A's witness is silent. Before the fix (answers said nothing) A
+    cold-started beside B within one heartbeat; now each answer carries B's news: A learns B is active."""
+    pair = standard_pair
+    with pair.explained():
+        timeline = ServiceTimeline(lab).start()
+        lab.drop_requests("a", "b", outbound=True)  # A's heartbeats to B
+        lab.cut("a", "w")
+        lab.cut("b", "w")  # B may not take over before A has fenced and heard B idle since (below)
+
+        def fenced_and_hearing_b() -> bool:
+            st = lab.status("a") or {}
+            last = st.get("last_transition") or {}
+            return (st.get("role") == "passive" and last.get("code") == "self_fenced" and last.get("ago", 0) >= 0.5
+                    and (st.get("peer") or {}).get("silent_for", 9) < 2 * HB_INTERVAL)
+        wait_until(fenced_and_hearing_b, 5 + MARGIN, what="A fenced itself and hears B idle since")
+        lab.drop_requests("a", "b", inbound=True)  # B's heartbeats to A: A's last news of B stays "passive"
+        lab.cut("b", "w", on=False)
+        wait_until(lambda: lab.role("b") == "active", 5 + MARGIN, what="B takes over (the witness says A is down)")
+        assert "[witness_confirmed]" in lab.agent_log_text("b")
+        lab.drop_requests("a", "b", outbound=True, on=False)  # A's heartbeats reach B, B's answers reach A
+
+        def renewed() -> bool:
+            st = lab.status("a") or {}
+            return ((st.get("standard") or {}).get("lease_remaining") or 0) > 0
+        wait_until(renewed, 3, what="B's answer renews A's lease")
+        st = lab.status("a") or {}
+        assert st["role"] == "passive" and st["peer"]["role"] == "active", st  # learnt from the answer alone
+        assert st["standard"]["witness"] == "down", st
+        end = time.monotonic() + DOWN_AFTER  # answer after answer: A stays passive, its container down
+        while time.monotonic() < end:
+            assert (lab.role("a"), lab.role("b")) == ("passive", "active")
+            assert not lab.container_running("a") and lab.container_running("b")
+            time.sleep(0.1)
+        lab.heal_all()
+        settle_and_check_overlap(lab, pair, timeline, active="b")
+
+
 def test_passive_agent_frozen_and_resumed_changes_nothing(lab: TwoHostLab, standard_pair) -> None:
     """B's agent SIGSTOPped for 2 x heartbeat_timeout (the witness and A call it down meanwhile), then SIGCONT:
     it wakes with A's heartbeats waiting in its socket and A silent by its own clock; it must read them before

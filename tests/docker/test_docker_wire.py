@@ -99,17 +99,20 @@ def test_inbox_checks_authentication_then_sender_then_fields_then_order() -> Non
         open_ = inbox.heartbeat if path == "/heartbeat" else inbox.hand_over_request
         return open_("POST", path, body, h, wall_now=1000.0)
 
-    nonce, heartbeat = send({**HB, "seq": 5}, "a" * 16)
-    assert nonce == "a" * 16 and heartbeat.term == 3 and heartbeat.role.value == "active"
+    nonce, heartbeat, news = send({**HB, "seq": 5}, "a" * 16)
+    assert nonce == "a" * 16 and heartbeat.term == 3 and heartbeat.role.value == "active" and news
     with pytest.raises(NotAuthenticated) as e:  # 401
         send({**HB, "seq": 6}, "b" * 16, secret_tx=RequestAuthenticator("another-secret-xxxxxx", 30))
     assert e.value.reason == "bad_mac"
     for fields, reason in (({**HB, "sender": "intruder", "seq": 7}, "wrong_sender"),
                            ({**HB, "term": "x", "seq": 8}, "malformed"),
-                           ({**HB, "seq": 4}, "replayed")):  # older than the newest accepted: delivered late
+                           ({**HB, "seq": "9"}, "malformed")):
         with pytest.raises(RemoteInputError) as e:  # 400
             send(fields, fields["sender"][:1] * 8 + str(fields["seq"]) * 8)
         assert e.value.reason == reason and not isinstance(e.value, NotAuthenticated)
+    assert send({**HB, "seq": 4}, "e" * 16)[2] is False  # older than the newest accepted (delivered late): no news
+    with pytest.raises(RemoteInputError, match="replayed"):  # the same request again: its nonce
+        send({**HB, "seq": 4}, "e" * 16)
     _, asked = send({"sender": "server1", "term": 4, "reason": "web died"}, "c" * 16, path="/become_primary")
     assert (asked.sender, asked.term, asked.reason) == ("server1", 4, "web died")
     with pytest.raises(RemoteInputError, match="malformed"):
@@ -121,3 +124,27 @@ def test_inbox_answers_are_signed_over_the_request_nonce() -> None:
     data, headers = inbox.signed_answer("n" * 16, {"accepted": True, "term": 4, "detail": "accepted"})
     assert decode_body(data) == {"accepted": True, "term": 4, "detail": "accepted"}
     tx.verify_response("n" * 16, data, headers[SIG_HEADER])
+
+
+def test_the_news_in_an_answer_is_ordered_with_the_peer_s_heartbeats() -> None:
+    """An answer to our heartbeat carries the peer's own heartbeat fields, boot and next seq: one order with its
+    POSTs, so whichever of the two is older is not taken as news (a POST is still answered, an answer's lease
+    renewal still counts), and an answer without news from our peer is an error (it renews nothing)."""
+    inbox, tx = inbox_and_sender()
+
+    def post(seq: int, nonce: str) -> bool:
+        body = encode_body({**HB, "seq": seq, "boot": "boot-1"})
+        return inbox.heartbeat("POST", "/heartbeat", body, signed(tx, body, nonce=nonce), wall_now=1000.0)[2]
+    assert post(5, "a" * 16)
+    news = inbox.answer_news({**HB, "role": "passive", "seq": 6, "boot": "boot-1"}, wall_now=1000.0)
+    assert news is not None and news.role.value == "passive"
+    assert inbox.answer_news({**HB, "seq": 4, "boot": "boot-1"}, wall_now=1000.0) is None  # overtaken
+    assert post(6, "b" * 16) is False  # sent before the peer answered with seq 6: overtaken by the answer
+    assert post(7, "c" * 16)
+    assert inbox.answer_news({**HB, "seq": 1, "boot": "boot-2"}, wall_now=1000.0) is not None  # restarted peer
+    with pytest.raises(RemoteInputError, match="no_news"):  # the peer's Docker not seen yet: nothing to say
+        inbox.answer_news({"ok": True}, wall_now=1000.0)
+    for answer in ({"ok": False}, None, {**HB, "sender": "intruder", "seq": 9, "boot": "boot-2"},
+                   {**HB, "role": "boss", "seq": 9, "boot": "boot-2"}, {**HB, "seq": "x", "boot": "boot-2"}):
+        with pytest.raises(RemoteInputError):
+            inbox.answer_news(answer, wall_now=1000.0)  # type: ignore[arg-type]

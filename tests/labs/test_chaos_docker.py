@@ -3,9 +3,12 @@ every fault recorded, nothing of the run left behind.
 
 Real namespaces, two real dockerd hosts, two agents and the witness (labs.chaos.docker's default bed); the seed
 draws every single-fault kind the driver has (crash, freeze, clean_stop, both cuts, witness_down, daemon_kill,
-node_restart) in 90 s. About two minutes with the bed. Needs root.
+node_restart) in 90 s, then the grey seed's delays and duplications on the same bed (one bed: the suite has a
+30-minute budget). About 2.5 minutes with the bed. Needs root.
 """
 
+
+import dataclasses
 
 import pytest
 
@@ -16,6 +19,7 @@ pytestmark = pytest.mark.integration
 
 SEED = 20261436  # the first from 20261200 drawing every kind, loss too (20261135 before it existed)
 DURATION = 90.0
+GREY_DURATION = 35.0  # the grey seed's first 35 s: two dups and a delay that heals at 30.0 s (recovery 4 s)
 
 
 @pytest.fixture(autouse=True)
@@ -23,16 +27,24 @@ def _testbed(require_bed):
     require_bed(("ip", "iptables", "nsenter", "dockerd"), "network namespaces, dockerd")
 
 
-def test_seeded_docker_standard_run_keeps_the_promise(tmp_path, seeded_run):
+def test_seeded_docker_standard_run_keeps_the_promise_and_grey_faults_change_nothing(tmp_path, seeded_run,
+                                                                                    grey_seed, grey_kept):
     driver = DockerDriver()
     kinds = sorted(driver.supported - {FaultKind.OVERLAP} - GREY_KINDS)  # as drawn before delay, dup existed
     schedule = make_schedule(SEED, DURATION, kinds, driver.nodes, supported=driver.supported, settle=driver.settle)
     assert {f.kind for f in schedule} == set(kinds)  # the seed draws every kind
-    outcome, record = seeded_run(driver, schedule, SEED, DURATION)
+    # then what a host sends held up to half of (lease - heartbeat), or sent twice: the active keeps its lease and
+    # its container, the passive never starts (standard mode's steady rule; grey_kept over that part)
+    grey = make_schedule(grey_seed, GREY_DURATION, [FaultKind.DELAY, FaultKind.DUP], driver.nodes,
+                         supported=driver.supported, settle=driver.settle)
+    assert {f.kind for f in grey} == {FaultKind.DELAY, FaultKind.DUP}
+    schedule += [dataclasses.replace(f, id=len(schedule) + f.id, start=DURATION + f.start) for f in grey]
+    outcome, record = seeded_run(driver, schedule, SEED, DURATION + GREY_DURATION)
     assert not [w for w in record.faults if w.extra.get("skipped")]
     # the standard promise: never two, and every fault on the active was measured
     assert sum(st.double_s for st in outcome.result.stats.values()) == 0.0
     assert outcome.result.stats["crash"].takeovers or outcome.result.stats["node_restart"].takeovers
+    grey_kept(record, since=DURATION)
     kept = {p.name for p in (tmp_path / "logs").iterdir()}  # the bed's logs outlive it, for reading a broken rule
     assert {"a-dockerd.log", "b-dockerd.log", "witness.log"} <= kept and any(n.startswith("a-agent") for n in kept)
     assert driver.leftovers() == {"namespaces": [], "processes": [], "iptables": [], "containers": [], "dir": []}
@@ -45,17 +57,3 @@ def test_docker_unsupported_kinds_exit_2(capsys):
     assert "docker does not support fault kind(s) netem_loss" in capsys.readouterr().err
     assert main(["docker", "--seed", "1", "--duration", "10", "--faults", "witness_down", "--config",
                  "/nonexistent.json"]) == 2
-
-
-def test_seeded_docker_grey_run_delay_and_dup_change_nothing(seeded_run, grey_seed, grey_kept):
-    """What a host sends held up to half of (lease - heartbeat), or sent twice: the active keeps its lease and
-    its container, the passive never starts (standard mode's steady rule)."""
-    driver = DockerDriver()
-    duration = 35.0  # the grey seed: two dups and a delay that heals at 30.0 s (recovery 4 s)
-    kinds = [FaultKind.DELAY, FaultKind.DUP]
-    schedule = make_schedule(grey_seed, duration, kinds, driver.nodes, supported=driver.supported,
-                             settle=driver.settle)
-    assert {f.kind for f in schedule} == set(kinds)
-    _, record = seeded_run(driver, schedule, grey_seed, duration)
-    grey_kept(record)
-    assert driver.leftovers() == {"namespaces": [], "processes": [], "iptables": [], "containers": [], "dir": []}

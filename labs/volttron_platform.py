@@ -130,12 +130,8 @@ class Platform:
         self.log = self.root / "volttron.log"
         self.proc: subprocess.Popen | None = None
         self.startup_s = 0.0
-        # HOME of its own: every platform (and each of its agents, importing volttron's zmq module) rewrites
-        # ~/.volttron_instances and ~/.local/share/volttron/messagebus_registry.json with open("w") then write;
-        # two platforms starting at once in one HOME read the other's truncated file (make demo: "platform
-        # primary exited rc=0", JSONDecodeError in start_volttron_process). The user stays the platform user.
-        self.user_home = self.root / "user-home"
-        self.env = {"VOLTTRON_HOME": str(self.vhome), "VIRTUAL_ENV": str(venv), "HOME": str(self.user_home),
+        home = pwd.getpwnam(user).pw_dir
+        self.env = {"VOLTTRON_HOME": str(self.vhome), "VIRTUAL_ENV": str(venv), "HOME": home,
                     "PATH": f"{venv / 'bin'}:/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8",
                     "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
         for k in ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS", "PIP_NO_INDEX"):
@@ -153,7 +149,6 @@ class Platform:
 
     def _seed(self) -> None:
         seed_volttron_home(self.vhome, self.venv)
-        self.user_home.mkdir(parents=True, exist_ok=True)
         chown_tree(self.root, self.user)
 
     def start(self, timeout: float = 60.0) -> None:

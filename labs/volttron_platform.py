@@ -15,11 +15,19 @@ namespace (``ip netns exec NS setpriv --reuid=USER ... -- env ... volttron``), l
 namespace's ``host`` address: iptables rules in the namespace then cut its links for real.
 ``private_venv`` makes a copy of the platform venv the test owns (``vctl install`` writes into the venv:
 parallel test runs must not install their agent versions into each other's platforms).
+
+Platforms of one user share that user's ``~/.volttron_instances``, which a starting platform reads and then
+rewrites in place (``open("w")``, then write): two starting at once, one read the other's truncated file and died
+("platform secondary exited rc=0", JSONDecodeError; make demo and a clean-clone CI run). ``start()`` holds
+``instances_lock`` from the spawn until the platform has written its entry, and mends a file that does not parse
+(what two clean stops at once can leave: they share one ``.tmp`` name). volttron-testing's wrapper gives each of its
+platforms a HOME of its own, so ``labs.vtesting_platform`` needs none of this.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import pwd
@@ -32,6 +40,7 @@ import sys
 import tempfile
 import textwrap
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,6 +100,37 @@ def seed_volttron_home(vhome: Path, venv: Path = PLATFORM_VENV) -> None:
             """))
 
 
+@contextlib.contextmanager
+def instances_lock(home: Path, timeout: float = 120.0) -> Iterator[Path]:
+    """Hold the lock on ``home/.volttron_instances`` (a file lock beside it: every process and thread of this
+    machine that starts a ``Platform`` in that HOME takes it), yield the instances file. Taken by polling
+    (LOCK_NB): a blocking flock would stop every greenlet of a gevent-patched process, the holder's too."""
+    with open(home / ".volttron_instances.ft-lock", "a") as f:
+        def take() -> bool:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return False
+            return True
+
+        poll_until(take, timeout, what=f"the lock on {home}/.volttron_instances", interval=0.05)
+        try:
+            yield home / ".volttron_instances"
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _instances(path: Path) -> dict[str, object] | None:
+    """The parsed instances file, {} when there is none, None when it does not parse."""
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
 def chown_tree(path: Path, user: str) -> None:
     uid, gid = _user_ids(user)
     for p in [path, *path.rglob("*")]:
@@ -130,8 +170,8 @@ class Platform:
         self.log = self.root / "volttron.log"
         self.proc: subprocess.Popen | None = None
         self.startup_s = 0.0
-        home = pwd.getpwnam(user).pw_dir
-        self.env = {"VOLTTRON_HOME": str(self.vhome), "VIRTUAL_ENV": str(venv), "HOME": home,
+        self.user_home = Path(pwd.getpwnam(user).pw_dir)
+        self.env = {"VOLTTRON_HOME": str(self.vhome), "VIRTUAL_ENV": str(venv), "HOME": str(self.user_home),
                     "PATH": f"{venv / 'bin'}:/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8",
                     "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
         for k in ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS", "PIP_NO_INDEX"):
@@ -155,14 +195,20 @@ class Platform:
         self._seed()
         (self.vhome / "VOLTTRON_PID").unlink(missing_ok=True)
         t0 = time.monotonic()
-        stderr = open(self.root / "stderr.log", "ab")  # noqa: SIM115 (owned by the child from here)
-        argv, user = self._command([str(self.venv / "bin" / "volttron"), "--address", self.address,
-                                    "--instance-name", self.name, "-v", "-l", str(self.log)])
-        self.proc = subprocess.Popen(
-            argv, env=self.env, cwd=self.root, user=user, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=stderr, start_new_session=True, preexec_fn=_restore_sigint)
-        stderr.close()
-        proc = self.proc
+        with instances_lock(self.user_home, timeout) as instances:
+            if _instances(instances) is None:
+                instances.unlink()  # it lists running platforms only; each rewrites its entry when it starts
+            self._spawn()
+            proc = self.proc
+            assert proc is not None
+            key = self.vhome.resolve().as_posix()
+
+            def entry_written() -> bool:  # the file rewritten (whole: we hold the lock) or the platform gone
+                listed = _instances(instances)
+                return (bool(listed) and key in listed) or (self.vhome / "VOLTTRON_PID").exists() or \
+                    proc.poll() is not None
+
+            self._await(entry_written, t0 + timeout, "to write its entry in ~/.volttron_instances")
 
         def started() -> bool:
             if (self.vhome / "VOLTTRON_PID").exists():
@@ -172,12 +218,25 @@ class Platform:
                                     f"{(self.root / 'stderr.log').read_text()[-2000:]}")
             return False
 
+        self._await(started, t0 + timeout, "to start")
+        self.startup_s = time.monotonic() - t0
+
+    def _spawn(self) -> None:
+        stderr = open(self.root / "stderr.log", "ab")  # noqa: SIM115 (owned by the child from here)
+        argv, user = self._command([str(self.venv / "bin" / "volttron"), "--address", self.address,
+                                    "--instance-name", self.name, "-v", "-l", str(self.log)])
+        self.proc = subprocess.Popen(
+            argv, env=self.env, cwd=self.root, user=user, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=stderr, start_new_session=True, preexec_fn=_restore_sigint)
+        stderr.close()
+
+    def _await(self, cond: Callable[[], bool], deadline: float, what: str) -> None:
         try:
-            poll_until(started, timeout, what=f"platform {self.name} to start", interval=0.1)
+            poll_until(cond, max(0.0, deadline - time.monotonic()), what=f"platform {self.name} {what}",
+                       interval=0.1)
         except WaitTimeout:
             self.crash()
-            raise PlatformError(f"platform {self.name} did not start within {timeout:g}s") from None
-        self.startup_s = time.monotonic() - t0
+            raise PlatformError(f"platform {self.name} did not start in time (waiting {what})") from None
 
     @property
     def running(self) -> bool:

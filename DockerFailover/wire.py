@@ -105,13 +105,13 @@ class PeerInbox:
         return nonce, fields
 
     def heartbeat(self, method: str, path: str, body: bytes, headers: Mapping[str, str], *,
-                  wall_now: float) -> tuple[str, PeerHeartbeat, bool]:
-        """The request's nonce, the heartbeat, and whether it is news (newer than every heartbeat and answer of
-        the peer accepted so far: ``_is_news``); raises RemoteInputError. One that is not news is still
+                  wall_now: float) -> tuple[str, tuple[PeerHeartbeat, bool]]:
+        """The request's nonce, and the heartbeat with whether it is news (newer than every heartbeat and answer
+        of the peer accepted so far: ``_is_news``); raises RemoteInputError. One that is not news is still
         authentic and answered: the peer was alive when it sent it, what it says is superseded."""
         nonce, fields = self._open(method, path, body, headers, wall_now)
         hb = parse_heartbeat(fields)
-        return nonce, hb, self._is_news(hb, fields, timestamp=float(headers[TS_HEADER]), wall_now=wall_now)
+        return nonce, (hb, self._is_news(hb, fields, timestamp=float(headers[TS_HEADER]), wall_now=wall_now))
 
     def answer_news(self, fields: Mapping[str, Any] | None, *, wall_now: float) -> PeerHeartbeat | None:
         """The news in the peer's signed answer to our heartbeat (``Agent.on_heartbeat`` answers with its own

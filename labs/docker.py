@@ -397,11 +397,7 @@ class TwoHostLab:
         ``other``'s requests to ``key``'s agent. The other way's requests and answers still pass. ``on=False``
         removes such a rule."""
         assert self.net is not None
-        ns, peer = self.net.ns(key), self.hosts[other].ip
-        for chain, addr, wanted in (("INPUT", "-s", inbound), ("OUTPUT", "-d", outbound)):
-            if wanted:
-                sh("ip", "netns", "exec", ns, "iptables", "-I" if on else "-D", chain, addr, peer, "-p", "tcp",
-                   "--dport", str(AGENT_PORT), "-j", "DROP", check=on)
+        self.net.block(key, other, on, inbound=inbound, outbound=outbound, dport=AGENT_PORT)
 
     def heal_all(self) -> None:
         """Remove every cut (flush INPUT and OUTPUT in the three namespaces; dockerd's rules live elsewhere)."""

@@ -223,16 +223,19 @@ class NetnsSegment:
         for key in keys:
             run(*self._on_switch("bridge", "link", "set", "dev", self.port(key), "isolated", "on" if on else "off"))
 
-    def block(self, key: str, other: str, on: bool = True, *, inbound: bool = True, outbound: bool = True) -> None:
+    def block(self, key: str, other: str, on: bool = True, *, inbound: bool = True, outbound: bool = True,
+              dport: int | None = None) -> None:
         """iptables in ``key``'s namespace drops what comes from (``inbound``) and goes to (``outbound``)
         ``other``'s address (``on``), or removes one such set of rules (``on=False``; no error if there is none).
         One direction only (``outbound=False``: ``other`` -> ``key`` lost, ``key`` -> ``other`` still delivered).
-        ``other`` is a host key or, for an address outside the hosts (the switch's own), that address."""
+        ``other`` is a host key or, for an address outside the hosts (the switch's own), that address.
+        ``dport``: only TCP to that port (requests one way; their answers and the other way's requests pass)."""
         target = self.hosts.get(other, other)
         chains = [c for c, wanted in ((("INPUT", "-s"), inbound), (("OUTPUT", "-d"), outbound)) if wanted]
+        port = ["-p", "tcp", "--dport", str(dport)] if dport is not None else []
         for chain, flag in chains:
             run("ip", "netns", "exec", self.ns(key), "iptables", "-I" if on else "-D", chain, flag,
-                target, "-j", "DROP", check=on)
+                target, *port, "-j", "DROP", check=on)
 
     def lose(self, key: str, percent: float, on: bool = True, *, device: str = "eth0") -> None:
         """iptables in ``key``'s namespace drops ``percent`` % of what it sends on ``device`` (``eth0``; ``+`` for

@@ -61,13 +61,9 @@ def build_app(endpoint: PairEndpoint, inbox: PeerInbox) -> web.Application:
         return web.Response(body=data, content_type="application/json", headers=headers)
 
     async def heartbeat(request: web.Request) -> web.Response:
-        def open_(*args: Any, **kw: Any) -> Opened:
-            nonce, hb, news = inbox.heartbeat(*args, **kw)
-            return nonce, (hb, news)
-
         async def handle(heard: tuple[PeerHeartbeat, bool]) -> dict[str, Any]:
             return await endpoint.on_heartbeat(*heard)
-        return await post(request, open_, handle)
+        return await post(request, inbox.heartbeat, handle)
 
     async def become_primary(request: web.Request) -> web.Response:
         async def handle(asked: HandOverRequest) -> dict[str, Any]:

@@ -99,7 +99,7 @@ def test_inbox_checks_authentication_then_sender_then_fields_then_order() -> Non
         open_ = inbox.heartbeat if path == "/heartbeat" else inbox.hand_over_request
         return open_("POST", path, body, h, wall_now=1000.0)
 
-    nonce, heartbeat, news = send({**HB, "seq": 5}, "a" * 16)
+    nonce, (heartbeat, news) = send({**HB, "seq": 5}, "a" * 16)
     assert nonce == "a" * 16 and heartbeat.term == 3 and heartbeat.role.value == "active" and news
     with pytest.raises(NotAuthenticated) as e:  # 401
         send({**HB, "seq": 6}, "b" * 16, secret_tx=RequestAuthenticator("another-secret-xxxxxx", 30))
@@ -110,7 +110,7 @@ def test_inbox_checks_authentication_then_sender_then_fields_then_order() -> Non
         with pytest.raises(RemoteInputError) as e:  # 400
             send(fields, fields["sender"][:1] * 8 + str(fields["seq"]) * 8)
         assert e.value.reason == reason and not isinstance(e.value, NotAuthenticated)
-    assert send({**HB, "seq": 4}, "e" * 16)[2] is False  # older than the newest accepted (delivered late): no news
+    assert send({**HB, "seq": 4}, "e" * 16)[1][1] is False  # older than the newest accepted (delivered late): no news
     with pytest.raises(RemoteInputError, match="replayed"):  # the same request again: its nonce
         send({**HB, "seq": 4}, "e" * 16)
     _, asked = send({"sender": "server1", "term": 4, "reason": "web died"}, "c" * 16, path="/become_primary")
@@ -134,7 +134,7 @@ def test_the_news_in_an_answer_is_ordered_with_the_peer_s_heartbeats() -> None:
 
     def post(seq: int, nonce: str) -> bool:
         body = encode_body({**HB, "seq": seq, "boot": "boot-1"})
-        return inbox.heartbeat("POST", "/heartbeat", body, signed(tx, body, nonce=nonce), wall_now=1000.0)[2]
+        return inbox.heartbeat("POST", "/heartbeat", body, signed(tx, body, nonce=nonce), wall_now=1000.0)[1][1]
     assert post(5, "a" * 16)
     news = inbox.answer_news({**HB, "role": "passive", "seq": 6, "boot": "boot-1"}, wall_now=1000.0)
     assert news is not None and news.role.value == "passive"

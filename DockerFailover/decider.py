@@ -54,6 +54,7 @@ from DockerFailover.events import (
     HandOverAnswer,
     HandOverAnswered,
     HandOverRequested,
+    HeartbeatAnswer,
     HeartbeatReceived,
     HoldFence,
     KeeperConnected,
@@ -216,7 +217,7 @@ class PairNode:
         return {"sender": self.settings.name, "term": self.term, "role": self.role.value,
                 "eligible": self.eligible, "containers_up": self.containers_up, "leaving": self.leaving}
 
-    def answer_fields(self) -> dict[str, Any]:
+    def _answer_fields(self) -> dict[str, Any]:
         """What we answer the peer's heartbeat with: our news, under the next seq (heartbeats and answers share
         one order, so the peer keeps the newer of the two). The answer renews the peer's lease, and the news
         must come with it: a lease renewed by an answer that said nothing let an active that had fenced itself
@@ -281,6 +282,8 @@ class PairNode:
             else:
                 self._decide_as(self.role, event, b)
         self._fence_sync(event.now, b)
+        if isinstance(event, PeerAlive) or (isinstance(event, HeartbeatReceived) and event.posted):
+            b.act(HeartbeatAnswer(fields=self._answer_fields()))  # what we are after this step, the peer learns
         return b.build()
 
     def _decide_as(self, role: Role, event: Event, b: Build) -> None:

@@ -49,12 +49,14 @@ class Tick:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class HeartbeatReceived:
-    """An authenticated, in-order heartbeat from the configured peer: its POST, or its answer to ours (then
-    ``acked_seq`` is our heartbeat it answered, in standard mode: the news and the lease renewal in one event)."""
+    """An authenticated, in-order heartbeat from the configured peer: its POST (``posted``: the step carries our
+    ``HeartbeatAnswer``), or its answer to ours (then ``acked_seq`` is our heartbeat it answered, in standard
+    mode: the news and the lease renewal in one event)."""
 
     now: float
     heartbeat: PeerHeartbeat
     acked_seq: int | None = None
+    posted: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -147,8 +149,8 @@ class PeerAcknowledged:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PeerAlive:
-    """An authenticated heartbeat from the peer that is not news (we already hold news it sent later, e.g. its
-    answer to ours): it is alive, what it said is superseded."""
+    """An authenticated heartbeat POST from the peer that is not news (we already hold news it sent later, e.g.
+    its answer to ours): it is alive, what it said is superseded. Answered like any POST (``HeartbeatAnswer``)."""
 
     now: float
 
@@ -271,5 +273,13 @@ class HandOverAnswer:
         return {"accepted": self.accepted, "term": self.term, "detail": self.detail}
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HeartbeatAnswer:
+    """What we answer to the peer's POST /heartbeat (``HeartbeatReceived(posted=True)``, ``PeerAlive``): our news
+    under the next seq of our heartbeats, or ``{}`` (no news, it renews nothing) before our Docker answered once."""
+
+    fields: dict[str, Any]
+
+
 Action = (PersistTerm | StartContainers | StopContainers | RequestHandOver | SendHeartbeat | Alert | HandOverAnswer
-          | HoldFence)
+          | HeartbeatAnswer | HoldFence)

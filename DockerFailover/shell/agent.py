@@ -36,6 +36,7 @@ from DockerFailover.events import (
     HandOverAnswer,
     HandOverAnswered,
     HandOverRequested,
+    HeartbeatAnswer,
     HeartbeatReceived,
     HoldFence,
     KeeperConnected,
@@ -133,7 +134,7 @@ class Agent:
         self.handlers: dict[type, Any] = {
             PersistTerm: self._persist_term, Alert: self._alert, StartContainers: self._start,
             StopContainers: self._stop, RequestHandOver: self._hand_over, SendHeartbeat: self._heartbeat,
-            HandOverAnswer: self._answered, HoldFence: self._hold_fence,
+            HandOverAnswer: self._answered, HeartbeatAnswer: lambda a: None, HoldFence: self._hold_fence,
         }
         self.witness: WitnessClient | None = None
         if cfg.witness is not None:
@@ -187,8 +188,9 @@ class Agent:
 
     async def on_heartbeat(self, heartbeat: PeerHeartbeat, news: bool) -> dict[str, Any]:
         now = self.clock.now()
-        await self.feed(HeartbeatReceived(now=now, heartbeat=heartbeat) if news else PeerAlive(now=now))
-        return {"ok": True, **self.node.answer_fields(), "boot": self.boot_id}
+        step = await self.feed(HeartbeatReceived(now=now, heartbeat=heartbeat, posted=True) if news
+                               else PeerAlive(now=now))
+        return {"ok": True, **step.of_type(HeartbeatAnswer)[0].fields, "boot": self.boot_id}
 
     async def on_hand_over_request(self, request: HandOverRequest) -> HandOverAnswer:
         step = await self.feed(HandOverRequested(now=self.clock.now(), sender=request.sender, term=request.term,

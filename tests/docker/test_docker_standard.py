@@ -6,6 +6,8 @@ numbers are ``failover_core.fencing.FencingTiming``'s. No Docker, no network.
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from DockerFailover.codes import AlertCode, NoteCode, TransitionCode
@@ -17,11 +19,13 @@ from DockerFailover.events import (
     ContainersStarted,
     ContainersStopped,
     HandOverRequested,
+    HeartbeatAnswer,
     HeartbeatReceived,
     HoldFence,
     KeeperConnected,
     KeeperLost,
     PeerAcknowledged,
+    PeerAlive,
     PeerHeartbeat,
     Resumed,
     Role,
@@ -443,14 +447,27 @@ def test_a_lease_renewed_by_an_idle_peer_s_answer_still_cold_starts_without_the_
 
 def test_answers_carry_our_news_in_one_order_with_our_heartbeats_and_nothing_before_docker_answered(
         clock: FakeClock) -> None:
+    """A POSTed heartbeat's step carries our answer (after what the heartbeat changed); a heartbeat from an answer
+    or one fed by a test asks for none."""
     n = PairNode(settings("server1"), term=0, booted_at=clock.now())
-    assert n.answer_fields() == {}  # "eligible: false" would make the peer the cold-start candidate
+
+    def posted(role: Role, term: int) -> dict:
+        event = hb(role, term, "server2", now=clock.now())
+        [answer] = n.handle(dataclasses.replace(event, posted=True)).of_type(HeartbeatAnswer)
+        return answer.fields
+
+    assert posted(Role.STARTING, 0) == {}  # "eligible: false" would make the peer the cold-start candidate
+    assert not n.handle(PeerAlive(now=clock.now())).of_type(HeartbeatAnswer)[0].fields
+    assert not n.handle(hb(Role.STARTING, 0, "server2", now=clock.now())).of_type(HeartbeatAnswer)
     [first] = beats(n.handle(running(False, now=clock.now())))
-    answer = n.answer_fields()
+    answer = posted(Role.STARTING, 0)
     assert answer["sender"] == "server1" and answer["role"] == "starting" and answer["seq"] > first.seq
+    [again] = n.handle(PeerAlive(now=clock.now())).of_type(HeartbeatAnswer)  # a late POST: answered all the same
+    assert again.fields["seq"] > answer["seq"]
     clock.advance(HB_INTERVAL)
     [second] = beats(tick(n, clock))
-    assert second.seq > answer["seq"] and second.fields["seq"] == second.seq
+    assert second.seq > again.fields["seq"] and second.fields["seq"] == second.seq
+    assert posted(Role.ACTIVE, 1)["term"] == 1  # the answer says what we are after learning the heartbeat
 
 
 def test_simple_mode_has_no_fence_and_no_claims(clock: FakeClock) -> None:

@@ -63,10 +63,7 @@ class ValetChaosConfig(BedConfig):
     command: float = Field(default=0.75, gt=0, description="allowance for one start or stop of the sample service")
     startup: float = Field(default=2.5, ge=0, description="a new valet process's start-up allowance")
     slack: float = Field(default=0.5, ge=0, description="added to each bound: sampling, applying, scheduling")
-    # 10 ms (the other systems: 20): a gap is a stall plus up to one period, and a probe here costs 0.3 ms (mean;
-    # 5.6 max): a 35 ms stall of the recorder thread in a clean-clone CI run (probe 5.6 ms, no GC pause: the
-    # thread waited to run) made a 55 ms gap at 20 ms, over the 50 ms the history promises
-    sample_period: float = Field(default=0.01, gt=0, le=0.05)
+    sample_period: float = Field(default=0.02, gt=0, le=0.05)
 
     @property
     def timeout(self) -> float:

@@ -23,9 +23,10 @@ import ctypes
 import errno
 import socket
 import struct
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface, ip_address
+from typing import Any
 
 from VrrpFailover.packet import IPPROTO_VRRP, VRRP_GROUP, VRRP_TTL, decode_ip_packet
 from VrrpFailover.rtnetlink import NetlinkError, RtNetlink
@@ -210,14 +211,53 @@ class VrrpSocket:
             data, anc, _flags, _addr = self.sock.recvmsg(65535, 64)
         except (BlockingIOError, InterruptedError):
             return None
-        for level, kind, payload in anc:
-            if level == SOL_SOCKET and kind == SO_TIMESTAMPNS and len(payload) >= 16:
-                sec, nsec = _TIMESPEC.unpack_from(payload)
-                return data, sec + nsec / 1e9
-        return data, None
+        return data, _kernel_time(anc)
+
+    def read_repeats(self, key: bytes) -> tuple[int, tuple[bytes, float | None] | None,
+                                                list[tuple[bytes, float | None]]]:
+        """Read the queue while each datagram has the cache key ``key`` (the same advert again): returns how many
+        did, the last of them as ``recv`` returns it (None if none), and the first datagram that did not, if one
+        came (``[]`` when the queue is empty): the caller reads that one next. One loop, with the ancillary data
+        of the last repeat only turned into its time: an idle Backup's every wake-up is this (driver
+        ``_drain_repeats``)."""
+        recvmsg, cache_key = self.sock.recvmsg, self.cache_key
+        n = 0
+        data = anc = None
+        while True:
+            try:
+                got, got_anc, _flags, _addr = recvmsg(65535, 64)
+            except (BlockingIOError, InterruptedError):
+                return n, (None if data is None else (data, _kernel_time(anc))), []
+            if cache_key(got) != key:
+                return n, (None if data is None else (data, _kernel_time(anc))), [(got, _kernel_time(got_anc))]
+            n += 1
+            data, anc = got, got_anc
 
     def close(self) -> None:
         self.sock.close()
+
+
+def read_repeats(recv: Callable[[], tuple[Any, float | None] | None], cache_key: Callable[[Any], Any], key: Any
+                 ) -> tuple[int, tuple[Any, float | None] | None, list[tuple[Any, float | None]]]:
+    """``VrrpSocket.read_repeats`` through any socket's ``recv`` and ``cache_key`` (IPv6's, and the oracle its
+    own loop is tested against)."""
+    n = 0
+    last = None
+    while (got := recv()) is not None:
+        if cache_key(got[0]) != key:
+            return n, last, [got]
+        n += 1
+        last = got
+    return n, last, []
+
+
+def _kernel_time(anc: list[tuple[int, int, bytes]] | None) -> float | None:
+    """The SO_TIMESTAMPNS receive time (CLOCK_REALTIME seconds) in a datagram's ancillary data, or None."""
+    for level, kind, payload in anc or ():
+        if level == SOL_SOCKET and kind == SO_TIMESTAMPNS and len(payload) >= 16:
+            sec, nsec = _TIMESPEC.unpack_from(payload)
+            return sec + nsec / 1e9
+    return None
 
 
 class _SockFilter(ctypes.Structure):

@@ -37,6 +37,7 @@ from VrrpFailover.netio import (
     TOS_NETWORK_CONTROL,
     FilteredSocket,
     InterfaceFacts,
+    read_repeats,
 )
 from VrrpFailover.packet import IPPROTO_VRRP, VRRP_GROUP6, VRRP_TTL, Received, decode_ipv6
 from VrrpFailover.rtnetlink import RtNetlink
@@ -165,6 +166,11 @@ class Vrrp6Socket:
                 sec, nsec = struct.unpack_from("@qq", payload)
                 kernel_time = sec + nsec / 1e9
         return (data, addr[0], dst, hop), kernel_time
+
+    def read_repeats(self, key: Raw6) -> tuple[int, tuple[Raw6, float | None] | None,
+                                               list[tuple[Raw6, float | None]]]:
+        """``netio.VrrpSocket.read_repeats`` for IPv6, through ``recv`` (the key is the whole packet)."""
+        return read_repeats(self.recv, self.cache_key, key)
 
     @staticmethod
     def decode(packet: Raw6) -> Received:

@@ -5,9 +5,12 @@ list of datagrams and the loop only records timers (no I/O in these tests)."""
 
 from __future__ import annotations
 
+import itertools
 import logging
+import socket
 import struct
 from collections import deque
+from dataclasses import replace
 from ipaddress import IPv4Address
 
 from failover_core.shell.carry_out import DecisionLog
@@ -15,7 +18,7 @@ from VrrpFailover.config import InstanceConfig
 from VrrpFailover.driver import Instance, InterfaceRuntime, VrrpDaemon
 from VrrpFailover.events import AdvertIn, Startup
 from VrrpFailover.machine import VrrpRouter, VrrpState
-from VrrpFailover.netio import InterfaceFacts, VrrpSocket
+from VrrpFailover.netio import SO_TIMESTAMPNS, InterfaceFacts, VrrpSocket, read_repeats
 from VrrpFailover.packet import VRRP_GROUP, Advert, decode_ip_packet, encode
 
 OFFSET = 0.0  # wall clock - monotonic clock (0: arrival times come out exact, as the reference's)
@@ -270,3 +273,110 @@ def test_a_drain_moves_every_routers_timer_to_its_new_deadline():
         assert i.timer is loop.timers[-1] or i.timer is loop.timers[-2]
         assert not i.timer.cancelled  # type: ignore[union-attr]
     assert sum(not t.cancelled for t in loop.timers) == 2  # the old ones were cancelled
+
+
+# ---- an idle Backup's wake-up (VrrpDaemon._drain_repeats, VrrpSocket.read_repeats) ------------------------------
+
+class RepeatSocket(ListSocket):
+    def read_repeats(self, key: object) -> tuple[int, object, list[object]]:
+        return read_repeats(self.recv, self.cache_key, key)
+
+
+def idle_backup() -> tuple[VrrpDaemon, Instance, InterfaceRuntime, RecordingLoop]:
+    """A Backup that heard two routine adverts (the second one was its routine case), its wall clock the loop's."""
+    d, inst, rt = backup()
+    loop = RecordingLoop()
+    d._hot = d._loop = loop  # type: ignore[assignment]
+    d._wall = lambda: loop.now + OFFSET  # type: ignore[method-assign]
+    rt.sock = RepeatSocket()  # type: ignore[assignment]
+    read(d, rt, FIRST, now=10.15)
+    assert inst.repeat_of is not None and inst.repeat_key is not None
+    return d, inst, rt, loop
+
+
+FIRST = [(datagram(150, ident=k), 10.0 + 0.1 * k) for k in range(2)]
+
+
+def wake(d: VrrpDaemon, inst: Instance, rt: InterfaceRuntime, queued: list[tuple[bytes, float]]) -> None:
+    """The Backup's timer fires at its deadline with ``queued`` in the socket."""
+    for data, at in queued:
+        rt.sock.queue.append((data, OFFSET + at))  # type: ignore[union-attr]
+    d._loop.now = inst.router.deadline  # type: ignore[union-attr]
+    inst.timer = None
+    d._on_timer(inst)
+
+
+def test_an_idle_backups_wake_up_reads_the_repeats_in_one_loop_and_decides_what_feeding_each_decides():
+    d, inst, rt, loop = idle_backup()
+    inst.router.handle = no_handle  # type: ignore[method-assign]  # (nothing but the routine case)
+    more = [(datagram(150, ident=k), 10.0 + 0.1 * k) for k in range(2, 5)]  # new IP ids: the same advert
+    drained = rt.last_drain
+    wake(d, inst, rt, more)
+    same(inst.router, reference(100, FIRST + more))
+    assert (rt.repeats, rt.received, rt.held) == (0 + 2, 2 + 3, [])  # the last of the three fed, two counted
+    assert inst.timer_at == inst.router.wake_at == 10.4 + inst.router.master_down_interval
+    assert loop.timers[-1].at == inst.timer_at and rt.last_drain > drained
+
+
+def test_a_different_advert_after_the_repeats_goes_the_whole_way_and_decides_the_same():
+    d, inst, rt, _ = idle_backup()
+    better = (datagram(200), 10.35)  # a better Master: handle decides (Backup still, its address learnt)
+    queued = [(datagram(150, ident=7), 10.2), (datagram(150, ident=8), 10.3), better]
+    wake(d, inst, rt, queued)
+    same(inst.router, reference(100, FIRST + queued))
+    assert rt.held == [] and inst.timer_at == inst.router.wake_at
+    assert rt.received == 2 + 3
+
+
+def test_a_repeat_the_router_no_longer_finds_routine_goes_the_whole_way():
+    d, inst, rt, _ = idle_backup()
+    inst.repeat_of = replace(inst.repeat_of, ttl=255)  # an equal advert, but not the object the router accepted
+    queued = [(datagram(150, ident=7), 10.2), (datagram(150, ident=8), 10.3)]
+    wake(d, inst, rt, queued)
+    same(inst.router, reference(100, FIRST + queued))
+    assert rt.held == [] and rt.received == 2 + 2
+
+
+def test_silence_at_the_deadline_makes_the_backup_master_as_the_router_decides():
+    d, inst, rt, loop = idle_backup()
+    loop.add_reader = lambda *_a: None  # type: ignore[attr-defined]  # (a Master reads each advert at once)
+    d._netlink_q = type(d._netlink_q)()
+    rt.garp = type("NoGarp", (), {"send": staticmethod(lambda _a: 1)})()  # type: ignore[assignment]
+    rt.sock = type("Sending", (RepeatSocket, SendingSocket), {"fileno": lambda _s: 99})()  # type: ignore[assignment]
+    wake(d, inst, rt, [])
+    assert inst.router.state is VrrpState.MASTER
+
+
+class RecvmsgSocket:
+    """recvmsg over a list of (datagram, kernel time), as the kernel hands them out, then EAGAIN."""
+
+    def __init__(self, queued: list[tuple[bytes, float]]) -> None:
+        self.queued = deque(queued)
+
+    def recvmsg(self, _size: int, _ancsize: int) -> tuple[bytes, list[tuple[int, int, bytes]], int, tuple[str, int]]:
+        if not self.queued:
+            raise BlockingIOError
+        data, t = self.queued.popleft()
+        sec = int(t)
+        anc = [(socket.SOL_SOCKET, SO_TIMESTAMPNS, struct.pack("@qq", sec, round((t - sec) * 1e9)))]
+        return data, anc, 0, (str(MASTER), 0)
+
+
+def test_the_ipv4_sockets_own_repeat_loop_reads_what_the_generic_one_reads():
+    a, b = datagram(150, ident=1), datagram(150, ident=2)
+    other, low_ttl = datagram(160), datagram(150, ttl=64)  # another advert; the same bytes after a TTL not 255
+    key = VrrpSocket.cache_key(a)
+    for queued in ([], [(a, 1.5)], [(a, 1.5), (b, 2.25), (a, 3.0)], [(a, 1.5), (other, 2.0), (b, 2.5)],
+                   [(other, 1.0)], [(a, 1.0), (low_ttl, 1.5)]):
+        s = VrrpSocket.__new__(VrrpSocket)
+        s.sock = RecvmsgSocket(queued)  # type: ignore[assignment]
+        generic = VrrpSocket.__new__(VrrpSocket)
+        generic.sock = RecvmsgSocket(queued)  # type: ignore[assignment]
+        got = s.read_repeats(key)
+        assert got == read_repeats(generic.recv, VrrpSocket.cache_key, key)
+        assert list(s.sock.queued) == list(generic.sock.queued)  # type: ignore[attr-defined]
+        n, last, rest = got
+        assert n == sum(1 for _ in itertools.takewhile(lambda q: q[0] in (a, b), queued))
+        assert (last is None) == (n == 0) and len(rest) == (n < len(queued))
+        if last is not None:
+            assert abs(last[1] - queued[n - 1][1]) < 1e-6  # its kernel time

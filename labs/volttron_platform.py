@@ -205,7 +205,7 @@ class Platform:
 
             def entry_written() -> bool:  # the file rewritten (whole: we hold the lock) or the platform gone
                 listed = _instances(instances)
-                return (bool(listed) and key in listed) or (self.vhome / "VOLTTRON_PID").exists() or \
+                return key in (listed or {}) or (self.vhome / "VOLTTRON_PID").exists() or \
                     proc.poll() is not None
 
             self._await(entry_written, t0 + timeout, "to write its entry in ~/.volttron_instances")
@@ -236,7 +236,7 @@ class Platform:
                        interval=0.1)
         except WaitTimeout:
             self.crash()
-            raise PlatformError(f"platform {self.name} did not start in time (waiting {what})") from None
+            raise PlatformError(f"platform {self.name} did not start in time: still waiting {what}") from None
 
     @property
     def running(self) -> bool:

@@ -46,7 +46,7 @@ def seeded_run(tmp_path: Path) -> SeededRun:
         print(outcome.table)
         assert outcome.result.ok, outcome.table
         record = read_history(tmp_path / "history.jsonl")
-        gaps = [b["t"] - a["t"] for a, b in itertools.pairwise(record.samples)]
+        gaps = [(a["t"], b["t"] - a["t"]) for a, b in itertools.pairwise(record.samples)]
         recorder = [n for n in record.notes if n.get("text") == "recorder"]
         print("recorder:", recorder, "probe costs:", record.meta.get("driver", {}).get("probe_costs"))
         assert record.samples[0]["t"] < 0.05 and record.samples[-1]["t"] > duration - 0.1
@@ -54,10 +54,9 @@ def seeded_run(tmp_path: Path) -> SeededRun:
         # test process on the loaded CI machine (twice at the same moment of the valet run, 55 and 80 ms, with
         # probes of <= 9 ms and no GC pause: the thread could not run) is allowed up to 150 ms, a generous bound
         # as for every timed assertion here; the long runs' max gap is reported by `make bench BENCH=chaos`
-        late = [(round(a["t"], 3), round((b["t"] - a["t"]) * 1000)) for a, b in itertools.pairwise(record.samples)
-                if b["t"] - a["t"] > 0.05]
+        late = [(round(t, 3), round(gap * 1000)) for t, gap in gaps if gap > 0.05]
         print("gaps over 50 ms (t, ms):", late)
-        assert len(late) <= max(1, len(gaps) // 1000) and max(gaps) <= 0.15, \
+        assert len(late) <= max(1, len(gaps) // 1000) and max(gap for _, gap in gaps) <= 0.15, \
             f"sampling gaps over 50 ms (t, ms): {late}; {recorder}"
         assert sorted(w.fault.id for w in record.faults) == [f.id for f in schedule]
         assert all(w.end is not None for w in record.faults)
@@ -68,13 +67,20 @@ def seeded_run(tmp_path: Path) -> SeededRun:
 
 
 # the first seed from 20261128 whose schedule of delay and dup alone puts a dup and a delay of at least 0.6 of the
-# driver's grey budget on the active, for every system's grey test (VRRP 35 s, Docker 35 s, HaValet 45 s, agent 50 s)
-GREY_SEED = 20261135
+# driver's grey budget on the active within GREY_DURATION, for every system's grey test (20261135 at 35-50 s before
+# the suite's time budget asked for less)
+GREY_SEED = 20261444
+GREY_DURATION = 30.0
 
 
 @pytest.fixture
 def grey_seed() -> int:
     return GREY_SEED
+
+
+@pytest.fixture
+def grey_duration() -> float:
+    return GREY_DURATION
 
 
 @pytest.fixture

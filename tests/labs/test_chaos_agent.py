@@ -4,7 +4,7 @@ every <= 50 ms, every fault recorded, nothing left behind.
 Three real platforms (primary, secondary, witness) in network namespaces, built once (about 20 s), then
 SEED's schedule over every fault kind the driver supports but the grey ones, then the grey seed's delays and
 duplications on the same bed (one bed: a build is a third of a run's time, and the suite has a 30-minute
-budget); about 2.8 minutes in all. Needs root and the platform venv (make setup).
+budget); about 2.5 minutes in all. Needs root and the platform venv (make setup).
 """
 
 import dataclasses
@@ -20,7 +20,6 @@ pytestmark = pytest.mark.integration
 # cut_both, clean_stop and witness_down (20261152 before the loss kind existed)
 SEED = 20262085
 DURATION = 90.0
-GREY_DURATION = 50.0  # the grey seed's first 50 s: two dups and a delay (tests/labs/conftest.py)
 
 
 @pytest.fixture(autouse=True)
@@ -28,8 +27,8 @@ def _testbed(require_bed):
     require_bed(("ip", "iptables", "setpriv"), "network namespaces, iptables")
 
 
-def test_seeded_agent_run_keeps_the_standard_mode_promise_and_grey_faults_change_nothing(tmp_path, seeded_run,
-                                                                                         grey_seed, grey_kept):
+def test_seeded_agent_run_keeps_the_standard_mode_promise_and_grey_faults_change_nothing(
+        tmp_path, seeded_run, grey_seed, grey_duration, grey_kept):
     driver = AgentDriver()
     # clean_stop is in: a stopped failover agent on the active hands over (found by seed 20261128 before the fix:
     # 80 ms of two runners; docs/chaos.md, "Finding")
@@ -38,11 +37,11 @@ def test_seeded_agent_run_keeps_the_standard_mode_promise_and_grey_faults_change
     assert len(schedule) >= 5
     # then what a platform sends held up to half of (lease - heartbeat), or sent twice: the active keeps the
     # service, the other never starts it (the steady rule; grey_kept over that part)
-    grey = make_schedule(grey_seed, GREY_DURATION, [FaultKind.DELAY, FaultKind.DUP], driver.nodes,
+    grey = make_schedule(grey_seed, grey_duration, [FaultKind.DELAY, FaultKind.DUP], driver.nodes,
                          supported=driver.supported, settle=driver.settle)
     assert {f.kind for f in grey} == {FaultKind.DELAY, FaultKind.DUP}
     schedule += [dataclasses.replace(f, id=len(schedule) + f.id, start=DURATION + f.start) for f in grey]
-    _, record = seeded_run(driver, schedule, SEED, DURATION + GREY_DURATION)
+    _, record = seeded_run(driver, schedule, SEED, DURATION + grey_duration)
     grey_kept(record, since=DURATION)
     print("probe costs:", driver.costs, "build s:", round(driver.build_s, 1))
     kept = {p.name for p in (tmp_path / "logs").iterdir()}  # the platforms' logs outlive the bed

@@ -19,7 +19,6 @@ pytestmark = pytest.mark.integration
 
 SEED = 20261436  # the first from 20261200 drawing every kind, loss too (20261135 before it existed)
 DURATION = 90.0
-GREY_DURATION = 35.0  # the grey seed's first 35 s: two dups and a delay that heals at 30.0 s (recovery 4 s)
 
 
 @pytest.fixture(autouse=True)
@@ -27,19 +26,19 @@ def _testbed(require_bed):
     require_bed(("ip", "iptables", "nsenter", "dockerd"), "network namespaces, dockerd")
 
 
-def test_seeded_docker_standard_run_keeps_the_promise_and_grey_faults_change_nothing(tmp_path, seeded_run,
-                                                                                    grey_seed, grey_kept):
+def test_seeded_docker_standard_run_keeps_the_promise_and_grey_faults_change_nothing(
+        tmp_path, seeded_run, grey_seed, grey_duration, grey_kept):
     driver = DockerDriver()
     kinds = sorted(driver.supported - {FaultKind.OVERLAP} - GREY_KINDS)  # as drawn before delay, dup existed
     schedule = make_schedule(SEED, DURATION, kinds, driver.nodes, supported=driver.supported, settle=driver.settle)
     assert {f.kind for f in schedule} == set(kinds)  # the seed draws every kind
     # then what a host sends held up to half of (lease - heartbeat), or sent twice: the active keeps its lease and
     # its container, the passive never starts (standard mode's steady rule; grey_kept over that part)
-    grey = make_schedule(grey_seed, GREY_DURATION, [FaultKind.DELAY, FaultKind.DUP], driver.nodes,
+    grey = make_schedule(grey_seed, grey_duration, [FaultKind.DELAY, FaultKind.DUP], driver.nodes,
                          supported=driver.supported, settle=driver.settle)
     assert {f.kind for f in grey} == {FaultKind.DELAY, FaultKind.DUP}
     schedule += [dataclasses.replace(f, id=len(schedule) + f.id, start=DURATION + f.start) for f in grey]
-    outcome, record = seeded_run(driver, schedule, SEED, DURATION + GREY_DURATION)
+    outcome, record = seeded_run(driver, schedule, SEED, DURATION + grey_duration)
     assert not [w for w in record.faults if w.extra.get("skipped")]
     # the standard promise: never two, and every fault on the active was measured
     assert sum(st.double_s for st in outcome.result.stats.values()) == 0.0

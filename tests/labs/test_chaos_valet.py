@@ -46,11 +46,11 @@ def test_valet_cli_refuses_what_the_mode_cannot_do(capsys):
     assert "valet does not support fault kind(s) netem_loss" in capsys.readouterr().err
 
 
-def test_seeded_valet_grey_run_delay_and_dup_change_nothing(tmp_path, seeded_run, grey_seed, grey_kept):
+def test_seeded_valet_grey_run_delay_and_dup_change_nothing(tmp_path, seeded_run, grey_seed, grey_duration, grey_kept):
     """What a host sends held up to half of (lease - heartbeat), or sent twice: the active valet keeps its lease
     and its service, the other never starts (the steady rule)."""
     driver = ValetDriver(workdir=tmp_path)
-    duration = 45.0
+    duration = grey_duration  # a dup and a delay on the active (tests/labs/conftest.py)
     kinds = [FaultKind.DELAY, FaultKind.DUP]
     schedule = make_schedule(grey_seed, duration, kinds, driver.nodes, supported=driver.supported,
                              settle=driver.settle, durations=driver.durations)

@@ -81,11 +81,11 @@ def test_unsupported_and_not_yet_systems_exit_2(capsys):
     assert "vrrp does not support fault kind(s) witness_down" in capsys.readouterr().err
 
 
-def test_seeded_vrrp_grey_run_delay_and_dup_change_nothing(seeded_run, grey_seed, grey_kept):
+def test_seeded_vrrp_grey_run_delay_and_dup_change_nothing(seeded_run, grey_seed, grey_duration, grey_kept):
     """Adverts held up to half of (Master_Down_Interval - advert interval) or sent twice: no takeover, no second
     Master, no flap (the promise's steady rule), and the client is back within its bound after each heal."""
     driver = VrrpDriver()
-    duration = 35.0
+    duration = grey_duration  # a dup and a delay on the active (tests/labs/conftest.py)
     kinds = [FaultKind.DELAY, FaultKind.DUP]
     schedule = make_schedule(grey_seed, duration, kinds, driver.nodes, supported=driver.supported,
                              settle=driver.settle)

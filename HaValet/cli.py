@@ -5,7 +5,8 @@
 - ``--status``: print the status file written by a running valet (process, state, active host,
   last transition); exit 1 when there is none.
 - otherwise run until SIGTERM/SIGINT. A bad config exits 2 before anything runs. ``kill -USR1`` writes
-  every thread's stack to stderr (what a valet that does not exit is waiting for).
+  every thread's stack to stderr (what a valet that does not exit is waiting for); ``kill -USR2`` logs every
+  asyncio task and where it waits (what an idle valet that does not exit awaits).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import faulthandler
+import io
 import json
 import logging
 import resource
@@ -91,11 +93,22 @@ def _masked(config: ValetConfig) -> ValetConfig:
     return config.model_copy(update={"settings": config.settings.model_copy(update={"host_mode": masked})})
 
 
+def log_tasks() -> None:
+    """kill -USR2: every asyncio task of the valet and the line it waits at, to the log."""
+    tasks = asyncio.all_tasks()
+    out = io.StringIO()
+    for task in sorted(tasks, key=lambda t: t.get_name()):
+        task.print_stack(limit=8, file=out)
+    logging.getLogger("HaValet").warning("ha-valet: %d asyncio task(s) (kill -USR2):\n%s", len(tasks),
+                                         out.getvalue().rstrip())
+
+
 async def _run(config: ValetConfig, status_file: str | None) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGUSR2, log_tasks)
     if config.settings.host_mode is not None:
         from HaValet.host_valet import HostValet  # aiohttp is imported only for the per-host mode
 

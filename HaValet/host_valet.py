@@ -39,6 +39,7 @@ from failover_core.request_auth import MAX_BODY, SIG_HEADER, NotAuthenticated, R
 from failover_core.shell.carry_out import DecisionLog, Handlers, carry_out
 from failover_core.shell.clock import MonotonicClock
 from failover_core.shell.notify import NotifyDispatcher, SubprocessHookRunner
+from failover_core.shell.tasks import cancel_and_wait
 from failover_core.step import Step
 from failover_core.transitions import Transition
 from FailoverWitness.client import WitnessClient, WitnessError
@@ -63,7 +64,7 @@ from HaValet.events import (
 )
 from HaValet.status_file import StatusFile
 from HaValet.supervisor import describe_rc
-from HaValet.valet import TransitionSink, cancel_and_wait, tick_loop
+from HaValet.valet import TransitionSink, tick_loop
 from HaValet.wire import HEARTBEAT_PATH, ValetHeartbeat, ValetInbox, ValetSender
 
 log = logging.getLogger("HaValet")

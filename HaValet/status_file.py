@@ -33,8 +33,11 @@ class StatusFile:
 
     async def run(self) -> None:
         while True:
+            # asyncio.timeout, not wait_for: 3.11's wait_for drops a cancel that comes just as the change does,
+            # and the shutdown then waited for this loop forever (tests/valet/test_shutdown_cancel.py)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.dirty.wait(), self.period)
+                async with asyncio.timeout(self.period):
+                    await self.dirty.wait()
             self.dirty.clear()
             self.write()
             await asyncio.sleep(0.1)

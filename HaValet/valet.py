@@ -26,6 +26,7 @@ from typing import Any
 from failover_core.shell.carry_out import DecisionLog, Handlers, carry_out
 from failover_core.shell.clock import MonotonicClock
 from failover_core.shell.notify import NotifyDispatcher, SubprocessHookRunner
+from failover_core.shell.tasks import cancel_and_wait
 from failover_core.step import Reason, Step
 from failover_core.transitions import Transition
 from HaValet.codes import NoteCode
@@ -82,13 +83,6 @@ def _failed(action: Action, detail: str, now: float) -> Event:
     if isinstance(action, RunStart):
         return StartDone(host=action.host, rc=None, tag=action.tag, now=now, detail=detail)
     return StopDone(host=action.host, rc=None, now=now, detail=detail)
-
-
-async def cancel_and_wait(tasks: list[asyncio.Task[Any]]) -> None:
-    """Cancel ``tasks`` and wait until each has ended (their exceptions, cancellation included, swallowed)."""
-    for t in tasks:
-        t.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def tick_loop(tick: Callable[[], None], next_deadline: Callable[[], float | None], wake: asyncio.Event,

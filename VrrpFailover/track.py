@@ -28,6 +28,7 @@ import stat
 import struct
 from collections.abc import Callable, Iterable
 
+from failover_core.shell.tasks import cancel_and_wait
 from VrrpFailover.settings import TrackFileRules, TrackScriptRules
 
 log = logging.getLogger("vrrp.track")
@@ -47,7 +48,8 @@ async def run_check(argv: list[str], timeout: float) -> tuple[bool, str]:
     except OSError as e:
         return False, f"cannot run {argv[0]}: {e.strerror or e}"
     try:
-        rc = await asyncio.wait_for(proc.wait(), timeout)
+        async with asyncio.timeout(timeout):  # not wait_for: 3.11's drops a cancel that meets the exit
+            rc = await proc.wait()
     except TimeoutError:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
@@ -70,9 +72,7 @@ class _Periodic:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait([self._task])
 
     async def _loop(self) -> None:
         while True:

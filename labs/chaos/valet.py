@@ -12,8 +12,9 @@ the service of this bed (its cmdline, read once per pid): two small file reads p
 
 Faults: crash = SIGKILL of the valet (its keeper stops the service), a new valet at the heal; freeze = SIGSTOP of
 the valet (its keeper fences at the lease's end), SIGCONT at the heal; clean_stop = SIGTERM (it hands over), a new
-valet at the heal; cut_one_way = iptables ``OUTPUT -d PEER`` in the target's namespace (what the target sends to the
-peer is lost), cut_both = and ``INPUT -s PEER``, the peer another host or the witness; witness_down = SIGKILL of the
+valet at the heal (the fault's end record says how long the old one took to exit: ``valet_exit_s``);
+cut_one_way = iptables ``OUTPUT -d PEER`` in the target's namespace (what the target sends to the peer is lost),
+cut_both = and ``INPUT -s PEER``, the peer another host or the witness; witness_down = SIGKILL of the
 witness, started again (same port) at the heal; daemon_kill = SIGKILL of the service process itself (the valet
 restarts it or the pair fails over; nothing to heal); node_restart = SIGKILL of every process in the host's
 namespace (valet, keeper, service, commands: the host crashed), a new valet at the heal; delay = what the host
@@ -27,9 +28,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any, Literal
@@ -108,7 +111,7 @@ class ValetDriver:
                               tag="cv", interval=c.interval, heartbeat_interval=c.heartbeat_interval,
                               heartbeat_timeout=c.timeout, stop_timeout=c.stop_timeout, extra=extra)
         self.frozen: set[str] = set()
-        self.leaving: dict[str, subprocess.Popen[bytes]] = {}  # clean_stop: SIGTERMed valets, reaped at the heal
+        self.leaving: dict[str, _Leaving] = {}  # clean_stop: SIGTERMed valets, reaped at the heal
         self.costs: dict[str, float] = {}
         self.grey = GreyFaults()
 
@@ -211,7 +214,7 @@ class ValetDriver:
         if k is K.CLEAN_STOP:
             proc = p.valets.pop(addr)
             proc.send_signal(signal.SIGTERM)
-            self.leaving[addr] = proc
+            self.leaving[addr] = _Leaving(proc)
             return {"pid": proc.pid}
         if k in (K.CUT_ONE_WAY, K.CUT_BOTH):
             assert peer is not None
@@ -247,13 +250,11 @@ class ValetDriver:
         addr = HOSTS[target]
         if k in GREY_KINDS:
             return self.grey.heal(p.lab.net, fault, addr)
+        info: dict[str, Any] | None = None
         if k is K.CLEAN_STOP:
-            proc = self.leaving.pop(addr)
-            try:
-                proc.wait(self.cfg.stop_timeout + 5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
+            # how long the SIGTERMed valet took to exit, in the fault's end record: a valet still there at the heal
+            # delays its successor (and the failback) by as long as it is waited for here
+            info = self.leaving.pop(addr).reap(self.cfg.stop_timeout + 5)
         if k in (K.CRASH, K.CLEAN_STOP, K.NODE_RESTART):
             p.start_valet(addr)
         elif k is K.FREEZE:
@@ -264,21 +265,32 @@ class ValetDriver:
             p.lab.net.block(addr, self._other(peer), on=False, inbound=k is K.CUT_BOTH, outbound=True)
         elif k is K.LOSS:
             p.lab.net.lose(addr, fault.params["loss_pct"], on=False)
-        return None
+        return info
 
     def close(self) -> None:
         for addr in list(self.frozen):
             with contextlib.suppress(Exception):
                 self.pair.freeze_valet(addr, frozen=False)
         self.frozen.clear()
-        for proc in self.leaving.values():
+        for leaving in self.leaving.values():
             with contextlib.suppress(Exception):
-                proc.kill()
-                proc.wait(5)
+                leaving.proc.kill()
+                leaving.proc.wait(5)
         self.leaving.clear()
         self.grey.close()  # delayers by PID
         with contextlib.suppress(Exception):
             self.pair.close()  # ends every valet, keeper, service and the witness by PID, deletes the namespaces
+
+    def keep_logs(self, into: Path) -> None:
+        """Copy each valet's log (its keeper's lines included) and the witness's into ``into``."""
+        into.mkdir(parents=True, exist_ok=True)
+        for name, addr in HOSTS.items():
+            src = self.pair.log_path(addr)
+            if src.exists():
+                shutil.copyfile(src, into / f"valet-{name}.log")
+        witness = getattr(self.pair.witness, "log", None)
+        if isinstance(witness, Path) and witness.exists():
+            shutil.copyfile(witness, into / "witness.log")
 
     def leftovers(self) -> list[str]:
         """What of this bed still exists (for tests: nothing after close): namespaces and processes whose
@@ -293,3 +305,29 @@ class ValetDriver:
                     if bed in cmd and pid_alive(int(d.name)):
                         left.append(f"pid {d.name}: {cmd[:120]}")
         return left
+
+
+class _Leaving:
+    """A SIGTERMed valet (clean_stop): a thread notes when it exited, the heal reaps it."""
+
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+        self.proc, self.sent = proc, time.monotonic()
+        self.exited_at: float | None = None
+        threading.Thread(target=self._watch, daemon=True).start()
+
+    def _watch(self) -> None:
+        with contextlib.suppress(Exception):
+            self.proc.wait()
+            self.exited_at = time.monotonic()
+
+    def reap(self, timeout: float) -> dict[str, Any]:
+        """Wait up to ``timeout`` s more, SIGKILL if still there; returns the figures for the fault's end record."""
+        killed = False
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            killed = True
+            self.proc.kill()
+            self.proc.wait(5)
+        at = self.exited_at or time.monotonic()
+        return {"valet_exit_s": round(at - self.sent, 3), **({"valet_killed": True} if killed else {})}

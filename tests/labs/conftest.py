@@ -32,6 +32,25 @@ def require_bed() -> Callable[[Iterable[str], str], None]:
 
 
 SeededRun = Callable[..., tuple[Outcome, Record]]
+LOG_LINES = 40  # per kept log, on a broken promise
+
+
+def failure_context(out: Path, record: Record) -> str:
+    """What a broken seeded run printed for the reader of a CI log (the bed is gone by then): every fault as
+    recorded (resolved target, start, heal, the driver's figures such as how long a stopped daemon took to
+    exit), and from each log the driver kept (``out/logs``) its last warnings, errors and state changes."""
+    lines = ["faults as recorded (id kind target[->peer] start-end s, figures):"]
+    for w in record.faults:
+        peer = f"->{w.peer}" if w.peer else ""
+        lines.append(f"  {w.fault.id} {w.kind} {w.target}{peer} {w.start:.3f}-{w.end} {w.extra}")
+    logs = out / "logs"
+    for path in sorted(logs.glob("*.log")) if logs.is_dir() else []:
+        text = path.read_text(errors="replace").splitlines()
+        told = [line for line in text if any(m in line for m in (" WARNING ", " ERROR ", " -> ", "shutdown",
+                                                                      "stopping", "stopped"))]
+        lines.append(f"--- {path.name} ({len(text)} lines): its last {LOG_LINES} warnings and changes")
+        lines += [line[:300] for line in told[-LOG_LINES:]]
+    return "\n".join(lines)
 
 
 @pytest.fixture
@@ -44,8 +63,10 @@ def seeded_run(tmp_path: Path) -> SeededRun:
     def _run(driver: Any, schedule: list[Fault], seed: int, duration: float, **extra: Any) -> tuple[Outcome, Record]:
         outcome = run(driver, schedule, tmp_path, seed=seed, duration=duration, **extra)
         print(outcome.table)
-        assert outcome.result.ok, outcome.table
         record = read_history(tmp_path / "history.jsonl")
+        if not outcome.result.ok:
+            print(failure_context(tmp_path, record))  # CI keeps only the output: what happened, in its words
+        assert outcome.result.ok, outcome.table
         gaps = [(a["t"], b["t"] - a["t"]) for a, b in itertools.pairwise(record.samples)]
         recorder = [n for n in record.notes if n.get("text") == "recorder"]
         print("recorder:", recorder, "probe costs:", record.meta.get("driver", {}).get("probe_costs"))

@@ -34,6 +34,9 @@ def test_seeded_valet_run_keeps_the_promise(tmp_path, seeded_run):
     _, record = seeded_run(driver, schedule, SEED, DURATION)
     print("probe:", driver.costs)
     assert not [s for s in record.samples if len(s["active"]) > 1]  # standard mode: never two running
+    # a cleanly stopped valet has exited by the heal (a hung exit once delayed its successor and the failback)
+    exits = [w.extra for w in record.faults if w.fault.kind is FaultKind.CLEAN_STOP]
+    assert exits and all("valet_exit_s" in e and not e.get("valet_killed") for e in exits), exits
     assert driver.leftovers() == []  # namespaces (and their iptables rules), valets, keepers, services, witness
 
 

@@ -18,8 +18,10 @@ pytestmark = pytest.mark.integration
 
 # the fewest kinds missing (cut_one_way) among seeds from 20261200 whose 90 s schedule draws loss, crash, freeze,
 # cut_both, clean_stop and witness_down (20261152 before the loss kind existed)
-SEED = 20262085
-DURATION = 90.0
+# the first from 20261200 drawing in 80 s the kinds 20262085 drew in 90 s (all but cut_one_way; the suite's
+# time budget)
+SEED = 20265503
+DURATION = 80.0
 
 
 @pytest.fixture(autouse=True)

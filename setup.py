@@ -1,10 +1,11 @@
-"""Packaging for the failover toolkit: one distribution, six packages, four console scripts and the witness's.
+"""Packaging for the failover toolkit: one distribution, six packages, four console scripts and the witness's,
+and one optional C extension (VrrpFailover._idlewait).
 
 failover_core lives with the canonical VOLTTRON agent (FailoverAgent/failover_core) and is
 installed as a top-level package so the sibling systems import it.
 """
 
-from setuptools import find_packages, setup
+from setuptools import Extension, find_packages, setup
 
 setup(
     name="failover-toolkit",
@@ -15,6 +16,9 @@ setup(
         *find_packages("FailoverAgent", include=["failover_core*", "failover_agent*"]),
         *find_packages(include=["DockerFailover*", "VrrpFailover*", "HaValet*", "FailoverWitness*"]),
     ],
+    # an idle IPv4 Backup's wait in C (VrrpFailover/_idlewait.c; measured reason in docs/vrrp.md): optional, the
+    # driver falls back to its Python wait when it was not built (no compiler, no Python headers)
+    ext_modules=[Extension("VrrpFailover._idlewait", ["VrrpFailover/_idlewait.c"], optional=True)],
     package_dir={
         "failover_core": "FailoverAgent/failover_core",
         "failover_agent": "FailoverAgent/failover_agent",

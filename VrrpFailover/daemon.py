@@ -20,6 +20,10 @@ Python built without ssl (``try: import ssl / except ImportError: ssl = None``).
 notify hooks and track scripts are processes of their own. Not with ``use_vmac``: pyroute2, which makes the
 macvlans, imports ssl itself (pyroute2.netlink.rtnl.probe_msg), and that process has pyroute2's 11 MiB anyway.
 
+An idle IPv4 Backup waits in C between decisions (``VrrpFailover._idlewait``, driver ``_wait_natively``) when
+setup.py could build it; ``VRRP_FAILOVER_NATIVE_WAIT=0`` in the environment keeps the Python wait (the benches'
+A/B, and a way out should the C wait ever be suspected).
+
 Exit status as the CLI's: 0 after a clean stop, 1 when the host cannot run the router, 2 for input that is not
 what the CLI writes (a programming error: the CLI validated it).
 """
@@ -67,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
 
     hot = LeanLoop()  # timers and VRRP sockets; asyncio (netlink, trackers, signals) is stepped inside it
     daemon = VrrpDaemon(config.instances, status_file=args.status_file, sync_groups=config.sync_groups,
-                        hot_loop=hot)
+                        hot_loop=hot, native_wait=os.environ.get("VRRP_FAILOVER_NATIVE_WAIT", "1") != "0")
     try:
         return hot.run(daemon.run())
     except PermissionError as e:

@@ -90,6 +90,11 @@ from VrrpFailover.sync_group import SyncGroup
 from VrrpFailover.track import InterfaceWatcher, TrackFileRunner, TrackScriptRunner
 from VrrpFailover.vmac import VmacLink, VmacManager
 
+try:  # an idle IPv4 Backup's wait in C (VrrpFailover/_idlewait.c, built by setup.py when it can be)
+    from VrrpFailover import _idlewait as native_idle
+except ImportError:  # not built: the Python wait (measured reason for both: docs/vrrp.md "The Backup's wake-up")
+    native_idle = None
+
 if TYPE_CHECKING:  # (imported at run time only with use_vmac: VrrpDaemon.run)
     from pyroute2 import AsyncIPRoute
 
@@ -135,6 +140,7 @@ class InterfaceRuntime:
     clock_offset: float | None = None  # time.time() - time.monotonic() at the previous drain
     wakeups: int = 0
     decoded: dict[Any, Received] = field(default_factory=dict)  # by the socket's cache_key: decode is pure
+    native_waits: int = 0  # idle waits done in C (_wait_natively)
     repeats: int = 0  # adverts not fed: the same advert again, between two that were fed (see _drain_queue)
     held: list[tuple[Any, float | None]] = field(default_factory=list)  # read by _drain_repeats, for _drain_queue
 
@@ -203,7 +209,8 @@ class VrrpDaemon:
     _wall = staticmethod(time.time)  # the clock of the kernel's receive times (CLOCK_REALTIME)
 
     def __init__(self, configs: tuple[InstanceRules, ...], *, status_file: str | None = None,
-                 sync_groups: dict[str, SyncGroupRules] | None = None, hot_loop: HotLoop | None = None) -> None:
+                 sync_groups: dict[str, SyncGroupRules] | None = None, hot_loop: HotLoop | None = None,
+                 native_wait: bool = True) -> None:
         self.configs = configs
         self.sync_groups = sync_groups or {}
         self.groups: dict[str, GroupRuntime] = {}
@@ -214,6 +221,8 @@ class VrrpDaemon:
         self._loop: asyncio.AbstractEventLoop | None = None
         # the routers' timers and the VRRP sockets: a LeanLoop (``lean_loop``; the CLI's) or else the asyncio loop
         self._hot: HotLoop | None = hot_loop
+        # the C idle wait needs a hot loop that can say how long it may block (LeanLoop.quiet_until)
+        self._native = native_idle if native_wait and hasattr(hot_loop, "quiet_until") else None
         self._stopped: asyncio.Event | None = None
         self._stopping = False
         self._netlink_q: asyncio.Queue[tuple[Instance, str, IPv4Interface | IPv6Interface]] = asyncio.Queue()
@@ -522,6 +531,47 @@ class VrrpDaemon:
         self._arm(inst, wake)
         return True
 
+    def _wait_natively(self, rt: InterfaceRuntime, inst: Instance) -> None:
+        """After ``_drain_repeats`` read nothing but repeats: wait in C (``_idlewait.idle_wait``, the GIL released)
+        until the router's deadline, read the repeats queued by then and move the deadline as the router would,
+        and so on, until anything else happens: the deadline passes in silence, a datagram that is not a repeat is
+        queued (left there), the hot loop has work (a priority-0 advert, a signal, asyncio, another timer), or a
+        signal. Then the last repeat goes to the router (``_feed_advert``: one decision, as ``_drain_repeats``
+        feeds it), its timer is armed at the router's deadline (at once for a datagram to read), and the hot loop
+        goes on. The C deadline is never after the router's (its arrival times are never later). IPv4 only."""
+        hot, native = self._hot, self._native
+        rx, key, deadline = inst.repeat_of, inst.repeat_key, inst.timer_at
+        if (native is None or not isinstance(rt.sock, VrrpSocket) or rx is None or key is None or deadline is None
+                or inst.timer is None or inst.group is not None or len(rt.routers) != 1 or rt.held):
+            return
+        assert self._loop is not None and hot is not None
+        inst.timer.cancel()  # (the hot loop's own work is what ends the wait; this timer is its deadline)
+        inst.timer = inst.timer_at = None
+        limit = hot.quiet_until()  # type: ignore[attr-defined]
+        if limit is None or limit <= self._loop.time():
+            self._arm(inst, deadline)
+            return
+        status, n, last_ts = native.idle_wait(hot.fileno(), rt.sock.fileno(), key, deadline,  # type: ignore[attr-defined]
+                                              inst.router.master_down_interval, limit)
+        rt.native_waits += 1
+        now = self._loop.time()
+        if n:
+            offset = self._wall() - now
+            stepped = rt.clock_offset is not None and abs(offset - rt.clock_offset) > 0.001
+            at = arrival_time(last_ts if last_ts >= 0 else None, offset=offset, now=now, floor=rt.last_drain,
+                              stepped=stepped)
+            previous = inst.router.machine.last
+            if previous is not None and at < previous.at:
+                at = previous.at
+            rt.clock_offset, rt.last_drain = offset, now
+            rt.repeats += n - 1
+            rt.received += n
+            self._feed_advert(inst, rx, at, key)  # arms the timer at the router's new deadline
+        else:
+            self._arm(inst, deadline)
+        if status == native.OTHER:
+            self._arm(inst, now)  # read it now (the timer's wake-up reads the queue)
+
     def _drain_queue(self, rt: InterfaceRuntime, now: float, offset: float, stepped: bool, floor: float,
                      limit: int | None) -> None:
         """Read the queue (up to ``limit``), then feed each advert in arrival order, with two savings that change
@@ -602,6 +652,8 @@ class VrrpDaemon:
         router = inst.router
         if not rt.reading:  # (when reading, the loop ran the reader before this timer)
             if self._drain_repeats(rt, inst):
+                if self._native is not None:
+                    self._wait_natively(rt, inst)
                 return
             self._drain(rt)  # adverts queued while we slept come first, with their arrival times
             now = self._loop.time()
@@ -789,7 +841,9 @@ class VrrpDaemon:
             **({"sync_groups": {n: {"state": g.sync.state.value, "members": list(g.members)}
                                 for n, g in self.groups.items()}} if self.groups else {}),
             "interfaces": {n: {"received": rt.received, "drops": dict(rt.drops), "reading": rt.reading,
-                               "wakeups": rt.wakeups, "repeats": rt.repeats} for n, rt in self.interfaces.items()},
+                               "wakeups": rt.wakeups, "repeats": rt.repeats, "native_waits": rt.native_waits}
+                           for n, rt in self.interfaces.items()},
+            "native_wait": self._native is not None,
         }
 
     def _write_status(self) -> None:

@@ -99,6 +99,26 @@ class LeanLoop:
     def close(self) -> None:
         self._epoll.close()
 
+    def fileno(self) -> int:
+        """The hot loop's epoll: a native wait (``VrrpFailover._idlewait``) returns as soon as it is ready."""
+        return self._epoll.fileno()
+
+    def quiet_until(self) -> float | None:
+        """When this loop next has work of its own (its earliest timer, asyncio's earliest), +inf if none, or
+        None when it has work now (asyncio callbacks ready, or not inside ``run``): how long a native wait may
+        block this thread."""
+        aloop = self.aloop
+        if aloop is None or aloop._ready:  # type: ignore[attr-defined]  # (see the module docstring)
+            return None
+        timers = self._timers
+        while timers and timers[0][2].cancelled:
+            heapq.heappop(timers)
+        at = timers[0][0] if timers else float("inf")
+        scheduled: Any = aloop._scheduled  # type: ignore[attr-defined]  # (a cancelled head only ends it early)
+        if scheduled and scheduled[0].when() < at:
+            at = scheduled[0].when()
+        return at
+
     # -- one iteration ------------------------------------------------------------------------
     def _once(self, aloop: asyncio.AbstractEventLoop, afd: int) -> None:
         timers = self._timers

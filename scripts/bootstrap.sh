@@ -12,7 +12,7 @@ FT_PREFIX=${FT_PREFIX:-/opt/failover-toolkit}
 FT_VOLTTRON_USER=${FT_VOLTTRON_USER:-volttron}
 PY=/usr/bin/python3
 # libnetfilter-queue-dev: the NetfilterQueue wheel (labs.delayer, the chaos delay fault) builds against it
-APT_PACKAGES="docker.io docker-compose keepalived iproute2 tcpdump busybox-static iputils-ping python3-venv python3-dev iptables nftables bc util-linux procps libnetfilter-queue-dev"
+APT_PACKAGES="docker.io docker-compose keepalived iproute2 tcpdump busybox-static iputils-ping python3-venv python3-dev gcc iptables nftables bc util-linux procps libnetfilter-queue-dev"
 VOLTTRON_PIN="volttron==11.0.0rc3"
 # volttron-testing's mock platform (TestServer, the pubsub interceptor, the mock core builder) for the agent's
 # logic tests. Installed with --no-deps: it declares pytest<8 and docker<7, which conflict with our pytest>=8 and
@@ -51,10 +51,14 @@ if [ "$(cat "$VENV/.ft-stamp" 2>/dev/null)" != "$stamp_in" ]; then
   "$VENV/bin/pip" install -qq --disable-pip-version-check --no-deps "$VOLTTRON_TESTING_PIN"
   "$VENV/bin/python" -c "import volttrontesting.server_mock, volttrontesting.pubsub_interceptor"
   echo "$stamp_in" > "$VENV/.ft-stamp"
-elif ! "$VENV/bin/python" -c "import failover_core, os, sys; sys.exit(0 if os.path.realpath(failover_core.__file__).startswith(os.path.realpath('$REPO')) else 1)" 2>/dev/null; then
-  log "pointing $VENV at this checkout ($REPO)"
+elif ! "$VENV/bin/python" -c "import failover_core, os, sys; sys.exit(0 if os.path.realpath(failover_core.__file__).startswith(os.path.realpath('$REPO')) else 1)" 2>/dev/null \
+    || ! (cd "$REPO" && "$VENV/bin/python" -c "import VrrpFailover._idlewait") 2>/dev/null; then
+  log "pointing $VENV at this checkout ($REPO) and building its C extension"
   "$VENV/bin/pip" install -qq --disable-pip-version-check --no-deps -e "$REPO"
 fi
+# VrrpFailover's idle-Backup wait in C (setup.py builds it in place; optional there, expected here: the tests use it)
+(cd "$REPO" && "$VENV/bin/python" -c "import VrrpFailover._idlewait") \
+  || log "WARNING: VrrpFailover._idlewait was not built (gcc, python3-dev?): the VRRP daemon uses its Python wait"
 
 # 4. the platform venv: VOLTTRON only, readable and writable by the platform user
 PVENV=$FT_PREFIX/platform-venv

@@ -25,7 +25,10 @@ advert again, one loop reads it, ``_drain_repeats``) or when a priority-0 advert
 (a filtered second socket, ``netio.PriorityZeroSocket``, wakes it). Decisions are the same as
 reading each advert at once, since each is fed with its own arrival time; an idle Backup wakes
 about once per Master_Down_Interval - advert interval instead of once per advert. While any router
-of the interface is Master (or Fault/Initialize) each advert is read at once. SIGTERM and
+of the interface is Master (or Fault/Initialize) each advert is read at once. With the CLI's LeanLoop and the C
+extension built, an idle IPv4 router does not wake Python between decisions at all: a lone Backup's repeats and a
+routine Master's sends are done in C (``_idlewait``: ``_wait_natively``, ``_send_natively``) until anything else
+happens, and the router is then told once (docs/vrrp.md "The idle waits in C"). SIGTERM and
 SIGINT go through the loop's signal support and shut every router down at once (priority-0
 advert, addresses removed) before the loop stops.
 
@@ -42,6 +45,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -572,6 +576,68 @@ class VrrpDaemon:
         if status == native.OTHER:
             self._arm(inst, now)  # read it now (the timer's wake-up reads the queue)
 
+    def _routine_sender(self, inst: Instance) -> tuple[int, bytes, bytes] | None:
+        """(fd, advert, destination) when ``inst``'s next duty is its routine Adver_Timer and the C loop can send it
+        (IPv4, one destination, its own socket, not in a sync group), else None."""
+        r = inst.router
+        if (r.state is not VrrpState.MASTER or inst.group is not None or inst.timer is None or r.deadline is None
+                or inst.timer_at != r.deadline or not isinstance(inst.iface.sock, VrrpSocket)):
+            return None
+        wire = inst._wire.get(r.priority)
+        if wire is None or len(wire) != 1:
+            return None
+        data, sockaddr = wire[0]
+        return inst.iface.sock.fileno(), data, socket.inet_aton(sockaddr[0])
+
+    def _send_natively(self) -> None:
+        """After a routine advert: send every routine Master's next adverts from C (``_idlewait.master_wait``, the
+        GIL released) until the hot loop has work (an advert in, asyncio, a signal, another timer, a router's
+        gratuitous ARP deadline) or a send fails; then each router hears of its rounds once
+        (``routine_adver_timer`` at its last send: its next deadline follows from that) and its timer is armed.
+        Every router with another duty next (a Backup, a gratuitous ARP round first) keeps its timer: its time
+        is the limit."""
+        hot, native = self._hot, self._native
+        assert hot is not None and native is not None and self._loop is not None
+        if self._stopping:
+            return
+        chosen: list[tuple[Instance, tuple[int, bytes, bytes]]] = []
+        for inst in self.instances:
+            sender = self._routine_sender(inst)
+            if sender is not None:
+                chosen.append((inst, sender))
+        if not chosen:
+            return
+        garps = [t for inst, _ in chosen for t in (inst.router.garp_at, inst.router.lp_garp_at,
+                                                    inst.router.refresh_at) if t is not None]
+        deadlines = []
+        for inst, _ in chosen:
+            assert inst.timer is not None
+            deadlines.append(inst.timer_at)
+            inst.timer.cancel()
+            inst.timer = inst.timer_at = None
+        limit = hot.quiet_until()  # type: ignore[attr-defined]
+        if limit is not None and garps:
+            limit = min(limit, *garps)
+        if limit is None or limit <= self._loop.time():
+            for (inst, _), at in zip(chosen, deadlines, strict=True):
+                self._arm(inst, at)
+            return
+        senders = [(fd, data, dest, at, inst.router.config.advert_interval)
+                   for (inst, (fd, data, dest)), at in zip(chosen, deadlines, strict=True)]
+        status, rounds, last, failed, err = native.master_wait(hot.fileno(), limit, senders)  # type: ignore[attr-defined]
+        for rt in {id(inst.iface): inst.iface for inst, _ in chosen}.values():
+            rt.native_waits += 1
+        for k, ((inst, _), at) in enumerate(zip(chosen, deadlines, strict=True)):
+            if rounds[k]:
+                inst.sent += rounds[k] - (1 if status == native.SENDERR and k == failed else 0)
+                nxt = inst.router.routine_adver_timer(last[k])
+                at = inst.router.wake_at if nxt is None else nxt
+            self._arm(inst, at)
+        if status == native.SENDERR:
+            inst = chosen[failed][0]
+            inst.send_errors += 1
+            log.error("%s: %s failed: %s", inst.config.name, SendAdvert.__name__, os.strerror(err))
+
     def _drain_queue(self, rt: InterfaceRuntime, now: float, offset: float, stepped: bool, floor: float,
                      limit: int | None) -> None:
         """Read the queue (up to ``limit``), then feed each advert in arrival order, with two savings that change
@@ -673,6 +739,8 @@ class VrrpDaemon:
                 inst.repeat_of = None
                 self._send_wire(inst, router.priority, False)
                 self._arm(inst, at)
+                if self._native is not None:
+                    self._send_natively()
                 return
             at = router.wake_at
             if at is not None and at > now:  # early (a deadline moved later): the same answer as above

@@ -164,7 +164,9 @@ def idle_cell(impl: str, adv: float, n: int, window: float) -> dict:
         wait_roles(m, impl, n, "Master", 15)
         b = start_n(lab, impl, "b", 100, adv, n)
         wait_roles(b, impl, n, "Backup", 15)
-        time.sleep(1.0)
+        # idle means settled: past the Backup's first Master_Down deadline (its first read of the queue), which at
+        # 1 s is 3.6 s after it became Backup (a 1 s settle put that start-up step inside the window)
+        time.sleep(max(1.0, 4 * adv + 0.5))
         mp, bp = pids(m), pids(b)
         c0 = {p: cpu_seconds(p) for p in mp + bp}
         t0 = time.monotonic()

@@ -4,9 +4,9 @@
   - Master: send a prebuilt advert every interval, sleeping in a bare ``epoll.poll`` loop, then in asyncio
     (``call_at``), each heard by a keepalived Backup;
   - Backup: read every advert as it comes (epoll), or read the queue only at the Master_Down deadline (epoll, then
-    asyncio), each beside a keepalived Backup hearing the same keepalived Master; and, when gcc is there, the same
-    wait in C (``bench/vrrp_native_wait.c`` through ctypes: a prototype of what docs/vrrp.md "The Backup's wake-up"
-    proposes, measured here, not used by VrrpFailover).
+    asyncio), each beside a keepalived Backup hearing the same keepalived Master; and the same
+    wait in C that VrrpFailover's idle Backup uses (``VrrpFailover._idlewait.idle_wait``, docs/vrrp.md "The
+    Backup's wake-up").
 Prints CPU (schedstat) per advert interval. What VrrpFailover spends above these lines is its own Python per
 wake-up (the router's decision, the driver); what they spend above keepalived is the interpreter's.
 """
@@ -16,15 +16,11 @@ from __future__ import annotations
 import argparse
 import os
 import select
-import shutil
 import socket
 import struct
-import subprocess
 import sys
-import tempfile
 import time
 from ipaddress import IPv4Address
-from pathlib import Path
 
 VRRP_GROUP = "224.0.0.18"
 
@@ -63,22 +59,21 @@ def _master(adv: float, loop: str, src: str) -> None:
         s.sendto(msg, dst)
 
 
-def _native_wait(s: socket.socket, mdi: float, library: str) -> None:
-    """Learn the Master's advert, then wait in C until it differs (learn again) or stops (start over)."""
-    import ctypes
+def _native_wait(s: socket.socket, mdi: float) -> None:
+    """Learn the Master's advert, then wait in VrrpFailover's C (``_idlewait.idle_wait``, as the driver does) until a
+    datagram differs (learn it) or the silence passes the deadline (start over)."""
+    from VrrpFailover import _idlewait
+    from VrrpFailover.netio import VrrpSocket
 
-    wait = ctypes.CDLL(library).wait_repeats
-    wait.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_int, ctypes.c_double,
-                     ctypes.POINTER(ctypes.c_long)]
-    count = ctypes.c_long(0)
+    nothing = select.epoll()  # the driver passes its hot loop's; here nothing else can end the wait
     ep = select.epoll()
     ep.register(s.fileno(), select.EPOLLIN)
     while True:
         ep.poll()
-        data = s.recvmsg(2048, 64)[0]
-        key = data[12:]  # from the source address on (the IP id and checksum change per datagram)
-        if wait(s.fileno(), key, len(key), 12, mdi, ctypes.byref(count)) < 0:
-            raise OSError(ctypes.get_errno(), "wait_repeats failed")
+        key = VrrpSocket.cache_key(s.recvmsg(2048, 64)[0])
+        if key is None:
+            continue
+        _idlewait.idle_wait(nothing.fileno(), s.fileno(), key, time.monotonic() + mdi, mdi, float("inf"))
 
 
 def _backup(adv: float, loop: str) -> None:
@@ -91,8 +86,8 @@ def _backup(adv: float, loop: str) -> None:
     s.setsockopt(socket.SOL_SOCKET, 35, 1)  # SO_TIMESTAMPNS
     s.setblocking(False)
     mdi = 3 * adv + adv * 156 / 256
-    if loop.startswith("native:"):
-        _native_wait(s, mdi, loop.partition(":")[2])
+    if loop == "native":
+        _native_wait(s, mdi)
 
     def read_all() -> bool:
         got = False
@@ -126,21 +121,6 @@ def _backup(adv: float, loop: str) -> None:
             deadline = time.monotonic() + mdi
 
 
-def _build_native(where: Path) -> str | None:
-    """Compile bench/vrrp_native_wait.c into ``where``; None (and why) without gcc or when it does not build."""
-    gcc = shutil.which("gcc")
-    if gcc is None:
-        print("no gcc: the C Backup line is left out")
-        return None
-    lib = where / "vrrp_native_wait.so"
-    r = subprocess.run([gcc, "-O2", "-shared", "-fPIC", "-o", str(lib), str(Path(__file__).with_name(
-        "vrrp_native_wait.c"))], capture_output=True, text=True)
-    if r.returncode != 0:
-        print(f"the C Backup line is left out: gcc failed: {r.stderr.strip()[-500:]}")
-        return None
-    return str(lib)
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--interval", type=float, default=0.1)
@@ -155,11 +135,10 @@ def main(argv: list[str] | None = None) -> int:
     if a.role == "backup":
         _backup(a.interval, a.loop)
         return 0
-    with tempfile.TemporaryDirectory(prefix="vrrp-floor-") as tmp:
-        return _measure(a, _build_native(Path(tmp)))
+    return _measure(a)
 
 
-def _measure(a: argparse.Namespace, native: str | None) -> int:
+def _measure(a: argparse.Namespace) -> int:
     from bench.vrrp import cpu_seconds, pids
     from labs.vrrp import Lab, keepalived_config
 
@@ -185,8 +164,7 @@ def _measure(a: argparse.Namespace, native: str | None) -> int:
                 for name, host, loop in (("python Backup, each advert (epoll)", "c", "each"),
                                          ("python Backup, at deadlines (epoll)", "d", "batch"),
                                          ("python Backup, at deadlines (asyncio)", "e", "batch-asyncio"),
-                                         *((("C Backup, at deadlines (prototype)", "f", f"native:{native}"),)
-                                           if native else ()))}
+                                         ("VrrpFailover's C Backup wait (_idlewait)", "f", "native"))}
         time.sleep(2)
         measure({"keepalived Master": pids(km), "keepalived Backup": pids(kb),
                  **{k: [v.pid] for k, v in kids.items()}})

@@ -149,3 +149,91 @@ def test_a_closed_descriptor_is_an_error_not_a_hang(pair) -> None:
     start = time.monotonic()
     with pytest.raises(OSError):
         native.idle_wait(ep.fileno(), fd, _key(advert()), start, 0.1, start + 10)
+
+
+# -- master_wait: a routine Master's sends, on raw IPPROTO_VRRP sockets over loopback (needs root, as the suite) -----
+LOOPBACK = socket.inet_aton("127.0.0.1")
+
+
+@pytest.fixture
+def raw() -> Iterator[tuple[socket.socket, socket.socket, select.epoll]]:
+    tx = socket.socket(socket.AF_INET, socket.SOCK_RAW, 112)
+    rx = socket.socket(socket.AF_INET, socket.SOCK_RAW, 112)
+    rx.setblocking(False)
+    ep = select.epoll()
+    try:
+        yield tx, rx, ep
+    finally:
+        ep.close()
+        tx.close()
+        rx.close()
+
+
+def _drain(rx: socket.socket) -> list[bytes]:
+    got = []
+    while True:
+        try:
+            got.append(rx.recv(2048))
+        except BlockingIOError:
+            return got
+
+
+def test_master_wait_sends_each_advert_at_its_deadline_until_the_limit(raw) -> None:
+    tx, rx, ep = raw
+    body = advert()[20:]
+    start = time.monotonic()
+    status, rounds, last, failed, err = native.master_wait(
+        ep.fileno(), start + 0.55, [(tx.fileno(), body, LOOPBACK, start + 0.05, 0.1)])
+    took = time.monotonic() - start
+    assert (status, failed, err) == (native.LIMIT, -1, 0)
+    assert rounds == (6,)  # at 0.05, 0.15, ... 0.55: the last one is due at the limit itself
+    assert 0.5 <= last[0] - start < 0.8 and 0.55 <= took < 1.5
+    got = _drain(rx)
+    assert [g[20:] for g in got] == [body] * 6  # the kernel put the IPv4 header on: what a VRRP peer receives
+
+
+def test_master_wait_keeps_each_sender_on_its_own_schedule(raw) -> None:
+    tx, rx, ep = raw
+    fast, slow = advert(150)[20:], advert(100)[20:]
+    start = time.monotonic()
+    status, rounds, _last, _failed, _err = native.master_wait(
+        ep.fileno(), start + 0.42, [(tx.fileno(), fast, LOOPBACK, start, 0.05), (tx.fileno(), slow, LOOPBACK, start,
+                                                                                 0.2)])
+    assert status == native.LIMIT
+    assert rounds[0] in (8, 9) and rounds[1] == 3  # 0, 0.05, ... and 0, 0.2, 0.4
+    got = [g[20:] for g in _drain(rx)]
+    assert got.count(fast) == rounds[0] and got.count(slow) == rounds[1]
+
+
+def test_master_wait_returns_when_the_hot_loop_has_work_and_counts_what_it_sent(raw) -> None:
+    tx, _rx, ep = raw
+    other_rx, other_tx = socket.socketpair()
+    ep.register(other_rx.fileno(), select.EPOLLIN)  # (the Master's VRRP socket is one: an advert came in)
+    try:
+        start = time.monotonic()
+        threading.Timer(0.22, other_tx.send, (b"x",)).start()
+        status, rounds, _last, _failed, _err = native.master_wait(
+            ep.fileno(), start + 10, [(tx.fileno(), advert()[20:], LOOPBACK, start, 0.1)])
+        assert status == native.EVENT and rounds == (3,) and time.monotonic() - start < 1.0
+    finally:
+        other_rx.close()
+        other_tx.close()
+
+
+def test_master_wait_reports_a_failed_send_and_the_round_it_was(raw) -> None:
+    _tx, _rx, ep = raw
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # port 0 is no destination for UDP: EINVAL
+    try:
+        start = time.monotonic()
+        status, rounds, _last, failed, err = native.master_wait(
+            ep.fileno(), start + 10, [(udp.fileno(), b"x", LOOPBACK, start, 0.1)])
+    finally:
+        udp.close()
+    assert (status, rounds, failed) == (native.SENDERR, (1,), 0) and err != 0
+
+
+@pytest.mark.parametrize("bad", [(0, b"x", b"\x7f\0\0", 0.0, 0.1), (0, b"x", LOOPBACK, 0.0, 0.0), (0, "x")])
+def test_master_wait_refuses_a_malformed_sender(raw, bad) -> None:
+    _tx, _rx, ep = raw
+    with pytest.raises((ValueError, TypeError)):
+        native.master_wait(ep.fileno(), time.monotonic() + 1, [bad])

@@ -238,6 +238,8 @@ def test_idle_backup_sleeps_between_deadlines_but_priority_zero_wakes_it_at_once
     assert iface1["repeats"] - iface0["repeats"] >= 2
     # ... waiting in C between decisions (VrrpFailover._idlewait: the CLI's hot loop turns it on)
     assert s1["native_wait"] is True and iface1["native_waits"] - iface0["native_waits"] >= 1
+    # ... as the Master sends its routine adverts from C (the >= 5 heard above came from there)
+    assert fresh_status(a)["interfaces"]["eth0"]["native_waits"] >= 1
     t_kill = a.kill(signal.SIGTERM)
     b.wait_state("Master", 5)
     zero = obs.wait_first(lambda s: s.rx.source == lab.address("a") and s.rx.advert.priority == 0, after=t_kill)

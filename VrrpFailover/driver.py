@@ -476,10 +476,7 @@ class VrrpDaemon:
         kept within [previous drain, now] and, if the wall clock was stepped since the previous drain
         (offset moved by more than 1 ms), replaced by ``now``: a late time can only delay a takeover,
         an early one could cause a false one."""
-        assert self._loop is not None
-        now = self._loop.time()
-        offset = self._wall() - now
-        stepped = rt.clock_offset is not None and abs(offset - rt.clock_offset) > 0.001
+        now, offset, stepped = self._clock(rt)
         rt.clock_offset = offset
         floor = rt.last_drain
         rt.last_drain = now
@@ -495,6 +492,23 @@ class VrrpDaemon:
                     inst.timer.cancel()
                     inst.timer = None
                 self._arm(inst, at)
+
+    def _clock(self, rt: InterfaceRuntime) -> tuple[float, float, bool]:
+        """(now, offset, stepped) for a read of ``rt``'s queue: the monotonic now, wall - monotonic, and whether the
+        wall clock was stepped (offset moved by more than 1 ms) since the interface's previous read."""
+        assert self._loop is not None
+        now = self._loop.time()
+        offset = self._wall() - now
+        return now, offset, rt.clock_offset is not None and abs(offset - rt.clock_offset) > 0.001
+
+    @staticmethod
+    def _arrival(inst: Instance, kernel_time: float | None, *, now: float, offset: float, stepped: bool,
+                 floor: float) -> float:
+        """The time an advert is fed to ``inst``'s router with: ``arrival_time``, and never before the router's
+        last event (a router's clock does not run backwards)."""
+        at = arrival_time(kernel_time, offset=offset, now=now, floor=floor, stepped=stepped)
+        last = inst.router.machine.last
+        return last.at if last is not None and at < last.at else at
 
     def _drain_repeats(self, rt: InterfaceRuntime, inst: Instance) -> bool:
         """An idle Backup's wake-up in fewer steps than ``_drain`` (measured: docs/vrrp.md "The Backup's wake-up"):
@@ -512,16 +526,9 @@ class VrrpDaemon:
         if last is None:
             rt.held = rest
             return False
-        assert self._loop is not None
-        now = self._loop.time()
-        offset = self._wall() - now
-        stepped = rt.clock_offset is not None and abs(offset - rt.clock_offset) > 0.001
-        at = arrival_time(last[1], offset=offset, now=now, floor=rt.last_drain, stepped=stepped)
-        router = inst.router
-        previous = router.machine.last
-        if previous is not None and at < previous.at:
-            at = previous.at
-        wake = router.routine_advert(rx.source, rx.advert, at)
+        now, offset, stepped = self._clock(rt)
+        at = self._arrival(inst, last[1], now=now, offset=offset, stepped=stepped, floor=rt.last_drain)
+        wake = inst.router.routine_advert(rx.source, rx.advert, at)
         rt.repeats += n - 1
         if wake is None:
             rt.received += n - 1
@@ -542,13 +549,15 @@ class VrrpDaemon:
         queued (left there), the hot loop has work (a priority-0 advert, a signal, asyncio, another timer), or a
         signal. Then the last repeat goes to the router (``_feed_advert``: one decision, as ``_drain_repeats``
         feeds it), its timer is armed at the router's deadline (at once for a datagram to read), and the hot loop
-        goes on. The C deadline is never after the router's (its arrival times are never later). IPv4 only."""
+        goes on. The C deadline is never after the router's (its arrival times are never later). IPv4 only.
+        Called only when ``_drain_repeats`` returned True: the lone router's routine advert is known, nothing is
+        held, and its timer is armed at the router's deadline."""
         hot, native = self._hot, self._native
         rx, key, deadline = inst.repeat_of, inst.repeat_key, inst.timer_at
-        if (native is None or not isinstance(rt.sock, VrrpSocket) or rx is None or key is None or deadline is None
-                or inst.timer is None or inst.group is not None or len(rt.routers) != 1 or rt.held):
+        if native is None or not isinstance(rt.sock, VrrpSocket):
             return
         assert self._loop is not None and hot is not None
+        assert rx is not None and key is not None and deadline is not None and inst.timer is not None
         inst.timer.cancel()  # (the hot loop's own work is what ends the wait; this timer is its deadline)
         inst.timer = inst.timer_at = None
         limit = hot.quiet_until()  # type: ignore[attr-defined]
@@ -558,15 +567,10 @@ class VrrpDaemon:
         status, n, last_ts = native.idle_wait(hot.fileno(), rt.sock.fileno(), key, deadline,  # type: ignore[attr-defined]
                                               inst.router.master_down_interval, limit)
         rt.native_waits += 1
-        now = self._loop.time()
+        now, offset, stepped = self._clock(rt)
         if n:
-            offset = self._wall() - now
-            stepped = rt.clock_offset is not None and abs(offset - rt.clock_offset) > 0.001
-            at = arrival_time(last_ts if last_ts >= 0 else None, offset=offset, now=now, floor=rt.last_drain,
-                              stepped=stepped)
-            previous = inst.router.machine.last
-            if previous is not None and at < previous.at:
-                at = previous.at
+            at = self._arrival(inst, last_ts if last_ts >= 0 else None, now=now, offset=offset, stepped=stepped,
+                               floor=rt.last_drain)
             rt.clock_offset, rt.last_drain = offset, now
             rt.repeats += n - 1
             rt.received += n
@@ -684,10 +688,7 @@ class VrrpDaemon:
             if rx is inst.repeat_of and last_of[rx.advert.vrid] != i and rx.advert.priority >= inst.router.priority:
                 rt.repeats += 1
                 continue
-            at = arrival_time(kernel_time, offset=offset, now=now, floor=floor, stepped=stepped)
-            last = inst.router.machine.last
-            if last is not None and at < last.at:
-                at = last.at
+            at = self._arrival(inst, kernel_time, now=now, offset=offset, stepped=stepped, floor=floor)
             self._feed_advert(inst, rx, at, key)
 
     def _feed_advert(self, inst: Instance, rx: Received, at: float, key: Any) -> None:

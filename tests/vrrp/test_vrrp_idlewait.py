@@ -29,19 +29,13 @@ def advert(priority: int = 100, ttl: int = 255) -> bytes:
 
 @pytest.fixture
 def pair() -> Iterator[tuple[socket.socket, socket.socket, select.epoll]]:
-    rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    rx.bind(("127.0.0.1", 0))
-    rx.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
-    rx.setblocking(False)
-    tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    tx.connect(rx.getsockname())
-    ep = select.epoll()
-    try:
+    with (socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as rx, socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+          as tx, select.epoll() as ep):
+        rx.bind(("127.0.0.1", 0))
+        rx.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        rx.setblocking(False)
+        tx.connect(rx.getsockname())
         yield rx, tx, ep
-    finally:
-        ep.close()
-        rx.close()
-        tx.close()
 
 
 def _key(datagram: bytes) -> bytes:
@@ -157,16 +151,10 @@ LOOPBACK = socket.inet_aton("127.0.0.1")
 
 @pytest.fixture
 def raw() -> Iterator[tuple[socket.socket, socket.socket, select.epoll]]:
-    tx = socket.socket(socket.AF_INET, socket.SOCK_RAW, 112)
-    rx = socket.socket(socket.AF_INET, socket.SOCK_RAW, 112)
-    rx.setblocking(False)
-    ep = select.epoll()
-    try:
+    with (socket.socket(socket.AF_INET, socket.SOCK_RAW, 112) as tx, socket.socket(socket.AF_INET, socket.SOCK_RAW,
+                                                                                   112) as rx, select.epoll() as ep):
+        rx.setblocking(False)
         yield tx, rx, ep
-    finally:
-        ep.close()
-        tx.close()
-        rx.close()
 
 
 def _drain(rx: socket.socket) -> list[bytes]:
